@@ -1,0 +1,218 @@
+"""The one description of Boomerang's resources.
+
+Both the CDK stack (infra/stack.py and its constructs) and the local emulator (infra/local/) are
+built from this module: table keys, bus rules and their patterns, queue wiring, the journey state
+machine, function names, handlers, environment and permissions. Change it here and both change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared import settings as env
+from shared.events import EVENT_SOURCE, JOURNEY_TRIGGER_EVENTS
+
+APP_NAME = "boomerang"
+BUS_NAME = "boomerang"
+ARCHIVE_RETENTION_DAYS = 30
+LAMBDA_RUNTIME = "python3.13"
+LAMBDA_ARCHITECTURE = "arm64"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    partition_key: str = "pk"
+    sort_key: str = "sk"
+    ttl_attribute: str = "expires_at"
+
+
+TABLE = TableSpec()
+
+
+# Abstract permissions a function needs; the CDK stack maps each to the narrowest grant, the
+# emulator ignores them (moto does not enforce IAM).
+class Grant:
+    TABLE_READ = "table:read"
+    TABLE_WRITE = "table:write"
+    BUS_PUT = "bus:put"
+    JOURNEY_START = "journey:start"
+    TEMPLATES_READ = "templates:read"
+    EMAIL_SEND = "email:send"
+    SIGNING_SECRET_READ = "secret:read"  # HMAC key for unsubscribe links
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    id: str  # logical id, also the local function name
+    handler: str  # dotted path of the handler callable inside the asset
+    source: str  # folder under functions/ copied into the asset
+    description: str
+    env: tuple[str, ...]
+    grants: tuple[str, ...]
+    memory_mb: int = 512
+    timeout_s: int = 30
+    reserved_concurrency: int | None = None
+
+    @property
+    def module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+    @property
+    def attribute(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec(
+        id="ingest",
+        handler="functions.ingest.handler.handler",
+        source="ingest",
+        description="Storefront event API and one-click unsubscribe: authenticates, validates, publishes",
+        env=(env.TABLE_NAME, env.BUS_NAME, env.SIGNING_SECRET_ARN),
+        grants=(Grant.TABLE_READ, Grant.BUS_PUT, Grant.SIGNING_SECRET_READ),
+        timeout_s=15,
+    ),
+    FunctionSpec(
+        id="profile",
+        handler="functions.profile.handler.handler",
+        source="profile",
+        description="Keeps customer profiles, carts and order aggregates from storefront events",
+        env=(env.TABLE_NAME,),
+        grants=(Grant.TABLE_READ, Grant.TABLE_WRITE),
+    ),
+    FunctionSpec(
+        id="journey_trigger",
+        handler="functions.journey_trigger.handler.handler",
+        source="journey_trigger",
+        description="Starts one journey execution per journey instance (e.g. per cart)",
+        env=(env.STATE_MACHINE_ARN,),
+        grants=(Grant.JOURNEY_START,),
+    ),
+    FunctionSpec(
+        id="journey_step",
+        handler="functions.journey_step.handler.handler",
+        source="journey_step",
+        description="Decides each journey step from fresh state: exit, wait again, or send",
+        env=(
+            env.TABLE_NAME,
+            env.TEMPLATES_BUCKET,
+            env.EMAIL_CONFIGURATION_SET,
+            env.UNSUBSCRIBE_BASE_URL,
+            env.SIGNING_SECRET_ARN,
+        ),
+        grants=(
+            Grant.TABLE_READ,
+            Grant.TABLE_WRITE,
+            Grant.TEMPLATES_READ,
+            Grant.EMAIL_SEND,
+            Grant.SIGNING_SECRET_READ,
+        ),
+    ),
+)
+
+FUNCTIONS_BY_ID = {f.id: f for f in FUNCTIONS}
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    id: str
+    consumer: str  # FunctionSpec.id
+    batch_size: int = 10
+    max_batching_window_s: int = 1
+    max_receive_count: int = 5  # then the message moves to the DLQ
+    dlq_retention_days: int = 14
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        # AWS guidance: at least six times the consumer's timeout, so retries don't overlap.
+        return 6 * FUNCTIONS_BY_ID[self.consumer].timeout_s
+
+
+QUEUES: tuple[QueueSpec, ...] = (
+    QueueSpec(id="profile", consumer="profile"),
+    QueueSpec(id="journey", consumer="journey_trigger"),
+)
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    id: str
+    description: str
+    pattern: dict[str, Any]
+    queue: str  # QueueSpec.id
+
+
+RULES: tuple[RuleSpec, ...] = (
+    RuleSpec(
+        id="to-profile",
+        description="Every storefront event updates the customer profile",
+        pattern={"source": [EVENT_SOURCE]},
+        queue="profile",
+    ),
+    RuleSpec(
+        id="to-journeys",
+        description="Events that can start a journey",
+        pattern={"source": [EVENT_SOURCE], "detail-type": ["track"], "detail": {"event": list(JOURNEY_TRIGGER_EVENTS)}},
+        queue="journey",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class StateMachineSpec:
+    id: str = "journey"
+    step_function: str = "journey_step"
+    # Lambda errors worth retrying inside the execution (throttles, cold-start hiccups).
+    retry_errors: tuple[str, ...] = field(
+        default=(
+            "Lambda.ServiceException",
+            "Lambda.AWSLambdaException",
+            "Lambda.SdkClientException",
+            "Lambda.TooManyRequestsException",
+        )
+    )
+
+    def definition(self, step_function_arn: str) -> dict[str, Any]:
+        """The generic journey loop: Wait(SecondsPath) -> step λ -> Choice (wait again / done)."""
+        return {
+            "Comment": "Boomerang journey instance: the step function decides, this loop only waits",
+            "StartAt": "Wait",
+            "States": {
+                "Wait": {"Type": "Wait", "SecondsPath": "$.wait_seconds", "Next": "Step"},
+                "Step": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": step_function_arn, "Payload.$": "$"},
+                    "OutputPath": "$.Payload",
+                    "Retry": [
+                        {
+                            "ErrorEquals": list(self.retry_errors),
+                            "IntervalSeconds": 2,
+                            "MaxAttempts": 6,
+                            "BackoffRate": 2,
+                            "JitterStrategy": "FULL",
+                        },
+                        {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 10, "MaxAttempts": 3, "BackoffRate": 3},
+                    ],
+                    "Next": "Decide",
+                },
+                "Decide": {
+                    "Type": "Choice",
+                    "Choices": [{"Variable": "$.action", "StringEquals": "wait", "Next": "Wait"}],
+                    "Default": "Done",
+                },
+                "Done": {"Type": "Succeed"},
+            },
+        }
+
+    def definition_json(self, step_function_arn: str) -> str:
+        return json.dumps(self.definition(step_function_arn), indent=2)
+
+
+STATE_MACHINE = StateMachineSpec()
+
+# Templates shipped with Boomerang; deployed to the bucket under this prefix.
+TEMPLATES_DIR = "infra/templates"  # repo folder, relative to the repo root
+DEFAULT_TEMPLATE_PREFIX = "templates/_default/"

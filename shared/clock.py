@@ -1,0 +1,60 @@
+"""Boomerang's clock: one place to ask "what time is it".
+
+On AWS it is the wall clock. The local emulator swaps in a compressed clock (``--speed``) so journey
+waits of hours take seconds, and every handler sees the same compressed "now".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+_lock = threading.Lock()
+_now: Callable[[], float] = time.time
+
+
+def now_ts() -> float:
+    """Seconds since the epoch on Boomerang's clock."""
+    return _now()
+
+
+def now() -> datetime:
+    return datetime.fromtimestamp(_now(), tz=UTC)
+
+
+def set_clock(fn: Callable[[], float]) -> None:
+    global _now
+    with _lock:
+        _now = fn
+
+
+def reset_clock() -> None:
+    set_clock(time.time)
+
+
+class CompressedClock:
+    """A clock that starts at real time and runs ``speed`` times faster."""
+
+    def __init__(self, speed: float, start: float | None = None) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be > 0")
+        self.speed = speed
+        self._real0 = time.monotonic()
+        self._t0 = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self._t0 + (time.monotonic() - self._real0) * self.speed
+
+    def real_seconds(self, boomerang_seconds: float) -> float:
+        return boomerang_seconds / self.speed
+
+
+def iso(ts: float) -> str:
+    """ISO-8601 UTC with milliseconds and a Z, sortable as text."""
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
+
+
+def parse_iso(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()

@@ -1,0 +1,392 @@
+"""The event API's input models (Segment-compatible) and Boomerang's canonical event.
+
+A storefront call is validated here once, at the edge; everything downstream (bus, queues,
+profile, journeys) reads the canonical event, never the raw call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from decimal import Decimal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+EVENT_SOURCE = "boomerang.ingest"
+
+MAX_CALLS_PER_BATCH = 100
+MAX_BODY_BYTES = 500 * 1024
+MAX_CALL_BYTES = 32 * 1024  # Segment's per-call limit; keeps every bus entry far below 256 KB
+
+CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+
+# Segment E-commerce v2 names Boomerang understands (others are accepted and archived).
+PRODUCT_ADDED = "Product Added"
+PRODUCT_REMOVED = "Product Removed"
+CART_VIEWED = "Cart Viewed"
+CHECKOUT_STARTED = "Checkout Started"
+ORDER_COMPLETED = "Order Completed"
+ORDER_CANCELLED = "Order Cancelled"
+ORDER_REFUNDED = "Order Refunded"
+CONSENT_UPDATED = "Consent Updated"
+KNOWN_EVENTS = (
+    "Products Searched",
+    "Product List Viewed",
+    "Product Clicked",
+    "Product Viewed",
+    PRODUCT_ADDED,
+    PRODUCT_REMOVED,
+    CART_VIEWED,
+    CHECKOUT_STARTED,
+    "Checkout Step Viewed",
+    "Checkout Step Completed",
+    "Payment Info Entered",
+    ORDER_COMPLETED,
+    "Order Updated",
+    ORDER_REFUNDED,
+    ORDER_CANCELLED,
+    "Coupon Entered",
+    "Coupon Applied",
+    "Coupon Denied",
+    "Coupon Removed",
+    "Product Added to Wishlist",
+    "Product Shared",
+    "Cart Shared",
+    "Product Reviewed",
+    "Signed Up",
+    "Back In Stock",
+    CONSENT_UPDATED,
+)
+_CANONICAL_NAMES = {re.sub(r"[\s_\-]+", " ", n).strip().lower(): n for n in KNOWN_EVENTS}
+
+# Cart events route to the journey queue (see infra/description.py RULES).
+JOURNEY_TRIGGER_EVENTS = (PRODUCT_ADDED, CHECKOUT_STARTED)
+
+CHANNELS = ("email", "sms", "push")
+CONSENT_STATES = ("subscribed", "unsubscribed")
+
+
+def canonical_event_name(name: str) -> str:
+    """'product_added', 'product added' and 'Product Added' are the same Segment event."""
+    key = re.sub(r"[\s_\-]+", " ", name).strip().lower()
+    return _CANONICAL_NAMES.get(key, name.strip())
+
+
+# ---------------------------------------------------------------------------------------------
+# Input models: what a storefront may send. Unknown fields are accepted (Segment clients send many).
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+
+Money = Decimal
+
+
+class Product(_Open):
+    product_id: str | None = Field(default=None, max_length=200)
+    sku: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=500)
+    price: Money | None = Field(default=None, ge=0, le=Decimal("10000000"))
+    quantity: int = Field(default=1, ge=0, le=100000)
+    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    image_url: str | None = Field(default=None, max_length=2048)
+    url: str | None = Field(default=None, max_length=2048)
+    cart_id: str | None = Field(default=None, max_length=200)
+
+    @field_validator("product_id", "sku", "cart_id", mode="before")
+    @classmethod
+    def _idish(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+    @field_validator("image_url", "url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and v and not re.match(r"^https?://", v, re.I):
+            raise ValueError("must be an absolute http(s) URL")
+        return v
+
+    @model_validator(mode="after")
+    def _identified(self) -> Product:
+        if not (self.product_id or self.sku):
+            raise ValueError("a product needs product_id or sku")
+        return self
+
+
+class CartProperties(_Open):
+    """Product Added / Product Removed: one product, plus the cart it belongs to."""
+
+    cart_id: str | None = Field(default=None, max_length=200)
+    product_id: str | None = Field(default=None, max_length=200)
+    sku: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=500)
+    price: Money | None = Field(default=None, ge=0, le=Decimal("10000000"))
+    quantity: int = Field(default=1, ge=1, le=100000)
+    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    image_url: str | None = Field(default=None, max_length=2048)
+    url: str | None = Field(default=None, max_length=2048)
+
+    _idish = field_validator("product_id", "sku", "cart_id", mode="before")(Product._idish.__func__)  # type: ignore[attr-defined]
+    _http_url = field_validator("image_url", "url")(Product._http_url.__func__)  # type: ignore[attr-defined]
+
+    @model_validator(mode="after")
+    def _identified(self) -> CartProperties:
+        if not (self.product_id or self.sku):
+            raise ValueError("product_id or sku is required")
+        return self
+
+
+class CartSnapshotProperties(_Open):
+    """Cart Viewed / Checkout Started: the whole cart as it is now."""
+
+    cart_id: str | None = Field(default=None, max_length=200)
+    checkout_id: str | None = Field(default=None, max_length=200)
+    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    value: Money | None = Field(default=None, ge=0)
+    products: list[Product] | None = Field(default=None, max_length=500)
+
+
+class OrderProperties(_Open):
+    order_id: str = Field(min_length=1, max_length=200)
+    cart_id: str | None = Field(default=None, max_length=200)
+    checkout_id: str | None = Field(default=None, max_length=200)
+    total: Money | None = Field(default=None, ge=0)
+    revenue: Money | None = Field(default=None, ge=0)
+    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    products: list[Product] | None = Field(default=None, max_length=500)
+
+    @field_validator("order_id", "cart_id", "checkout_id", mode="before")
+    @classmethod
+    def _idish(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+
+class ConsentFields(_Open):
+    consent: dict[Literal["email", "sms", "push"], Literal["subscribed", "unsubscribed"]] | None = None
+    consent_source: str | None = Field(default=None, max_length=200)
+    consent_text: str | None = Field(default=None, max_length=2000)
+
+
+class Traits(ConsentFields):
+    email: str | None = Field(default=None, max_length=254)
+    phone: str | None = Field(default=None, max_length=32)
+    first_name: str | None = Field(default=None, max_length=200)
+    last_name: str | None = Field(default=None, max_length=200)
+    locale: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+    timezone: str | None = Field(default=None, max_length=64)
+    birthday: str | None = Field(default=None, pattern=r"^(\d{4}-)?\d{2}-\d{2}$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _segment_aliases(cls, data: Any) -> Any:
+        # Segment's reserved traits are camelCase; accept both spellings.
+        if isinstance(data, dict):
+            for camel, snake in (("firstName", "first_name"), ("lastName", "last_name")):
+                if camel in data and snake not in data:
+                    data = {**data, snake: data[camel]}
+        return data
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        v = v.strip().lower()
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", v):
+            raise ValueError("must be an email address like name@example.com")
+        return v
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        digits = re.sub(r"[\s().\-]", "", v)
+        if not re.fullmatch(r"\+[1-9]\d{6,14}", digits):
+            raise ValueError("must be an international number in E.164 form, like +14155550123")
+        return digits
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        if v:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError("must be an IANA time zone such as Europe/Warsaw") from exc
+        return v or None
+
+
+_TRACK_PROPERTIES: dict[str, type[_Open]] = {
+    PRODUCT_ADDED: CartProperties,
+    PRODUCT_REMOVED: CartProperties,
+    CART_VIEWED: CartSnapshotProperties,
+    CHECKOUT_STARTED: CartSnapshotProperties,
+    ORDER_COMPLETED: OrderProperties,
+    ORDER_CANCELLED: OrderProperties,
+    ORDER_REFUNDED: OrderProperties,
+    CONSENT_UPDATED: ConsentFields,
+}
+
+_ID = r"^[^\x00-\x1f]+$"
+
+
+class Call(_Open):
+    type: Literal["track", "identify", "page", "screen", "group", "alias"]
+    messageId: str | None = Field(default=None, min_length=1, max_length=200, pattern=_ID)
+    userId: str | None = Field(default=None, min_length=1, max_length=255, pattern=_ID)
+    anonymousId: str | None = Field(default=None, min_length=1, max_length=255, pattern=_ID)
+    timestamp: str | None = None
+    event: str | None = Field(default=None, min_length=1, max_length=200)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    traits: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("userId", "anonymousId", "messageId", mode="before")
+    @classmethod
+    def _numbers_as_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("timestamp")
+    @classmethod
+    def _timestamp(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        from datetime import datetime
+
+        try:
+            parsed = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError("must be an ISO-8601 date-time such as 2026-11-23T10:00:00Z") from exc
+        if parsed.tzinfo is None:
+            raise ValueError("must include a time zone offset or Z")
+        return v
+
+    @model_validator(mode="after")
+    def _shape(self) -> Call:
+        if not (self.userId or self.anonymousId):
+            raise ValueError("userId or anonymousId is required")
+        if self.type == "track":
+            if not self.event:
+                raise ValueError("event is required for a track call")
+            self.event = canonical_event_name(self.event)
+        return self
+
+
+class ApiError(BaseModel):
+    index: int
+    field: str
+    message: str
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+
+
+def _errors(index: int, prefix: str, exc: ValidationError) -> list[ApiError]:
+    out = []
+    for e in exc.errors():
+        loc = _loc(tuple(e.get("loc", ())))
+        field = ".".join(p for p in (prefix, loc) if p) or "(call)"
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        if e.get("type") == "literal_error" and "expected" in (e.get("ctx") or {}):
+            msg = f"must be one of {e['ctx']['expected']}"
+        out.append(ApiError(index=index, field=field, message=msg))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Canonical event: what flows on the bus.
+
+
+class CanonicalEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message_id: str
+    store_id: str
+    type: str
+    event: str | None = None
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+    traits: dict[str, Any] = Field(default_factory=dict)
+    timestamp: str | None = None  # the client's clock, kept for analytics
+    received_at: float  # Boomerang's clock (epoch seconds); journeys time from this
+    context: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def cart_id(self) -> str:
+        """The cart a cart event belongs to; one default cart per visitor when the store sends none."""
+        cid = self.properties.get("cart_id")
+        if cid:
+            return str(cid)
+        who = f"u:{self.user_id}" if self.user_id else f"a:{self.anonymous_id}"
+        return "default-" + hashlib.sha256(who.encode()).hexdigest()[:24]
+
+
+def _plain(value: Any) -> Any:
+    """Models to JSON-ready values; money stays exact as a string-free number."""
+    return json.loads(json.dumps(value, default=lambda o: float(o) if isinstance(o, Decimal) else str(o)))
+
+
+def _derived_message_id(store_id: str, raw: dict[str, Any]) -> str:
+    # No messageId: derive one from the content, so the same call sent again is still deduplicated.
+    body = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    return "derived-" + hashlib.sha256(f"{store_id}\n{body}".encode()).hexdigest()[:32]
+
+
+_CONTEXT_KEEP = ("timezone", "locale")
+
+
+def normalise(
+    calls: list[Any], store_id: str, received_at: float
+) -> tuple[list[CanonicalEvent], list[ApiError]]:
+    """Validate every call; return canonical events, or the full list of errors (all or nothing)."""
+    events: list[CanonicalEvent] = []
+    errors: list[ApiError] = []
+    for i, raw in enumerate(calls):
+        if not isinstance(raw, dict):
+            errors.append(ApiError(index=i, field="(call)", message="each call must be a JSON object"))
+            continue
+        size = len(json.dumps(raw, default=str).encode())
+        if size > MAX_CALL_BYTES:
+            errors.append(
+                ApiError(index=i, field="(call)", message=f"call is {size} bytes; at most {MAX_CALL_BYTES} allowed")
+            )
+            continue
+        try:
+            call = Call.model_validate(raw)
+        except ValidationError as exc:
+            errors.extend(_errors(i, "", exc))
+            continue
+        properties: dict[str, Any] = call.properties
+        traits: dict[str, Any] = call.traits
+        try:
+            if call.type == "track" and call.event in _TRACK_PROPERTIES:
+                model = _TRACK_PROPERTIES[call.event]
+                properties = _plain(model.model_validate(call.properties).model_dump(exclude_none=True))
+            if call.type == "identify":
+                traits = _plain(Traits.model_validate(call.traits).model_dump(exclude_none=True))
+        except ValidationError as exc:
+            errors.extend(_errors(i, "properties" if call.type == "track" else "traits", exc))
+            continue
+        context = {k: call.context[k] for k in _CONTEXT_KEEP if isinstance(call.context.get(k), str)}
+        events.append(
+            CanonicalEvent(
+                message_id=call.messageId or _derived_message_id(store_id, raw),
+                store_id=store_id,
+                type=call.type,
+                event=call.event if call.type == "track" else None,
+                user_id=call.userId,
+                anonymous_id=call.anonymousId,
+                properties=_plain(properties),
+                traits=_plain(traits),
+                timestamp=call.timestamp,
+                received_at=received_at,
+                context=context,
+            )
+        )
+    return (events, []) if not errors else ([], errors)

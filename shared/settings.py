@@ -1,0 +1,52 @@
+"""Environment contract between the infrastructure (CDK stack or local emulator) and the handlers.
+
+Read once per cold start, at the handler boundary, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, Field, ValidationError
+
+# Names of the environment variables; infra/description.py refers to these, so CDK and the emulator
+# set exactly what the handlers read.
+TABLE_NAME = "TABLE_NAME"
+BUS_NAME = "BUS_NAME"
+TEMPLATES_BUCKET = "TEMPLATES_BUCKET"
+STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
+EMAIL_CONFIGURATION_SET = "EMAIL_CONFIGURATION_SET"
+UNSUBSCRIBE_BASE_URL = "UNSUBSCRIBE_BASE_URL"
+SIGNING_SECRET_ARN = "SIGNING_SECRET_ARN"
+
+
+class Settings(BaseModel):
+    table_name: str = Field(min_length=3)
+    bus_name: str = "boomerang"
+    templates_bucket: str = ""
+    state_machine_arn: str = ""
+    email_configuration_set: str = ""
+    unsubscribe_base_url: str = ""
+    signing_secret_arn: str = ""
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    env = os.environ
+    try:
+        return Settings(
+            table_name=env.get(TABLE_NAME, ""),
+            bus_name=env.get(BUS_NAME, "boomerang"),
+            templates_bucket=env.get(TEMPLATES_BUCKET, ""),
+            state_machine_arn=env.get(STATE_MACHINE_ARN, ""),
+            email_configuration_set=env.get(EMAIL_CONFIGURATION_SET, ""),
+            unsubscribe_base_url=env.get(UNSUBSCRIBE_BASE_URL, ""),
+            signing_secret_arn=env.get(SIGNING_SECRET_ARN, ""),
+        )
+    except ValidationError as exc:  # a deployment mistake, not bad input: fail loudly
+        raise ConfigurationError(f"invalid Boomerang environment: {exc}") from exc
