@@ -216,3 +216,24 @@ STATE_MACHINE = StateMachineSpec()
 # Templates shipped with Boomerang; deployed to the bucket under this prefix.
 TEMPLATES_DIR = "infra/templates"  # repo folder, relative to the repo root
 DEFAULT_TEMPLATE_PREFIX = "templates/_default/"
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    function: str = "ingest"
+    # (method, path) pairs served by the ingest function; CDK creates exactly these resources,
+    # the emulator routes exactly these paths.
+    routes: tuple[tuple[str, str], ...] = (
+        ("POST", "/v1/batch"),
+        ("POST", "/v1/track"),
+        ("POST", "/v1/identify"),
+        ("GET", "/v1/unsubscribe"),
+        ("POST", "/v1/unsubscribe"),
+    )
+    stage: str = "v1"
+    # API Gateway stage throttling (per account/region share); per-store limits come later.
+    throttle_rate_limit: int = 500
+    throttle_burst_limit: int = 1000
+
+
+API = ApiSpec()
