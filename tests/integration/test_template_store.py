@@ -1,0 +1,241 @@
+"""TemplateStore against S3 and send_raw against SES v2, both emulated in-process by moto."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ses.models import ses_backends
+
+from shared.email import PermanentSendError, build_mime, send_raw
+from shared.templates import EmailTemplate, TemplateError, TemplateStore, render_email
+
+REGION = "us-east-1"
+BUCKET = "boomerang-templates"
+DEFAULTS = Path(__file__).resolve().parents[2] / "infra" / "templates" / "_default"
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name=REGION)
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+def put_template(
+    s3: Any, owner: str, name: str, *, subject: str, html: str = "<p>h</p>", text: str = "t"
+) -> None:
+    for file, body in (("subject.txt", subject), ("body.html", html), ("body.txt", text)):
+        s3.put_object(Bucket=BUCKET, Key=f"templates/{owner}/{name}/{file}", Body=body.encode("utf-8"))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# --- TemplateStore --------------------------------------------------------------------------------
+
+
+def test_store_override_wins(s3: Any) -> None:
+    put_template(s3, "_default", "cart-abandoned", subject="default subject")
+    put_template(s3, "shop-1", "cart-abandoned", subject="shop subject", html="<p>shop</p>", text="shop")
+
+    template = TemplateStore(s3, BUCKET).email("shop-1", "cart-abandoned")
+
+    assert (template.subject, template.html, template.text) == ("shop subject", "<p>shop</p>", "shop")
+    assert template.origin == f"s3://{BUCKET}/templates/shop-1/cart-abandoned/"
+
+
+def test_falls_back_to_default(s3: Any) -> None:
+    put_template(s3, "_default", "cart-abandoned", subject="default subject")
+    put_template(s3, "shop-1", "welcome", subject="not this one")
+
+    template = TemplateStore(s3, BUCKET).email("shop-2", "cart-abandoned")
+
+    assert template.subject == "default subject"
+    assert template.origin.endswith("templates/_default/cart-abandoned/")
+
+
+def test_partial_override_is_an_error_not_a_mix(s3: Any) -> None:
+    put_template(s3, "_default", "cart-abandoned", subject="default subject")
+    s3.put_object(Bucket=BUCKET, Key="templates/shop-1/cart-abandoned/body.html", Body=b"<p>only html</p>")
+
+    with pytest.raises(TemplateError, match=r"missing subject\.txt, body\.txt"):
+        TemplateStore(s3, BUCKET).email("shop-1", "cart-abandoned")
+
+
+def test_missing_everywhere_raises(s3: Any) -> None:
+    with pytest.raises(TemplateError, match="winback") as info:
+        TemplateStore(s3, BUCKET).email("shop-1", "winback")
+    assert info.value.template == "winback"
+
+
+@pytest.mark.parametrize(
+    ("store_id", "name"), [("../other", "cart-abandoned"), ("shop-1", "a/../../b"), ("_default", "x")]
+)
+def test_ids_cannot_escape_their_prefix(s3: Any, store_id: str, name: str) -> None:
+    with pytest.raises(ValueError):
+        TemplateStore(s3, BUCKET).email(store_id, name)
+
+
+def test_cache_respects_ttl(s3: Any) -> None:
+    # Given a cached default
+    clock = FakeClock()
+    store = TemplateStore(s3, BUCKET, ttl_seconds=60, clock=clock)
+    put_template(s3, "_default", "cart-abandoned", subject="v1")
+    assert store.email("shop-1", "cart-abandoned").subject == "v1"
+
+    # When the marketer uploads an override, then within the TTL the cached one is still served
+    put_template(s3, "shop-1", "cart-abandoned", subject="v2")
+    clock.now += 59
+    assert store.email("shop-1", "cart-abandoned").subject == "v1"
+
+    # And once the TTL has passed the edit shows up
+    clock.now += 1
+    assert store.email("shop-1", "cart-abandoned").subject == "v2"
+
+
+def test_cache_avoids_s3_calls(s3: Any) -> None:
+    put_template(s3, "_default", "cart-abandoned", subject="v1")
+    calls: list[str] = []
+    s3.meta.events.register("before-call.s3.GetObject", lambda **kw: calls.append("get"))
+    store = TemplateStore(s3, BUCKET, clock=FakeClock())
+
+    store.email("shop-1", "cart-abandoned")
+    first = len(calls)
+    store.email("shop-1", "cart-abandoned")
+
+    assert first == 6  # three files looked up for the store, three read from _default
+    assert len(calls) == first
+
+
+def test_shipped_default_templates_load_and_render(s3: Any) -> None:
+    for file in ("subject.txt", "body.html", "body.txt"):
+        key = f"templates/_default/cart-abandoned/{file}"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=(DEFAULTS / "cart-abandoned" / file).read_bytes())
+
+    rendered = render_email(TemplateStore(s3, BUCKET).email("shop-1", "cart-abandoned"), cart_context())
+
+    assert "Wool socks" in rendered.html and "$25.00" in rendered.text
+
+
+# --- send_raw against moto SES v2 -----------------------------------------------------------------
+
+
+def cart_context() -> dict[str, Any]:
+    return {
+        "customer": {"first_name": "Łucja"},
+        "store": {"name": "Acme", "url": "https://shop.example.com"},
+        "cart": {
+            "items": [
+                {
+                    "name": "Wool socks",
+                    "quantity": 2,
+                    "price": "12.50",
+                    "currency": "USD",
+                    "image_url": None,
+                    "url": None,
+                    "line_total": "25.00",
+                }
+            ],
+            "value": "25.00",
+            "currency": "USD",
+            "item_count": 2,
+        },
+        "recovery_url": "https://shop.example.com/cart/recover?c=1",
+        "unsubscribe_url": "https://api.example.com/v1/unsubscribe?t=v1.x.y",
+        "step": {"id": "reminder-1", "index": 0, "is_last": False},
+    }
+
+
+@pytest.fixture
+def ses() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("sesv2", region_name=REGION)
+        client.create_email_identity(EmailIdentity="shop@mail.example.com")
+        yield client
+
+
+def test_send_raw_delivers_through_moto(ses: Any) -> None:
+    folder = DEFAULTS / "cart-abandoned"
+    subject, html, text = (
+        (folder / f).read_text(encoding="utf-8") for f in ("subject.txt", "body.html", "body.txt")
+    )
+    rendered = render_email(EmailTemplate("cart-abandoned", subject, html, text), cart_context())
+    raw = build_mime(
+        sender="Acme <shop@mail.example.com>",
+        to="lucja@example.org",
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        unsubscribe_url="https://api.example.com/v1/unsubscribe?t=v1.x.y",
+        unsubscribe_mailto=None,
+        headers={"X-Boomerang-Journey": "cart-abandoned"},
+    )
+
+    message_id = send_raw(
+        ses,
+        sender="shop@mail.example.com",
+        to="lucja@example.org",
+        raw=raw,
+        configuration_set=None,
+        tags={"journey": "cart-abandoned"},
+    )
+
+    sent = ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages
+    assert [m.id for m in sent] == [message_id]
+    parsed = email.message_from_bytes(sent[0].raw_data.encode(), policy=email.policy.default)
+    assert parsed["Subject"] == "Łucja, you left something in your cart"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # moto appends the To header's addresses to Destination's, so the recipient shows up twice.
+    assert set(sent[0].destinations) == {"lucja@example.org"}
+    assert sent[0].source == "shop@mail.example.com"
+
+
+def test_unverified_sender_is_permanent(ses: Any) -> None:
+    raw = build_mime(
+        sender="other@unverified.example",
+        to="lucja@example.org",
+        subject="s",
+        html="<p>h</p>",
+        text="t",
+        unsubscribe_url="https://api.example.com/u",
+        unsubscribe_mailto=None,
+        headers={},
+    )
+    with pytest.raises(PermanentSendError) as info:
+        send_raw(
+            ses,
+            sender="other@unverified.example",
+            to="lucja@example.org",
+            raw=raw,
+            configuration_set=None,
+            tags={},
+        )
+    assert info.value.code == "MessageRejected"
+    assert "lucja@example.org" not in str(info.value)
