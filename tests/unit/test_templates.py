@@ -251,3 +251,14 @@ def test_compiled_templates_are_reused_by_content() -> None:
     a = render_email(EmailTemplate("a", "{{ x }}", "{{ x }}", "{{ x }}"), {"x": "<1>"})
     b = render_email(EmailTemplate("b", "{{ x }}", "{{ x }}", "{{ x }}"), {"x": "2"})
     assert (a.html, a.text, b.text) == ("&lt;1&gt;", "<1>", "2")
+
+
+def test_default_template_tolerates_unknown_total_and_store_url() -> None:
+    context = cart_context()
+    context["cart"]["value"] = None
+    context["store"]["url"] = None
+
+    rendered = render_email(default_template(), context)
+
+    assert "None" not in rendered.html + rendered.text
+    assert "Total" not in rendered.text
