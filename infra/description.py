@@ -154,7 +154,11 @@ RULES: tuple[RuleSpec, ...] = (
     RuleSpec(
         id="to-journeys",
         description="Events that can start a journey",
-        pattern={"source": [EVENT_SOURCE], "detail-type": ["track"], "detail": {"event": list(JOURNEY_TRIGGER_EVENTS)}},
+        pattern={
+            "source": [EVENT_SOURCE],
+            "detail-type": ["track"],
+            "detail": {"event": list(JOURNEY_TRIGGER_EVENTS)},
+        },
         queue="journey",
     ),
 )
@@ -194,7 +198,12 @@ class StateMachineSpec:
                             "BackoffRate": 2,
                             "JitterStrategy": "FULL",
                         },
-                        {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 10, "MaxAttempts": 3, "BackoffRate": 3},
+                        {
+                            "ErrorEquals": ["States.ALL"],
+                            "IntervalSeconds": 10,
+                            "MaxAttempts": 3,
+                            "BackoffRate": 3,
+                        },
                     ],
                     "Next": "Decide",
                 },
@@ -230,7 +239,7 @@ class ApiSpec:
         ("GET", "/v1/unsubscribe"),
         ("POST", "/v1/unsubscribe"),
     )
-    stage: str = "v1"
+    stage: str = "prod"  # URL is https://<api>/prod/v1/batch; a custom domain can drop "prod"
     # API Gateway stage throttling (per account/region share); per-store limits come later.
     throttle_rate_limit: int = 500
     throttle_burst_limit: int = 1000

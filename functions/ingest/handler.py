@@ -1,0 +1,120 @@
+"""Ingest λ: the Segment-compatible event API and the one-click unsubscribe endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared import clock
+from shared.aws import client
+from shared.bus import PublishFailed, publish
+from shared.ingest import UNAUTHORIZED, ApiProblem, api_key_from_headers, parse_calls, read_body, validate
+from shared.settings import settings
+from shared.signing import SigningKeyProvider
+from shared.stores import StoreDirectory
+from shared.unsubscribe import Unsubscriber
+
+logger = Logger(service="boomerang")
+metrics = Metrics(namespace="Boomerang", service="boomerang")
+app = APIGatewayRestResolver()
+
+_directory: StoreDirectory | None = None
+_unsubscriber: Unsubscriber | None = None
+
+
+def directory() -> StoreDirectory:
+    global _directory
+    if _directory is None:
+        _directory = StoreDirectory(client("dynamodb"), settings().table_name)
+    return _directory
+
+
+def unsubscriber() -> Unsubscriber:
+    global _unsubscriber
+    if _unsubscriber is None:
+        keys = SigningKeyProvider(client("secretsmanager"), settings().signing_secret_arn)
+        _unsubscriber = Unsubscriber(keys, client("events"), settings().bus_name)
+    return _unsubscriber
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type="application/json", body=body, headers=headers or {})
+
+
+@app.exception_handler(ApiProblem)
+def _problem(exc: ApiProblem) -> Response:
+    metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "request rejected", extra={"status": exc.status, "error": exc.error, "problems": len(exc.errors)}
+    )
+    headers = {"WWW-Authenticate": 'Basic realm="boomerang"'} if exc.status == 401 else None
+    return _json(exc.status, exc.body(), headers)
+
+
+def _accept(route: str) -> Response:
+    store_id = directory().store_id_for_key(api_key_from_headers(app.current_event.headers) or "")
+    if store_id is None:
+        raise ApiProblem(401, "unauthorized", UNAUTHORIZED)
+    body = read_body(app.current_event.body, app.current_event.is_base64_encoded)
+    events = validate(parse_calls(body, route), store_id, clock.now_ts())
+    try:
+        publish(client("events"), settings().bus_name, events)
+    except PublishFailed as exc:
+        logger.warning("publish failed", extra={"store": store_id, "failed": exc.failed, "codes": exc.codes})
+        metrics.add_metric(name="PublishFailures", unit=MetricUnit.Count, value=exc.failed)
+        raise ApiProblem(
+            503, "unavailable", "events could not be stored right now; retry the same request"
+        ) from exc
+    metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=len(events))
+    logger.info("accepted", extra={"store": store_id, "route": route, "accepted": len(events)})
+    return _json(200, {"success": True, "accepted": len(events)})
+
+
+@app.post("/v1/batch")
+def batch() -> Response:
+    return _accept("batch")
+
+
+@app.post("/v1/track")
+def track() -> Response:
+    return _accept("track")
+
+
+@app.post("/v1/identify")
+def identify() -> Response:
+    return _accept("identify")
+
+
+@app.get("/v1/unsubscribe")
+def unsubscribe_page() -> Response:
+    page = unsubscriber().page(app.current_event.query_string_parameters or {})
+    return Response(status_code=page.status, content_type="text/html; charset=utf-8", body=page.html)
+
+
+@app.post("/v1/unsubscribe")
+def unsubscribe_post() -> Response:
+    body = read_body(app.current_event.body, app.current_event.is_base64_encoded).decode("utf-8", "replace")
+    page = unsubscriber().confirm(app.current_event.query_string_parameters or {}, body)
+    return Response(status_code=page.status, content_type="text/html; charset=utf-8", body=page.html)
+
+
+@app.not_found
+def _not_found(_: Exception) -> Response:
+    return _json(
+        404,
+        {
+            "success": False,
+            "error": "not_found",
+            "message": "routes: POST /v1/batch, /v1/track, /v1/identify; GET|POST /v1/unsubscribe",
+        },
+    )
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

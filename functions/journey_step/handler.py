@@ -1,0 +1,61 @@
+"""Journey step λ: invoked by the journey state machine after each wait."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.aws import client
+from shared.journey_runner import Deps, StepInput, run_step
+from shared.journey_store import JourneyStore
+from shared.profile_store import ProfileStore
+from shared.settings import settings
+from shared.signing import SigningKeyProvider
+from shared.stores import StoreDirectory
+from shared.templates import TemplateStore
+
+logger = Logger(service="boomerang")
+metrics = Metrics(namespace="Boomerang", service="boomerang")
+_deps: Deps | None = None
+
+
+def deps() -> Deps:
+    global _deps
+    if _deps is None:
+        s = settings()
+        ddb = client("dynamodb")
+        _deps = Deps(
+            profiles=ProfileStore(ddb, s.table_name),
+            journeys=JourneyStore(ddb, s.table_name),
+            stores=StoreDirectory(ddb, s.table_name),
+            templates=TemplateStore(client("s3"), s.templates_bucket),
+            ses=client("sesv2"),
+            signing_keys=SigningKeyProvider(client("secretsmanager"), s.signing_secret_arn),
+            unsubscribe_base_url=s.unsubscribe_base_url,
+            configuration_set=s.email_configuration_set or None,
+        )
+    return _deps
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    out = run_step(StepInput.model_validate(event), deps())
+    for happened in out.events:
+        metrics.add_metric(name=f"JourneyStep_{happened['type']}", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "journey step",
+        extra={
+            "store": out.store_id,
+            "journey": out.journey,
+            "action": out.action,
+            "reason": out.reason,
+            "events": [
+                {k: v for k, v in e.items() if k in ("type", "step_id", "reason")} for e in out.events
+            ],
+        },
+    )
+    return out.model_dump(mode="json")

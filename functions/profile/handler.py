@@ -1,0 +1,55 @@
+"""Profile λ: SQS batch of bus events -> customer profiles, carts and order aggregates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.aws import client
+from shared.bus import event_from_sqs_body
+from shared.profile_store import ProfileStore
+from shared.settings import settings
+
+logger = Logger(service="boomerang")
+metrics = Metrics(namespace="Boomerang", service="boomerang")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def _store() -> ProfileStore:
+    return ProfileStore(client("dynamodb"), settings().table_name)
+
+
+def record_handler(record: SQSRecord) -> dict[str, Any]:
+    event = event_from_sqs_body(record.body)
+    outcome = _store().apply(event)
+    # ids and event names only: never emails, phones or names
+    logger.info(
+        "profile event",
+        extra={
+            "store": event.store_id,
+            "message_id": event.message_id,
+            "event": event.event or event.type,
+            "outcome": outcome.status,
+            "changes": outcome.changes,
+        },
+    )
+    metrics.add_metric(name=f"ProfileEvents_{outcome.status}", unit=MetricUnit.Count, value=1)
+    return {
+        "message_id": event.message_id,
+        "customer_id": outcome.customer_id,
+        "outcome": outcome.status,
+        "changes": outcome.changes,
+    }
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

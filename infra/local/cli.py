@@ -1,0 +1,68 @@
+"""`boomerang local` serves the emulator; `boomerang demo` replays the demo scenario on it."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from infra.local.emulator import Emulator
+    from infra.local.server import LocalServer
+
+    emulator = Emulator(speed=args.speed, api_key=args.api_key).start()
+    try:
+        server = LocalServer(emulator, port=args.port).start()
+    except OSError as exc:
+        emulator.stop()
+        print(f"boomerang local: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(
+        f"boomerang local ready on {server.url} (store 'demo', api key '{args.api_key}', speed x{args.speed:g})\n"
+        f"  events:  POST {server.url}/v1/batch   outbox: {server.url}/_local/outbox.html",
+        flush=True,
+    )
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    print("boomerang local: stopping", flush=True)
+    server.stop()
+    emulator.stop()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from infra.local.demo import run_demo
+
+    return run_demo(speed=args.speed, scenario=args.scenario)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="boomerang", description="Boomerang retention messaging, locally.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    local = sub.add_parser("local", help="run the local emulator (API on 127.0.0.1)")
+    local.add_argument("--port", type=int, default=8787)
+    local.add_argument(
+        "--speed", type=float, default=3600.0, help="Boomerang's clock runs this many times faster"
+    )
+    local.add_argument("--api-key", default="local-dev-key", help="write key of the 'demo' store")
+    local.set_defaults(func=_serve)
+    demo = sub.add_parser("demo", help="replay events/demo/ on the emulator and print the timeline")
+    demo.add_argument("--speed", type=float, default=3600.0)
+    demo.add_argument("--scenario", default=None, help="path to a scenario JSON (default: events/demo/)")
+    demo.set_defaults(func=_demo)
+    args = parser.parse_args(argv)
+    if getattr(args, "speed", 1) <= 0:
+        parser.error("--speed must be greater than 0")
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,426 @@
+"""The local emulator: Boomerang's real handlers on an embedded AWS emulation (moto), one process.
+
+Everything is created from infra/description.py, the same description the CDK stack uses:
+- a moto server on loopback holds DynamoDB, EventBridge (rules deliver to SQS), SQS, S3, SES,
+  Secrets Manager and Step Functions, whose ASL interpreter really runs the journey state machine;
+- Lambda tasks in that state machine are routed to the real handlers in this process (moto's
+  Docker-free Lambda only echoes);
+- pollers read each SQS queue and call its consumer with a real SQS batch event, as an event source
+  mapping does (delete on success, leave failures to be retried and then moved to the DLQ);
+- one compressed clock: handlers see Boomerang time, and every Wait state sleeps 1/speed as long.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from email import message_from_string
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+from infra import description as d
+from shared import clock
+from shared import settings as env_names
+from shared.stores import Store, StoreDirectory
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_STORE = Store(
+    store_id="demo",
+    name="Boomerang Demo Store",
+    url="https://shop.example.com",
+    sender_email="hello@shop.example.com",
+    sender_name="Demo Store",
+    unsubscribe_email="unsubscribe@shop.example.com",
+)
+
+
+def resource_name(kind: str, ident: str) -> str:
+    return f"{d.APP_NAME}-{kind}-{ident}".replace("_", "-")
+
+
+@dataclass
+class FakeContext:
+    """What Powertools reads from a Lambda context."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    timeout_s: int
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = "local"
+    log_stream_name: str = "local"
+    _deadline: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline + self.timeout_s - time.monotonic()) * 1000))
+
+
+class Emulator:
+    def __init__(
+        self, speed: float = 3600.0, api_key: str = "local-dev-key", quiet_handlers: bool = True
+    ) -> None:
+        self.speed = speed
+        self.api_key = api_key
+        self.quiet_handlers = quiet_handlers
+        self.clock = clock.CompressedClock(speed)
+        self.moto: Any = None
+        self.endpoint = ""
+        self.arns: dict[str, str] = {}
+        self.queue_urls: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._handlers: dict[str, Any] = {}
+        self._sent_meta: dict[str, dict[str, Any]] = {}
+        self._meta_lock = threading.Lock()
+        self.invocations: dict[str, int] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> Emulator:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.moto.start()
+        host, port = self.moto.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        self._configure_process(port)
+        self._patch_moto()
+        self._create_resources()
+        for queue in d.QUEUES:
+            t = threading.Thread(target=self._poll, args=(queue,), name=f"poller-{queue.id}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        if self.moto is not None:
+            self.moto.stop()
+        clock.reset_clock()
+
+    def _configure_process(self, port: int) -> None:
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_SESSION_TOKEN": "local",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "MOTO_PORT": str(port),
+                "MOTO_ACCOUNT_ID": ACCOUNT,
+                "POWERTOOLS_SERVICE_NAME": "boomerang",
+                "POWERTOOLS_METRICS_NAMESPACE": "Boomerang",
+                "POWERTOOLS_METRICS_DISABLED": "true",  # no EMF blobs on the terminal
+                "POWERTOOLS_DEV": "false",
+            }
+        )
+        from shared.aws import reset_clients
+        from shared.settings import settings
+
+        reset_clients()
+        settings.cache_clear()
+        clock.set_clock(self.clock)
+        import requests
+
+        requests.post(
+            f"{self.endpoint}/moto-api/config",
+            json={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}},
+            timeout=10,
+        ).raise_for_status()
+
+    def _patch_moto(self) -> None:
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+            WaitFunction,
+        )
+
+        emulator = self
+
+        def invoke(
+            backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
+        ) -> bytes:
+            payload = json.loads(body) if body else {}
+            name = function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name
+            result = emulator.invoke(name, payload)
+            return json.dumps(result).encode()
+
+        def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+            # The single place where the emulator compresses journey time.
+            real = wait_seconds / emulator.speed
+            if real > 0:
+                env.program_state_event.wait(real)
+
+        LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign, assignment]
+        WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
+
+    # -- resources from the description ------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint)
+
+    def _create_resources(self) -> None:
+        ddb, events, sqs, s3 = (self.client(s) for s in ("dynamodb", "events", "sqs", "s3"))
+        table = resource_name("table", "main")
+        ddb.create_table(
+            TableName=table,
+            KeySchema=[
+                {"AttributeName": d.TABLE.partition_key, "KeyType": "HASH"},
+                {"AttributeName": d.TABLE.sort_key, "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": d.TABLE.partition_key, "AttributeType": "S"},
+                {"AttributeName": d.TABLE.sort_key, "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.update_time_to_live(
+            TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": d.TABLE.ttl_attribute}
+        )
+        bus_arn = events.create_event_bus(Name=d.BUS_NAME)["EventBusArn"]
+        events.create_archive(
+            ArchiveName=f"{d.BUS_NAME}-archive",
+            EventSourceArn=bus_arn,
+            RetentionDays=d.ARCHIVE_RETENTION_DAYS,
+        )
+        for q in d.QUEUES:
+            dlq_url = sqs.create_queue(QueueName=resource_name("dlq", q.id))["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            url = sqs.create_queue(
+                QueueName=resource_name("queue", q.id),
+                Attributes={
+                    "VisibilityTimeout": str(q.visibility_timeout_s),
+                    "RedrivePolicy": json.dumps(
+                        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": q.max_receive_count}
+                    ),
+                },
+            )["QueueUrl"]
+            self.queue_urls[q.id] = url
+            self.queue_urls[f"dlq:{q.id}"] = dlq_url
+            self.arns[f"queue:{q.id}"] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+        for rule in d.RULES:
+            events.put_rule(
+                Name=resource_name("rule", rule.id),
+                EventBusName=d.BUS_NAME,
+                EventPattern=json.dumps(rule.pattern),
+            )
+            events.put_targets(
+                Rule=resource_name("rule", rule.id),
+                EventBusName=d.BUS_NAME,
+                Targets=[{"Id": rule.queue, "Arn": self.arns[f"queue:{rule.queue}"]}],
+            )
+        bucket = resource_name("templates", "bucket")
+        s3.create_bucket(Bucket=bucket)
+        templates_dir = REPO_ROOT / d.TEMPLATES_DIR
+        for path in sorted(templates_dir.rglob("*")):
+            if path.is_file():
+                s3.put_object(
+                    Bucket=bucket,
+                    Key=f"templates/{path.relative_to(templates_dir).as_posix()}",
+                    Body=path.read_bytes(),
+                )
+        secret_arn = self.client("secretsmanager").create_secret(
+            Name=resource_name("secret", "signing"), SecretString=secrets.token_urlsafe(48)
+        )["ARN"]
+        self.client("ses").verify_email_identity(EmailAddress=DEMO_STORE.sender_email)
+
+        iam = self.client("iam")
+        role = iam.create_role(RoleName="boomerang-local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        lam = self.client("lambda")
+        for fn in d.FUNCTIONS:
+            arn = lam.create_function(
+                FunctionName=resource_name("fn", fn.id),
+                Runtime=d.LAMBDA_RUNTIME,
+                Role=role,
+                Handler=fn.handler,
+                Code={"ZipFile": b"local"},
+                Timeout=fn.timeout_s,
+                MemorySize=fn.memory_mb,
+            )["FunctionArn"]
+            self.arns[f"fn:{fn.id}"] = arn
+        sm_arn = self.client("stepfunctions").create_state_machine(
+            name=resource_name("sm", d.STATE_MACHINE.id),
+            definition=d.STATE_MACHINE.definition_json(self.arns[f"fn:{d.STATE_MACHINE.step_function}"]),
+            roleArn=role,
+            type="STANDARD",
+        )["stateMachineArn"]
+        self.arns["state_machine"] = sm_arn
+        self.env_values = {
+            env_names.TABLE_NAME: table,
+            env_names.BUS_NAME: d.BUS_NAME,
+            env_names.TEMPLATES_BUCKET: bucket,
+            env_names.STATE_MACHINE_ARN: sm_arn,
+            env_names.EMAIL_CONFIGURATION_SET: "",
+            env_names.UNSUBSCRIBE_BASE_URL: "",  # set by the HTTP server once its port is known
+            env_names.SIGNING_SECRET_ARN: secret_arn,
+        }
+        os.environ.update(self.env_values)
+        self.table = table
+        StoreDirectory(ddb, table).put(DEMO_STORE, self.api_key)
+
+    def set_public_url(self, url: str) -> None:
+        from shared.settings import settings
+
+        os.environ[env_names.UNSUBSCRIBE_BASE_URL] = url
+        settings.cache_clear()
+
+    # -- Lambda ----------------------------------------------------------------------------------
+    def handler(self, function_id: str) -> Any:
+        if function_id not in self._handlers:
+            spec = d.FUNCTIONS_BY_ID[function_id]
+            self._handlers[function_id] = getattr(importlib.import_module(spec.module), spec.attribute)
+        return self._handlers[function_id]
+
+    def invoke(self, name: str, payload: dict[str, Any]) -> Any:
+        function_id = next(f.id for f in d.FUNCTIONS if resource_name("fn", f.id) == name)
+        spec = d.FUNCTIONS_BY_ID[function_id]
+        ctx = FakeContext(
+            function_name=name,
+            memory_limit_in_mb=spec.memory_mb,
+            invoked_function_arn=self.arns[f"fn:{function_id}"],
+            timeout_s=spec.timeout_s,
+        )
+        self.invocations[function_id] = self.invocations.get(function_id, 0) + 1
+        result = self.handler(function_id)(payload, ctx)
+        if function_id == d.STATE_MACHINE.step_function:
+            self._remember_sends(result)
+        return result
+
+    def _remember_sends(self, result: dict[str, Any]) -> None:
+        for happened in result.get("events", []):
+            if happened.get("type") == "sent" and happened.get("message_id"):
+                with self._meta_lock:
+                    self._sent_meta[happened["message_id"]] = {
+                        "journey": result.get("journey"),
+                        "step": happened.get("step_id"),
+                        "customer_id": happened.get("customer_id"),
+                        "sent_at": clock.iso(happened.get("sent_at") or 0),
+                        "sent_ts": happened.get("sent_at"),
+                        "instance": result.get("instance"),
+                    }
+
+    # -- SQS event source mappings ----------------------------------------------------------------
+    def _poll(self, queue: d.QueueSpec) -> None:
+        sqs = self.client("sqs")
+        url = self.queue_urls[queue.id]
+        arn = self.arns[f"queue:{queue.id}"]
+        while not self._stop.is_set():
+            try:
+                msgs = sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=queue.batch_size,
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                ).get("Messages", [])
+            except Exception:  # the server is shutting down
+                if self._stop.is_set():
+                    return
+                time.sleep(0.2)
+                continue
+            if not msgs:
+                continue
+            records = [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m.get("Attributes", {}),
+                    "messageAttributes": {},
+                    "md5OfBody": m.get("MD5OfBody", ""),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": arn,
+                    "awsRegion": REGION,
+                }
+                for m in msgs
+            ]
+            try:
+                result = self.invoke(resource_name("fn", queue.consumer), {"Records": records})
+                failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
+            except Exception:
+                logging.getLogger("boomerang.local").exception("consumer %s failed", queue.consumer)
+                failed = {r["messageId"] for r in records}
+            for m in msgs:
+                if m["MessageId"] in failed:
+                    # retry soon (the real visibility timeout is minutes; time runs fast here)
+                    sqs.change_message_visibility(
+                        QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=1
+                    )
+                else:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    # -- outbox ------------------------------------------------------------------------------------
+    def outbox(self) -> list[dict[str, Any]]:
+        from moto.ses.models import RawMessage, ses_backends
+
+        out = []
+        for msg in list(ses_backends[ACCOUNT][REGION].sent_messages):
+            if not isinstance(msg, RawMessage):
+                continue
+            with self._meta_lock:
+                meta = dict(self._sent_meta.get(msg.id, {}))
+            parsed = message_from_string(msg.raw_data)
+            out.append(
+                {
+                    "id": msg.id,
+                    "channel": "email",
+                    "to": ", ".join(dict.fromkeys(msg.destinations)),  # moto lists To twice for raw mail
+                    "from": msg.source,
+                    "subject": str(_header(parsed, "Subject")),
+                    "text": _part(parsed, "text/plain"),
+                    "html": _part(parsed, "text/html"),
+                    "headers": {
+                        k: str(_header(parsed, k)) for k in dict(parsed.items()) if k.lower() != "subject"
+                    },
+                    "journey": meta.get("journey"),
+                    "step": meta.get("step"),
+                    "customer_id": meta.get("customer_id"),
+                    "instance": meta.get("instance"),
+                    "sent_at": meta.get("sent_at"),
+                }
+            )
+        return sorted(out, key=lambda m: m["sent_at"] or "")
+
+    def dlq_depths(self) -> dict[str, int]:
+        sqs = self.client("sqs")
+        return {
+            q.id: int(
+                sqs.get_queue_attributes(
+                    QueueUrl=self.queue_urls[f"dlq:{q.id}"], AttributeNames=["ApproximateNumberOfMessages"]
+                )["Attributes"]["ApproximateNumberOfMessages"]
+            )
+            for q in d.QUEUES
+        }
+
+
+def _header(msg: Message, name: str) -> str:
+    from email.header import decode_header, make_header
+
+    raw = msg.get(name, "")
+    return str(make_header(decode_header(raw))) if raw else ""
+
+
+def _part(msg: Message, content_type: str) -> str:
+    for part in msg.walk():
+        if part.get_content_type() == content_type:
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                return payload.decode(part.get_content_charset() or "utf-8", "replace")
+    return ""

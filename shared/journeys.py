@@ -1,0 +1,77 @@
+"""Journeys and the pure decision each step makes.
+
+A journey execution (Step Functions) only waits and loops; every decision is made here, from the
+journey definition and fresh state, so the rules are tested without AWS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from shared.profiles import Cart, Profile
+
+
+class JourneyStep(BaseModel):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    delay_s: int = Field(ge=0, description="seconds after the customer's last cart activity")
+    channel: Literal["email"] = "email"
+    template: str
+
+
+class Journey(BaseModel):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    kind: Literal["marketing", "transactional"] = "marketing"
+    steps: list[JourneyStep] = Field(min_length=1)
+
+
+CART_ABANDONMENT = Journey(
+    id="cart-abandonment",
+    steps=[
+        JourneyStep(id="email-1", delay_s=3600, template="cart-abandoned"),
+        JourneyStep(id="email-2", delay_s=24 * 3600, template="cart-abandoned"),
+    ],
+)
+
+JOURNEYS = {j.id: j for j in (CART_ABANDONMENT,)}
+
+
+def execution_name(store_id: str, journey: str, instance: str) -> str:
+    """Deterministic and within Step Functions' 80-character name rules: one execution per instance."""
+    digest = hashlib.sha256(f"{store_id}\n{journey}\n{instance}".encode()).hexdigest()[:32]
+    readable = re.sub(r"[^A-Za-z0-9_-]", "-", f"{store_id}-{journey}")[:46]
+    return f"{readable}-{digest}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Literal["exit", "wait", "send"]
+    reason: str
+    wait_seconds: int = 0
+
+
+def decide(
+    journey: Journey, step_index: int, cart: Cart | None, profile: Profile | None, now: float
+) -> Decision:
+    """What the cart-abandonment journey does next, from fresh state."""
+    if cart is None:
+        return Decision("exit", "cart not found")
+    if cart.status == "converted":
+        return Decision("exit", f"customer bought (order {cart.order_id})")
+    last_order = profile.orders.last_order_at if profile else None
+    if last_order is not None and last_order >= cart.last_activity_at:
+        return Decision("exit", "customer bought after the last cart activity")
+    if not cart.items:
+        return Decision("exit", "cart emptied")
+    if step_index >= len(journey.steps):
+        return Decision("exit", "all steps done")
+    due = cart.last_activity_at + journey.steps[step_index].delay_s
+    if now < due:
+        # also covers newer cart activity: the clock restarts from the customer's last action
+        return Decision("wait", f"waiting for {journey.steps[step_index].id}", max(1, math.ceil(due - now)))
+    return Decision("send", f"{journey.steps[step_index].id} due")

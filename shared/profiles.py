@@ -1,0 +1,353 @@
+"""Customer profile and cart state, and the pure rules that fold storefront events into them.
+
+Everything here is deterministic and free of AWS, so the rules that protect customers (replays
+change nothing, late events never roll state back) are tested directly. Timestamps are Boomerang's
+receive time (epoch seconds): client clocks drift, so ordering uses the server's clock.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from shared import events as ev
+from shared.events import CanonicalEvent
+
+# Traits kept as first-class profile fields; every other identify trait lands in `traits`.
+_IDENTITY_TRAITS = ("email", "phone")
+_CONSENT_META = ("consent", "consent_source", "consent_text")
+
+
+class Consent(BaseModel):
+    status: str  # subscribed | unsubscribed
+    at: float
+    source: str | None = None
+    text: str | None = None
+    message_id: str | None = None  # the call that carried it: proof of when and how (GDPR Art. 7)
+
+
+class Orders(BaseModel):
+    count: int = 0
+    revenue: Decimal = Decimal(0)
+    currency: str | None = None
+    first_order_at: float | None = None
+    last_order_at: float | None = None
+    cancelled_count: int = 0
+    refunded: Decimal = Decimal(0)
+
+
+class Profile(BaseModel):
+    store_id: str
+    customer_id: str
+    user_id: str | None = None
+    anonymous_ids: list[str] = Field(default_factory=list)
+    email: str | None = None
+    phone: str | None = None
+    traits: dict[str, Any] = Field(default_factory=dict)
+    updated: dict[str, float] = Field(default_factory=dict)  # field -> receive time of its value
+    consent: dict[str, Consent] = Field(default_factory=dict)
+    open_cart_id: str | None = None
+    orders: Orders = Field(default_factory=Orders)
+    first_seen_at: float | None = None
+    last_seen_at: float | None = None
+    merged_into: str | None = None
+    version: int = 0
+
+    def can_email(self) -> tuple[bool, str]:
+        """Marketing email needs an address and a standing 'subscribed' consent."""
+        if not self.email:
+            return False, "no email address"
+        consent = self.consent.get("email")
+        if consent is None:
+            return False, "no email consent"
+        if consent.status != "subscribed":
+            return False, "email consent withdrawn"
+        return True, "ok"
+
+
+class CartLine(BaseModel):
+    product_id: str | None = None
+    sku: str | None = None
+    name: str | None = None
+    price: Decimal | None = None
+    quantity: int = 0
+    currency: str | None = None
+    image_url: str | None = None
+    url: str | None = None
+    updated_at: float = 0
+    removed_at: float | None = None
+
+
+class Cart(BaseModel):
+    store_id: str
+    cart_id: str
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    lines: dict[str, CartLine] = Field(default_factory=dict)
+    currency: str | None = None
+    snapshot_at: float | None = None
+    status: str = "open"  # open | converted
+    converted_at: float | None = None
+    order_id: str | None = None
+    created_at: float | None = None
+    last_activity_at: float = 0
+    version: int = 0
+
+    @property
+    def items(self) -> list[CartLine]:
+        return [line for line in self.lines.values() if line.quantity > 0 and line.removed_at is None]
+
+    @property
+    def value(self) -> Decimal:
+        return sum(((line.price or Decimal(0)) * line.quantity for line in self.items), Decimal(0))
+
+
+class Order(BaseModel):
+    store_id: str
+    order_id: str
+    customer_id: str
+    total: Decimal = Decimal(0)
+    currency: str | None = None
+    status: str = "completed"  # completed | cancelled
+    refunded: Decimal = Decimal(0)
+    at: float
+    message_ids: list[str] = Field(default_factory=list)
+    version: int = 0
+
+
+def _line_key(p: dict[str, Any]) -> str:
+    return str(p.get("sku") or p.get("product_id"))
+
+
+def _dec(v: Any) -> Decimal | None:
+    return None if v is None else Decimal(str(v))
+
+
+def _line_from(p: dict[str, Any], at: float, quantity: int) -> CartLine:
+    return CartLine(
+        product_id=p.get("product_id"),
+        sku=p.get("sku"),
+        name=p.get("name"),
+        price=_dec(p.get("price")),
+        quantity=quantity,
+        currency=p.get("currency"),
+        image_url=p.get("image_url"),
+        url=p.get("url"),
+        updated_at=at,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Profile rules
+
+
+def touch(profile: Profile, event: CanonicalEvent) -> None:
+    at = event.received_at
+    profile.first_seen_at = at if profile.first_seen_at is None else min(profile.first_seen_at, at)
+    profile.last_seen_at = at if profile.last_seen_at is None else max(profile.last_seen_at, at)
+    if event.user_id and not profile.user_id:
+        profile.user_id = event.user_id
+    if event.anonymous_id and event.anonymous_id not in profile.anonymous_ids:
+        profile.anonymous_ids = [*profile.anonymous_ids, event.anonymous_id][-20:]
+
+
+def _newer(profile: Profile, field: str, at: float) -> bool:
+    """True if a value received at `at` may replace the one held (a late event never rolls back)."""
+    if at < profile.updated.get(field, float("-inf")):
+        return False
+    profile.updated[field] = at
+    return True
+
+
+def apply_traits(profile: Profile, traits: dict[str, Any], at: float) -> None:
+    for name, value in traits.items():
+        if name in _CONSENT_META:
+            continue
+        if name in _IDENTITY_TRAITS:
+            if _newer(profile, name, at):
+                setattr(profile, name, value)
+        elif _newer(profile, f"traits.{name}", at):
+            profile.traits[name] = value
+
+
+def apply_consent(profile: Profile, fields: dict[str, Any], at: float, message_id: str) -> None:
+    for channel, status in (fields.get("consent") or {}).items():
+        held = profile.consent.get(channel)
+        if held is not None and held.at > at:
+            continue  # a newer choice already stands
+        profile.consent[channel] = Consent(
+            status=status,
+            at=at,
+            source=fields.get("consent_source"),
+            text=fields.get("consent_text"),
+            message_id=message_id,
+        )
+
+
+def apply_context(profile: Profile, context: dict[str, Any], at: float) -> None:
+    # Segment puts the device's time zone and locale in context; traits sent explicitly win.
+    for name in ("timezone", "locale"):
+        if name in context and f"traits.{name}" not in profile.updated:
+            profile.traits[name] = context[name]
+
+
+def record_order(profile: Profile, order: Order) -> None:
+    o = profile.orders
+    o.count += 1
+    o.revenue += order.total
+    o.currency = o.currency or order.currency
+    o.first_order_at = order.at if o.first_order_at is None else min(o.first_order_at, order.at)
+    o.last_order_at = order.at if o.last_order_at is None else max(o.last_order_at, order.at)
+
+
+def cancel_order(profile: Profile, order: Order) -> None:
+    profile.orders.count = max(0, profile.orders.count - 1)
+    profile.orders.revenue -= order.total
+    profile.orders.cancelled_count += 1
+
+
+def refund_order(profile: Profile, amount: Decimal) -> None:
+    profile.orders.refunded += amount
+
+
+def merge_profiles(target: Profile, source: Profile) -> None:
+    """Fold an anonymous visitor's profile into the known customer's; newer values win per field."""
+    for name in _IDENTITY_TRAITS:
+        value = getattr(source, name)
+        if value is not None and source.updated.get(name, 0) >= target.updated.get(name, float("-inf")):
+            setattr(target, name, value)
+            target.updated[name] = source.updated.get(name, 0)
+    for name, value in source.traits.items():
+        at = source.updated.get(f"traits.{name}", 0)
+        if at >= target.updated.get(f"traits.{name}", float("-inf")):
+            target.traits[name] = value
+            target.updated[f"traits.{name}"] = at
+    for channel, consent in source.consent.items():
+        held = target.consent.get(channel)
+        if held is None or consent.at > held.at:
+            target.consent[channel] = consent
+    for anon in source.anonymous_ids:
+        if anon not in target.anonymous_ids:
+            target.anonymous_ids.append(anon)
+    if source.open_cart_id and not target.open_cart_id:
+        target.open_cart_id = source.open_cart_id
+    if source.first_seen_at is not None:
+        target.first_seen_at = min(target.first_seen_at or source.first_seen_at, source.first_seen_at)
+    if source.last_seen_at is not None:
+        target.last_seen_at = max(target.last_seen_at or source.last_seen_at, source.last_seen_at)
+    # Orders are counted on the order items; anonymous orders move with the merge.
+    so, to = source.orders, target.orders
+    if so.count or so.cancelled_count:
+        to.count += so.count
+        to.revenue += so.revenue
+        to.cancelled_count += so.cancelled_count
+        to.refunded += so.refunded
+        to.currency = to.currency or so.currency
+        for attr, pick in (("first_order_at", min), ("last_order_at", max)):
+            values = [v for v in (getattr(to, attr), getattr(so, attr)) if v is not None]
+            setattr(to, attr, pick(values) if values else None)
+    source.merged_into = target.customer_id
+
+
+# ---------------------------------------------------------------------------------------------
+# Cart rules
+
+
+def new_cart(event: CanonicalEvent, cart_id: str) -> Cart:
+    return Cart(store_id=event.store_id, cart_id=cart_id, created_at=event.received_at)
+
+
+def apply_cart_event(cart: Cart, event: CanonicalEvent) -> None:
+    at = event.received_at
+    p = event.properties
+    if event.user_id:
+        cart.user_id = event.user_id
+    if event.anonymous_id and not cart.anonymous_id:
+        cart.anonymous_id = event.anonymous_id
+    if cart.status == "converted" and cart.converted_at is not None and at <= cart.converted_at:
+        return  # activity from before the purchase cannot reopen the cart
+    if cart.status == "converted":
+        cart.status, cart.converted_at, cart.order_id = "open", None, None  # shopping again
+    cart.created_at = at if cart.created_at is None else min(cart.created_at, at)
+    cart.last_activity_at = max(cart.last_activity_at, at)
+    cart.currency = p.get("currency") or cart.currency
+
+    if event.event == ev.PRODUCT_ADDED:
+        key = _line_key(p)
+        line = cart.lines.get(key)
+        if line is not None and line.removed_at is not None and at <= line.removed_at:
+            return  # the removal came later in real time
+        if line is None or line.removed_at is not None:
+            cart.lines[key] = _line_from(p, at, int(p.get("quantity", 1)))
+        else:
+            fresh = _line_from(p, at, line.quantity + int(p.get("quantity", 1)))
+            # details (price, name) follow the newest event; quantity accumulates
+            cart.lines[key] = (
+                fresh if at >= line.updated_at else line.model_copy(update={"quantity": fresh.quantity})
+            )
+    elif event.event == ev.PRODUCT_REMOVED:
+        key = _line_key(p)
+        line = cart.lines.get(key)
+        if line is None:
+            cart.lines[key] = _line_from(p, at, 0).model_copy(update={"removed_at": at})
+        elif at >= line.updated_at:
+            remaining = line.quantity - int(p.get("quantity", line.quantity))
+            if remaining > 0:
+                cart.lines[key] = line.model_copy(update={"quantity": remaining, "updated_at": at})
+            else:
+                cart.lines[key] = line.model_copy(update={"quantity": 0, "removed_at": at, "updated_at": at})
+    elif event.event in (ev.CART_VIEWED, ev.CHECKOUT_STARTED) and p.get("products") is not None:
+        if cart.snapshot_at is not None and at < cart.snapshot_at:
+            return
+        cart.snapshot_at = at
+        snapshot = {
+            _line_key(prod): _line_from(prod, at, int(prod.get("quantity", 1))) for prod in p["products"]
+        }
+        # lines changed after this snapshot (late-processed events) keep their newer state
+        for k, line in cart.lines.items():
+            if line.updated_at > at:
+                snapshot[k] = line
+        cart.lines = snapshot
+
+
+def convert_cart(cart: Cart, order_id: str, at: float) -> None:
+    if cart.last_activity_at > at:
+        return  # the customer added things after this order: that is a new, open cart
+    cart.status, cart.converted_at, cart.order_id = "converted", at, order_id
+
+
+def order_from(event: CanonicalEvent, customer_id: str) -> Order:
+    p = event.properties
+    total = p.get("total", p.get("revenue"))
+    if total is None:
+        total = sum(
+            Decimal(str(x.get("price") or 0)) * int(x.get("quantity", 1)) for x in p.get("products") or []
+        )
+    return Order(
+        store_id=event.store_id,
+        order_id=str(p["order_id"]),
+        customer_id=customer_id,
+        total=Decimal(str(total)),
+        currency=p.get("currency"),
+        at=event.received_at,
+        message_ids=[event.message_id],
+    )
+
+
+def is_cart_event(event: CanonicalEvent) -> bool:
+    return event.type == "track" and event.event in (
+        ev.PRODUCT_ADDED,
+        ev.PRODUCT_REMOVED,
+        ev.CART_VIEWED,
+        ev.CHECKOUT_STARTED,
+    )
+
+
+def is_order_event(event: CanonicalEvent) -> bool:
+    return event.type == "track" and event.event in (
+        ev.ORDER_COMPLETED,
+        ev.ORDER_CANCELLED,
+        ev.ORDER_REFUNDED,
+    )

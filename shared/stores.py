@@ -1,0 +1,123 @@
+"""Stores (tenants) and their write keys. Keys are stored only as hashes."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from shared import keys
+from shared.aws import from_item, key, to_item
+
+STORE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+
+
+class Store(BaseModel):
+    store_id: str = Field(pattern=STORE_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    url: str = Field(pattern=r"^https?://")
+    sender_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    sender_name: str | None = None
+    # Where "return to your cart" points; {cart_id} is filled in. Default: <url>/cart
+    cart_url: str | None = None
+    unsubscribe_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    timezone: str = "UTC"
+    locale: str = "en"
+
+    @field_validator("url")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+    def recovery_url(self, cart_id: str, campaign: str) -> str:
+        base = (self.cart_url or f"{self.url}/cart").replace("{cart_id}", cart_id)
+        sep = "&" if "?" in base else "?"
+        return f"{base}{sep}boomerang_cart={cart_id}&utm_source=boomerang&utm_medium=email&utm_campaign={campaign}"
+
+    @property
+    def unsubscribe_mailto(self) -> str | None:
+        # mailbox providers offer this to people whose client cannot do one-click
+        return f"mailto:{self.unsubscribe_email}?subject=unsubscribe" if self.unsubscribe_email else None
+
+    @property
+    def sender(self) -> str:
+        if self.sender_name:
+            safe = re.sub(r'["\r\n]', "", self.sender_name)
+            return f'"{safe}" <{self.sender_email}>'
+        return self.sender_email
+
+
+def new_api_key() -> str:
+    return "bk_" + secrets.token_urlsafe(32)
+
+
+class StoreDirectory:
+    """Looks stores up by id or by write key, caching briefly (keys are checked on every request)."""
+
+    def __init__(self, ddb: Any, table: str, ttl_seconds: float = 60.0) -> None:
+        self.ddb = ddb
+        self.table = table
+        self.ttl = ttl_seconds
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _cached(self, cache_key: str, load: Any) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(cache_key)
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
+        value = load()
+        with self._lock:
+            self._cache[cache_key] = (now, value)
+        return value
+
+    def store_id_for_key(self, api_key: str) -> str | None:
+        if not api_key or len(api_key) > 200:
+            return None
+        key_hash = keys.hash_api_key(api_key)
+
+        def load() -> str | None:
+            resp = self.ddb.get_item(
+                TableName=self.table, Key=key(keys.api_key_pk(key_hash), keys.API_KEY_SK)
+            )
+            item = from_item(resp["Item"]) if "Item" in resp else None
+            return item["store_id"] if item and not item.get("revoked") else None
+
+        result: str | None = self._cached("key:" + key_hash, load)
+        return result
+
+    def get(self, store_id: str) -> Store | None:
+        def load() -> Store | None:
+            resp = self.ddb.get_item(TableName=self.table, Key=key(keys.store_pk(store_id), keys.STORE_SK))
+            if "Item" not in resp:
+                return None
+            data = from_item(resp["Item"])
+            return Store.model_validate({k: v for k, v in data.items() if k not in ("pk", "sk")})
+
+        result: Store | None = self._cached("store:" + store_id, load)
+        return result
+
+    def put(self, store: Store, api_key: str | None = None) -> str:
+        """Create or update a store; with a new (or given) write key. Returns the key, shown once."""
+        api_key = api_key or new_api_key()
+        store_item = {"pk": keys.store_pk(store.store_id), "sk": keys.STORE_SK, **store.model_dump()}
+        key_item = {
+            "pk": keys.api_key_pk(keys.hash_api_key(api_key)),
+            "sk": keys.API_KEY_SK,
+            "store_id": store.store_id,
+            "created_at": time.time(),
+        }
+        self.ddb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": self.table, "Item": to_item(store_item)}},
+                {"Put": {"TableName": self.table, "Item": to_item(key_item)}},
+            ]
+        )
+        with self._lock:
+            self._cache.clear()
+        return api_key

@@ -1,0 +1,118 @@
+"""One-click unsubscribe (RFC 8058) and the small confirmation page behind every email's link.
+
+The link carries an HMAC-signed token bound to store, customer and channel. Unsubscribing publishes
+a `Consent Updated` event on the bus, so consent changes travel the same road as a store's own
+calls and the profile keeps one history of consent (when, where, what wording).
+"""
+
+from __future__ import annotations
+
+import html
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from shared import clock, signing
+from shared.bus import publish
+from shared.events import CONSENT_UPDATED, CanonicalEvent
+
+TOKEN_PARAM = "t"
+LINK_LIFETIME_S = 400 * 24 * 3600  # old emails keep working well past CAN-SPAM's 30 days
+
+
+@dataclass
+class UnsubscribePage:
+    status: int
+    html: str
+
+
+def unsubscribe_url(
+    base_url: str, key: bytes, store_id: str, customer_id: str, channel: str, now: float
+) -> str:
+    token = signing.sign(key, store_id, customer_id, channel, now + LINK_LIFETIME_S)
+    return f"{base_url.rstrip('/')}/v1/unsubscribe?{TOKEN_PARAM}={quote(token)}"
+
+
+def _page(status: int, title: str, body: str) -> UnsubscribePage:
+    doc = (
+        "<!doctype html><html lang=en><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>{html.escape(title)}</title>"
+        '<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem">'
+        f'<h1 style="font-size:1.4rem">{html.escape(title)}</h1>{body}</body></html>'
+    )
+    return UnsubscribePage(status, doc)
+
+
+def consent_event(claims: Any, source: str, now: float) -> CanonicalEvent:
+    kind, _, ident = claims.customer_id.partition(":")
+    return CanonicalEvent(
+        message_id=f"unsubscribe-{uuid.uuid4()}",  # a repeated click is harmless: the state is the same
+        store_id=claims.store_id,
+        type="track",
+        event=CONSENT_UPDATED,
+        user_id=ident if kind == "u" else None,
+        anonymous_id=ident if kind == "a" else None,
+        properties={
+            "consent": {claims.channel: "unsubscribed"},
+            "consent_source": source,
+            "consent_text": "Unsubscribed through the link in a message",
+        },
+        received_at=now,
+    )
+
+
+class Unsubscriber:
+    def __init__(self, key_provider: Any, events_client: Any, bus_name: str) -> None:
+        self.key_provider = key_provider
+        self.events = events_client
+        self.bus_name = bus_name
+
+    def _claims(self, params: dict[str, str]) -> Any:
+        token = params.get(TOKEN_PARAM, "")
+        return signing.verify(self.key_provider.key(), token, clock.now_ts())
+
+    def page(self, params: dict[str, str]) -> UnsubscribePage:
+        try:
+            claims = self._claims(params)
+        except signing.InvalidToken:
+            return _invalid()
+        action = f"?{TOKEN_PARAM}={quote(params[TOKEN_PARAM])}"
+        return _page(
+            200,
+            "Unsubscribe?",
+            f"<p>Stop receiving marketing {html.escape(claims.channel)} messages from this store?</p>"
+            f'<form method=post action="{html.escape(action)}">'
+            "<input type=hidden name=confirm value=yes>"
+            '<button type=submit style="font-size:1rem;padding:.6rem 1.2rem">Unsubscribe</button></form>',
+        )
+
+    def confirm(self, params: dict[str, str], body: str) -> UnsubscribePage:
+        try:
+            claims = self._claims(params)
+        except signing.InvalidToken:
+            return _invalid()
+        form = parse_qs(body or "")
+        one_click = form.get("List-Unsubscribe", [""])[0] == "One-Click"
+        now = clock.now_ts()
+        publish(
+            self.events,
+            self.bus_name,
+            [consent_event(claims, "one-click" if one_click else "unsubscribe-page", now)],
+        )
+        return _page(
+            200,
+            "You are unsubscribed",
+            f"<p>You will no longer receive marketing {html.escape(claims.channel)} messages from this store. "
+            "Order confirmations and other messages about your orders still reach you.</p>",
+        )
+
+
+def _invalid() -> UnsubscribePage:
+    return _page(
+        403,
+        "This link is not valid",
+        "<p>The unsubscribe link is incomplete, altered or expired. Use the link in a recent message, "
+        "or reply to it and ask to be removed.</p>",
+    )
