@@ -51,7 +51,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         extra={
             "store": out.store_id,
             "journey": out.journey,
+            "instance": out.instance,
+            "step": out.step,
             "action": out.action,
+            "wait_seconds": out.wait_seconds,
             "reason": out.reason,
             "events": [
                 {k: v for k, v in e.items() if k in ("type", "step_id", "reason")} for e in out.events

@@ -31,6 +31,7 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
             "event": event.event,
             "outcome": outcome.status,
             "journey": outcome.journey,
+            "instance": outcome.instance,
         },
     )
     metrics.add_metric(name=f"JourneyTrigger_{outcome.status}", unit=MetricUnit.Count, value=1)

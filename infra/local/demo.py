@@ -1,0 +1,249 @@
+"""`boomerang demo`: replay a scenario from events/demo/ on the emulator and tell the story.
+
+The timeline is read from the handlers' own structured logs (the same lines CloudWatch gets on
+AWS), so what it shows is what the system did, not what the demo expects it to do.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infra import description as d
+from infra.local.emulator import REPO_ROOT, Emulator
+from infra.local.server import LocalServer
+from shared import clock
+
+DEFAULT_SCENARIO = REPO_ROOT / "events" / "demo" / "cart-abandonment.json"
+LOG_FILE = REPO_ROOT / ".boomerang" / "demo-handlers.log"
+
+
+def parse_offset(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    return float(text[:-1]) * units[text[-1]]
+
+
+@dataclass
+class Line:
+    at: float
+    who: str
+    what: str
+
+
+@dataclass
+class Capture(logging.Handler):
+    """Collects the handlers' structured log records as they happen."""
+
+    records: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.lock:
+            self.records.append((clock.now_ts(), {"message": record.getMessage(), **record.__dict__}))
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+def _post(url: str, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode(),
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def _stamp(ts: float, origin: float) -> str:
+    delta = ts - origin
+    days, rest = divmod(max(0, int(delta)), 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"day {days} {hours:02d}:{rest // 60:02d}"
+
+
+def run_demo(speed: float = 3600.0, scenario: str | None = None, out: Any = None) -> int:
+    out = out or sys.stdout
+    path = Path(scenario) if scenario else DEFAULT_SCENARIO
+    plan = json.loads(path.read_text())
+    wall0 = time.monotonic()
+    emulator = Emulator(speed=speed).start()
+    server = LocalServer(emulator, port=0).start()
+    for fn in d.FUNCTIONS:  # import now, so their loggers exist before we redirect them
+        emulator.handler(fn.id)
+    capture = Capture()
+    LOG_FILE.parent.mkdir(exist_ok=True)
+    log_stream = LOG_FILE.open("w")
+    app_logger = logging.getLogger("boomerang")
+    for h in app_logger.handlers:
+        if isinstance(h, logging.StreamHandler):
+            h.setStream(log_stream)
+    app_logger.addHandler(capture)
+
+    print(f"Boomerang demo: {plan.get('description', path.name)}", file=out)
+    print(
+        f"local emulator on {server.url}, time x{speed:g} (1 h of Boomerang time = {3600 / speed:.2f} s)\n",
+        file=out,
+    )
+    who_by_message: dict[str, str] = {}
+    who_by_cart: dict[str, str] = {}
+    lines: list[Line] = []
+    origin = clock.now_ts()
+    t0 = time.monotonic()
+    accepted = 0
+    try:
+        for step in plan["steps"]:
+            delay = t0 + parse_offset(step["at"]) / speed - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            calls = plan["steps"][step["repeat"]]["calls"] if "repeat" in step else step["calls"]
+            for call in calls:
+                who_by_message[call["messageId"]] = step["customer"]
+                cart = (call.get("properties") or {}).get("cart_id")
+                if cart:
+                    who_by_cart[cart] = step["customer"]
+            status, body = _post(f"{server.url}/v1/batch", emulator.api_key, {"batch": calls})
+            names = ", ".join(c.get("event") or c["type"] for c in calls)
+            note = f" ({step['note']})" if step.get("note") else ""
+            lines.append(Line(clock.now_ts(), step["customer"], f"sent {names} → HTTP {status} {body}{note}"))
+            accepted += body.get("accepted", 0)
+        _wait_for_journeys(capture, who_by_cart, timeout=30 + 30 * 24 * 3600 / speed)
+        time.sleep(0.5)
+    finally:
+        app_logger.removeHandler(capture)
+        outbox = emulator.outbox()
+        dlq = emulator.dlq_depths()
+        invocations = dict(emulator.invocations)
+        server.stop()
+        emulator.stop()
+        log_stream.close()
+
+    lines += _timeline(capture, who_by_message, who_by_cart)
+    for line in sorted(lines, key=lambda x: x.at):
+        print(f"  {_stamp(line.at, origin)}  {line.who:<6} {line.what}", file=out)
+    return _summary(
+        plan, outbox, capture, who_by_cart, dlq, invocations, accepted, time.monotonic() - wall0, origin, out
+    )
+
+
+def _step_records(capture: Capture) -> list[tuple[float, dict[str, Any]]]:
+    with capture.lock:
+        return [(t, r) for t, r in capture.records if r["message"] == "journey step"]
+
+
+def _wait_for_journeys(capture: Capture, carts: dict[str, str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with capture.lock:
+            started = {r.get("instance") for _, r in capture.records if r.get("outcome") == "started"}
+        exited = {r.get("instance") for _, r in _step_records(capture) if r.get("action") == "exit"}
+        if started and started <= exited:
+            return
+        time.sleep(0.2)
+
+
+def _timeline(capture: Capture, who_by_message: dict[str, str], who_by_cart: dict[str, str]) -> list[Line]:
+    lines = []
+    with capture.lock:
+        records = list(capture.records)
+    for at, r in records:
+        msg = r["message"]
+        if msg == "profile event":
+            who = who_by_message.get(r.get("message_id", ""), "?")
+            if r.get("outcome") == "duplicate":
+                lines.append(Line(at, who, f"profile: {r.get('event')} is a replay, nothing changed"))
+            else:
+                lines.append(
+                    Line(at, who, f"profile updated by {r.get('event')}: {', '.join(r.get('changes') or [])}")
+                )
+        elif msg == "journey trigger":
+            who = who_by_message.get(r.get("message_id", ""), "?")
+            verb = {"started": "journey started", "joined": "journey already running, joined"}.get(
+                r.get("outcome"), ""
+            )
+            if verb:
+                lines.append(Line(at, who, f"{verb}: {r.get('journey')} for {r.get('instance')}"))
+        elif msg == "journey step":
+            who = who_by_cart.get(r.get("instance", ""), "?")
+            for e in r.get("events") or []:
+                if e["type"] == "sent":
+                    lines.append(Line(at, who, f"EMAIL SENT: {e.get('step_id')}"))
+                elif e["type"] in ("skipped", "failed", "already-handled"):
+                    lines.append(Line(at, who, f"{e.get('step_id')} {e['type']}: {e.get('reason')}"))
+            if r.get("action") == "wait":
+                hours = (r.get("wait_seconds") or 0) / 3600
+                lines.append(Line(at, who, f"waiting {hours:.1f} h ({r.get('reason')})"))
+            else:
+                lines.append(Line(at, who, f"journey exited: {r.get('reason')}"))
+    return lines
+
+
+def _summary(
+    plan: dict[str, Any],
+    outbox: list[dict[str, Any]],
+    capture: Capture,
+    who_by_cart: dict[str, str],
+    dlq: dict[str, int],
+    invocations: dict[str, int],
+    accepted: int,
+    wall: float,
+    origin: float,
+    out: Any,
+) -> int:
+    emails: Counter[str] = Counter()
+    print("\nOutbox:", file=out)
+    for m in outbox:
+        who = who_by_cart.get(m.get("instance") or "", "?")
+        emails[who] += 1
+        sent = clock.parse_iso(m["sent_at"]) if m.get("sent_at") else origin
+        print(f'  {_stamp(sent, origin)}  {who:<6} {m["step"]}: "{m["subject"]}"', file=out)
+    exits: dict[str, str] = {}
+    for _, r in _step_records(capture):
+        if r.get("action") == "exit":
+            exits[who_by_cart.get(r.get("instance", ""), "?")] = r.get("reason", "")
+    with capture.lock:
+        outcomes = Counter(r.get("outcome") for _, r in capture.records if r["message"] == "profile event")
+    problems = []
+    for who, n in plan.get("expect", {}).get("emails", {}).items():
+        if emails[who] != n:
+            problems.append(f"{who}: expected {n} email(s), got {emails[who]}")
+    for who, reason in plan.get("expect", {}).get("exits", {}).items():
+        if reason not in exits.get(who, ""):
+            problems.append(f"{who}: expected the journey to exit because '{reason}', got '{exits.get(who)}'")
+    if any(dlq.values()):
+        problems.append(f"messages in dead-letter queues: {dlq}")
+    by_customer = defaultdict(int, emails)
+    print(
+        "\nSummary:\n"
+        f"  events accepted: {accepted}; profile updates: {outcomes.get('applied', 0)} applied, "
+        f"{outcomes.get('duplicate', 0)} replays ignored\n"
+        f"  journeys exited: {', '.join(f'{k} ({v})' for k, v in sorted(exits.items()))}\n"
+        f"  emails sent: {len(outbox)} ({', '.join(f'{k} {by_customer[k]}' for k in sorted(plan.get('expect', {}).get('emails', {})))})\n"
+        f"  handler invocations: {', '.join(f'{k} {v}' for k, v in sorted(invocations.items()))}; DLQ depth {dlq}\n"
+        f"  wall time {wall:.1f} s; handler logs in {LOG_FILE.relative_to(REPO_ROOT)}",
+        file=out,
+    )
+    if problems:
+        print("\nDEMO CHECK FAILED:\n  " + "\n  ".join(problems), file=out)
+        return 1
+    print("\nAll as expected.", file=out)
+    return 0
