@@ -354,7 +354,9 @@ def normalise(
         size = len(json.dumps(raw, default=str).encode())
         if size > MAX_CALL_BYTES:
             errors.append(
-                ApiError(index=i, field="(call)", message=f"call is {size} bytes; at most {MAX_CALL_BYTES} allowed")
+                ApiError(
+                    index=i, field="(call)", message=f"call is {size} bytes; at most {MAX_CALL_BYTES} allowed"
+                )
             )
             continue
         try:

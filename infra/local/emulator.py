@@ -398,6 +398,23 @@ class Emulator:
             )
         return sorted(out, key=lambda m: m["sent_at"] or "")
 
+    def executions(self) -> list[dict[str, Any]]:
+        sfn = self.client("stepfunctions")
+        pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=self.arns["state_machine"])
+        return [
+            {"name": e["name"], "status": e["status"], "executionArn": e["executionArn"]}
+            for page in pages
+            for e in page["executions"]
+        ]
+
+    def profile(self, store: str, customer_id: str) -> dict[str, Any] | None:
+        """Developer view of one profile (the local emulator only; no such route exists on AWS)."""
+        from shared.aws import client
+        from shared.profile_store import ProfileStore
+
+        found = ProfileStore(client("dynamodb"), self.table).load_profile(store, customer_id)
+        return found.model_dump(mode="json") if found else None
+
     def dlq_depths(self) -> dict[str, int]:
         sqs = self.client("sqs")
         return {

@@ -96,6 +96,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"status": "ready", "speed": self.emulator.speed})
         if method == "GET" and url.path == "/_local/outbox":
             return self._json(200, {"messages": self.emulator.outbox()})
+        if method == "GET" and url.path == "/_local/executions":
+            return self._json(200, {"executions": self.emulator.executions()})
+        if method == "GET" and url.path == "/_local/profile":
+            q = dict(parse_qsl(url.query))
+            profile = self.emulator.profile(q.get("store", "demo"), q.get("customer", ""))
+            return self._json(200, profile) if profile else self._json(404, {"error": "not_found"})
         if method == "GET" and url.path in ("/_local", "/_local/", "/_local/outbox.html"):
             return self._send(200, outbox_page(self.emulator.outbox()).encode(), "text/html; charset=utf-8")
         if (method, url.path) not in ROUTES:

@@ -1,0 +1,62 @@
+# Boomerang's front door. Every target creates .venv on first use; CI runs `make test` (.ci/run).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help install demo local test unit integration infra e2e lint format bench synth deploy assets clean
+
+help:
+	@echo "make demo    replay the demo scenario on the local emulator"
+	@echo "make local   run the local emulator on 127.0.0.1:8787"
+	@echo "make test    run every test offline (unit, integration, infrastructure, e2e)"
+	@echo "make lint    ruff + mypy"
+	@echo "make bench   throughput, cold imports, AWS calls per event, state transitions"
+	@echo "make synth   CDK synth (no Docker)      make deploy   cdk deploy"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m infra.local demo
+
+local: $(STAMP)
+	$(PY) -m infra.local local
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest -q tests/integration
+
+infra: $(STAMP)
+	$(PY) -m pytest -q tests/infrastructure
+
+e2e: $(STAMP)
+	$(PY) -m pytest -q tests/e2e
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared functions infra
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP)
+	$(PY) -m tests.bench
+
+clean:
+	rm -rf build cdk.out .boomerang .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,115 @@
+"""Starts `boomerang local` in a subprocess (loopback only) once for the e2e session."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEED = 3600
+API_KEY = "e2e-key"
+
+
+@dataclass
+class Local:
+    url: str
+    key: str = API_KEY
+
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=15) as resp:
+                raw = resp.read()
+                return resp.status, json.loads(
+                    raw
+                ) if resp.headers.get_content_type() == "application/json" else raw
+        except urllib.error.HTTPError as err:
+            raw = err.read()
+            return err.code, json.loads(raw) if err.headers.get_content_type() == "application/json" else raw
+
+    def post(self, path: str, body: Any, key: str | None = None) -> tuple[int, Any]:
+        auth = base64.b64encode(f"{key if key is not None else self.key}:".encode()).decode()
+        return self.request(
+            "POST", path, body, {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
+        )
+
+    def outbox(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/_local/outbox")[1]["messages"]
+
+    def wait_for(self, predicate: Any, timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = predicate()
+            if result:
+                return result
+            time.sleep(0.25)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def local() -> Iterator[Local]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "infra.local",
+            "local",
+            "--port",
+            str(port),
+            "--speed",
+            str(SPEED),
+            "--api-key",
+            API_KEY,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "ready" in line:
+            break
+        if proc.poll() is not None:
+            raise RuntimeError("boomerang local exited:\n" + "".join(lines))
+    else:
+        proc.kill()
+        raise RuntimeError("boomerang local never printed 'ready':\n" + "".join(lines))
+    try:
+        yield Local(f"http://127.0.0.1:{port}")
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C must stop it cleanly
+        try:
+            proc.wait(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
