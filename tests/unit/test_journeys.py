@@ -1,0 +1,145 @@
+"""decide(): what the cart-abandonment journey does next, from fresh state; and execution names."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+
+from shared.journeys import CART_ABANDONMENT, Decision, decide, execution_name
+from shared.profiles import Cart, CartLine, Profile
+
+HOUR = 3600
+T0 = 1_790_000_000.0  # last cart activity
+FIRST, SECOND = (s.delay_s for s in CART_ABANDONMENT.steps)
+
+
+def cart(last_activity: float = T0, quantity: int = 1, **fields: object) -> Cart:
+    c = Cart(store_id="shop-1", cart_id="cart-42", user_id="user-42", last_activity_at=last_activity)
+    c.lines["RUN-42"] = CartLine(
+        sku="RUN-42", price=Decimal("89.5"), quantity=quantity, updated_at=last_activity
+    )
+    return c.model_copy(update=fields)
+
+
+def customer(last_order_at: float | None = None) -> Profile:
+    p = Profile(store_id="shop-1", customer_id="u:user-42", email="ada@example.com")
+    p.orders.last_order_at = last_order_at
+    return p
+
+
+def test_the_shipped_journey_reminds_after_one_hour_and_one_day() -> None:
+    assert [(s.id, s.delay_s, s.template) for s in CART_ABANDONMENT.steps] == [
+        ("email-1", HOUR, "cart-abandoned"),
+        ("email-2", 24 * HOUR, "cart-abandoned"),
+    ]
+
+
+def test_missing_cart_exits() -> None:
+    assert decide(CART_ABANDONMENT, 0, None, customer(), T0 + 2 * HOUR) == Decision("exit", "cart not found")
+
+
+def test_converted_cart_exits() -> None:
+    bought = cart(status="converted", order_id="order-1001", converted_at=T0 + 60)
+    assert decide(CART_ABANDONMENT, 0, bought, customer(), T0 + 2 * HOUR) == Decision(
+        "exit", "customer bought (order order-1001)"
+    )
+
+
+@pytest.mark.parametrize("ordered_at", [T0, T0 + 1])
+def test_order_after_the_last_cart_activity_exits(ordered_at: float) -> None:
+    # Given the customer ordered (maybe from another cart) at or after their last cart activity
+    decision = decide(CART_ABANDONMENT, 0, cart(), customer(last_order_at=ordered_at), T0 + 2 * HOUR)
+    assert decision == Decision("exit", "customer bought after the last cart activity")
+
+
+def test_order_before_the_last_cart_activity_does_not_stop_the_journey() -> None:
+    decision = decide(CART_ABANDONMENT, 0, cart(), customer(last_order_at=T0 - 1), T0 + 2 * HOUR)
+    assert decision.action == "send"
+
+
+def test_emptied_cart_exits() -> None:
+    emptied = cart(quantity=0)
+    assert decide(CART_ABANDONMENT, 0, emptied, customer(), T0 + 2 * HOUR) == Decision("exit", "cart emptied")
+
+
+def test_before_due_waits_until_last_activity_plus_delay() -> None:
+    decision = decide(CART_ABANDONMENT, 0, cart(), customer(), now=T0 + 20 * 60)
+    assert decision == Decision("wait", "waiting for email-1", 40 * 60)
+
+
+def test_newer_cart_activity_extends_the_wait() -> None:
+    # Given the journey woke up on schedule for email-1, but the customer touched the cart 30 min ago
+    now = T0 + HOUR
+    decision = decide(CART_ABANDONMENT, 0, cart(last_activity=now - 30 * 60), customer(), now)
+
+    # Then it waits another 30 minutes: the clock restarts from the customer's last action
+    assert (decision.action, decision.wait_seconds) == ("wait", 30 * 60)
+
+
+def test_second_step_waits_from_last_activity_not_from_the_first_email() -> None:
+    decision = decide(CART_ABANDONMENT, 1, cart(), customer(), now=T0 + HOUR)
+    assert decision == Decision("wait", "waiting for email-2", SECOND - HOUR)
+
+
+def test_waits_at_least_one_second_and_rounds_up() -> None:
+    decision = decide(CART_ABANDONMENT, 0, cart(), customer(), now=T0 + FIRST - 0.25)
+    assert (decision.action, decision.wait_seconds) == ("wait", 1)
+
+
+@pytest.mark.parametrize("late", [0, 1, 5 * HOUR])
+def test_sends_when_due(late: float) -> None:
+    decision = decide(CART_ABANDONMENT, 0, cart(), customer(), now=T0 + FIRST + late)
+    assert decision == Decision("send", "email-1 due")
+
+
+def test_customer_unknown_still_decides_on_the_cart() -> None:
+    assert decide(CART_ABANDONMENT, 1, cart(), None, now=T0 + SECOND).action == "send"
+
+
+def test_all_steps_done_exits() -> None:
+    decision = decide(CART_ABANDONMENT, len(CART_ABANDONMENT.steps), cart(), customer(), T0 + 99 * HOUR)
+    assert decision == Decision("exit", "all steps done")
+
+
+# --- execution names -------------------------------------------------------------------------------
+
+NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+
+
+@pytest.mark.parametrize(
+    ("store", "instance"),
+    [
+        ("shop-1", "cart-42"),
+        ("a" * 63, "c" * 200),
+        ("shop-1", "cart with spaces/and:colons*?"),
+        ("shop-1", "koszyk-żółty-🛒"),
+        ("s1", "default-" + "f" * 24),
+    ],
+)
+def test_execution_name_is_valid_for_step_functions(store: str, instance: str) -> None:
+    name = execution_name(store, "cart-abandonment", instance)
+    assert NAME.match(name), name
+    assert len(name) <= 80
+
+
+def test_execution_name_is_deterministic_and_unique_per_instance() -> None:
+    a = execution_name("shop-1", "cart-abandonment", "cart-42")
+    assert a == execution_name("shop-1", "cart-abandonment", "cart-42")
+    assert a.startswith("shop-1-cart-abandonment-")
+    others = {
+        execution_name("shop-1", "cart-abandonment", "cart-43"),
+        execution_name("shop-2", "cart-abandonment", "cart-42"),
+        execution_name("shop-1", "winback", "cart-42"),
+        # ids that only differ in characters the readable part replaces must not collide
+        execution_name("shop-1", "cart-abandonment", "cart/42"),
+    }
+    assert a not in others and len(others) == 4
+
+
+def test_long_store_ids_do_not_collide_after_truncation() -> None:
+    long = "s" * 60
+    assert execution_name(long + "a", "cart-abandonment", "c") != execution_name(
+        long + "b", "cart-abandonment", "c"
+    )
