@@ -1,0 +1,110 @@
+"""The storefront-facing REST API: exactly the routes in description.API, all proxied to ingest.
+
+REST rather than HTTP API: per-store usage plans (throttling one noisy store) and WAF are REST
+features, and the extra $2.50 per million requests is small next to the Lambda and DynamoDB cost
+of each event.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.constructs.nag import Waiver, suppress
+from infra.description import API, APP_NAME
+
+
+class Api(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: lambda_.IFunction,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention)
+        self.rest_api = apigw.RestApi(
+            self,
+            "RestApi",
+            rest_api_name=f"{APP_NAME}-api",
+            description="Boomerang: storefront events (Segment-compatible) and one-click unsubscribe",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # Execution logs need the account-level API Gateway logging role; create it here so a
+            # fresh account deploys without a manual step.
+            cloud_watch_role=True,
+            deploy_options=apigw.StageOptions(
+                stage_name=API.stage,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=False,
+                ),
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,  # request bodies carry customer emails: keep them out of logs
+                metrics_enabled=True,
+                throttling_rate_limit=API.throttle_rate_limit,
+                throttling_burst_limit=API.throttle_burst_limit,
+            ),
+        )
+        # One proxy integration for every route: the ingest function routes internally
+        # (Powertools APIGatewayRestResolver), exactly as the emulator does.
+        integration = apigw.LambdaIntegration(handler, proxy=True, allow_test_invoke=False)
+        self.methods: list[apigw.Method] = []
+        for method, path in API.routes:
+            resource = self.rest_api.root.resource_for_path(path)
+            self.methods.append(resource.add_method(method, integration))
+
+        suppress(
+            self.rest_api,
+            Waiver(
+                "AwsSolutions-APIG2",
+                "Requests are validated once, in the ingest function (pydantic models shared with the "
+                "emulator), which also enforces the Segment size limits; a second copy as API Gateway "
+                "models would drift.",
+            ),
+            Waiver(
+                "AwsSolutions-APIG3",
+                "WAF costs at least $5/month plus per-request fees; it is opt-in for stores that need it. "
+                "Stage throttling limits abuse meanwhile.",
+            ),
+            Waiver(
+                "AwsSolutions-APIG4",
+                "Segment-compatible clients authenticate with HTTP Basic auth (write key as user name), "
+                "checked per store in the ingest function; unsubscribe links are HMAC-signed instead.",
+            ),
+            Waiver(
+                "AwsSolutions-COG4",
+                "Storefront servers and email recipients are not Cognito users; see APIG4.",
+            ),
+            apply_to_children=True,  # APIG4/COG4 are reported on each Method resource
+        )
+        # The account-level logging role uses the one managed policy AWS provides for it.
+        cloud_watch_role = self.rest_api.node.try_find_child("CloudWatchRole")
+        if cloud_watch_role is not None:
+            suppress(
+                cloud_watch_role,
+                Waiver(
+                    "AwsSolutions-IAM4",
+                    "AmazonAPIGatewayPushToCloudWatchLogs is the AWS-documented policy for API Gateway's "
+                    "account-wide logging role; it grants only CloudWatch Logs writes.",
+                    applies_to=[
+                        "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                        "AmazonAPIGatewayPushToCloudWatchLogs"
+                    ],
+                ),
+            )
+
+    @property
+    def url(self) -> str:
+        return self.rest_api.url

@@ -1,0 +1,212 @@
+"""One Lambda function per FunctionSpec, each with its own least-privilege role and log group.
+
+Functions are created first and wired afterwards (`configure`), because the wiring points both
+ways: the API needs the ingest function, the state machine needs the step function, and the step
+function needs the API's URL and the trigger function needs the state machine's ARN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.constructs.messaging import Messaging
+from infra.constructs.nag import Waiver, suppress
+from infra.description import APP_NAME, FUNCTIONS, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, FunctionSpec, Grant
+
+# Set on every function, on top of the names each FunctionSpec lists.
+POWERTOOLS_ENV = {"POWERTOOLS_SERVICE_NAME": APP_NAME, "POWERTOOLS_METRICS_NAMESPACE": "Boomerang"}
+LOG_LEVEL = "LOG_LEVEL"
+
+# Abstract grant -> the exact IAM actions it allows. DynamoDB transactions are authorised per item
+# action (TransactWriteItems needs PutItem/UpdateItem/DeleteItem/ConditionCheckItem), so they need
+# nothing extra.
+TABLE_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query")
+TABLE_WRITE_ACTIONS = (
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
+)
+
+_ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
+
+
+@dataclass(frozen=True)
+class GrantTargets:
+    """The concrete resources behind the abstract grants in infra/description.py."""
+
+    table: dynamodb.ITable
+    bus: events.IEventBus
+    state_machine: sfn.IStateMachine
+    templates_bucket: s3.IBucket
+    templates_prefix: str
+    messaging: Messaging
+    signing_secret: secretsmanager.ISecret
+
+
+def _table_read(role: iam.Role, t: GrantTargets) -> None:
+    role.add_to_policy(iam.PolicyStatement(actions=list(TABLE_READ_ACTIONS), resources=[t.table.table_arn]))
+
+
+def _table_write(role: iam.Role, t: GrantTargets) -> None:
+    role.add_to_policy(iam.PolicyStatement(actions=list(TABLE_WRITE_ACTIONS), resources=[t.table.table_arn]))
+
+
+def _bus_put(role: iam.Role, t: GrantTargets) -> None:
+    t.bus.grant_put_events_to(role)
+
+
+def _journey_start(role: iam.Role, t: GrantTargets) -> None:
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["states:StartExecution"], resources=[t.state_machine.state_machine_arn])
+    )
+
+
+def _templates_read(role: iam.Role, t: GrantTargets) -> None:
+    objects = t.templates_bucket.arn_for_objects(f"{t.templates_prefix}*")
+    role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
+    # Without ListBucket, S3 answers a missing key with 403 instead of 404, and the handler could not
+    # tell "no store-specific template, use the default" from a real permission error (moto
+    # enforces no IAM, so the emulator would never show the difference).
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["s3:ListBucket"], resources=[t.templates_bucket.bucket_arn])
+    )
+    suppress(
+        role,
+        Waiver(
+            "AwsSolutions-IAM5",
+            "Template keys are per store and per journey; read access is limited to the templates/ prefix "
+            "of the templates bucket.",
+            applies_to=[f"Resource::<{_logical_id_hint(t.templates_bucket)}.Arn>/{t.templates_prefix}*"],
+        ),
+        apply_to_children=True,  # the finding is on the role's DefaultPolicy child
+    )
+
+
+def _email_send(role: iam.Role, t: GrantTargets) -> None:
+    t.messaging.grant_send(role)
+
+
+def _secret_read(role: iam.Role, t: GrantTargets) -> None:
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["secretsmanager:GetSecretValue"], resources=[t.signing_secret.secret_arn]
+        )
+    )
+
+
+GRANTS: Mapping[str, Callable[[iam.Role, GrantTargets], None]] = {
+    Grant.TABLE_READ: _table_read,
+    Grant.TABLE_WRITE: _table_write,
+    Grant.BUS_PUT: _bus_put,
+    Grant.JOURNEY_START: _journey_start,
+    Grant.TEMPLATES_READ: _templates_read,
+    Grant.EMAIL_SEND: _email_send,
+    Grant.SIGNING_SECRET_READ: _secret_read,
+}
+
+
+def _logical_id_hint(bucket: s3.IBucket) -> str:
+    # cdk-nag names a resource by its logical id in `applies_to`; resolve it from the construct.
+    child = bucket.node.default_child
+    if child is None:
+        raise ValueError("templates bucket must be a bucket defined in this stack")
+    return Stack.of(bucket).get_logical_id(child)  # type: ignore[arg-type]
+
+
+def runtime() -> lambda_.Runtime:
+    for known in lambda_.Runtime.ALL:
+        if known.name == LAMBDA_RUNTIME:
+            return known
+    raise ValueError(f"aws-cdk-lib does not know the Lambda runtime {LAMBDA_RUNTIME!r}")
+
+
+class LambdaFunctions(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        assets: Mapping[str, Path],
+        log_level: str,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.functions: dict[str, lambda_.Function] = {}
+        self.roles: dict[str, iam.Role] = {}
+        self.log_groups: dict[str, logs.LogGroup] = {}
+        self._configured = False
+        for spec in FUNCTIONS:
+            self._create(spec, assets[spec.id], log_level, log_retention)
+
+    def _create(self, spec: FunctionSpec, asset: Path, log_level: str, retention: logs.RetentionDays) -> None:
+        scope = Construct(self, spec.id)
+        log_group = logs.LogGroup(scope, "Logs", retention=retention)
+        # Our own role instead of AWSLambdaBasicExecutionRole: that managed policy may write to any
+        # log group in the account; this one writes only to the function's own log group.
+        role = iam.Role(
+            scope,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Boomerang {spec.id} function",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
+            )
+        )
+        function = lambda_.Function(
+            scope,
+            "Function",
+            description=spec.description,
+            runtime=runtime(),
+            architecture=_ARCHITECTURES[LAMBDA_ARCHITECTURE],
+            handler=spec.handler,
+            code=lambda_.Code.from_asset(str(asset)),
+            memory_size=spec.memory_mb,
+            timeout=Duration.seconds(spec.timeout_s),
+            reserved_concurrent_executions=spec.reserved_concurrency,
+            role=role,
+            log_group=log_group,
+            environment={**POWERTOOLS_ENV, LOG_LEVEL: log_level},
+        )
+        suppress(
+            function,
+            Waiver(
+                "AwsSolutions-L1",
+                f"Pinned to {LAMBDA_RUNTIME} by infra/description.py: the asset's compiled dependencies "
+                "(pydantic-core) are built for exactly that CPython version.",
+            ),
+        )
+        self.functions[spec.id] = function
+        self.roles[spec.id] = role
+        self.log_groups[spec.id] = log_group
+
+    def configure(self, environment: Mapping[str, str], targets: GrantTargets) -> None:
+        """Set each function's environment and grants exactly as its FunctionSpec lists them."""
+        if self._configured:
+            raise RuntimeError("functions are configured once")
+        self._configured = True
+        for spec in FUNCTIONS:
+            function, role = self.functions[spec.id], self.roles[spec.id]
+            for name in spec.env:
+                if name not in environment:
+                    raise KeyError(f"function {spec.id} needs {name}, which the stack does not provide")
+                function.add_environment(name, environment[name])
+            for grant in spec.grants:
+                if grant not in GRANTS:
+                    raise KeyError(f"function {spec.id} needs grant {grant!r}, which has no IAM mapping")
+                GRANTS[grant](role, targets)

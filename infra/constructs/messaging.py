@@ -1,0 +1,69 @@
+"""SES: the configuration set every email is sent through, and the sender identity if given."""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_ses as ses
+from cdk_nag import RegexAppliesTo
+from constructs import Construct
+
+from infra.constructs.nag import Waiver, suppress
+
+
+class Messaging(Construct):
+    """`sender` is a domain ("shop.example") or one address ("news@shop.example"), or None."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, sender: str | None) -> None:
+        super().__init__(scope, construct_id)
+        self.sender = sender
+        self.configuration_set = ses.ConfigurationSet(
+            self,
+            "ConfigurationSet",
+            reputation_metrics=True,
+            sending_enabled=True,
+            # Never mail an address that bounced or complained again: protects the sender reputation.
+            suppression_reasons=ses.SuppressionReasons.BOUNCES_AND_COMPLAINTS,
+        )
+        self.identity: ses.EmailIdentity | None = None
+        if sender:
+            identity = ses.Identity.email(sender) if "@" in sender else ses.Identity.domain(sender)
+            self.identity = ses.EmailIdentity(
+                self, "Identity", identity=identity, configuration_set=self.configuration_set
+            )
+
+        stack = Stack.of(self)
+        self.configuration_set_arn = stack.format_arn(
+            service="ses",
+            resource="configuration-set",
+            resource_name=self.configuration_set.configuration_set_name,
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+        self.identity_arn = stack.format_arn(
+            service="ses",
+            resource="identity",
+            resource_name=self.identity.email_identity_name if self.identity else "*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+
+    def grant_send(self, role: iam.Role) -> None:
+        """SES authorises a send on both the sender identity and the configuration set used."""
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ses:SendEmail", "ses:SendRawEmail"],
+                resources=[self.identity_arn, self.configuration_set_arn],
+            )
+        )
+        if self.identity is None:
+            suppress(
+                role,
+                Waiver(
+                    "AwsSolutions-IAM5",
+                    "No sender identity was given at deploy time (context senderDomain), so sends are "
+                    "allowed from any identity verified in this account, still only through Boomerang's "
+                    "configuration set. Deploy with -c senderDomain=... to pin it.",
+                    # <AWS::Region> in an environment-agnostic synth, the region's name in a deploy
+                    applies_to=[RegexAppliesTo(regex=r"/^Resource::arn:.+:ses:.+:identity\/\*$/")],
+                ),
+                apply_to_children=True,  # the finding is on the role's DefaultPolicy child
+            )

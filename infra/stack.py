@@ -1,0 +1,95 @@
+"""BoomerangStack: every resource of infra/description.py, one construct per concern."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.constructs.api import Api
+from infra.constructs.bus import Bus
+from infra.constructs.journeys import Journeys
+from infra.constructs.lambdas import GrantTargets, LambdaFunctions
+from infra.constructs.messaging import Messaging
+from infra.constructs.secrets import Secrets
+from infra.constructs.storage import TEMPLATES_PREFIX, Storage
+from infra.constructs.templates import Templates
+from infra.description import API, QUEUES, STATE_MACHINE, TEMPLATES_DIR
+from shared import settings as env
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Context keys (cdk.json or `cdk deploy -c key=value`); every one has a default.
+CONTEXT_SENDER = "senderDomain"  # SES identity: "shop.example" or "news@shop.example"; none by default
+CONTEXT_LOG_LEVEL = "logLevel"  # LOG_LEVEL of every function
+DEFAULT_LOG_LEVEL = "INFO"
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+class BoomerangStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, assets: Mapping[str, Path], **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        sender = self.node.try_get_context(CONTEXT_SENDER) or None
+        log_level = str(self.node.try_get_context(CONTEXT_LOG_LEVEL) or DEFAULT_LOG_LEVEL).upper()
+
+        storage = Storage(self, "Storage")
+        secrets = Secrets(self, "Secrets")
+        messaging = Messaging(self, "Messaging", sender=sender)
+        bus = Bus(self, "EventBus")
+        functions = LambdaFunctions(
+            self, "Functions", assets=assets, log_level=log_level, log_retention=LOG_RETENTION
+        )
+        api = Api(self, "Api", handler=functions.functions[API.function], log_retention=LOG_RETENTION)
+        journeys = Journeys(
+            self,
+            "Journeys",
+            step_function=functions.functions[STATE_MACHINE.step_function],
+            log_retention=LOG_RETENTION,
+        )
+
+        # Every environment variable a FunctionSpec may name, and the resource behind it.
+        functions.configure(
+            environment={
+                env.TABLE_NAME: storage.table.table_name,
+                env.BUS_NAME: bus.bus.event_bus_name,
+                env.TEMPLATES_BUCKET: storage.templates_bucket.bucket_name,
+                env.STATE_MACHINE_ARN: journeys.state_machine.state_machine_arn,
+                env.EMAIL_CONFIGURATION_SET: messaging.configuration_set.configuration_set_name,
+                env.UNSUBSCRIBE_BASE_URL: api.url,  # https://<id>.execute-api.<region>.amazonaws.com/<stage>/
+                env.SIGNING_SECRET_ARN: secrets.signing_key.secret_arn,
+            },
+            targets=GrantTargets(
+                table=storage.table,
+                bus=bus.bus,
+                state_machine=journeys.state_machine,
+                templates_bucket=storage.templates_bucket,
+                templates_prefix=TEMPLATES_PREFIX,
+                messaging=messaging,
+                signing_secret=secrets.signing_key,
+            ),
+        )
+        for queue in QUEUES:
+            bus.connect(queue, functions.functions[queue.consumer])
+
+        Templates(
+            self,
+            "Templates",
+            source_dir=REPO_ROOT / TEMPLATES_DIR,
+            bucket=storage.templates_bucket,
+            prefix=TEMPLATES_PREFIX,
+        )
+
+        CfnOutput(self, "ApiUrl", value=api.url, description="Base URL: POST <url>v1/batch")
+        CfnOutput(self, "TableName", value=storage.table.table_name)
+        CfnOutput(self, "TemplatesBucketName", value=storage.templates_bucket.bucket_name)
+        CfnOutput(self, "EventBusName", value=bus.bus.event_bus_name)
+        CfnOutput(self, "JourneyStateMachineArn", value=journeys.state_machine.state_machine_arn)
+        CfnOutput(self, "SigningSecretArn", value=secrets.signing_key.secret_arn)
+        for queue in QUEUES:
+            CfnOutput(self, f"{queue.id}DlqUrl", value=bus.dlqs[queue.id].queue_url)

@@ -1,0 +1,538 @@
+"""BoomerangStack, asserted property by property against infra/description.py.
+
+The stack is synthesised once per module (jsii makes each synth cost seconds), with the same
+context as `cdk synth` (cdk.json) and assets built without dependencies (no network).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import Aspects
+from aws_cdk.assertions import Annotations, Match, Template
+from cdk_nag import AwsSolutionsChecks
+
+from infra.app import build_app, cdk_json_context
+from infra.constructs.journeys import STEP_FUNCTION_ARN_PLACEHOLDER
+from infra.constructs.storage import TEMPLATES_PREFIX
+from infra.description import (
+    API,
+    ARCHIVE_RETENTION_DAYS,
+    BUS_NAME,
+    DEFAULT_TEMPLATE_PREFIX,
+    FUNCTIONS,
+    FUNCTIONS_BY_ID,
+    QUEUES,
+    RULES,
+    STATE_MACHINE,
+    TABLE,
+    FunctionSpec,
+    Grant,
+    QueueSpec,
+)
+from shared import settings as env
+
+# The IAM actions each abstract grant may turn into: written out here, independently of the
+# construct that maps them, so a broadened grant fails this test.
+GRANT_ACTIONS: dict[str, set[str]] = {
+    Grant.TABLE_READ: {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"},
+    Grant.TABLE_WRITE: {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",
+    },
+    Grant.BUS_PUT: {"events:PutEvents"},
+    Grant.JOURNEY_START: {"states:StartExecution"},
+    Grant.TEMPLATES_READ: {"s3:GetObject", "s3:ListBucket"},
+    Grant.EMAIL_SEND: {"ses:SendEmail", "ses:SendRawEmail"},
+    Grant.SIGNING_SECRET_READ: {"secretsmanager:GetSecretValue"},
+}
+LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+SQS_CONSUMER_ACTIONS = {
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+}
+COMMON_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
+TABLE_WRITES = GRANT_ACTIONS[Grant.TABLE_WRITE] | {"dynamodb:BatchWriteItem", "dynamodb:TransactWriteItems"}
+
+
+class Synth:
+    """One synthesised stack and lookups over its template."""
+
+    def __init__(
+        self, context: dict[str, Any], build_dir: Path, account: str | None = None, region: str | None = None
+    ) -> None:
+        self.app, self.stack = build_app(
+            context=context, build_dir=build_dir, with_dependencies=False, account=account, region=region
+        )
+        self.template = Template.from_stack(self.stack)
+        self.json: dict[str, Any] = dict(self.template.to_json())
+        self.resources: dict[str, dict[str, Any]] = self.json["Resources"]
+
+    def of_type(self, type_: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.resources.items() if v["Type"] == type_}
+
+    def only(self, type_: str) -> tuple[str, dict[str, Any]]:
+        found = self.of_type(type_)
+        assert len(found) == 1, f"expected one {type_}, found {sorted(found)}"
+        return next(iter(found.items()))
+
+    def function_id(self, spec: FunctionSpec) -> str:
+        matches = [
+            k
+            for k, v in self.of_type("AWS::Lambda::Function").items()
+            if v["Properties"]["Handler"] == spec.handler
+        ]
+        assert len(matches) == 1, f"{spec.id}: {matches}"
+        return matches[0]
+
+    def function(self, spec: FunctionSpec) -> dict[str, Any]:
+        return self.resources[self.function_id(spec)]["Properties"]
+
+    def role_id(self, spec: FunctionSpec) -> str:
+        role = self.function(spec)["Role"]
+        return str(role["Fn::GetAtt"][0])
+
+    def statements(self, role_id: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for policy in self.of_type("AWS::IAM::Policy").values():
+            if {"Ref": role_id} in policy["Properties"]["Roles"]:
+                out.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+        return out
+
+    def queue_consumed_by(self, spec: QueueSpec) -> str:
+        function_id = self.function_id(FUNCTIONS_BY_ID[spec.consumer])
+        mappings = [
+            m["Properties"]
+            for m in self.of_type("AWS::Lambda::EventSourceMapping").values()
+            if m["Properties"]["FunctionName"] == {"Ref": function_id}
+        ]
+        assert len(mappings) == 1
+        return str(mappings[0]["EventSourceArn"]["Fn::GetAtt"][0])
+
+
+def _actions(statement: dict[str, Any]) -> set[str]:
+    action = statement["Action"]
+    return {action} if isinstance(action, str) else set(action)
+
+
+def _resources(statement: dict[str, Any]) -> list[Any]:
+    resource = statement["Resource"]
+    return resource if isinstance(resource, list) else [resource]
+
+
+def _context() -> dict[str, Any]:
+    return cdk_json_context()  # the feature flags `cdk synth` uses
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    yield Synth(_context(), tmp_path_factory.mktemp("build"))
+
+
+@pytest.fixture(scope="module")
+def synth_with_sender(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    # Also pinned to an account and region, as `cdk deploy` synthesises it: ARNs then render with
+    # literal regions, which per-finding suppressions must still match.
+    yield Synth(
+        {**_context(), "senderDomain": "shop.example"},
+        tmp_path_factory.mktemp("build"),
+        account="123456789012",
+        region="eu-west-1",
+    )
+
+
+@pytest.fixture(scope="module")
+def synth_in_region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    yield Synth(_context(), tmp_path_factory.mktemp("build"), account="123456789012", region="us-east-1")
+
+
+# --- cdk-nag -------------------------------------------------------------------------------------
+
+
+def test_cdk_nag_aws_solutions_runs_on_the_app(synth: Synth) -> None:
+    assert any(isinstance(aspect, AwsSolutionsChecks) for aspect in Aspects.of(synth.app).all)
+
+
+@pytest.mark.parametrize("which", ["synth", "synth_with_sender", "synth_in_region"])
+def test_cdk_nag_finds_no_unsuppressed_errors_or_warnings(which: str, request: pytest.FixtureRequest) -> None:
+    s: Synth = request.getfixturevalue(which)
+    annotations = Annotations.from_stack(s.stack)
+    nag = Match.string_like_regexp("AwsSolutions-.*")
+    errors = [f"{e.id}: {e.entry.data}" for e in annotations.find_error("*", nag)]
+    warnings = [f"{w.id}: {w.entry.data}" for w in annotations.find_warning("*", nag)]
+    assert errors == []
+    assert warnings == []
+
+
+def test_every_suppression_is_per_resource_with_a_reason(synth: Synth) -> None:
+    assert "cdk_nag" not in synth.json.get("Metadata", {}), "no stack-wide suppressions"
+    suppressions = [
+        rule
+        for resource in synth.resources.values()
+        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
+    ]
+    assert suppressions
+    for rule in suppressions:
+        assert rule["id"].startswith("AwsSolutions-")
+        assert len(rule["reason"]) >= 40, rule
+
+
+# --- storage -------------------------------------------------------------------------------------
+
+
+def test_table_keys_billing_encryption_recovery_and_retention(synth: Synth) -> None:
+    table_id, table = synth.only("AWS::DynamoDB::Table")
+    props = table["Properties"]
+    assert props["KeySchema"] == [
+        {"AttributeName": TABLE.partition_key, "KeyType": "HASH"},
+        {"AttributeName": TABLE.sort_key, "KeyType": "RANGE"},
+    ]
+    assert sorted(props["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == sorted(
+        [
+            {"AttributeName": TABLE.partition_key, "AttributeType": "S"},
+            {"AttributeName": TABLE.sort_key, "AttributeType": "S"},
+        ],
+        key=lambda a: a["AttributeName"],
+    )
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["TimeToLiveSpecification"] == {"AttributeName": TABLE.ttl_attribute, "Enabled": True}
+    assert props["DeletionProtectionEnabled"] is True
+    assert table["DeletionPolicy"] == "Retain"
+
+
+def _templates_bucket_id(synth: Synth) -> str:
+    versioned = [
+        k
+        for k, v in synth.of_type("AWS::S3::Bucket").items()
+        if v["Properties"].get("VersioningConfiguration", {}).get("Status") == "Enabled"
+    ]
+    assert len(versioned) == 1
+    return versioned[0]
+
+
+def test_buckets_are_encrypted_private_and_ssl_only(synth: Synth) -> None:
+    buckets = synth.of_type("AWS::S3::Bucket")
+    assert len(buckets) == 2  # templates + its access logs
+    for bucket in buckets.values():
+        props = bucket["Properties"]
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+        assert bucket["DeletionPolicy"] == "Retain"
+    for policy in synth.of_type("AWS::S3::BucketPolicy").values():
+        denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+        assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
+    assert len(synth.of_type("AWS::S3::BucketPolicy")) == 2
+
+
+def test_templates_bucket_is_versioned_and_logs_access(synth: Synth) -> None:
+    props = synth.resources[_templates_bucket_id(synth)]["Properties"]
+    assert props["LoggingConfiguration"]["DestinationBucketName"]["Ref"] in synth.of_type("AWS::S3::Bucket")
+
+
+def test_default_templates_deploy_under_the_prefix_without_pruning(synth: Synth) -> None:
+    assert DEFAULT_TEMPLATE_PREFIX.startswith(TEMPLATES_PREFIX)
+    _, deployment = synth.only("Custom::CDKBucketDeployment")
+    props = deployment["Properties"]
+    assert props["DestinationBucketName"] == {"Ref": _templates_bucket_id(synth)}
+    assert props["DestinationBucketKeyPrefix"] == TEMPLATES_PREFIX
+    assert props["Prune"] is False  # marketers' per-store templates live under the same prefix
+
+
+def test_signing_secret_is_generated_and_retained(synth: Synth) -> None:
+    _, secret = synth.only("AWS::SecretsManager::Secret")
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    assert secret["DeletionPolicy"] == "Retain"
+
+
+# --- functions -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.id)
+def test_function_runtime_architecture_and_sizing(spec: FunctionSpec, synth: Synth) -> None:
+    props = synth.function(spec)
+    assert props["Runtime"] == "python3.13"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Handler"] == spec.handler
+    assert props["MemorySize"] == spec.memory_mb
+    assert props["Timeout"] == spec.timeout_s
+    assert props.get("ReservedConcurrentExecutions") == spec.reserved_concurrency
+    # its own log group, with a retention
+    log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
+    assert synth.resources[log_group_id]["Properties"]["RetentionInDays"] > 0
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.id)
+def test_function_environment_is_exactly_the_description(spec: FunctionSpec, synth: Synth) -> None:
+    variables = synth.function(spec)["Environment"]["Variables"]
+    assert set(variables) == set(spec.env) | COMMON_ENV
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "boomerang"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Boomerang"
+    assert variables["LOG_LEVEL"] == "INFO"
+
+
+def test_environment_values_point_at_the_right_resources(synth: Synth) -> None:
+    table_id, _ = synth.only("AWS::DynamoDB::Table")
+    bus_id, _ = synth.only("AWS::Events::EventBus")
+    machine_id, _ = synth.only("AWS::StepFunctions::StateMachine")
+    secret_id, _ = synth.only("AWS::SecretsManager::Secret")
+    config_set_id, _ = synth.only("AWS::SES::ConfigurationSet")
+    api_id, _ = synth.only("AWS::ApiGateway::RestApi")
+    expected = {
+        env.TABLE_NAME: {"Ref": table_id},
+        env.BUS_NAME: {"Ref": bus_id},
+        env.TEMPLATES_BUCKET: {"Ref": _templates_bucket_id(synth)},
+        env.STATE_MACHINE_ARN: {"Ref": machine_id},
+        env.SIGNING_SECRET_ARN: {"Ref": secret_id},
+        env.EMAIL_CONFIGURATION_SET: {"Ref": config_set_id},
+    }
+    for spec in FUNCTIONS:
+        variables = synth.function(spec)["Environment"]["Variables"]
+        for name in spec.env:
+            if name == env.UNSUBSCRIBE_BASE_URL:
+                # https://<api id>.execute-api.<region>.<suffix>/<stage>/
+                url = json.dumps(variables[name])
+                assert f'{{"Ref": "{api_id}"}}' in url and "https://" in url
+            else:
+                assert variables[name] == expected[name], (spec.id, name)
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.id)
+def test_function_role_allows_exactly_its_grants(spec: FunctionSpec, synth: Synth) -> None:
+    role_id = synth.role_id(spec)
+    role = synth.resources[role_id]["Properties"]
+    assert "ManagedPolicyArns" not in role  # no AWSLambdaBasicExecutionRole
+    assert "Policies" not in role
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "lambda.amazonaws.com"
+    }
+
+    expected = set(LOG_ACTIONS)
+    for grant in spec.grants:
+        expected |= GRANT_ACTIONS[grant]
+    if any(q.consumer == spec.id for q in QUEUES):
+        expected |= SQS_CONSUMER_ACTIONS
+    statements = synth.statements(role_id)
+    assert set().union(*(_actions(s) for s in statements)) == expected
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert "*" not in _resources(statement), statement
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.id)
+def test_function_writes_logs_only_to_its_own_log_group(spec: FunctionSpec, synth: Synth) -> None:
+    log_group_id = synth.function(spec)["LoggingConfig"]["LogGroup"]["Ref"]
+    for statement in synth.statements(synth.role_id(spec)):
+        if _actions(statement) & LOG_ACTIONS:
+            assert _resources(statement) == [{"Fn::GetAtt": [log_group_id, "Arn"]}]
+
+
+def test_ingest_reads_but_cannot_write_the_table(synth: Synth) -> None:
+    table_id, _ = synth.only("AWS::DynamoDB::Table")
+    statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID["ingest"]))
+    actions = set().union(*(_actions(s) for s in statements))
+    assert not actions & TABLE_WRITES
+    assert not any(a in {"dynamodb:*", "*"} for a in actions)
+    reads = [s for s in statements if _actions(s) & GRANT_ACTIONS[Grant.TABLE_READ]]
+    assert [_resources(s) for s in reads] == [[{"Fn::GetAtt": [table_id, "Arn"]}]]
+
+
+def test_journey_trigger_can_only_start_the_journey_state_machine(synth: Synth) -> None:
+    machine_id, _ = synth.only("AWS::StepFunctions::StateMachine")
+    statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID["journey_trigger"]))
+    # Apart from its own logs and its own queue (the event source), one statement:
+    other = [s for s in statements if not _actions(s) <= LOG_ACTIONS | SQS_CONSUMER_ACTIONS]
+    assert other == [{"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine_id}}]
+
+
+def test_queue_consumers_read_only_their_own_queue(synth: Synth) -> None:
+    for queue in QUEUES:
+        queue_id = synth.queue_consumed_by(queue)
+        statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID[queue.consumer]))
+        sqs = [s for s in statements if _actions(s) & SQS_CONSUMER_ACTIONS]
+        assert [_resources(s) for s in sqs] == [[{"Fn::GetAtt": [queue_id, "Arn"]}]]
+
+
+def test_journey_step_reads_templates_only_under_the_prefix(synth: Synth) -> None:
+    bucket_id = _templates_bucket_id(synth)
+    statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID["journey_step"]))
+    get = [s for s in statements if "s3:GetObject" in _actions(s)]
+    assert [_resources(s) for s in get] == [
+        [{"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{TEMPLATES_PREFIX}*"]]}]
+    ]
+
+
+def test_email_send_is_scoped_to_the_configuration_set(synth: Synth) -> None:
+    config_set_id, _ = synth.only("AWS::SES::ConfigurationSet")
+    statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID["journey_step"]))
+    (send,) = [s for s in statements if _actions(s) & GRANT_ACTIONS[Grant.EMAIL_SEND]]
+    rendered = json.dumps(_resources(send))
+    assert ":configuration-set/" in rendered and config_set_id in rendered
+
+
+def test_email_send_is_scoped_to_the_sender_identity_when_given(synth_with_sender: Synth) -> None:
+    identity_id, identity = synth_with_sender.only("AWS::SES::EmailIdentity")
+    assert identity["Properties"]["EmailIdentity"] == "shop.example"
+    statements = synth_with_sender.statements(synth_with_sender.role_id(FUNCTIONS_BY_ID["journey_step"]))
+    (send,) = [s for s in statements if _actions(s) & GRANT_ACTIONS[Grant.EMAIL_SEND]]
+    rendered = json.dumps(_resources(send))
+    assert "*" not in rendered
+    assert f'":identity/", {{"Ref": "{identity_id}"}}' in rendered
+
+
+def test_no_sender_identity_by_default(synth: Synth) -> None:
+    assert synth.of_type("AWS::SES::EmailIdentity") == {}
+
+
+# --- bus and queues ------------------------------------------------------------------------------
+
+
+def test_bus_and_archive(synth: Synth) -> None:
+    bus_id, bus = synth.only("AWS::Events::EventBus")
+    assert bus["Properties"]["Name"] == BUS_NAME
+    _, archive = synth.only("AWS::Events::Archive")
+    assert archive["Properties"]["RetentionDays"] == ARCHIVE_RETENTION_DAYS
+    assert archive["Properties"]["SourceArn"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+
+
+def test_every_queue_is_encrypted_and_ssl_only(synth: Synth) -> None:
+    queues = synth.of_type("AWS::SQS::Queue")
+    assert len(queues) == 2 * len(QUEUES) + 1  # queue + DLQ each, and the rules' delivery DLQ
+    for queue in queues.values():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    guarded: set[str] = set()
+    for policy in synth.of_type("AWS::SQS::QueuePolicy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Effect"] == "Deny" and statement.get("Condition") == {
+                "Bool": {"aws:SecureTransport": "false"}
+            }:
+                guarded |= {q["Ref"] for q in policy["Properties"]["Queues"]}
+    assert guarded == set(queues)
+
+
+@pytest.mark.parametrize("spec", QUEUES, ids=lambda q: q.id)
+def test_queue_has_dlq_visibility_and_batching_from_the_description(spec: QueueSpec, synth: Synth) -> None:
+    queue_id = synth.queue_consumed_by(spec)
+    queue = synth.resources[queue_id]["Properties"]
+    assert queue["VisibilityTimeout"] == spec.visibility_timeout_s
+    redrive = queue["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == spec.max_receive_count
+    dlq_id = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert synth.resources[dlq_id]["Properties"]["MessageRetentionPeriod"] == spec.dlq_retention_days * 86400
+
+    function_id = synth.function_id(FUNCTIONS_BY_ID[spec.consumer])
+    synth.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "FunctionName": {"Ref": function_id},
+            "EventSourceArn": {"Fn::GetAtt": [queue_id, "Arn"]},
+            "BatchSize": spec.batch_size,
+            "MaximumBatchingWindowInSeconds": spec.max_batching_window_s,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
+
+
+def test_rules_match_the_description_and_target_their_queue(synth: Synth) -> None:
+    bus_id, _ = synth.only("AWS::Events::EventBus")
+    rules = {
+        r["Properties"]["Description"]: r["Properties"] for r in synth.of_type("AWS::Events::Rule").values()
+    }
+    assert len(rules) == len(RULES)
+    queue_by_id = {q.id: q for q in QUEUES}
+    for spec in RULES:
+        rule = rules[spec.description]
+        assert rule["EventPattern"] == spec.pattern
+        assert rule["EventBusName"] == {"Ref": bus_id}
+        (target,) = rule["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": [synth.queue_consumed_by(queue_by_id[spec.queue]), "Arn"]}
+        assert "Arn" in target["DeadLetterConfig"]
+
+
+# --- journeys ------------------------------------------------------------------------------------
+
+
+def test_state_machine_is_the_description_definition(synth: Synth) -> None:
+    _, machine = synth.only("AWS::StepFunctions::StateMachine")
+    props = machine["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    step_id = synth.function_id(FUNCTIONS_BY_ID[STATE_MACHINE.step_function])
+    (key,) = props["DefinitionSubstitutions"]
+    assert props["DefinitionSubstitutions"][key] == {"Fn::GetAtt": [step_id, "Arn"]}
+    assert STEP_FUNCTION_ARN_PLACEHOLDER == "${" + key + "}"
+    # What CloudFormation deploys after substitution is exactly what the emulator runs.
+    arn = "arn:aws:lambda:eu-west-1:123456789012:function:step"
+    definition = json.loads(props["DefinitionString"].replace(STEP_FUNCTION_ARN_PLACEHOLDER, arn))
+    assert definition == STATE_MACHINE.definition(arn)
+
+
+def test_state_machine_logs_all_and_traces(synth: Synth) -> None:
+    _, machine = synth.only("AWS::StepFunctions::StateMachine")
+    props = machine["Properties"]
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
+    assert props["TracingConfiguration"] == {"Enabled": True}
+
+
+def test_state_machine_role_invokes_only_the_step_function(synth: Synth) -> None:
+    _, machine = synth.only("AWS::StepFunctions::StateMachine")
+    role_id = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    step_id = synth.function_id(FUNCTIONS_BY_ID[STATE_MACHINE.step_function])
+    statements = synth.statements(role_id)
+    invoke = [s for s in statements if any(a.startswith("lambda:") for a in _actions(s))]
+    assert invoke == [
+        {"Action": "lambda:InvokeFunction", "Effect": "Allow", "Resource": {"Fn::GetAtt": [step_id, "Arn"]}}
+    ]
+    # everything else is log delivery and X-Ray, which have no resource-level permissions
+    for statement in statements:
+        if statement not in invoke:
+            assert {a.split(":")[0] for a in _actions(statement)} <= {"logs", "xray"}
+
+
+# --- API -----------------------------------------------------------------------------------------
+
+
+def _resource_path(synth: Synth, resource_ref: Any, api_id: str) -> str:
+    if resource_ref == {"Fn::GetAtt": [api_id, "RootResourceId"]}:
+        return ""
+    resource = synth.resources[resource_ref["Ref"]]["Properties"]
+    return f"{_resource_path(synth, resource['ParentId'], api_id)}/{resource['PathPart']}"
+
+
+def test_api_has_exactly_the_description_routes_proxied_to_ingest(synth: Synth) -> None:
+    api_id, _ = synth.only("AWS::ApiGateway::RestApi")
+    ingest_id = synth.function_id(FUNCTIONS_BY_ID[API.function])
+    routes = set()
+    for method in synth.of_type("AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        routes.add((props["HttpMethod"], _resource_path(synth, props["ResourceId"], api_id)))
+        assert props["Integration"]["Type"] == "AWS_PROXY"
+        assert ingest_id in json.dumps(props["Integration"]["Uri"])
+    assert routes == set(API.routes)
+
+
+def test_api_stage_throttles_and_logs(synth: Synth) -> None:
+    _, stage = synth.only("AWS::ApiGateway::Stage")
+    props = stage["Properties"]
+    assert props["StageName"] == API.stage
+    assert props["AccessLogSetting"]["DestinationArn"]
+    (settings,) = props["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == API.throttle_rate_limit
+    assert settings["ThrottlingBurstLimit"] == API.throttle_burst_limit
+    assert settings["DataTraceEnabled"] is False
+    assert settings["LoggingLevel"] in {"ERROR", "INFO"}
