@@ -1,0 +1,72 @@
+"""Integration tests: real handlers, in-process, on moto (mock_aws). Nothing leaves the process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import pytest_socket
+from moto import mock_aws
+
+from functions.ingest import handler as ingest_handler
+from functions.journey_step import handler as step_handler
+from shared import clock
+from shared.aws import reset_clients
+from shared.settings import settings
+from tests.aws_fixtures import (
+    FAKE_CREDENTIALS,
+    FixedClock,
+    LambdaContext,
+    World,
+    create_world,
+    use_shared_boto3_session,
+)
+
+
+@pytest.fixture(autouse=True)
+def _offline() -> Iterator[None]:
+    # moto answers in-process; a socket opened here would mean a call escaped to a real endpoint.
+    pytest_socket.disable_socket(allow_unix_socket=True)
+    yield
+    pytest_socket.enable_socket()
+
+
+def _forget_cached_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    reset_clients()
+    settings.cache_clear()
+    monkeypatch.setattr(ingest_handler, "_directory", None)
+    monkeypatch.setattr(ingest_handler, "_unsubscriber", None)
+    monkeypatch.setattr(step_handler, "_deps", None)
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    for name, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "MOTO_ACCOUNT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        use_shared_boto3_session()
+        created = create_world()
+        for name, value in created.env().items():
+            monkeypatch.setenv(name, value)
+        _forget_cached_clients(monkeypatch)
+        try:
+            yield created
+        finally:
+            clock.reset_clock()
+            reset_clients()
+            settings.cache_clear()
+
+
+@pytest.fixture
+def fixed_clock() -> Iterator[FixedClock]:
+    c = FixedClock(1_790_000_000.0)
+    clock.set_clock(c)
+    yield c
+    clock.reset_clock()
+
+
+@pytest.fixture
+def ctx() -> LambdaContext:
+    return LambdaContext()

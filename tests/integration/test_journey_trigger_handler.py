@@ -1,0 +1,96 @@
+"""The journey-trigger λ on moto Step Functions: one execution per cart, however often triggers repeat."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from functions.journey_trigger.handler import handler, record_handler
+from shared.aws import client
+from shared.events import CanonicalEvent
+from shared.journeys import execution_name
+from tests.aws_fixtures import FixedClock, LambdaContext, World, bus_envelope, canonical, sqs_batch
+from tests.events import load_event
+
+
+def event(name: str, received_at: float, **changes: Any) -> CanonicalEvent:
+    [e] = canonical([{**load_event(name), **changes}], received_at)
+    return e
+
+
+def test_first_product_added_starts_one_execution_named_for_the_cart(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    # Given a Product Added that Boomerang received 10 minutes ago (the queue was slow)
+    added = event("product_added", fixed_clock.now - 600)
+
+    # When the trigger λ handles it
+    assert handler(sqs_batch([bus_envelope(added)]), ctx) == {"batchItemFailures": []}
+
+    # Then exactly one execution runs, under the cart's deterministic name
+    [execution] = world.executions()
+    assert execution["name"] == execution_name("shop-1", "cart-abandonment", "cart-42")
+    assert execution["status"] == "RUNNING"
+    # And its first wait is timed from when the event was received, not from now
+    described = client("stepfunctions").describe_execution(executionArn=execution["executionArn"])
+    assert json.loads(described["input"]) == {
+        "store_id": "shop-1",
+        "journey": "cart-abandonment",
+        "instance": "cart-42",
+        "step": 0,
+        "wait_seconds": 3600 - 600,
+        "started_at": added.received_at,
+    }
+
+
+def test_second_event_for_the_same_cart_joins_the_running_execution(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    # Given a journey already started for cart-42
+    handler(sqs_batch([bus_envelope(event("product_added", fixed_clock.now))]), ctx)
+
+    # When more cart events for the same cart arrive (another add, then checkout)
+    fixed_clock.advance(120)
+    another = event("product_added", fixed_clock.now, messageId="add-2")
+    [record] = sqs_batch([bus_envelope(another)])["Records"]
+    outcome = record_handler(SQSRecord(record))
+    checkout = event("checkout_started", fixed_clock.now)
+    result = handler(sqs_batch([bus_envelope(checkout)]), ctx)
+
+    # Then they join it: no failure, and still exactly one execution
+    assert outcome == {
+        "message_id": "add-2",
+        "outcome": "joined",
+        "journey": "cart-abandonment",
+        "instance": "cart-42",
+    }
+    assert result == {"batchItemFailures": []}
+    assert len(world.executions()) == 1
+
+
+def test_two_adds_for_one_cart_in_one_batch_start_one_execution(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    first = event("product_added", fixed_clock.now)
+    second = event("product_added", fixed_clock.now + 1, messageId="add-2")
+    other_cart = event("product_added", fixed_clock.now + 2, messageId="add-3")
+    other_cart.properties["cart_id"] = "cart-99"
+
+    assert handler(sqs_batch(bus_envelope(e) for e in (first, second, other_cart)), ctx) == {
+        "batchItemFailures": []
+    }
+
+    assert sorted(e["name"] for e in world.executions()) == sorted(
+        execution_name("shop-1", "cart-abandonment", c) for c in ("cart-42", "cart-99")
+    )
+
+
+def test_product_viewed_is_ignored(world: World, ctx: LambdaContext, fixed_clock: FixedClock) -> None:
+    [viewed] = canonical([load_event("batch_cart_abandon")["batch"][3]], fixed_clock.now)
+    [record] = sqs_batch([bus_envelope(viewed)])["Records"]
+
+    assert record_handler(SQSRecord(record))["outcome"] == "ignored"
+    assert handler(sqs_batch([bus_envelope(viewed)]), ctx) == {"batchItemFailures": []}
+    assert world.executions() == []
