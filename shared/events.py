@@ -124,7 +124,7 @@ class CartProperties(_Open):
     sku: str | None = Field(default=None, max_length=200)
     name: str | None = Field(default=None, max_length=500)
     price: Money | None = Field(default=None, ge=0, le=Decimal("10000000"))
-    quantity: int = Field(default=1, ge=1, le=100000)
+    quantity: int | None = Field(default=None, ge=1, le=100000)  # absent on a removal: the whole line
     currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
     image_url: str | None = Field(default=None, max_length=2048)
     url: str | None = Field(default=None, max_length=2048)

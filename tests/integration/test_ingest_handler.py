@@ -49,9 +49,8 @@ def test_batch_is_accepted_and_published_as_canonical_events(world: World, ctx: 
         "sku": "KETTLE-3",
         "name": "Camp kettle & stand",
         "price": 34.9,
-        "quantity": 1,
         "currency": "EUR",
-    }
+    }  # no quantity sent, none invented: the fold reads an absent quantity as one added
     # And only the cart events go to the journey queue
     journey = world.published("journey")
     assert sorted(e["detail"]["message_id"] for e in journey) == ["sample-batch-add-1", "sample-batch-add-2"]

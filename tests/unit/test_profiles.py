@@ -366,3 +366,29 @@ def test_cart_learns_who_it_belongs_to() -> None:
     apply_cart_event(cart, anon)
     apply_cart_event(cart, cart_event("product_added", 200))
     assert (cart.user_id, cart.anonymous_id) == ("user-42", "anon-1")
+
+
+def test_removal_without_a_quantity_removes_the_whole_line() -> None:
+    # Given three runners in the cart
+    cart = fresh_cart()
+    apply_cart_event(cart, cart_event("product_added", 100, quantity=3))
+
+    # When the storefront sends Product Removed without a quantity (remove the line)
+    call = load_event("product_removed")
+    del call["properties"]["quantity"]
+    [removed], errors = normalise([call], STORE, 200)
+    assert not errors
+    apply_cart_event(cart, removed)
+
+    # Then the line is gone, not reduced by one
+    assert cart.items == []
+
+
+def test_add_without_a_quantity_adds_one() -> None:
+    call = load_event("product_added")
+    del call["properties"]["quantity"]
+    [added], _ = normalise([call], STORE, 100)
+    cart = fresh_cart()
+    apply_cart_event(cart, added)
+    apply_cart_event(cart, added.model_copy(update={"received_at": 200}))
+    assert lines(cart) == {"RUN-42": 2}
