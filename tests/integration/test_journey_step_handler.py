@@ -257,3 +257,39 @@ def test_throttled_send_releases_the_claim_so_the_retry_sends_once(
     assert len(sent()) == 1
     record = send_record(world, "email-1")
     assert record is not None and record["status"] == "sent"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (reported): a failure after the claim other than TransientSendError/TemplateError/"
+    "PermanentSendError (here S3 SlowDown loading the template) leaves the send record 'claimed'; "
+    "the retry then answers 'already-handled' and the reminder is never sent",
+)
+def test_template_store_outage_after_the_claim_does_not_lose_the_email(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock, t0: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given S3 is briefly unavailable when the step loads the template
+    shopper(world, t0)
+    fixed_clock.advance(HOUR)
+    s3 = step_module.deps().templates._s3
+
+    def slow_down(**_: Any) -> Any:
+        raise ClientError(
+            {
+                "Error": {"Code": "SlowDown", "Message": "Reduce your request rate."},
+                "ResponseMetadata": {"HTTPStatusCode": 503},
+            },
+            "GetObject",
+        )
+
+    monkeypatch.setattr(s3, "get_object", slow_down)
+    with pytest.raises(ClientError):
+        step(ctx, t0)
+
+    # When Step Functions retries the step once S3 is back
+    monkeypatch.undo()
+    out = step(ctx, t0)
+
+    # Then the reminder goes out (exactly once)
+    assert out["events"][0]["type"] == "sent"
+    assert len(sent()) == 1
