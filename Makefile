@@ -58,5 +58,18 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m tests.bench
 
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+assets: $(STAMP)
+	$(PY) -m infra.assets
+
+synth: $(STAMP) node_modules/.installed
+	npx cdk synth --quiet
+
+deploy: $(STAMP) node_modules/.installed
+	npx cdk deploy --require-approval broadening $(if $(SENDER),-c senderDomain=$(SENDER))
+
 clean:
-	rm -rf build cdk.out .boomerang .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build cdk.out .boomerang node_modules .pytest_cache .mypy_cache .ruff_cache

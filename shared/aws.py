@@ -18,7 +18,7 @@ def client(service: str) -> Any:
         from botocore.config import Config
 
         cfg = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=3, read_timeout=10)
-        return boto3.client(service, config=cfg)
+        return boto3.client(service, config=cfg)  # type: ignore[call-overload]
 
 
 def reset_clients() -> None:

@@ -59,7 +59,7 @@ def _accept(route: str) -> Response:
     store_id = directory().store_id_for_key(api_key_from_headers(app.current_event.headers) or "")
     if store_id is None:
         raise ApiProblem(401, "unauthorized", UNAUTHORIZED)
-    body = read_body(app.current_event.body, app.current_event.is_base64_encoded)
+    body = read_body(app.current_event.body, bool(app.current_event.is_base64_encoded))
     events = validate(parse_calls(body, route), store_id, clock.now_ts())
     try:
         publish(client("events"), settings().bus_name, events)
@@ -97,7 +97,9 @@ def unsubscribe_page() -> Response:
 
 @app.post("/v1/unsubscribe")
 def unsubscribe_post() -> Response:
-    body = read_body(app.current_event.body, app.current_event.is_base64_encoded).decode("utf-8", "replace")
+    body = read_body(app.current_event.body, bool(app.current_event.is_base64_encoded)).decode(
+        "utf-8", "replace"
+    )
     page = unsubscriber().confirm(app.current_event.query_string_parameters or {}, body)
     return Response(status_code=page.status, content_type="text/html; charset=utf-8", body=page.html)
 

@@ -44,13 +44,13 @@ class Capture(logging.Handler):
     """Collects the handlers' structured log records as they happen."""
 
     records: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    guard: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         logging.Handler.__init__(self)
 
     def emit(self, record: logging.LogRecord) -> None:
-        with self.lock:
+        with self.guard:
             self.records.append((clock.now_ts(), {"message": record.getMessage(), **record.__dict__}))
 
     def __hash__(self) -> int:
@@ -146,14 +146,14 @@ def run_demo(speed: float = 3600.0, scenario: str | None = None, out: Any = None
 
 
 def _step_records(capture: Capture) -> list[tuple[float, dict[str, Any]]]:
-    with capture.lock:
+    with capture.guard:
         return [(t, r) for t, r in capture.records if r["message"] == "journey step"]
 
 
 def _wait_for_journeys(capture: Capture, carts: dict[str, str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with capture.lock:
+        with capture.guard:
             started = {r.get("instance") for _, r in capture.records if r.get("outcome") == "started"}
         exited = {r.get("instance") for _, r in _step_records(capture) if r.get("action") == "exit"}
         if started and started <= exited:
@@ -163,7 +163,7 @@ def _wait_for_journeys(capture: Capture, carts: dict[str, str], timeout: float) 
 
 def _timeline(capture: Capture, who_by_message: dict[str, str], who_by_cart: dict[str, str]) -> list[Line]:
     lines = []
-    with capture.lock:
+    with capture.guard:
         records = list(capture.records)
     for at, r in records:
         msg = r["message"]
@@ -178,7 +178,7 @@ def _timeline(capture: Capture, who_by_message: dict[str, str], who_by_cart: dic
         elif msg == "journey trigger":
             who = who_by_message.get(r.get("message_id", ""), "?")
             verb = {"started": "journey started", "joined": "journey already running, joined"}.get(
-                r.get("outcome"), ""
+                str(r.get("outcome")), ""
             )
             if verb:
                 lines.append(Line(at, who, f"{verb}: {r.get('journey')} for {r.get('instance')}"))
@@ -219,8 +219,8 @@ def _summary(
     exits: dict[str, str] = {}
     for _, r in _step_records(capture):
         if r.get("action") == "exit":
-            exits[who_by_cart.get(r.get("instance", ""), "?")] = r.get("reason", "")
-    with capture.lock:
+            exits[who_by_cart.get(str(r.get("instance")), "?")] = r.get("reason", "")
+    with capture.guard:
         outcomes = Counter(r.get("outcome") for _, r in capture.records if r["message"] == "profile event")
     problems = []
     for who, n in plan.get("expect", {}).get("emails", {}).items():

@@ -108,6 +108,10 @@ class Emulator:
         for t in self._threads:
             t.join(timeout=5)
         if self.moto is not None:
+            import requests
+
+            # moto's backends are process-wide: reset them so another emulator can start here
+            requests.post(f"{self.endpoint}/moto-api/reset", timeout=10)
             self.moto.stop()
         clock.reset_clock()
 
@@ -171,7 +175,7 @@ class Emulator:
     def client(self, service: str) -> Any:
         import boto3
 
-        return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint)
+        return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint)  # type: ignore[call-overload]
 
     def _create_resources(self) -> None:
         ddb, events, sqs, s3 = (self.client(s) for s in ("dynamodb", "events", "sqs", "s3"))

@@ -1,0 +1,298 @@
+"""`make bench`: figures for the issue notes. A benchmark, not a test: it asserts nothing.
+
+1. ingest + profile events/s through the real handlers on in-process moto (moto dominates: on AWS
+   each call is a network round trip instead, so read this as handler overhead + an upper bound);
+2. cold import time of each handler module, next to `import boto3` alone;
+3. AWS API calls per event, by event type;
+4. Step Functions state transitions per cart journey (two emails; bought before the first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the figures, not the handlers' logs
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRANSITION_PRICE = 0.025 / 1000  # USD per Standard state transition (us-east-1)
+
+
+def cold_imports(repeat: int = 5) -> dict[str, float]:
+    modules = ["boto3"] + [
+        f"functions.{m}.handler" for m in ("ingest", "profile", "journey_trigger", "journey_step")
+    ]
+    out = {}
+    for mod in modules:
+        code = f"import time; t=time.perf_counter(); import {mod}; print(time.perf_counter()-t)"
+        runs = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+                ).stdout
+            )
+            for _ in range(repeat)
+        ]
+        out[mod] = statistics.median(runs) * 1000
+    return out
+
+
+class CallCounter:
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        self.calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+
+def _events(n: int, run: str) -> list[dict[str, Any]]:
+    calls = []
+    for i in range(n):
+        user = f"u{i % (n // 4 or 1)}-{run}"
+        kind = i % 4
+        if kind == 0:
+            calls.append(
+                {
+                    "type": "identify",
+                    "userId": user,
+                    "messageId": f"{run}-{i}",
+                    "traits": {"email": f"{user}@example.com", "consent": {"email": "subscribed"}},
+                }
+            )
+        elif kind in (1, 2):
+            calls.append(
+                {
+                    "type": "track",
+                    "event": "Product Added",
+                    "userId": user,
+                    "messageId": f"{run}-{i}",
+                    "properties": {
+                        "cart_id": f"c-{user}",
+                        "product_id": f"p{kind}",
+                        "price": 9.5,
+                        "currency": "EUR",
+                    },
+                }
+            )
+        else:
+            calls.append(
+                {
+                    "type": "track",
+                    "event": "Order Completed",
+                    "userId": user,
+                    "messageId": f"{run}-{i}",
+                    "properties": {
+                        "order_id": f"o-{user}",
+                        "cart_id": f"c-{user}",
+                        "total": 19,
+                        "currency": "EUR",
+                    },
+                }
+            )
+    return calls
+
+
+def throughput_and_calls(n: int = 400) -> tuple[float, float, float, dict[str, dict[str, float]]]:
+    from infra.local.emulator import Emulator, resource_name
+    from infra.local.server import proxy_event
+
+    # The emulator without pollers: we drive the handlers ourselves and time only them.
+    emu = Emulator(speed=1)
+    emu.start()
+    emu._stop.set()  # stop the SQS pollers; the bench reads the queue itself
+    import base64
+
+    from shared.aws import client
+
+    counter = CallCounter()
+    for service in ("dynamodb", "events", "stepfunctions", "s3", "sesv2", "secretsmanager"):
+        client(service).meta.events.register("before-call", counter)
+    ingest, profile = resource_name("fn", "ingest"), resource_name("fn", "profile")
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{emu.api_key}:".encode()).decode()}
+    calls = _events(n, uuid.uuid4().hex[:6])
+    # warm up both handlers once (cold start is measured separately)
+    emu.invoke(ingest, proxy_event("POST", "/v1/batch", "", auth, json.dumps({"batch": calls[:4]}).encode()))
+
+    counter.calls.clear()
+    t0 = time.perf_counter()
+    for start in range(0, n, 100):
+        body = json.dumps({"batch": calls[start : start + 100]}).encode()
+        result = emu.invoke(ingest, proxy_event("POST", "/v1/batch", "", auth, body))
+        assert result["statusCode"] == 200, result
+    t_ingest = time.perf_counter() - t0
+    ingest_calls = dict(counter.calls)
+
+    sqs = emu.client("sqs")
+    url = emu.queue_urls["profile"]
+    records = []
+    while True:
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        )
+        if not msgs:
+            break
+        for m in msgs:
+            records.append(
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": {},
+                    "messageAttributes": {},
+                    "md5OfBody": "",
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": emu.arns["queue:profile"],
+                    "awsRegion": "us-east-1",
+                }
+            )
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    by_type: dict[str, Counter[str]] = {}
+    counts: Counter[str] = Counter()
+    t_profile = 0.0
+    for r in records:
+        detail = json.loads(r["body"])["detail"]
+        kind = detail.get("event") or detail["type"]
+        before = Counter(counter.calls)
+        t0 = time.perf_counter()
+        emu.invoke(profile, {"Records": [r]})
+        t_profile += time.perf_counter() - t0
+        by_type.setdefault(kind, Counter()).update(Counter(counter.calls) - before)
+        counts[kind] += 1
+    emu.stop()
+    per_event = {k: {call: round(v / counts[k], 2) for call, v in c.items()} for k, c in by_type.items()}
+    per_event["ingest (per event, batches of 100)"] = {k: round(v / n, 3) for k, v in ingest_calls.items()}
+    return n / t_ingest, len(records) / t_profile, n / (t_ingest + t_profile), per_event
+
+
+def pure_logic(n: int = 5000) -> tuple[float, float]:
+    """The handlers' own work without any AWS call: validate+normalise, and the profile/cart fold."""
+    from shared.events import normalise
+    from shared.profiles import Cart, Profile, apply_cart_event, apply_consent, apply_traits, touch
+
+    calls = _events(n, "pure")
+    t0 = time.perf_counter()
+    for start in range(0, n, 100):
+        events, errors = normalise(calls[start : start + 100], "demo", time.time())
+        assert not errors
+    t_norm = time.perf_counter() - t0
+    events, _ = normalise(calls, "demo", time.time())
+    t0 = time.perf_counter()
+    for e in events:
+        p = Profile(store_id="demo", customer_id="u:x")
+        touch(p, e)
+        if e.type == "identify":
+            apply_traits(p, e.traits, e.received_at)
+            apply_consent(p, e.traits, e.received_at, e.message_id)
+        elif e.event == "Product Added":
+            apply_cart_event(Cart(store_id="demo", cart_id=e.cart_id), e)
+        p.model_dump(mode="python")
+    return n / t_norm, n / (time.perf_counter() - t0)
+
+
+def transitions_per_journey() -> dict[str, Any]:
+    import base64
+    import urllib.request
+
+    from infra.local.emulator import Emulator
+    from infra.local.server import LocalServer
+
+    emu = Emulator(speed=36000).start()
+    server = LocalServer(emu, port=0).start()
+    auth = "Basic " + base64.b64encode(f"{emu.api_key}:".encode()).decode()
+
+    def post(calls: list[dict[str, Any]]) -> None:
+        req = urllib.request.Request(
+            server.url + "/v1/batch",
+            json.dumps({"batch": calls}).encode(),
+            {"Authorization": auth},
+            method="POST",
+        )
+        urllib.request.urlopen(req, timeout=10).read()
+
+    post(
+        [
+            {
+                "type": "identify",
+                "userId": "a",
+                "traits": {"email": "a@example.com", "consent": {"email": "subscribed"}},
+            },
+            {
+                "type": "track",
+                "event": "Product Added",
+                "userId": "a",
+                "properties": {"cart_id": "ca", "product_id": "p"},
+            },
+            {
+                "type": "track",
+                "event": "Product Added",
+                "userId": "b",
+                "properties": {"cart_id": "cb", "product_id": "p"},
+            },
+        ]
+    )
+    time.sleep(0.3)
+    post(
+        [
+            {
+                "type": "track",
+                "event": "Order Completed",
+                "userId": "b",
+                "properties": {"order_id": "o", "cart_id": "cb", "total": 5},
+            }
+        ]
+    )
+    sfn = emu.client("stepfunctions")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        execs = emu.executions()
+        if len(execs) == 2 and all(e["status"] != "RUNNING" for e in execs):
+            break
+        time.sleep(0.2)
+    out = {}
+    for e in emu.executions():
+        history = sfn.get_execution_history(executionArn=e["executionArn"], maxResults=1000)["events"]
+        entered = sum(1 for h in history if h["type"].endswith("StateEntered"))
+        out[e["name"]] = {"status": e["status"], "transitions": entered}
+    server.stop()
+    emu.stop()
+    return out
+
+
+def main() -> None:
+    print("Boomerang bench (this machine; moto in-process stands in for AWS)\n")
+    imports = cold_imports()
+    print("Cold import, median of 5 fresh interpreters:")
+    for mod, ms in imports.items():
+        print(f"  {mod:<34} {ms:7.0f} ms")
+    ingest_eps, profile_eps, both_eps, per_event = throughput_and_calls()
+    print(
+        f"\nThroughput through the handlers on moto (400 events, batches of 100, one thread):\n"
+        f"  ingest {ingest_eps:,.0f} events/s; profile {profile_eps:,.0f} events/s; ingest+profile {both_eps:,.0f} events/s"
+    )
+    norm, fold = pure_logic()
+    print(
+        f"  without AWS calls: validate+normalise {norm:,.0f} events/s; profile/cart fold {fold:,.0f} events/s"
+    )
+    print("\nAWS API calls per event:")
+    for kind, calls in sorted(per_event.items()):
+        total = sum(calls.values())
+        print(f"  {kind:<36} {total:5.2f}  " + ", ".join(f"{k} {v:g}" for k, v in sorted(calls.items())))
+    print("\nStep Functions state transitions per cart journey:")
+    # a fresh interpreter: handler modules cache clients bound to the first emulator's endpoint
+    code = "import json; from tests.bench import transitions_per_journey as t; print(json.dumps(t()))"
+    found = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    for info in json.loads(found.stdout.strip().splitlines()[-1]).values():
+        cost = info["transitions"] * TRANSITION_PRICE * 1_000_000
+        print(
+            f"  {info['status']:<10} {info['transitions']:3d} transitions  (${cost:,.0f} per million journeys)"
+        )
+
+
+if __name__ == "__main__":
+    main()
