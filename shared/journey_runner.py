@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from shared import clock
-from shared.email import PermanentSendError, TransientSendError, build_mime, send_raw
+from shared.email import PermanentSendError, build_mime, send_raw
 from shared.journey_store import JourneyStore
 from shared.journeys import JOURNEYS, Journey, JourneyStep, decide
 from shared.profile_store import ProfileStore
@@ -201,9 +201,6 @@ def _send(
             configuration_set=deps.configuration_set,
             tags={"journey": jid, "step": step.id, "store": store_id},
         )
-    except TransientSendError:
-        deps.journeys.release_send(store_id, jid, instance, step.id, token)
-        raise  # Step Functions retries the task with backoff
     except (TemplateError, PermanentSendError) as exc:
         deps.journeys.finish_send(
             store_id, jid, instance, step.id, token, {"status": "failed", "reason": str(exc)[:500]}
@@ -212,6 +209,11 @@ def _send(
             store_id, jid, instance, {"type": "failed", "step_id": step.id, "reason": str(exc)[:500]}
         )
         return {**base, "type": "failed", "reason": str(exc)[:200]}
+    except Exception:
+        # Throttled, or failed before SES accepted the message (S3, Secrets Manager, MIME...):
+        # nothing went out, so give the claim back and let Step Functions' retry send it.
+        deps.journeys.release_send(store_id, jid, instance, step.id, token)
+        raise
     sent_at = clock.now_ts()
     deps.journeys.finish_send(
         store_id,

@@ -259,12 +259,6 @@ def test_throttled_send_releases_the_claim_so_the_retry_sends_once(
     assert record is not None and record["status"] == "sent"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (reported): a failure after the claim other than TransientSendError/TemplateError/"
-    "PermanentSendError (here S3 SlowDown loading the template) leaves the send record 'claimed'; "
-    "the retry then answers 'already-handled' and the reminder is never sent",
-)
 def test_template_store_outage_after_the_claim_does_not_lose_the_email(
     world: World, ctx: LambdaContext, fixed_clock: FixedClock, t0: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
