@@ -27,6 +27,16 @@ class TableSpec:
     sort_key: str = "sk"
     ttl_attribute: str = "expires_at"
 
+    def create_table_args(self, name: str) -> dict[str, Any]:
+        """CreateTable arguments for the emulator and moto tests (CDK states the same keys itself)."""
+        keys = ((self.partition_key, "HASH"), (self.sort_key, "RANGE"))
+        return {
+            "TableName": name,
+            "KeySchema": [{"AttributeName": a, "KeyType": k} for a, k in keys],
+            "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a, _ in keys],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+
 
 TABLE = TableSpec()
 

@@ -146,18 +146,7 @@ def create_world() -> World:
     """Create every resource; call inside an active mock_aws."""
     ddb, events, sqs, s3 = (boto3.client(s, region_name=REGION) for s in ("dynamodb", "events", "sqs", "s3"))
     table = f"{d.APP_NAME}-table"
-    ddb.create_table(
-        TableName=table,
-        KeySchema=[
-            {"AttributeName": d.TABLE.partition_key, "KeyType": "HASH"},
-            {"AttributeName": d.TABLE.sort_key, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": d.TABLE.partition_key, "AttributeType": "S"},
-            {"AttributeName": d.TABLE.sort_key, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    ddb.create_table(**d.TABLE.create_table_args(table))
     events.create_event_bus(Name=d.BUS_NAME)
     queues: dict[str, str] = {}
     for rule in d.RULES:

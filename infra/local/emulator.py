@@ -180,18 +180,7 @@ class Emulator:
     def _create_resources(self) -> None:
         ddb, events, sqs, s3 = (self.client(s) for s in ("dynamodb", "events", "sqs", "s3"))
         table = resource_name("table", "main")
-        ddb.create_table(
-            TableName=table,
-            KeySchema=[
-                {"AttributeName": d.TABLE.partition_key, "KeyType": "HASH"},
-                {"AttributeName": d.TABLE.sort_key, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": d.TABLE.partition_key, "AttributeType": "S"},
-                {"AttributeName": d.TABLE.sort_key, "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        ddb.create_table(**d.TABLE.create_table_args(table))
         ddb.update_time_to_live(
             TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": d.TABLE.ttl_attribute}
         )
