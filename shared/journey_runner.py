@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from shared import clock
 from shared.email import PermanentSendError, build_mime, send_raw
 from shared.journey_store import JourneyStore
-from shared.journeys import JOURNEYS, Journey, JourneyStep, decide
+from shared.journeys import JOURNEYS, Journey, JourneyStep, decide, record_instance
 from shared.profile_store import ProfileStore
 from shared.profiles import Cart, Profile
 from shared.stores import Store, StoreDirectory
@@ -29,6 +29,7 @@ class StepInput(BaseModel):
     store_id: str
     journey: str
     instance: str  # the cart id for cart journeys
+    generation: int = Field(default=0, ge=0)  # > 0 when the cart was shopped again after a journey ended
     step: int = Field(default=0, ge=0)
     wait_seconds: int = 0
     started_at: float | None = None
@@ -38,6 +39,7 @@ class StepOutput(StepInput):
     action: str  # wait | exit
     reason: str
     events: list[dict[str, Any]] = Field(default_factory=list)  # what this invocation did
+    decided_at: float = 0  # Boomerang time of this decision; the trigger compares events against it
 
 
 @dataclass
@@ -123,7 +125,10 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
             entry["wait_seconds"] = decision.wait_seconds
         else:
             deps.journeys.log(
-                state.store_id, state.journey, state.instance, {"type": "exited", "reason": decision.reason}
+                state.store_id,
+                state.journey,
+                record_instance(state.instance, state.generation),
+                {"type": "exited", "reason": decision.reason},
             )
         happened.append(entry)
         return StepOutput(
@@ -131,6 +136,7 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
             action=decision.action,
             reason=decision.reason,
             events=happened,
+            decided_at=now,
         )
 
 
@@ -144,7 +150,7 @@ def _send(
     deps: Deps,
     now: float,
 ) -> dict[str, Any]:
-    store_id, jid, instance = state.store_id, journey.id, state.instance
+    store_id, jid, instance = state.store_id, journey.id, record_instance(state.instance, state.generation)
     base = {"step": index, "step_id": step.id, "channel": step.channel}
 
     def skipped(reason: str) -> dict[str, Any]:

@@ -20,6 +20,9 @@ class TriggerOutcome:
     execution_arn: str | None = None
 
 
+MAX_GENERATIONS = 50  # journeys per cart within Step Functions' 90-day name retention
+
+
 def start_for(event: CanonicalEvent, sfn: Any, state_machine_arn: str) -> TriggerOutcome:
     if event.type != "track" or event.event not in JOURNEY_TRIGGER_EVENTS:
         return TriggerOutcome("ignored")
@@ -27,18 +30,41 @@ def start_for(event: CanonicalEvent, sfn: Any, state_machine_arn: str) -> Trigge
     instance = event.cart_id
     # The first wait is timed from when Boomerang received the event, not from when we got to it.
     first_wait = max(0, math.ceil(event.received_at + journey.steps[0].delay_s - clock.now_ts()))
-    state = {
-        "store_id": event.store_id,
-        "journey": journey.id,
-        "instance": instance,
-        "step": 0,
-        "wait_seconds": first_wait,
-        "started_at": event.received_at,
-    }
-    name = execution_name(event.store_id, journey.id, instance)
+    for generation in range(MAX_GENERATIONS):
+        state = {
+            "store_id": event.store_id,
+            "journey": journey.id,
+            "instance": instance,
+            "generation": generation,
+            "step": 0,
+            "wait_seconds": first_wait,
+            "started_at": event.received_at,
+        }
+        name = execution_name(event.store_id, journey.id, instance, generation)
+        try:
+            resp = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(state))
+        except sfn.exceptions.ExecutionAlreadyExists:
+            if _saw(sfn, execution_arn(state_machine_arn, name), event):
+                # running, or it ended after this event: the step reads cart state fresh, so this
+                # event is already part of that journey (a repeat or a replay starts nothing new)
+                return TriggerOutcome("joined", journey.id, instance)
+            continue  # that journey ended before this activity: the cart is being shopped again
+        return TriggerOutcome("started", journey.id, instance, resp["executionArn"])
+    raise RuntimeError(f"more than {MAX_GENERATIONS} journeys for one cart; refusing to start another")
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+
+
+def _saw(sfn: Any, arn: str, event: CanonicalEvent) -> bool:
+    described = sfn.describe_execution(executionArn=arn)
+    if described["status"] == "RUNNING":
+        return True
+    # A journey that finished normally says (in Boomerang time) when it made its last decision.
     try:
-        resp = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(state))
-    except sfn.exceptions.ExecutionAlreadyExists:
-        # running (or finished) for this cart already: later cart events are read fresh by the step
-        return TriggerOutcome("joined", journey.id, instance)
-    return TriggerOutcome("started", journey.id, instance, resp["executionArn"])
+        decided_at = float(json.loads(described.get("output") or "{}").get("decided_at") or 0)
+    except (ValueError, AttributeError):
+        decided_at = 0
+    ended = decided_at or described.get("stopDate", described["startDate"]).timestamp()
+    return bool(ended >= event.received_at)

@@ -41,11 +41,17 @@ CART_ABANDONMENT = Journey(
 JOURNEYS = {j.id: j for j in (CART_ABANDONMENT,)}
 
 
-def execution_name(store_id: str, journey: str, instance: str) -> str:
-    """Deterministic and within Step Functions' 80-character name rules: one execution per instance."""
-    digest = hashlib.sha256(f"{store_id}\n{journey}\n{instance}".encode()).hexdigest()[:32]
-    readable = re.sub(r"[^A-Za-z0-9_-]", "-", f"{store_id}-{journey}")[:46]
-    return f"{readable}-{digest}"
+def execution_name(store_id: str, journey: str, instance: str, generation: int = 0) -> str:
+    """Deterministic and within Step Functions' 80-character name rules: one execution per instance
+    and generation (a cart shopped again after its journey ended gets generation 1, 2, ...)."""
+    digest = hashlib.sha256(f"{store_id}\n{journey}\n{instance}".encode()).hexdigest()[:28]
+    readable = re.sub(r"[^A-Za-z0-9_-]", "-", f"{store_id}-{journey}")[:44]
+    return f"{readable}-{digest}" + (f"-g{generation}" if generation else "")
+
+
+def record_instance(instance: str, generation: int) -> str:
+    """The key a generation's send records and history live under; generation 0 keeps the plain id."""
+    return instance if not generation else f"{instance}~g{generation}"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_stepfunctions as sfn
+from cdk_nag import RegexAppliesTo
 from constructs import Construct
 
 from infra.constructs.messaging import Messaging
@@ -72,6 +73,19 @@ def _bus_put(role: iam.Role, t: GrantTargets) -> None:
 def _journey_start(role: iam.Role, t: GrantTargets) -> None:
     role.add_to_policy(
         iam.PolicyStatement(actions=["states:StartExecution"], resources=[t.state_machine.state_machine_arn])
+    )
+    # When a cart's execution name is taken, the trigger asks whether that journey is still running
+    # (join it) or ended before this activity (start the next generation).
+    t.state_machine.grant_execution(role, "states:DescribeExecution")
+    suppress(
+        role,
+        Waiver(
+            "AwsSolutions-IAM5",
+            "Execution names are per cart and not known at deploy time; DescribeExecution is limited to "
+            "executions of the journey state machine.",
+            applies_to=[RegexAppliesTo(regex=r"/^Resource::arn:.+:states:.+:execution:.+:\*$/")],
+        ),
+        apply_to_children=True,
     )
 
 

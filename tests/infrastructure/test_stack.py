@@ -47,7 +47,7 @@ GRANT_ACTIONS: dict[str, set[str]] = {
         "dynamodb:ConditionCheckItem",
     },
     Grant.BUS_PUT: {"events:PutEvents"},
-    Grant.JOURNEY_START: {"states:StartExecution"},
+    Grant.JOURNEY_START: {"states:StartExecution", "states:DescribeExecution"},
     Grant.TEMPLATES_READ: {"s3:GetObject", "s3:ListBucket"},
     Grant.EMAIL_SEND: {"ses:SendEmail", "ses:SendRawEmail"},
     Grant.SIGNING_SECRET_READ: {"secretsmanager:GetSecretValue"},
@@ -357,7 +357,14 @@ def test_journey_trigger_can_only_start_the_journey_state_machine(synth: Synth) 
     statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID["journey_trigger"]))
     # Apart from its own logs and its own queue (the event source), one statement:
     other = [s for s in statements if not _actions(s) <= LOG_ACTIONS | SQS_CONSUMER_ACTIONS]
-    assert other == [{"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine_id}}]
+    assert other[0] == {"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine_id}}
+    # and may look at (never start or stop) executions of that state machine only, to tell a running
+    # journey from one that ended before a cart was shopped again
+    [describe] = other[1:]
+    assert describe["Action"] == "states:DescribeExecution"
+    parts = describe["Resource"]["Fn::Join"][1]
+    assert ":execution:" in parts and parts[-1] == ":*"
+    assert {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": machine_id}]}]} in parts  # its name
 
 
 def test_queue_consumers_read_only_their_own_queue(synth: Synth) -> None:

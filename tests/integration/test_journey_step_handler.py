@@ -55,8 +55,15 @@ def shopper(world: World, t0: float, *, consent: bool = True) -> None:
     apply(world, "product_added", t0)
 
 
-def step(ctx: LambdaContext, t0: float, index: int = 0) -> dict[str, Any]:
-    state = {"store_id": "shop-1", "journey": JOURNEY, "instance": "cart-42", "step": index, "started_at": t0}
+def step(ctx: LambdaContext, t0: float, index: int = 0, generation: int = 0) -> dict[str, Any]:
+    state = {
+        "store_id": "shop-1",
+        "journey": JOURNEY,
+        "instance": "cart-42",
+        "generation": generation,
+        "step": index,
+        "started_at": t0,
+    }
     result: dict[str, Any] = handler({**state, "wait_seconds": 0}, ctx)
     return result
 
@@ -160,6 +167,26 @@ def test_running_the_same_step_again_never_sends_twice(
     assert len(sent()) == 1
     assert out["events"][0]["type"] == "already-handled"
     assert (out["action"], out["step"]) == ("wait", 1)
+
+
+def test_a_later_generation_of_the_same_cart_has_its_own_send_records(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock, t0: float
+) -> None:
+    # Given email-1 went out for cart-42's first journey
+    shopper(world, t0)
+    fixed_clock.advance(HOUR)
+    step(ctx, t0)
+
+    # When the cart is shopped again a week later and its second journey reaches email-1
+    fixed_clock.advance(7 * 24 * HOUR)
+    apply(world, "product_added", fixed_clock.now, messageId="add-next-week")
+    fixed_clock.advance(HOUR)
+    out = step(ctx, fixed_clock.now - HOUR, generation=1)
+
+    # Then that journey sends its own reminder, and the first journey's record stays as it was
+    assert [e["type"] for e in out["events"]] == ["sent", "wait"]
+    assert len(sent()) == 2
+    assert out["decided_at"] == fixed_clock.now
 
 
 def test_without_consent_the_step_is_skipped_and_the_journey_continues(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
-import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from functions.journey_trigger.handler import handler, record_handler
@@ -40,6 +40,7 @@ def test_first_product_added_starts_one_execution_named_for_the_cart(
         "store_id": "shop-1",
         "journey": "cart-abandonment",
         "instance": "cart-42",
+        "generation": 0,
         "step": 0,
         "wait_seconds": 3600 - 600,
         "started_at": added.received_at,
@@ -97,17 +98,12 @@ def test_product_viewed_is_ignored(world: World, ctx: LambdaContext, fixed_clock
     assert world.executions() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (reported): execution names are per cart forever, and Step Functions keeps a finished "
-    "Standard execution's name for 90 days; a cart reopened after its journey ended (the profile fold "
-    "reopens converted carts, and the per-visitor default cart is reused) is answered 'joined' with "
-    "nothing running, so no new abandonment journey starts",
-)
 def test_cart_shopped_again_after_its_journey_ended_gets_a_new_journey(
     world: World, ctx: LambdaContext, fixed_clock: FixedClock
 ) -> None:
-    # Given cart-42's journey ran and ended (the customer bought)
+    # Given Boomerang's clock agrees with Step Functions' (as on AWS; stopDate is wall time)
+    fixed_clock.now = time.time()
+    # And cart-42's journey ran and ended (stopped here: moto cannot run the real step)
     handler(sqs_batch([bus_envelope(event("product_added", fixed_clock.now))]), ctx)
     [first] = world.executions()
     client("stepfunctions").stop_execution(executionArn=first["executionArn"])
@@ -119,3 +115,16 @@ def test_cart_shopped_again_after_its_journey_ended_gets_a_new_journey(
 
     # Then a new journey starts for it
     assert record_handler(SQSRecord(record))["outcome"] == "started"
+    names = sorted(e["name"] for e in world.executions())
+    assert names == sorted(
+        [
+            execution_name("shop-1", "cart-abandonment", "cart-42"),
+            execution_name("shop-1", "cart-abandonment", "cart-42", 1),
+        ]
+    )
+
+    # And a late replay of last week's event joins the journey that saw it, starting nothing new
+    replay = event("product_added", fixed_clock.now - 7 * 24 * 3600)
+    [old] = sqs_batch([bus_envelope(replay)])["Records"]
+    assert record_handler(SQSRecord(old))["outcome"] == "joined"
+    assert len(world.executions()) == 2
