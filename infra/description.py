@@ -51,6 +51,8 @@ class Grant:
     TEMPLATES_READ = "templates:read"
     EMAIL_SEND = "email:send"
     SIGNING_SECRET_READ = "secret:read"  # HMAC key for unsubscribe links
+    SMS_SEND = "sms:send"  # sns:Publish to phone numbers + sns:CheckIfPhoneNumberIsOptedOut
+    PUSH_SEND = "push:send"  # mobiletargeting:SendMessages on Boomerang's push application
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             env.EMAIL_CONFIGURATION_SET,
             env.UNSUBSCRIBE_BASE_URL,
             env.SIGNING_SECRET_ARN,
+            env.PUSH_APP_ID,
         ),
         grants=(
             Grant.TABLE_READ,
@@ -118,6 +121,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.TEMPLATES_READ,
             Grant.EMAIL_SEND,
             Grant.SIGNING_SECRET_READ,
+            Grant.SMS_SEND,
+            Grant.PUSH_SEND,
         ),
     ),
 )

@@ -15,6 +15,7 @@ from infra.constructs.bus import Bus
 from infra.constructs.journeys import Journeys
 from infra.constructs.lambdas import GrantTargets, LambdaFunctions
 from infra.constructs.messaging import Messaging
+from infra.constructs.push import Push
 from infra.constructs.secrets import Secrets
 from infra.constructs.storage import TEMPLATES_PREFIX, Storage
 from infra.constructs.templates import Templates
@@ -41,6 +42,7 @@ class BoomerangStack(Stack):
         storage = Storage(self, "Storage")
         secrets = Secrets(self, "Secrets")
         messaging = Messaging(self, "Messaging", sender=sender)
+        push = Push(self, "Push")  # channel credentials (APNs/FCM) are the operator's, set after deploy
         bus = Bus(self, "EventBus")
         functions = LambdaFunctions(
             self, "Functions", assets=assets, log_level=log_level, log_retention=LOG_RETENTION
@@ -63,6 +65,7 @@ class BoomerangStack(Stack):
                 env.EMAIL_CONFIGURATION_SET: messaging.configuration_set.configuration_set_name,
                 env.UNSUBSCRIBE_BASE_URL: api.url,  # https://<id>.execute-api.<region>.amazonaws.com/<stage>/
                 env.SIGNING_SECRET_ARN: secrets.signing_key.secret_arn,
+                env.PUSH_APP_ID: push.app_id,
             },
             targets=GrantTargets(
                 table=storage.table,
@@ -72,6 +75,7 @@ class BoomerangStack(Stack):
                 templates_prefix=TEMPLATES_PREFIX,
                 messaging=messaging,
                 signing_secret=secrets.signing_key,
+                push=push,
             ),
         )
         for queue in QUEUES:
@@ -91,5 +95,8 @@ class BoomerangStack(Stack):
         CfnOutput(self, "EventBusName", value=bus.bus.event_bus_name)
         CfnOutput(self, "JourneyStateMachineArn", value=journeys.state_machine.state_machine_arn)
         CfnOutput(self, "SigningSecretArn", value=secrets.signing_key.secret_arn)
+        CfnOutput(
+            self, "PushAppId", value=push.app_id, description="Enable its APNs/FCM channels after deploy"
+        )
         for queue in QUEUES:
             CfnOutput(self, f"{queue.id}DlqUrl", value=bus.dlqs[queue.id].queue_url)

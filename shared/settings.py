@@ -19,6 +19,7 @@ STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
 EMAIL_CONFIGURATION_SET = "EMAIL_CONFIGURATION_SET"
 UNSUBSCRIBE_BASE_URL = "UNSUBSCRIBE_BASE_URL"
 SIGNING_SECRET_ARN = "SIGNING_SECRET_ARN"
+PUSH_APP_ID = "PUSH_APP_ID"  # the Pinpoint (End User Messaging Push) application id
 
 
 class Settings(BaseModel):
@@ -29,6 +30,7 @@ class Settings(BaseModel):
     email_configuration_set: str = ""
     unsubscribe_base_url: str = ""
     signing_secret_arn: str = ""
+    push_app_id: str = ""
 
 
 class ConfigurationError(RuntimeError):
@@ -47,6 +49,7 @@ def settings() -> Settings:
             email_configuration_set=env.get(EMAIL_CONFIGURATION_SET, ""),
             unsubscribe_base_url=env.get(UNSUBSCRIBE_BASE_URL, ""),
             signing_secret_arn=env.get(SIGNING_SECRET_ARN, ""),
+            push_app_id=env.get(PUSH_APP_ID, ""),
         )
     except ValidationError as exc:  # a deployment mistake, not bad input: fail loudly
         raise ConfigurationError(f"invalid Boomerang environment: {exc}") from exc

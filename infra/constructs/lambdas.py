@@ -25,6 +25,7 @@ from constructs import Construct
 
 from infra.constructs.messaging import Messaging
 from infra.constructs.nag import Waiver, suppress
+from infra.constructs.push import Push
 from infra.description import APP_NAME, FUNCTIONS, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, FunctionSpec, Grant
 
 # Set on every function, on top of the names each FunctionSpec lists.
@@ -56,6 +57,7 @@ class GrantTargets:
     templates_prefix: str
     messaging: Messaging
     signing_secret: secretsmanager.ISecret
+    push: Push
 
 
 def _table_read(role: iam.Role, t: GrantTargets) -> None:
@@ -122,6 +124,30 @@ def _secret_read(role: iam.Role, t: GrantTargets) -> None:
     )
 
 
+# SNS SMS: a phone number is not a resource, so Publish to a number (and the opt-out check) can only
+# be granted on "*".
+SMS_ACTIONS = ("sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut")
+
+
+def _sms_send(role: iam.Role, t: GrantTargets) -> None:
+    role.add_to_policy(iam.PolicyStatement(actions=list(SMS_ACTIONS), resources=["*"]))
+    suppress(
+        role,
+        Waiver(
+            "AwsSolutions-IAM5",
+            "SNS authorises Publish to a phone number and CheckIfPhoneNumberIsOptedOut only on Resource '*' "
+            "(a phone number has no ARN); the statement allows exactly those two SNS actions. The SMS "
+            "spend limit and the sandbox cap what a misuse could cost.",
+            applies_to=["Resource::*"],
+        ),
+        apply_to_children=True,  # the finding is on the role's DefaultPolicy child
+    )
+
+
+def _push_send(role: iam.Role, t: GrantTargets) -> None:
+    t.push.grant_send(role)
+
+
 GRANTS: Mapping[str, Callable[[iam.Role, GrantTargets], None]] = {
     Grant.TABLE_READ: _table_read,
     Grant.TABLE_WRITE: _table_write,
@@ -130,6 +156,8 @@ GRANTS: Mapping[str, Callable[[iam.Role, GrantTargets], None]] = {
     Grant.TEMPLATES_READ: _templates_read,
     Grant.EMAIL_SEND: _email_send,
     Grant.SIGNING_SECRET_READ: _secret_read,
+    Grant.SMS_SEND: _sms_send,
+    Grant.PUSH_SEND: _push_send,
 }
 
 

@@ -51,7 +51,11 @@ GRANT_ACTIONS: dict[str, set[str]] = {
     Grant.TEMPLATES_READ: {"s3:GetObject", "s3:ListBucket"},
     Grant.EMAIL_SEND: {"ses:SendEmail", "ses:SendRawEmail"},
     Grant.SIGNING_SECRET_READ: {"secretsmanager:GetSecretValue"},
+    Grant.SMS_SEND: {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"},
+    Grant.PUSH_SEND: {"mobiletargeting:SendMessages"},
 }
+# The only actions allowed on Resource "*": a phone number has no ARN.
+WILDCARD_RESOURCE_ACTIONS = GRANT_ACTIONS[Grant.SMS_SEND]
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 SQS_CONSUMER_ACTIONS = {
     "sqs:ReceiveMessage",
@@ -293,6 +297,7 @@ def test_environment_values_point_at_the_right_resources(synth: Synth) -> None:
     secret_id, _ = synth.only("AWS::SecretsManager::Secret")
     config_set_id, _ = synth.only("AWS::SES::ConfigurationSet")
     api_id, _ = synth.only("AWS::ApiGateway::RestApi")
+    push_app_id, _ = synth.only("AWS::Pinpoint::App")
     expected = {
         env.TABLE_NAME: {"Ref": table_id},
         env.BUS_NAME: {"Ref": bus_id},
@@ -300,6 +305,7 @@ def test_environment_values_point_at_the_right_resources(synth: Synth) -> None:
         env.STATE_MACHINE_ARN: {"Ref": machine_id},
         env.SIGNING_SECRET_ARN: {"Ref": secret_id},
         env.EMAIL_CONFIGURATION_SET: {"Ref": config_set_id},
+        env.PUSH_APP_ID: {"Ref": push_app_id},
     }
     for spec in FUNCTIONS:
         variables = synth.function(spec)["Environment"]["Variables"]
@@ -331,7 +337,10 @@ def test_function_role_allows_exactly_its_grants(spec: FunctionSpec, synth: Synt
     assert set().union(*(_actions(s) for s in statements)) == expected
     for statement in statements:
         assert statement["Effect"] == "Allow"
-        assert "*" not in _resources(statement), statement
+        if "*" in _resources(statement):
+            assert _resources(statement) == ["*"] and _actions(statement) <= WILDCARD_RESOURCE_ACTIONS, (
+                statement
+            )
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.id)
@@ -400,6 +409,37 @@ def test_email_send_is_scoped_to_the_sender_identity_when_given(synth_with_sende
     rendered = json.dumps(_resources(send))
     assert "*" not in rendered
     assert f'":identity/", {{"Ref": "{identity_id}"}}' in rendered
+
+
+def test_sms_send_is_exactly_publish_and_the_opt_out_check(synth: Synth) -> None:
+    statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID["journey_step"]))
+    sms = [s for s in statements if any(a.startswith("sns:") for a in _actions(s))]
+    assert [(_actions(s), _resources(s)) for s in sms] == [(GRANT_ACTIONS[Grant.SMS_SEND], ["*"])]
+    # and no other function may text anyone
+    for spec in FUNCTIONS:
+        if Grant.SMS_SEND not in spec.grants:
+            actions = set().union(*(_actions(s) for s in synth.statements(synth.role_id(spec))))
+            assert not any(a.startswith("sns:") for a in actions), spec.id
+
+
+def test_push_application_and_send_scoped_to_its_messages(synth: Synth) -> None:
+    app_id, app = synth.only("AWS::Pinpoint::App")
+    assert app["Properties"]["Name"] == "boomerang"
+    statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID["journey_step"]))
+    (send,) = [s for s in statements if _actions(s) & GRANT_ACTIONS[Grant.PUSH_SEND]]
+    assert _actions(send) == {"mobiletargeting:SendMessages"}
+    (resource,) = _resources(send)
+    parts = resource["Fn::Join"][1]
+    # arn:<partition>:mobiletargeting:<region>:<account>:apps/<app id>/messages
+    assert parts[2:] == [
+        ":mobiletargeting:",
+        {"Ref": "AWS::Region"},
+        ":",
+        {"Ref": "AWS::AccountId"},
+        ":apps/",
+        {"Ref": app_id},
+        "/messages",
+    ]
 
 
 def test_no_sender_identity_by_default(synth: Synth) -> None:
