@@ -13,9 +13,12 @@ from typing import Any
 
 from shared import settings as env
 from shared.events import EVENT_SOURCE, JOURNEY_TRIGGER_EVENTS
+from shared.feedback import FEEDBACK_DETAIL_TYPES, SES_SOURCE
 
 APP_NAME = "boomerang"
 BUS_NAME = "boomerang"
+# The account's default bus: AWS services (SES event destinations among them) publish only there.
+DEFAULT_BUS = "default"
 ARCHIVE_RETENTION_DAYS = 30
 LAMBDA_RUNTIME = "python3.13"
 LAMBDA_ARCHITECTURE = "arm64"
@@ -125,6 +128,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.PUSH_SEND,
         ),
     ),
+    FunctionSpec(
+        id="feedback",
+        handler="functions.feedback.handler.handler",
+        source="feedback",
+        description="SES bounces and complaints -> the per-store suppression list",
+        env=(env.TABLE_NAME,),
+        grants=(Grant.TABLE_READ, Grant.TABLE_WRITE),
+    ),
 )
 
 FUNCTIONS_BY_ID = {f.id: f for f in FUNCTIONS}
@@ -148,6 +159,7 @@ class QueueSpec:
 QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec(id="profile", consumer="profile"),
     QueueSpec(id="journey", consumer="journey_trigger"),
+    QueueSpec(id="feedback", consumer="feedback"),
 )
 
 
@@ -157,6 +169,7 @@ class RuleSpec:
     description: str
     pattern: dict[str, Any]
     queue: str  # QueueSpec.id
+    bus: str = BUS_NAME  # BUS_NAME or DEFAULT_BUS
 
 
 RULES: tuple[RuleSpec, ...] = (
@@ -176,7 +189,19 @@ RULES: tuple[RuleSpec, ...] = (
         },
         queue="journey",
     ),
+    RuleSpec(
+        id="ses-feedback",
+        description="SES bounces and complaints (from the configuration set's event destination)",
+        pattern={"source": [SES_SOURCE], "detail-type": list(FEEDBACK_DETAIL_TYPES)},
+        queue="feedback",
+        bus=DEFAULT_BUS,
+    ),
 )
+
+# What the SES configuration set publishes to the default bus (SESv2 MatchingEventTypes). BOUNCE
+# covers hard bounces, and soft bounces only once SES has given up retrying; DELIVERY, OPEN, ... would
+# only cost EventBridge matching with nothing to act on.
+SES_FEEDBACK_EVENT_TYPES: tuple[str, ...] = ("BOUNCE", "COMPLAINT")
 
 
 @dataclass(frozen=True)
@@ -253,6 +278,8 @@ class ApiSpec:
         ("POST", "/v1/identify"),
         ("GET", "/v1/unsubscribe"),
         ("POST", "/v1/unsubscribe"),
+        ("GET", "/v1/preferences"),
+        ("POST", "/v1/preferences"),
     )
     stage: str = "prod"  # URL is https://<api>/prod/v1/batch; a custom domain can drop "prod"
     # API Gateway stage throttling (per account/region share); per-store limits come later.

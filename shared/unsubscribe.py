@@ -19,6 +19,9 @@ from shared.events import CONSENT_UPDATED, CanonicalEvent
 
 TOKEN_PARAM = "t"
 LINK_LIFETIME_S = 400 * 24 * 3600  # old emails keep working well past CAN-SPAM's 30 days
+# The preferences page (shared/preferences.py) takes the same token; relative to /v1/unsubscribe, so
+# the link works behind any stage or domain.
+PREFERENCES_RELATIVE = "preferences"
 
 
 @dataclass
@@ -34,7 +37,7 @@ def unsubscribe_url(
     return f"{base_url.rstrip('/')}/v1/unsubscribe?{TOKEN_PARAM}={quote(token)}"
 
 
-def _page(status: int, title: str, body: str) -> UnsubscribePage:
+def page(status: int, title: str, body: str) -> UnsubscribePage:
     doc = (
         "<!doctype html><html lang=en><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
@@ -45,15 +48,26 @@ def _page(status: int, title: str, body: str) -> UnsubscribePage:
     return UnsubscribePage(status, doc)
 
 
-def consent_event(claims: Any, source: str, now: float) -> CanonicalEvent:
+def customer_ids(claims: Any) -> tuple[str | None, str | None]:
+    """(user_id, anonymous_id) of the customer a token names ("u:<id>" or "a:<id>")."""
     kind, _, ident = claims.customer_id.partition(":")
+    return (ident if kind == "u" else None, ident if kind == "a" else None)
+
+
+def preferences_link(token: str, text: str) -> str:
+    href = f"{PREFERENCES_RELATIVE}?{TOKEN_PARAM}={quote(token)}"
+    return f'<p><a href="{html.escape(href)}">{html.escape(text)}</a></p>'
+
+
+def consent_event(claims: Any, source: str, now: float) -> CanonicalEvent:
+    user_id, anonymous_id = customer_ids(claims)
     return CanonicalEvent(
         message_id=f"unsubscribe-{uuid.uuid4()}",  # a repeated click is harmless: the state is the same
         store_id=claims.store_id,
         type="track",
         event=CONSENT_UPDATED,
-        user_id=ident if kind == "u" else None,
-        anonymous_id=ident if kind == "a" else None,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
         properties={
             "consent": {claims.channel: "unsubscribed"},
             "consent_source": source,
@@ -79,13 +93,14 @@ class Unsubscriber:
         except signing.InvalidToken:
             return _invalid()
         action = f"?{TOKEN_PARAM}={quote(params[TOKEN_PARAM])}"
-        return _page(
+        return page(
             200,
             "Unsubscribe?",
             f"<p>Stop receiving marketing {html.escape(claims.channel)} messages from this store?</p>"
             f'<form method=post action="{html.escape(action)}">'
             "<input type=hidden name=confirm value=yes>"
-            '<button type=submit style="font-size:1rem;padding:.6rem 1.2rem">Unsubscribe</button></form>',
+            '<button type=submit style="font-size:1rem;padding:.6rem 1.2rem">Unsubscribe</button></form>'
+            + preferences_link(params[TOKEN_PARAM], "Or choose what you receive, and where"),
         )
 
     def confirm(self, params: dict[str, str], body: str) -> UnsubscribePage:
@@ -101,16 +116,17 @@ class Unsubscriber:
             self.bus_name,
             [consent_event(claims, "one-click" if one_click else "unsubscribe-page", now)],
         )
-        return _page(
+        return page(
             200,
             "You are unsubscribed",
             f"<p>You will no longer receive marketing {html.escape(claims.channel)} messages from this store. "
-            "Order confirmations and other messages about your orders still reach you.</p>",
+            "Order confirmations and other messages about your orders still reach you.</p>"
+            + preferences_link(params[TOKEN_PARAM], "Manage all your message preferences"),
         )
 
 
 def _invalid() -> UnsubscribePage:
-    return _page(
+    return page(
         403,
         "This link is not valid",
         "<p>The unsubscribe link is incomplete, altered or expired. Use the link in a recent message, "

@@ -1,4 +1,4 @@
-"""Ingest λ: the Segment-compatible event API and the one-click unsubscribe endpoint."""
+"""Ingest λ: the Segment-compatible event API, one-click unsubscribe and the preferences page."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from shared import clock
 from shared.aws import client
 from shared.bus import PublishFailed, publish
 from shared.ingest import UNAUTHORIZED, ApiProblem, api_key_from_headers, parse_calls, read_body, validate
+from shared.preferences import PreferenceCenter
+from shared.profile_store import ProfileStore
 from shared.settings import settings
 from shared.signing import SigningKeyProvider
 from shared.stores import StoreDirectory
@@ -39,6 +41,23 @@ def unsubscriber() -> Unsubscriber:
         keys = SigningKeyProvider(client("secretsmanager"), settings().signing_secret_arn)
         _unsubscriber = Unsubscriber(keys, client("events"), settings().bus_name)
     return _unsubscriber
+
+
+def preference_center() -> PreferenceCenter:
+    # Shares the unsubscriber's cached signing key; the rest is cheap to build per request.
+    keys = unsubscriber().key_provider
+    profiles = ProfileStore(client("dynamodb"), settings().table_name)
+    return PreferenceCenter(keys, client("events"), settings().bus_name, profiles)
+
+
+def _html(page: Any) -> Response:
+    return Response(status_code=page.status, content_type="text/html; charset=utf-8", body=page.html)
+
+
+def _form_body() -> str:
+    return read_body(app.current_event.body, bool(app.current_event.is_base64_encoded)).decode(
+        "utf-8", "replace"
+    )
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -91,17 +110,29 @@ def identify() -> Response:
 
 @app.get("/v1/unsubscribe")
 def unsubscribe_page() -> Response:
-    page = unsubscriber().page(app.current_event.query_string_parameters or {})
-    return Response(status_code=page.status, content_type="text/html; charset=utf-8", body=page.html)
+    return _html(unsubscriber().page(app.current_event.query_string_parameters or {}))
 
 
 @app.post("/v1/unsubscribe")
 def unsubscribe_post() -> Response:
-    body = read_body(app.current_event.body, bool(app.current_event.is_base64_encoded)).decode(
-        "utf-8", "replace"
-    )
-    page = unsubscriber().confirm(app.current_event.query_string_parameters or {}, body)
-    return Response(status_code=page.status, content_type="text/html; charset=utf-8", body=page.html)
+    return _html(unsubscriber().confirm(app.current_event.query_string_parameters or {}, _form_body()))
+
+
+@app.get("/v1/preferences")
+def preferences_page() -> Response:
+    return _html(preference_center().page(app.current_event.query_string_parameters or {}))
+
+
+@app.post("/v1/preferences")
+def preferences_post() -> Response:
+    params = app.current_event.query_string_parameters or {}
+    try:
+        return _html(preference_center().save(params, _form_body()))
+    except PublishFailed as exc:
+        logger.warning("preferences publish failed", extra={"failed": exc.failed, "codes": exc.codes})
+        raise ApiProblem(
+            503, "unavailable", "your preferences could not be saved right now; try again"
+        ) from exc
 
 
 @app.not_found
@@ -111,7 +142,7 @@ def _not_found(_: Exception) -> Response:
         {
             "success": False,
             "error": "not_found",
-            "message": "routes: POST /v1/batch, /v1/track, /v1/identify; GET|POST /v1/unsubscribe",
+            "message": "routes: POST /v1/batch, /v1/track, /v1/identify; GET|POST /v1/unsubscribe, /v1/preferences",
         },
     )
 

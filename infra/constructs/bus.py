@@ -1,4 +1,9 @@
-"""The EventBridge bus "boomerang" with its archive, and one SQS queue (with DLQ) per rule."""
+"""The EventBridge bus "boomerang" with its archive, and one SQS queue (with DLQ) per rule.
+
+Most rules listen on Boomerang's bus; rules for AWS service events (SES feedback) listen on the
+account's default bus, the only bus those services publish to. The default bus is referenced, never
+created or changed.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.nag import Waiver, suppress
-from infra.description import ARCHIVE_RETENTION_DAYS, BUS_NAME, QUEUES, RULES, QueueSpec
+from infra.description import ARCHIVE_RETENTION_DAYS, BUS_NAME, DEFAULT_BUS, QUEUES, RULES, QueueSpec
 
 
 def event_pattern(pattern: dict[str, Any]) -> events.EventPattern:
@@ -76,12 +81,16 @@ class Bus(Construct):
                 dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=spec.max_receive_count),
             )
 
+        self.default_bus = events.EventBus.from_event_bus_name(self, "DefaultBus", DEFAULT_BUS)
+        buses: dict[str, events.IEventBus] = {BUS_NAME: self.bus, DEFAULT_BUS: self.default_bus}
         self.rules: dict[str, events.Rule] = {}
         for rule in RULES:
+            if rule.bus not in buses:
+                raise ValueError(f"rule {rule.id}: unknown bus {rule.bus!r}")
             self.rules[rule.id] = events.Rule(
                 self,
                 f"{rule.id}-rule",
-                event_bus=self.bus,
+                event_bus=buses[rule.bus],
                 description=rule.description,
                 event_pattern=event_pattern(rule.pattern),
                 targets=[

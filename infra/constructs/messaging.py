@@ -1,4 +1,9 @@
-"""SES: the configuration set every email is sent through, and the sender identity if given."""
+"""SES: the configuration set every email is sent through, its feedback destination, and the sender identity.
+
+Bounces and complaints go from the configuration set to the account's default EventBridge bus (the
+only bus SES publishes to); the "ses-feedback" rule of infra/description.py takes them from there to
+the feedback queue and function, which keep the per-store suppression list.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from cdk_nag import RegexAppliesTo
 from constructs import Construct
 
 from infra.constructs.nag import Waiver, suppress
+from infra.description import DEFAULT_BUS, SES_FEEDBACK_EVENT_TYPES
 
 
 class Messaging(Construct):
@@ -25,6 +31,26 @@ class Messaging(Construct):
             # Never mail an address that bounced or complained again: protects the sender reputation.
             suppression_reasons=ses.SuppressionReasons.BOUNCES_AND_COMPLAINTS,
         )
+        stack = Stack.of(self)
+        destination = ses.CfnConfigurationSetEventDestination
+        self.feedback_destination = destination(
+            self,
+            "FeedbackToEventBridge",
+            configuration_set_name=self.configuration_set.configuration_set_name,
+            event_destination=destination.EventDestinationProperty(
+                name="boomerang-feedback",
+                enabled=True,
+                matching_event_types=list(SES_FEEDBACK_EVENT_TYPES),
+                event_bridge_destination=destination.EventBridgeDestinationProperty(
+                    event_bus_arn=stack.format_arn(
+                        service="events",
+                        resource="event-bus",
+                        resource_name=DEFAULT_BUS,
+                        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                    )
+                ),
+            ),
+        )
         self.identity: ses.EmailIdentity | None = None
         if sender:
             identity = ses.Identity.email(sender) if "@" in sender else ses.Identity.domain(sender)
@@ -32,7 +58,6 @@ class Messaging(Construct):
                 self, "Identity", identity=identity, configuration_set=self.configuration_set
             )
 
-        stack = Stack.of(self)
         self.configuration_set_arn = stack.format_arn(
             service="ses",
             resource="configuration-set",

@@ -23,11 +23,13 @@ from infra.description import (
     API,
     ARCHIVE_RETENTION_DAYS,
     BUS_NAME,
+    DEFAULT_BUS,
     DEFAULT_TEMPLATE_PREFIX,
     FUNCTIONS,
     FUNCTIONS_BY_ID,
     QUEUES,
     RULES,
+    SES_FEEDBACK_EVENT_TYPES,
     STATE_MACHINE,
     TABLE,
     FunctionSpec,
@@ -35,6 +37,7 @@ from infra.description import (
     QueueSpec,
 )
 from shared import settings as env
+from shared.feedback import EMAIL_BOUNCED, EMAIL_COMPLAINT
 
 # The IAM actions each abstract grant may turn into: written out here, independently of the
 # construct that maps them, so a broadened grant fails this test.
@@ -505,10 +508,70 @@ def test_rules_match_the_description_and_target_their_queue(synth: Synth) -> Non
     for spec in RULES:
         rule = rules[spec.description]
         assert rule["EventPattern"] == spec.pattern
-        assert rule["EventBusName"] == {"Ref": bus_id}
+        assert rule["EventBusName"] == ({"Ref": bus_id} if spec.bus == BUS_NAME else spec.bus)
         (target,) = rule["Targets"]
         assert target["Arn"] == {"Fn::GetAtt": [synth.queue_consumed_by(queue_by_id[spec.queue]), "Arn"]}
         assert "Arn" in target["DeadLetterConfig"]
+
+
+def test_ses_feedback_rule_listens_on_the_default_bus_for_bounces_and_complaints(synth: Synth) -> None:
+    (rule,) = [
+        r["Properties"]
+        for r in synth.of_type("AWS::Events::Rule").values()
+        if r["Properties"]["EventPattern"].get("source") == ["aws.ses"]
+    ]
+    assert rule["EventBusName"] == DEFAULT_BUS == "default"  # SES publishes nowhere else
+    assert rule["EventPattern"] == {"source": ["aws.ses"], "detail-type": [EMAIL_BOUNCED, EMAIL_COMPLAINT]}
+    (target,) = rule["Targets"]
+    feedback_queue = synth.queue_consumed_by(next(q for q in QUEUES if q.id == "feedback"))
+    assert target["Arn"] == {"Fn::GetAtt": [feedback_queue, "Arn"]}
+    # the stack never creates or changes the default bus itself
+    assert len(synth.of_type("AWS::Events::EventBus")) == 1
+
+
+def test_configuration_set_publishes_bounces_and_complaints_to_the_default_bus(synth: Synth) -> None:
+    config_set_id, _ = synth.only("AWS::SES::ConfigurationSet")
+    _, destination = synth.only("AWS::SES::ConfigurationSetEventDestination")
+    props = destination["Properties"]
+    assert props["ConfigurationSetName"] == {"Ref": config_set_id}
+    event_destination = props["EventDestination"]
+    assert event_destination["Enabled"] is True
+    assert (
+        set(event_destination["MatchingEventTypes"])
+        == set(SES_FEEDBACK_EVENT_TYPES)
+        >= {
+            "BOUNCE",
+            "COMPLAINT",
+        }
+    )
+    bus_arn = json.dumps(event_destination["EventBridgeDestination"]["EventBusArn"])
+    assert ":events:" in bus_arn and ":event-bus/default" in bus_arn
+
+
+def test_configuration_set_destination_arn_renders_for_a_deploy(synth_with_sender: Synth) -> None:
+    _, destination = synth_with_sender.only("AWS::SES::ConfigurationSetEventDestination")
+    arn = destination["Properties"]["EventDestination"]["EventBridgeDestination"]["EventBusArn"]
+    rendered = (
+        arn if isinstance(arn, str) else "".join(p if isinstance(p, str) else "?" for p in arn["Fn::Join"][1])
+    )
+    assert rendered.endswith(":event-bus/default")
+
+
+def test_feedback_writes_the_table_and_nothing_else(synth: Synth) -> None:
+    table_id, _ = synth.only("AWS::DynamoDB::Table")
+    spec = FUNCTIONS_BY_ID["feedback"]
+    statements = synth.statements(synth.role_id(spec))
+    actions = set().union(*(_actions(s) for s in statements))
+    assert (
+        actions
+        == LOG_ACTIONS
+        | SQS_CONSUMER_ACTIONS
+        | GRANT_ACTIONS[Grant.TABLE_READ]
+        | GRANT_ACTIONS[Grant.TABLE_WRITE]
+    )
+    for statement in statements:
+        if _actions(statement) & TABLE_WRITES:
+            assert _resources(statement) == [{"Fn::GetAtt": [table_id, "Arn"]}]
 
 
 # --- journeys ------------------------------------------------------------------------------------

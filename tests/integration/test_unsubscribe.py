@@ -168,3 +168,22 @@ def test_the_link_in_a_sent_reminder_unsubscribes_and_stops_the_next_one(
     assert second["events"][0]["type"] == "skipped"
     assert second["events"][0]["reason"] == "email consent withdrawn"
     assert len(ses_backends[ACCOUNT][REGION].sent_messages) == 1
+
+
+def test_the_unsubscribe_pages_link_to_the_preferences_page(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    token = link_token(fixed_clock.now)
+    preferences = f'<a href="preferences?t={token}">'
+
+    # The question and the confirmation both offer the finer choice, with the same token
+    _, question = request(ctx, "GET", f"t={token}")
+    status, confirmation = request(ctx, "POST", f"t={token}", b"List-Unsubscribe=One-Click")
+    assert status == 200
+    assert preferences in question and preferences in confirmation
+
+    # relative to .../v1/unsubscribe, so it lands on .../v1/preferences behind any stage or domain
+    [event] = world.published("profile")
+    result = handler(api_request("GET", "/v1/preferences", None, FORM, query=f"t={token}"), ctx)
+    assert result["statusCode"] == 200 and "Your message preferences" in result["body"]
+    assert event["detail"]["properties"]["consent"] == {"email": "unsubscribed"}

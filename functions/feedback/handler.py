@@ -1,0 +1,66 @@
+"""Feedback λ: SQS batch of SES events (from the default bus) -> the per-store suppression list."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared import clock, feedback
+from shared.aws import client
+from shared.settings import settings
+from shared.stores import StoreDirectory
+from shared.suppression import SuppressionList
+
+logger = Logger(service="boomerang")
+metrics = Metrics(namespace="Boomerang", service="boomerang")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord, stores: StoreDirectory | None = None) -> dict[str, Any]:
+    # A body that is not an SES event raises: the record is reported failed and, after the queue's
+    # retries, lands in the DLQ for a person to look at.
+    plan = feedback.plan(feedback.parse(record.body), clock.now_ts())
+    table = settings().table_name
+    stores = stores or StoreDirectory(client("dynamodb"), table)
+    applied = feedback.apply(plan, SuppressionList(client("dynamodb"), table), stores)
+    # ids and counts only: never the addresses
+    logger.info(
+        "ses feedback",
+        extra={
+            "store": applied.store_id,
+            "ses_message_id": plan.message_id,
+            "outcome": applied.outcome,
+            "suppressed": applied.suppressed,
+            "already_suppressed": applied.already,
+            "skipped": applied.skipped,
+        },
+    )
+    metrics.add_metric(name=f"Feedback_{applied.outcome}", unit=MetricUnit.Count, value=1)
+    if applied.skipped:
+        metrics.add_metric(name="FeedbackSkipped", unit=MetricUnit.Count, value=1)
+    return {
+        "outcome": applied.outcome,
+        "suppressed": applied.suppressed,
+        "already": applied.already,
+        "skipped": applied.skipped,
+    }
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # One store lookup per store per batch: feedback is rare enough not to need a longer cache.
+    stores = StoreDirectory(client("dynamodb"), settings().table_name)
+    result = process_partial_response(
+        event=event,
+        record_handler=functools.partial(record_handler, stores=stores),
+        processor=processor,
+        context=context,
+    )
+    return dict(result)
