@@ -232,6 +232,16 @@ class StateMachineSpec:
                     "OutputPath": "$.Payload",
                     "Retry": [
                         {
+                            # a provider throttled (SES rate, SNS, Pinpoint): the step gave its claim
+                            # back, so trying again later sends exactly once
+                            "ErrorEquals": ["TransientSendError"],
+                            "IntervalSeconds": 30,
+                            "MaxAttempts": 8,
+                            "BackoffRate": 2,
+                            "MaxDelaySeconds": 900,
+                            "JitterStrategy": "FULL",
+                        },
+                        {
                             "ErrorEquals": list(self.retry_errors),
                             "IntervalSeconds": 2,
                             "MaxAttempts": 6,

@@ -17,7 +17,9 @@ def client(service: str) -> Any:
         import boto3
         from botocore.config import Config
 
-        cfg = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeout=3, read_timeout=10)
+        # A few quick SDK retries; longer throttling is retried by Step Functions (with the claim given back),
+        # so a handler never sits out its timeout in back-off sleeps.
+        cfg = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=10)
         return boto3.client(service, config=cfg)  # type: ignore[call-overload]
 
 

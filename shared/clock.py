@@ -50,6 +50,10 @@ class CompressedClock:
     def real_seconds(self, boomerang_seconds: float) -> float:
         return boomerang_seconds / self.speed
 
+    def restart(self, start: float) -> None:
+        """Read `start` now and run on from there (setup time should not count)."""
+        self._real0, self._t0 = time.monotonic(), start
+
 
 def iso(ts: float) -> str:
     """ISO-8601 UTC with milliseconds and a Z, sortable as text."""

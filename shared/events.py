@@ -32,6 +32,8 @@ ORDER_COMPLETED = "Order Completed"
 ORDER_CANCELLED = "Order Cancelled"
 ORDER_REFUNDED = "Order Refunded"
 CONSENT_UPDATED = "Consent Updated"
+DEVICE_REGISTERED = "Device Registered"
+DEVICE_UNREGISTERED = "Device Unregistered"
 KNOWN_EVENTS = (
     "Products Searched",
     "Product List Viewed",
@@ -59,6 +61,8 @@ KNOWN_EVENTS = (
     "Signed Up",
     "Back In Stock",
     CONSENT_UPDATED,
+    DEVICE_REGISTERED,
+    DEVICE_UNREGISTERED,
 )
 _CANONICAL_NAMES = {re.sub(r"[\s_\-]+", " ", n).strip().lower(): n for n in KNOWN_EVENTS}
 
@@ -166,8 +170,31 @@ class OrderProperties(_Open):
 
 class ConsentFields(_Open):
     consent: dict[Literal["email", "sms", "push"], Literal["subscribed", "unsubscribed"]] | None = None
+    # per message category (e.g. reminders, offers, news), chosen on the preferences page
+    categories: dict[str, Literal["subscribed", "unsubscribed"]] | None = Field(default=None, max_length=20)
     consent_source: str | None = Field(default=None, max_length=200)
     consent_text: str | None = Field(default=None, max_length=2000)
+
+
+def _platform(v: str) -> str:
+    from shared.push import normalise_platform
+
+    return normalise_platform(v)
+
+
+class DeviceProperties(_Open):
+    """Device Registered / Device Unregistered: a push token for APNs or FCM."""
+
+    token: str = Field(min_length=8, max_length=4096, pattern=r"^[^\s]+$")
+    platform: str = Field(description="apns, apns_sandbox or fcm")
+
+    @field_validator("platform")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        try:
+            return _platform(v)
+        except ValueError as exc:
+            raise ValueError("must be apns, apns_sandbox or fcm") from exc
 
 
 class Traits(ConsentFields):
@@ -178,6 +205,24 @@ class Traits(ConsentFields):
     locale: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
     timezone: str | None = Field(default=None, max_length=64)
     birthday: str | None = Field(default=None, pattern=r"^(\d{4}-)?\d{2}-\d{2}$")
+    device_token: str | None = Field(default=None, min_length=8, max_length=4096)
+    device_platform: str | None = None
+
+    @field_validator("device_platform")
+    @classmethod
+    def _device_platform(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        try:
+            return _platform(v)
+        except ValueError as exc:
+            raise ValueError("must be apns, apns_sandbox or fcm") from exc
+
+    @model_validator(mode="after")
+    def _device_pair(self) -> Traits:
+        if bool(self.device_token) != bool(self.device_platform):
+            raise ValueError("device_token and device_platform go together")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -204,10 +249,12 @@ class Traits(ConsentFields):
     def _phone(cls, v: str | None) -> str | None:
         if v is None or v == "":
             return None
-        digits = re.sub(r"[\s().\-]", "", v)
-        if not re.fullmatch(r"\+[1-9]\d{6,14}", digits):
-            raise ValueError("must be an international number in E.164 form, like +14155550123")
-        return digits
+        from shared.sms import normalise_phone
+
+        try:
+            return normalise_phone(v)
+        except ValueError as exc:
+            raise ValueError("must be a valid international number, like +14155550123") from exc
 
     @field_validator("timezone")
     @classmethod
@@ -229,6 +276,8 @@ _TRACK_PROPERTIES: dict[str, type[_Open]] = {
     ORDER_CANCELLED: OrderProperties,
     ORDER_REFUNDED: OrderProperties,
     CONSENT_UPDATED: ConsentFields,
+    DEVICE_REGISTERED: DeviceProperties,
+    DEVICE_UNREGISTERED: DeviceProperties,
 }
 
 _ID = r"^[^\x00-\x1f]+$"

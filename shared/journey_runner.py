@@ -6,20 +6,27 @@ ones lazily (functions/journey_step/handler.py).
 
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from shared import clock
-from shared.email import PermanentSendError, build_mime, send_raw
-from shared.journey_store import JourneyStore
-from shared.journeys import JOURNEYS, Journey, JourneyStep, decide, record_instance
+from shared.delivery import CapEntry, cap_allows, cap_state, customer_timezone, eligibility, quiet_until
+from shared.email import PermanentSendError, TransientSendError, build_mime, send_raw
+from shared.events import CanonicalEvent
+from shared.journey_store import CapConflict, JourneyStore
+from shared.journeys import JOURNEYS, Decision, Journey, JourneyStep, decide, record_instance
 from shared.profile_store import ProfileStore
 from shared.profiles import Cart, Profile
+from shared.push import Device, PushMessage, normalise_platform, send_push
+from shared.sms import send_sms
 from shared.stores import Store, StoreDirectory
-from shared.templates import TemplateError, TemplateStore, render_email
+from shared.templates import TemplateError, TemplateStore, render_email, render_push, render_sms
 from shared.unsubscribe import unsubscribe_url
 
 
@@ -52,6 +59,10 @@ class Deps:
     signing_keys: Any
     unsubscribe_base_url: str
     configuration_set: str | None = None
+    sns: Any = None
+    pinpoint: Any = None
+    push_app_id: str = ""
+    suppressions: Any = None  # shared.suppression.SuppressionList
 
 
 def customer_for_cart(profiles: ProfileStore, cart: Cart) -> Profile | None:
@@ -75,7 +86,13 @@ def customer_for_cart(profiles: ProfileStore, cart: Cart) -> Profile | None:
 
 
 def cart_variables(
-    cart: Cart, profile: Profile, store: Store, journey: Journey, index: int, unsub: str
+    cart: Cart,
+    profile: Profile,
+    store: Store,
+    journey: Journey,
+    index: int,
+    unsub: str,
+    medium: str = "email",
 ) -> dict[str, Any]:
     currency = cart.currency or next((i.currency for i in cart.items if i.currency), None) or "USD"
     items = [
@@ -99,7 +116,7 @@ def cart_variables(
             "currency": currency,
             "item_count": sum(i.quantity for i in cart.items),
         },
-        "recovery_url": store.recovery_url(cart.cart_id, journey.id),
+        "recovery_url": store.recovery_url(cart.cart_id, journey.id, medium),
         "unsubscribe_url": unsub,
         "step": {"id": journey.steps[index].id, "index": index, "is_last": index == len(journey.steps) - 1},
     }
@@ -116,10 +133,14 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
         decision = decide(journey, index, cart, profile, now)
         if decision.action == "send":
             assert cart is not None
-            outcome = _send(state, journey, journey.steps[index], index, cart, profile, deps, now)
+            outcome = _deliver(state, journey, journey.steps[index], index, cart, profile, deps, now)
             happened.append(outcome)
-            index += 1
-            continue
+            if outcome["type"] == "deferred":
+                # quiet hours or a frequency cap: the same step again at the allowed time, never dropped
+                decision = Decision("wait", outcome["reason"], max(1, math.ceil(outcome["until"] - now)))
+            else:
+                index += 1
+                continue
         entry = {"type": decision.action, "reason": decision.reason, "step": index}
         if decision.action == "wait":
             entry["wait_seconds"] = decision.wait_seconds
@@ -140,7 +161,7 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
         )
 
 
-def _send(
+def _deliver(
     state: StepInput,
     journey: Journey,
     step: JourneyStep,
@@ -150,8 +171,12 @@ def _send(
     deps: Deps,
     now: float,
 ) -> dict[str, Any]:
-    store_id, jid, instance = state.store_id, journey.id, record_instance(state.instance, state.generation)
-    base = {"step": index, "step_id": step.id, "channel": step.channel}
+    """One step through the delivery policy: who may be reached where, when, how often; then send on
+    the first channel that works, falling back in the step's order. Exactly once per step."""
+    store_id, jid = state.store_id, journey.id
+    instance = record_instance(state.instance, state.generation)
+    base = {"step": index, "step_id": step.id}
+    marketing = journey.kind == "marketing"
 
     def skipped(reason: str) -> dict[str, Any]:
         # recorded with the same exactly-once claim, so the history says why once
@@ -165,76 +190,250 @@ def _send(
 
     if profile is None:
         return skipped("customer unknown")
-    allowed, why = profile.can_email()
-    if not allowed:
-        return skipped(why)
     store = deps.stores.get(store_id)
     if store is None:
         return skipped("store not configured")
-    token = deps.journeys.claim_send(
-        store_id,
-        jid,
-        instance,
-        step.id,
-        {"customer_id": profile.customer_id, "channel": step.channel, "at": now},
-    )
+    if deps.journeys.get_send(store_id, jid, instance, step.id) is not None:
+        return {**base, "type": "already-handled", "reason": "send record exists; never sent twice"}
+
+    checks = [
+        eligibility(profile, ch, journey.kind, journey.category, _suppressed(deps, store_id, profile, ch))
+        for ch in step.channels
+    ]
+    usable = [c.channel for c in checks if c.ok]
+    if not usable:
+        return skipped("; ".join(c.reason for c in checks))
+    policy = store.delivery
+    tz = customer_timezone(profile, store.timezone)
+    first = usable[0]
+    if marketing:
+        until = quiet_until(now, tz, policy.quiet_hours.get(first))
+        if until is not None:
+            local = datetime.fromtimestamp(until, tz=UTC).astimezone(tz)
+            return {
+                **base,
+                "type": "deferred",
+                "until": until,
+                "reason": f"quiet hours for {first} until {local:%H:%M} {tz.key}",
+            }
+
+    send_id = hashlib.sha256(f"{store_id}|{jid}|{instance}|{step.id}".encode()).hexdigest()[:20]
+    record = {"customer_id": profile.customer_id, "channels": list(usable), "at": now}
+    token: str | None = None
+    for _ in range(5):
+        cap = None
+        if marketing:
+            entries, version = deps.journeys.cap_ledger(store_id, profile.customer_id)
+            ledger = [CapEntry.model_validate(e) for e in entries]
+            fits_at = cap_allows(ledger, first, policy, now)
+            if fits_at is not None:
+                if step.on_cap == "defer":
+                    return {**base, "type": "deferred", "until": fits_at, "reason": "frequency cap reached"}
+                return skipped("frequency cap reached")
+            live = [*cap_state(ledger, now), CapEntry(at=now, channel=first, send_id=send_id)]
+            cap = (profile.customer_id, [e.model_dump() for e in live], version)
+        try:
+            token = deps.journeys.claim_send(store_id, jid, instance, step.id, record, cap=cap)
+            break
+        except CapConflict:
+            continue  # another journey just messaged this customer: read the ledger again
+    else:
+        raise CapConflict("cap ledger kept changing")
     if token is None:
         return {**base, "type": "already-handled", "reason": "send record exists; never sent twice"}
-    try:
-        unsub = unsubscribe_url(
-            deps.unsubscribe_base_url, deps.signing_keys.key(), store_id, profile.customer_id, "email", now
-        )
-        rendered = render_email(
-            deps.templates.email(store_id, step.template),
-            cart_variables(cart, profile, store, journey, index, unsub),
-        )
-        assert profile.email is not None
-        raw = build_mime(
-            sender=store.sender,
-            to=profile.email,
-            subject=rendered.subject,
-            html=rendered.html,
-            text=rendered.text,
-            unsubscribe_url=unsub,
-            unsubscribe_mailto=store.unsubscribe_mailto,
-            headers={"X-Boomerang-Journey": jid, "X-Boomerang-Step": step.id},
-        )
-        message_id = send_raw(
-            deps.ses,
-            sender=store.sender,
-            to=profile.email,
-            raw=raw,
-            configuration_set=deps.configuration_set,
-            tags={"journey": jid, "step": step.id, "store": store_id},
-        )
-    except (TemplateError, PermanentSendError) as exc:
+
+    tried: list[str] = []
+    for channel in usable:
+        if marketing and channel != first and quiet_until(now, tz, policy.quiet_hours.get(channel)):
+            tried.append(f"{channel}: quiet hours")
+            continue
+        try:
+            provider_id = _send_on(channel, state, journey, step, index, cart, profile, store, deps, now)
+        except (TemplateError, PermanentSendError) as exc:
+            tried.append(f"{channel}: {str(exc)[:200]}")
+            _after_permanent(channel, exc, profile, deps, now)
+            continue
+        except Exception:
+            # Throttled, or failed before the provider accepted the message (S3, Secrets Manager...):
+            # nothing went out, so give the claim and the cap place back for Step Functions' retry.
+            deps.journeys.release_send(store_id, jid, instance, step.id, token)
+            deps.journeys.release_cap(store_id, profile.customer_id, send_id)
+            raise
+        sent_at = clock.now_ts()
+        if marketing:
+            deps.journeys.confirm_cap(store_id, profile.customer_id, send_id, sent_at)
         deps.journeys.finish_send(
-            store_id, jid, instance, step.id, token, {"status": "failed", "reason": str(exc)[:500]}
+            store_id,
+            jid,
+            instance,
+            step.id,
+            token,
+            {
+                "status": "sent",
+                "channel": channel,
+                "message_id": provider_id,
+                "sent_at": sent_at,
+                "tried": tried,
+            },
         )
         deps.journeys.log(
-            store_id, jid, instance, {"type": "failed", "step_id": step.id, "reason": str(exc)[:500]}
+            store_id,
+            jid,
+            instance,
+            {
+                "type": "sent",
+                "step_id": step.id,
+                "channel": channel,
+                "message_id": provider_id,
+                "fallbacks": tried,
+            },
         )
-        return {**base, "type": "failed", "reason": str(exc)[:200]}
-    except Exception:
-        # Throttled, or failed before SES accepted the message (S3, Secrets Manager, MIME...):
-        # nothing went out, so give the claim back and let Step Functions' retry send it.
-        deps.journeys.release_send(store_id, jid, instance, step.id, token)
-        raise
-    sent_at = clock.now_ts()
+        return {
+            **base,
+            "type": "sent",
+            "channel": channel,
+            "message_id": provider_id,
+            "customer_id": profile.customer_id,
+            "sent_at": sent_at,
+            "reason": "; ".join(tried) or "sent",
+        }
+    reason = "; ".join(tried)
     deps.journeys.finish_send(
-        store_id,
-        jid,
-        instance,
-        step.id,
-        token,
-        {"status": "sent", "message_id": message_id, "sent_at": sent_at},
+        store_id, jid, instance, step.id, token, {"status": "failed", "reason": reason[:500]}
     )
-    deps.journeys.log(store_id, jid, instance, {"type": "sent", "step_id": step.id, "message_id": message_id})
-    return {
-        **base,
-        "type": "sent",
-        "message_id": message_id,
-        "customer_id": profile.customer_id,
-        "sent_at": sent_at,
-        "reason": "sent",
-    }
+    deps.journeys.release_cap(store_id, profile.customer_id, send_id)
+    deps.journeys.log(store_id, jid, instance, {"type": "failed", "step_id": step.id, "reason": reason[:500]})
+    return {**base, "type": "failed", "reason": reason[:300]}
+
+
+def _suppressed(deps: Deps, store_id: str, profile: Profile, channel: str) -> str | None:
+    address = {"email": profile.email, "sms": profile.phone}.get(channel)
+    if deps.suppressions is None or not address:
+        return None
+    found = deps.suppressions.get(store_id, channel, address)
+    return found.kind if found else None
+
+
+def _send_on(
+    channel: str,
+    state: StepInput,
+    journey: Journey,
+    step: JourneyStep,
+    index: int,
+    cart: Cart,
+    profile: Profile,
+    store: Store,
+    deps: Deps,
+    now: float,
+) -> str:
+    """Render the step's template for one channel and hand it to the provider; returns its id."""
+    store_id, marketing = state.store_id, journey.kind == "marketing"
+    unsub = unsubscribe_url(
+        deps.unsubscribe_base_url, deps.signing_keys.key(), store_id, profile.customer_id, channel, now
+    )
+    variables = cart_variables(cart, profile, store, journey, index, unsub, medium=channel)
+    if channel == "sms":
+        assert profile.phone is not None
+        body = render_sms(deps.templates.sms(store_id, step.template), variables)
+        limit = deps.templates.sms(store_id, step.template).max_segments
+        return send_sms(
+            deps.sns,
+            to=profile.phone,
+            body=body,
+            transactional=not marketing,
+            max_segments=limit,
+            sender_id=store.sms_sender_id,
+        )
+    if channel == "push":
+        rendered = render_push(deps.templates.push(store_id, step.template), variables)
+        devices = [
+            Device(token=d.token, platform=normalise_platform(d.platform)) for d in profile.devices.values()
+        ]
+        result = send_push(
+            deps.pinpoint,
+            app_id=deps.push_app_id,
+            devices=devices,
+            message=PushMessage(
+                title=rendered.title,
+                body=rendered.body,
+                deep_link=rendered.link,
+                data={"journey": journey.id, "step": step.id},
+            ),
+            transactional=not marketing,
+        )
+        if result.rejected:
+            _unregister(profile, result.rejected, deps, now)
+        if result.delivered:
+            return next(iter(result.delivered.values()))
+        if result.transient:
+            raise TransientSendError("push provider busy", code="TEMPORARY_FAILURE")
+        raise PermanentSendError("every registered device was rejected", code="NoValidDevice")
+    rendered_email = render_email(deps.templates.email(store_id, step.template), variables)
+    if marketing and unsub not in rendered_email.html:
+        # Gmail/Yahoo bulk-sender rules: a visible unsubscribe link in every marketing email
+        raise TemplateError("marketing email has no visible unsubscribe link", template=step.template)
+    assert profile.email is not None
+    raw = build_mime(
+        sender=store.sender,
+        to=profile.email,
+        subject=rendered_email.subject,
+        html=rendered_email.html,
+        text=rendered_email.text,
+        unsubscribe_url=unsub,
+        unsubscribe_mailto=store.unsubscribe_mailto,
+        headers={"X-Boomerang-Journey": journey.id, "X-Boomerang-Step": step.id},
+    )
+    return send_raw(
+        deps.ses,
+        sender=store.sender,
+        to=profile.email,
+        raw=raw,
+        configuration_set=deps.configuration_set,
+        tags={"journey": journey.id, "step": step.id, "store": store_id},
+    )
+
+
+def _after_permanent(channel: str, exc: Exception, profile: Profile, deps: Deps, now: float) -> None:
+    """A carrier STOP withdraws SMS consent through the same exactly-once fold as any event."""
+    if channel == "sms" and getattr(exc, "code", None) == "OptedOut":
+        _fold(
+            deps,
+            profile,
+            "Consent Updated",
+            now,
+            f"sms-optout-{profile.customer_id}-{int(now) // 3600}",
+            {
+                "consent": {"sms": "unsubscribed"},
+                "consent_source": "carrier-opt-out",
+                "consent_text": "Replied STOP (number on the SMS opt-out list)",
+            },
+        )
+
+
+def _unregister(profile: Profile, tokens: list[str], deps: Deps, now: float) -> None:
+    by_token = {d.token: d for d in profile.devices.values()}
+    for token in tokens:
+        device = by_token.get(token)
+        if device is not None:
+            mid = "push-rejected-" + hashlib.sha256(f"{token}|{device.at}".encode()).hexdigest()[:24]
+            _fold(
+                deps, profile, "Device Unregistered", now, mid, {"token": token, "platform": device.platform}
+            )
+
+
+def _fold(
+    deps: Deps, profile: Profile, event: str, now: float, message_id: str, props: dict[str, Any]
+) -> None:
+    kind, _, ident = profile.customer_id.partition(":")
+    deps.profiles.apply(
+        CanonicalEvent(
+            message_id=message_id,
+            store_id=profile.store_id,
+            type="track",
+            event=event,
+            user_id=ident if kind == "u" else None,
+            anonymous_id=ident if kind == "a" else None,
+            properties=props,
+            received_at=now,
+        )
+    )

@@ -11,17 +11,35 @@ from shared.aws import from_item, key, to_item
 LOG_TTL_S = 400 * 24 * 3600
 
 
+CAP_SK = "CAP"
+
+
+class CapConflict(Exception):
+    """Another send to the same customer changed the cap ledger first; re-read and decide again."""
+
+
 class JourneyStore:
     def __init__(self, ddb: Any, table: str) -> None:
         self.ddb = ddb
         self.table = table
 
     def claim_send(
-        self, store: str, journey: str, instance: str, step_id: str, record: dict[str, Any]
+        self,
+        store: str,
+        journey: str,
+        instance: str,
+        step_id: str,
+        record: dict[str, Any],
+        cap: tuple[str, list[dict[str, Any]], int] | None = None,
+        token: str | None = None,
     ) -> str | None:
         """Write the send record before calling a provider. Returns a claim token, or None if the step
-        was already handled (sent, skipped or in flight): the caller then never sends again."""
-        token = uuid.uuid4().hex
+        was already handled (sent, skipped or in flight): the caller then never sends again.
+
+        With `cap` = (customer id, new ledger entries, version read), the customer's frequency-cap
+        ledger is updated in the same transaction, so two journeys cannot both take the last place.
+        """
+        token = token or uuid.uuid4().hex
         item = {
             "pk": keys.journey_pk(store, journey, instance),
             "sk": keys.send_sk(step_id),
@@ -29,13 +47,80 @@ class JourneyStore:
             "claim": token,
             **record,
         }
+        put = {
+            "TableName": self.table,
+            "Item": to_item(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        if cap is None:
+            try:
+                self.ddb.put_item(**put)
+            except self.ddb.exceptions.ConditionalCheckFailedException:
+                return None
+            return token
         try:
-            self.ddb.put_item(
-                TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
-            )
-        except self.ddb.exceptions.ConditionalCheckFailedException:
-            return None
+            self.ddb.transact_write_items(TransactItems=[{"Put": put}, self._cap_put(store, *cap)])
+        except self.ddb.exceptions.TransactionCanceledException as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return None
+            raise CapConflict() from exc
         return token
+
+    def cap_ledger(self, store: str, customer_id: str) -> tuple[list[dict[str, Any]], int]:
+        resp = self.ddb.get_item(
+            TableName=self.table, Key=key(keys.customer_pk(store, customer_id), CAP_SK), ConsistentRead=True
+        )
+        item = from_item(resp["Item"]) if "Item" in resp else {}
+        return list(item.get("entries", [])), int(item.get("version", 0))
+
+    def _cap_put(
+        self, store: str, customer_id: str, entries: list[dict[str, Any]], version: int
+    ) -> dict[str, Any]:
+        item = {
+            "pk": keys.customer_pk(store, customer_id),
+            "sk": CAP_SK,
+            "entries": entries,
+            "version": version + 1,
+        }
+        put: dict[str, Any] = {"TableName": self.table, "Item": to_item(item)}
+        if version == 0:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "#v = :v"
+            put["ExpressionAttributeNames"] = {"#v": "version"}
+            put["ExpressionAttributeValues"] = {":v": {"N": str(version)}}
+        return {"Put": put}
+
+    def confirm_cap(self, store: str, customer_id: str, send_id: str, sent_at: float) -> None:
+        """Date the cap place by when the message actually left (the claim may be a moment older)."""
+        for _ in range(5):
+            entries, version = self.cap_ledger(store, customer_id)
+            updated = [{**e, "at": sent_at} if e.get("send_id") == send_id else e for e in entries]
+            if updated == entries:
+                return
+            try:
+                self.ddb.transact_write_items(
+                    TransactItems=[self._cap_put(store, customer_id, updated, version)]
+                )
+                return
+            except self.ddb.exceptions.TransactionCanceledException:
+                continue
+
+    def release_cap(self, store: str, customer_id: str, send_id: str) -> None:
+        """Give back a cap place taken for a message that never went out."""
+        for _ in range(5):
+            entries, version = self.cap_ledger(store, customer_id)
+            kept = [e for e in entries if e.get("send_id") != send_id]
+            if len(kept) == len(entries):
+                return
+            try:
+                self.ddb.transact_write_items(
+                    TransactItems=[self._cap_put(store, customer_id, kept, version)]
+                )
+                return
+            except self.ddb.exceptions.TransactionCanceledException:
+                continue
 
     def finish_send(
         self, store: str, journey: str, instance: str, step_id: str, token: str, fields: dict[str, Any]

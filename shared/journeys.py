@@ -20,21 +20,28 @@ from shared.profiles import Cart, Profile
 class JourneyStep(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     delay_s: int = Field(ge=0, description="seconds after the customer's last cart activity")
-    channel: Literal["email"] = "email"
+    # tried in order: a channel without address or consent, or that fails permanently, falls through
+    channels: list[Literal["email", "sms", "push"]] = Field(default=["email"], min_length=1)
     template: str
+    on_cap: Literal["defer", "skip"] = "defer"  # what a frequency-capped send does
 
 
 class Journey(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     kind: Literal["marketing", "transactional"] = "marketing"
+    category: str | None = None  # preferences-page category (reminders, offers, news)
     steps: list[JourneyStep] = Field(min_length=1)
 
 
 CART_ABANDONMENT = Journey(
     id="cart-abandonment",
+    category="reminders",
     steps=[
         JourneyStep(id="email-1", delay_s=3600, template="cart-abandoned"),
-        JourneyStep(id="email-2", delay_s=24 * 3600, template="cart-abandoned"),
+        # the day-after reminder goes where the customer reads first: app, then text, then email
+        JourneyStep(
+            id="reminder-2", delay_s=24 * 3600, channels=["push", "sms", "email"], template="cart-abandoned"
+        ),
     ],
 )
 

@@ -33,7 +33,9 @@ from shared.profiles import (
     order_from,
     record_order,
     refund_order,
+    register_device,
     touch,
+    unregister_device,
 )
 
 EVENT_MARKER_TTL_S = 35 * 24 * 3600  # longer than the bus archive's replay window
@@ -181,6 +183,15 @@ class ProfileStore:
         if event.type == "track" and event.event == ev.CONSENT_UPDATED:
             apply_consent(profile, p, at, event.message_id)
             changes.append("consent")
+        if event.type == "identify" and event.traits.get("device_token"):
+            register_device(profile, event.traits["device_token"], event.traits["device_platform"], at)
+            changes.append("device registered")
+        if event.type == "track" and event.event == ev.DEVICE_REGISTERED:
+            register_device(profile, p["token"], p["platform"], at)
+            changes.append("device registered")
+        if event.type == "track" and event.event == ev.DEVICE_UNREGISTERED:
+            unregister_device(profile, p["token"], at)
+            changes.append("device removed")
 
         if is_cart_event(event):
             cart = s.cart or new_cart(event, event.cart_id)

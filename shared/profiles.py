@@ -17,7 +17,7 @@ from shared.events import CanonicalEvent
 
 # Traits kept as first-class profile fields; every other identify trait lands in `traits`.
 _IDENTITY_TRAITS = ("email", "phone")
-_CONSENT_META = ("consent", "consent_source", "consent_text")
+_CONSENT_META = ("consent", "consent_source", "consent_text", "categories", "device_token", "device_platform")
 
 
 class Consent(BaseModel):
@@ -26,6 +26,18 @@ class Consent(BaseModel):
     source: str | None = None
     text: str | None = None
     message_id: str | None = None  # the call that carried it: proof of when and how (GDPR Art. 7)
+
+
+class Device(BaseModel):
+    token: str
+    platform: str  # APNS | APNS_SANDBOX | GCM
+    at: float  # when it was registered (receive time)
+
+
+def device_key(token: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(token.encode()).hexdigest()[:24]
 
 
 class Orders(BaseModel):
@@ -48,6 +60,9 @@ class Profile(BaseModel):
     traits: dict[str, Any] = Field(default_factory=dict)
     updated: dict[str, float] = Field(default_factory=dict)  # field -> receive time of its value
     consent: dict[str, Consent] = Field(default_factory=dict)
+    categories: dict[str, Consent] = Field(default_factory=dict)  # per message category (offers, ...)
+    devices: dict[str, Device] = Field(default_factory=dict)  # push tokens by device_key
+    removed_devices: dict[str, float] = Field(default_factory=dict)  # device_key -> when (late events)
     open_cart_id: str | None = None
     orders: Orders = Field(default_factory=Orders)
     first_seen_at: float | None = None
@@ -173,17 +188,41 @@ def apply_traits(profile: Profile, traits: dict[str, Any], at: float) -> None:
 
 
 def apply_consent(profile: Profile, fields: dict[str, Any], at: float, message_id: str) -> None:
-    for channel, status in (fields.get("consent") or {}).items():
-        held = profile.consent.get(channel)
-        if held is not None and held.at > at:
-            continue  # a newer choice already stands
-        profile.consent[channel] = Consent(
-            status=status,
-            at=at,
-            source=fields.get("consent_source"),
-            text=fields.get("consent_text"),
-            message_id=message_id,
-        )
+    for held_by, choices in (
+        (profile.consent, fields.get("consent")),
+        (profile.categories, fields.get("categories")),
+    ):
+        for name, status in (choices or {}).items():
+            held = held_by.get(name)
+            if held is not None and held.at > at:
+                continue  # a newer choice already stands
+            held_by[name] = Consent(
+                status=status,
+                at=at,
+                source=fields.get("consent_source"),
+                text=fields.get("consent_text"),
+                message_id=message_id,
+            )
+
+
+def register_device(profile: Profile, token: str, platform: str, at: float) -> None:
+    k = device_key(token)
+    if profile.removed_devices.get(k, float("-inf")) >= at:
+        return  # unregistered (or rejected by the provider) after this registration
+    held = profile.devices.get(k)
+    if held is None or held.at <= at:
+        profile.devices[k] = Device(token=token, platform=platform, at=at)
+    if len(profile.devices) > 10:  # keep the newest devices only
+        newest = sorted(profile.devices.items(), key=lambda kv: kv[1].at)[-10:]
+        profile.devices = dict(newest)
+
+
+def unregister_device(profile: Profile, token: str, at: float) -> None:
+    k = device_key(token)
+    held = profile.devices.get(k)
+    if held is not None and held.at <= at:
+        del profile.devices[k]
+    profile.removed_devices[k] = max(at, profile.removed_devices.get(k, at))
 
 
 def apply_context(profile: Profile, context: dict[str, Any], at: float) -> None:
@@ -228,6 +267,13 @@ def merge_profiles(target: Profile, source: Profile) -> None:
         held = target.consent.get(channel)
         if held is None or consent.at > held.at:
             target.consent[channel] = consent
+    for name, choice in source.categories.items():
+        held = target.categories.get(name)
+        if held is None or choice.at > held.at:
+            target.categories[name] = choice
+    for k, device in source.devices.items():
+        if device.at > target.removed_devices.get(k, float("-inf")):
+            target.devices.setdefault(k, device)
     for anon in source.anonymous_ids:
         if anon not in target.anonymous_ids:
             target.anonymous_ids.append(anon)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from shared import keys
 from shared.aws import from_item, key, to_item
+from shared.delivery import DeliveryPolicy
 
 STORE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 
@@ -25,18 +26,20 @@ class Store(BaseModel):
     # Where "return to your cart" points; {cart_id} is filled in. Default: <url>/cart
     cart_url: str | None = None
     unsubscribe_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    timezone: str = "UTC"
+    timezone: str = "UTC"  # customers with no time zone of their own (traits, phone) get this one
     locale: str = "en"
+    delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)  # quiet hours and frequency caps
+    sms_sender_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,11}$")
 
     @field_validator("url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:
         return v.rstrip("/")
 
-    def recovery_url(self, cart_id: str, campaign: str) -> str:
+    def recovery_url(self, cart_id: str, campaign: str, medium: str = "email") -> str:
         base = (self.cart_url or f"{self.url}/cart").replace("{cart_id}", cart_id)
         sep = "&" if "?" in base else "?"
-        return f"{base}{sep}boomerang_cart={cart_id}&utm_source=boomerang&utm_medium=email&utm_campaign={campaign}"
+        return f"{base}{sep}boomerang_cart={cart_id}&utm_source=boomerang&utm_medium={medium}&utm_campaign={campaign}"
 
     @property
     def unsubscribe_mailto(self) -> str | None:
@@ -105,7 +108,11 @@ class StoreDirectory:
     def put(self, store: Store, api_key: str | None = None) -> str:
         """Create or update a store; with a new (or given) write key. Returns the key, shown once."""
         api_key = api_key or new_api_key()
-        store_item = {"pk": keys.store_pk(store.store_id), "sk": keys.STORE_SK, **store.model_dump()}
+        store_item = {
+            "pk": keys.store_pk(store.store_id),
+            "sk": keys.STORE_SK,
+            **store.model_dump(mode="json"),
+        }
         key_item = {
             "pk": keys.api_key_pk(keys.hash_api_key(api_key)),
             "sk": keys.API_KEY_SK,

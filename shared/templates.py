@@ -33,6 +33,7 @@ Variables of ``cart-abandoned`` (see :class:`CartAbandonedVariables`)::
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 import time
@@ -49,6 +50,9 @@ from pydantic import BaseModel, ConfigDict
 
 DEFAULT_STORE = "_default"
 TEMPLATE_FILES = ("subject.txt", "body.html", "body.txt")
+SMS_FILES = ("sms.txt",)  # optional sms.json: {"max_segments": N}
+PUSH_FILES = ("push_title.txt", "push_body.txt")  # optional push_link.txt
+DEFAULT_SMS_SEGMENTS = 2
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")  # keeps store ids and names inside their S3 prefix
 _MAX_SEQUENCE = 100_000  # largest string/list a template may build with * (the sandbox bounds range())
@@ -76,6 +80,30 @@ class EmailTemplate:
     html: str
     text: str
     origin: str = ""  # where it was loaded from, for error messages and logs
+
+
+@dataclass(frozen=True)
+class SmsTemplate:
+    name: str
+    body: str
+    max_segments: int = DEFAULT_SMS_SEGMENTS  # the budget the template declares; longer is refused
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class PushTemplate:
+    name: str
+    title: str
+    body: str
+    link: str | None = None
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class RenderedPush:
+    title: str
+    body: str
+    link: str | None
 
 
 @dataclass(frozen=True)
@@ -166,6 +194,7 @@ class TemplateStore:
         self._ttl = ttl_seconds
         self._clock = clock
         self._cache: dict[tuple[str, str], tuple[float, EmailTemplate]] = {}
+        self._channel_cache: dict[tuple[str, str, tuple[str, ...]], tuple[float, dict[str, str | None]]] = {}
         self._lock = threading.Lock()  # the local emulator calls handlers from several threads
 
     def email(self, store_id: str, name: str) -> EmailTemplate:
@@ -185,6 +214,64 @@ class TemplateStore:
     def clear(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._channel_cache.clear()
+
+    def sms(self, store_id: str, name: str) -> SmsTemplate:
+        files = self._channel_files(store_id, name, SMS_FILES, ("sms.json",))
+        meta = files.get("sms.json")
+        segments = DEFAULT_SMS_SEGMENTS
+        if meta:
+            try:
+                segments = int(json.loads(meta).get("max_segments", DEFAULT_SMS_SEGMENTS))
+            except (ValueError, AttributeError, TypeError) as exc:
+                raise TemplateError(f"sms.json: {exc}", template=name, file="sms.json") from exc
+        return SmsTemplate(
+            name=name, body=files["sms.txt"] or "", max_segments=segments, origin=files["@origin"] or ""
+        )
+
+    def push(self, store_id: str, name: str) -> PushTemplate:
+        files = self._channel_files(store_id, name, PUSH_FILES, ("push_link.txt",))
+        return PushTemplate(
+            name=name,
+            title=files["push_title.txt"] or "",
+            body=files["push_body.txt"] or "",
+            link=files.get("push_link.txt"),
+            origin=files["@origin"] or "",
+        )
+
+    def _channel_files(
+        self, store_id: str, name: str, required: tuple[str, ...], optional: tuple[str, ...]
+    ) -> dict[str, str | None]:
+        """A channel's files from the store's folder if it has them, else from the default."""
+        _check_id("store id", store_id)
+        _check_id("name", name)
+        key = (store_id, name, required)
+        now = self._clock()
+        with self._lock:
+            hit = self._channel_cache.get(key)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        for owner in dict.fromkeys((store_id, DEFAULT_STORE)):
+            prefix = f"templates/{owner}/{name}/"
+            found = {f: self._get(prefix + f) for f in required}
+            if all(v is None for v in found.values()):
+                continue
+            missing = [f for f, v in found.items() if v is None]
+            if missing:
+                raise TemplateError(
+                    f"incomplete template in s3://{self._bucket}/{prefix}: missing {', '.join(missing)}",
+                    template=name,
+                )
+            files: dict[str, str | None] = {**found, **{f: self._get(prefix + f) for f in optional}}
+            files["@origin"] = f"s3://{self._bucket}/{prefix}"
+            with self._lock:
+                self._channel_cache[key] = (now, files)
+            return files
+        raise TemplateError(
+            f"no {'/'.join(required)} in s3://{self._bucket}/templates/{store_id}/{name}/ "
+            f"nor templates/{DEFAULT_STORE}/{name}/",
+            template=name,
+        )
 
     def _load(self, store_id: str, name: str) -> EmailTemplate:
         if store_id != DEFAULT_STORE:
@@ -386,3 +473,25 @@ def render_email(template: EmailTemplate, variables: Mapping[str, Any]) -> Rende
     if not subject:
         raise TemplateError("subject renders empty", template=template.name, file="subject.txt")
     return RenderedEmail(subject=subject, html=html, text=text)
+
+
+def render_sms(template: SmsTemplate, variables: Mapping[str, Any]) -> str:
+    """One SMS body: whitespace collapsed (line breaks cost characters and segments)."""
+    body = _render_one(template.body, variables, file="sms.txt", html=False, template_name=template.name)
+    body = " ".join(body.split())
+    if not body:
+        raise TemplateError("SMS body renders empty", template=template.name, file="sms.txt")
+    return body
+
+
+def render_push(template: PushTemplate, variables: Mapping[str, Any]) -> RenderedPush:
+    def one(source: str, file: str) -> str:
+        return " ".join(
+            _render_one(source, variables, file=file, html=False, template_name=template.name).split()
+        )
+
+    title, body = one(template.title, "push_title.txt"), one(template.body, "push_body.txt")
+    link = one(template.link, "push_link.txt") if template.link else None
+    if not title or not body:
+        raise TemplateError("push title and body must not render empty", template=template.name)
+    return RenderedPush(title=title, body=body, link=link or None)

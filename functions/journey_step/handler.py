@@ -15,6 +15,7 @@ from shared.profile_store import ProfileStore
 from shared.settings import settings
 from shared.signing import SigningKeyProvider
 from shared.stores import StoreDirectory
+from shared.suppression import SuppressionList
 from shared.templates import TemplateStore
 
 logger = Logger(service="boomerang")
@@ -36,6 +37,10 @@ def deps() -> Deps:
             signing_keys=SigningKeyProvider(client("secretsmanager"), s.signing_secret_arn),
             unsubscribe_base_url=s.unsubscribe_base_url,
             configuration_set=s.email_configuration_set or None,
+            sns=client("sns"),
+            pinpoint=client("pinpoint"),
+            push_app_id=s.push_app_id,
+            suppressions=SuppressionList(ddb, s.table_name),
         )
     return _deps
 
@@ -57,7 +62,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "wait_seconds": out.wait_seconds,
             "reason": out.reason,
             "events": [
-                {k: v for k, v in e.items() if k in ("type", "step_id", "reason")} for e in out.events
+                {k: v for k, v in e.items() if k in ("type", "step_id", "channel", "reason")}
+                for e in out.events
             ],
         },
     )

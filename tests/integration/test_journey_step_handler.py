@@ -199,11 +199,10 @@ def test_without_consent_the_step_is_skipped_and_the_journey_continues(
     # When email-1 is due
     out = step(ctx, t0)
 
-    # Then it is skipped with the reason recorded, and the journey moves on to email-2
+    # Then it is skipped with the reason recorded, and the journey moves on to reminder-2
     assert out["events"][0] == {
         "step": 0,
         "step_id": "email-1",
-        "channel": "email",
         "type": "skipped",
         "reason": "no email consent",
     }

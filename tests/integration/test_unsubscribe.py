@@ -166,7 +166,8 @@ def test_the_link_in_a_sent_reminder_unsubscribes_and_stops_the_next_one(
     fixed_clock.advance(24 * 3600)
     second = step_handler({**state, "step": first["step"]}, ctx)
     assert second["events"][0]["type"] == "skipped"
-    assert second["events"][0]["reason"] == "email consent withdrawn"
+    # (the day-after reminder tries push, then SMS, then email: each says why not)
+    assert second["events"][0]["reason"] == "no registered device; no sms consent; email consent withdrawn"
     assert len(ses_backends[ACCOUNT][REGION].sent_messages) == 1
 
 

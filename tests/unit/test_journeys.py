@@ -30,10 +30,11 @@ def customer(last_order_at: float | None = None) -> Profile:
 
 
 def test_the_shipped_journey_reminds_after_one_hour_and_one_day() -> None:
-    assert [(s.id, s.delay_s, s.template) for s in CART_ABANDONMENT.steps] == [
-        ("email-1", HOUR, "cart-abandoned"),
-        ("email-2", 24 * HOUR, "cart-abandoned"),
+    assert [(s.id, s.delay_s, s.channels, s.template) for s in CART_ABANDONMENT.steps] == [
+        ("email-1", HOUR, ["email"], "cart-abandoned"),
+        ("reminder-2", 24 * HOUR, ["push", "sms", "email"], "cart-abandoned"),
     ]
+    assert (CART_ABANDONMENT.kind, CART_ABANDONMENT.category) == ("marketing", "reminders")
 
 
 def test_missing_cart_exits() -> None:
@@ -80,7 +81,7 @@ def test_newer_cart_activity_extends_the_wait() -> None:
 
 def test_second_step_waits_from_last_activity_not_from_the_first_email() -> None:
     decision = decide(CART_ABANDONMENT, 1, cart(), customer(), now=T0 + HOUR)
-    assert decision == Decision("wait", "waiting for email-2", SECOND - HOUR)
+    assert decision == Decision("wait", "waiting for reminder-2", SECOND - HOUR)
 
 
 def test_waits_at_least_one_second_and_rounds_up() -> None:
