@@ -12,7 +12,12 @@ def _serve(args: argparse.Namespace) -> int:
     from infra.local.emulator import Emulator
     from infra.local.server import LocalServer
 
-    emulator = Emulator(speed=args.speed, api_key=args.api_key).start()
+    start = None
+    if args.start:
+        from shared.clock import parse_iso
+
+        start = parse_iso(args.start)
+    emulator = Emulator(speed=args.speed, api_key=args.api_key, start=start).start()
     try:
         server = LocalServer(emulator, port=args.port).start()
     except OSError as exc:
@@ -52,9 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         "--speed", type=float, default=3600.0, help="Boomerang's clock runs this many times faster"
     )
     local.add_argument("--api-key", default="local-dev-key", help="write key of the 'demo' store")
+    local.add_argument(
+        "--start", default=None, help="Boomerang time to start from (ISO-8601, e.g. 2026-10-24T18:00:00Z)"
+    )
     local.set_defaults(func=_serve)
     demo = sub.add_parser("demo", help="replay events/demo/ on the emulator and print the timeline")
-    demo.add_argument("--speed", type=float, default=3600.0)
+    # a little slower than `local`: a loaded laptop's latency stays minutes of Boomerang time
+    demo.add_argument("--speed", type=float, default=1800.0)
     demo.add_argument("--scenario", default=None, help="path to a scenario JSON (default: events/demo/)")
     demo.set_defaults(func=_demo)
     args = parser.parse_args(argv)

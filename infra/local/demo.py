@@ -15,6 +15,7 @@ import time
 import urllib.request
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,12 +82,17 @@ def _stamp(ts: float, origin: float) -> str:
     return f"day {days} {hours:02d}:{rest // 60:02d}"
 
 
-def run_demo(speed: float = 3600.0, scenario: str | None = None, out: Any = None) -> int:
+def run_demo(speed: float = 1800.0, scenario: str | None = None, out: Any = None) -> int:
     out = out or sys.stdout
     path = Path(scenario) if scenario else DEFAULT_SCENARIO
     plan = json.loads(path.read_text())
     wall0 = time.monotonic()
-    emulator = Emulator(speed=speed).start()
+    # A fixed time of day (today, UTC) so quiet hours fall the same way in every run.
+    start = None
+    if plan.get("start"):
+        hh, mm = (int(x) for x in plan["start"].split(":"))
+        start = datetime.now(UTC).replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
+    emulator = Emulator(speed=speed, start=start).start()
     server = LocalServer(emulator, port=0).start()
     for fn in d.FUNCTIONS:  # import now, so their loggers exist before we redirect them
         emulator.handler(fn.id)
@@ -186,7 +192,11 @@ def _timeline(capture: Capture, who_by_message: dict[str, str], who_by_cart: dic
             who = who_by_cart.get(r.get("instance", ""), "?")
             for e in r.get("events") or []:
                 if e["type"] == "sent":
-                    lines.append(Line(at, who, f"EMAIL SENT: {e.get('step_id')}"))
+                    lines.append(
+                        Line(at, who, f"{str(e.get('channel', 'email')).upper()} SENT: {e.get('step_id')}")
+                    )
+                elif e["type"] == "deferred":
+                    lines.append(Line(at, who, f"{e.get('step_id')} deferred: {e.get('reason')}"))
                 elif e["type"] in ("skipped", "failed", "already-handled"):
                     lines.append(Line(at, who, f"{e.get('step_id')} {e['type']}: {e.get('reason')}"))
             if r.get("action") == "wait":
@@ -209,13 +219,14 @@ def _summary(
     origin: float,
     out: Any,
 ) -> int:
-    emails: Counter[str] = Counter()
+    sent_by: dict[str, Counter[str]] = defaultdict(Counter)  # channel -> customer -> messages
     print("\nOutbox:", file=out)
     for m in outbox:
         who = who_by_cart.get(m.get("instance") or "", "?")
-        emails[who] += 1
+        sent_by[m["channel"]][who] += 1
         sent = clock.parse_iso(m["sent_at"]) if m.get("sent_at") else origin
-        print(f'  {_stamp(sent, origin)}  {who:<6} {m["step"]}: "{m["subject"]}"', file=out)
+        text = m["subject"] if m["channel"] != "sms" else m["text"]
+        print(f'  {_stamp(sent, origin)}  {who:<6} {m["channel"]:<5} {m["step"]}: "{text}"', file=out)
     exits: dict[str, str] = {}
     for _, r in _step_records(capture):
         if r.get("action") == "exit":
@@ -223,21 +234,27 @@ def _summary(
     with capture.guard:
         outcomes = Counter(r.get("outcome") for _, r in capture.records if r["message"] == "profile event")
     problems = []
-    for who, n in plan.get("expect", {}).get("emails", {}).items():
-        if emails[who] != n:
-            problems.append(f"{who}: expected {n} email(s), got {emails[who]}")
+    expect = plan.get("expect", {})
+    for channel, label in (("email", "emails"), ("sms", "sms"), ("push", "push")):
+        for who, n in expect.get(label, {}).items():
+            if sent_by[channel][who] != n:
+                problems.append(f"{who}: expected {n} {channel} message(s), got {sent_by[channel][who]}")
     for who, reason in plan.get("expect", {}).get("exits", {}).items():
         if reason not in exits.get(who, ""):
             problems.append(f"{who}: expected the journey to exit because '{reason}', got '{exits.get(who)}'")
     if any(dlq.values()):
         problems.append(f"messages in dead-letter queues: {dlq}")
-    by_customer = defaultdict(int, emails)
     print(
         "\nSummary:\n"
         f"  events accepted: {accepted}; profile updates: {outcomes.get('applied', 0)} applied, "
         f"{outcomes.get('duplicate', 0)} replays ignored\n"
         f"  journeys exited: {', '.join(f'{k} ({v})' for k, v in sorted(exits.items()))}\n"
-        f"  emails sent: {len(outbox)} ({', '.join(f'{k} {by_customer[k]}' for k in sorted(plan.get('expect', {}).get('emails', {})))})\n"
+        f"  messages sent: {len(outbox)} ("
+        + "; ".join(
+            f"{ch}: " + ", ".join(f"{k} {n}" for k, n in sorted(c.items()))
+            for ch, c in sorted(sent_by.items())
+        )
+        + ")\n"
         f"  handler invocations: {', '.join(f'{k} {v}' for k, v in sorted(invocations.items()))}; DLQ depth {dlq}\n"
         f"  wall time {wall:.1f} s; handler logs in {LOG_FILE.relative_to(REPO_ROOT)}",
         file=out,

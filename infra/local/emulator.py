@@ -68,12 +68,14 @@ class FakeContext:
 
 class Emulator:
     def __init__(
-        self, speed: float = 3600.0, api_key: str = "local-dev-key", quiet_handlers: bool = True
+        self, speed: float = 3600.0, api_key: str = "local-dev-key", start: float | None = None
     ) -> None:
         self.speed = speed
         self.api_key = api_key
-        self.quiet_handlers = quiet_handlers
-        self.clock = clock.CompressedClock(speed)
+        self.clock = clock.CompressedClock(speed, start=start)
+        self.start_at = start
+        self.faults: dict[str, int] = {"email": 0, "sms": 0, "push": 0}  # injected provider throttling
+        self._faults_lock = threading.Lock()
         self.moto: Any = None
         self.endpoint = ""
         self.arns: dict[str, str] = {}
@@ -84,6 +86,7 @@ class Emulator:
         self._sent_meta: dict[str, dict[str, Any]] = {}
         self._meta_lock = threading.Lock()
         self.invocations: dict[str, int] = {}
+        self.push: Any = None  # wire-level fake of Pinpoint SendMessages (moto has none)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Emulator:
@@ -94,9 +97,14 @@ class Emulator:
         self.moto.start()
         host, port = self.moto.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
+        from infra.local.pinpoint_fake import PinpointFake
+
+        self.push = PinpointFake().start()
         self._configure_process(port)
         self._patch_moto()
         self._create_resources()
+        if self.start_at is not None:
+            self.clock.restart(self.start_at)  # a few real seconds of setup would be hours here
         for queue in d.QUEUES:
             t = threading.Thread(target=self._poll, args=(queue,), name=f"poller-{queue.id}", daemon=True)
             t.start()
@@ -113,6 +121,8 @@ class Emulator:
             # moto's backends are process-wide: reset them so another emulator can start here
             requests.post(f"{self.endpoint}/moto-api/reset", timeout=10)
             self.moto.stop()
+        if self.push is not None:
+            self.push.stop()
         clock.reset_clock()
 
     def _configure_process(self, port: int) -> None:
@@ -125,6 +135,7 @@ class Emulator:
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
                 "MOTO_PORT": str(port),
+                "AWS_ENDPOINT_URL_PINPOINT": self.push.url,
                 "MOTO_ACCOUNT_ID": ACCOUNT,
                 "POWERTOOLS_SERVICE_NAME": "boomerang",
                 "POWERTOOLS_METRICS_NAMESPACE": "Boomerang",
@@ -159,17 +170,76 @@ class Emulator:
         ) -> bytes:
             payload = json.loads(body) if body else {}
             name = function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name
-            result = emulator.invoke(name, payload)
+            try:
+                result = emulator.invoke(name, payload)
+            except Exception as exc:  # what Lambda answers for an unhandled error: Retry/Catch see errorType
+                logging.getLogger("boomerang.local").info("%s raised %s: %s", name, type(exc).__name__, exc)
+                response_headers["x-amz-function-error"] = "Unhandled"
+                return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)[:500]}).encode()
             return json.dumps(result).encode()
 
         def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
-            # The single place where the emulator compresses journey time.
+            # Journey time is compressed in two places: Wait states here, Retry intervals below.
             real = wait_seconds / emulator.speed
             if real > 0:
                 env.program_state_event.wait(real)
 
+        import botocore.endpoint
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+        # Every back-off sleeps compressed too (Step Functions Retry and the SDK's retries):
+        # otherwise a 4 s SDK back-off would be 4 h of Boomerang time, and a message checked
+        # against quiet hours or caps would go out hours later than decided.
+        compressed = _CompressedTime(self.speed)
+        for module in (retrier_decl, botocore.endpoint):
+            module.time = compressed  # type: ignore[attr-defined]
+
+        from moto.core.exceptions import JsonRESTError, ServiceException
+        from moto.sesv2.models import SESV2Backend
+        from moto.sns.models import SNSBackend
+
+        class SesThrottled(JsonRESTError):
+            code = 429
+
+        class SnsThrottled(ServiceException):
+            code = "Throttling"
+            message = "Rate exceeded"
+
+        real_ses, real_sns = SESV2Backend.send_raw_email, SNSBackend.publish
+
+        def ses_send(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            if emulator.take_fault("email"):
+                raise SesThrottled("TooManyRequestsException", "Maximum sending rate exceeded.")
+            return real_ses(backend, *args, **kwargs)
+
+        def sns_publish(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("phone_number") and emulator.take_fault("sms"):
+                raise SnsThrottled()
+            return real_sns(backend, *args, **kwargs)
+
+        SESV2Backend.send_raw_email = ses_send  # type: ignore[method-assign, assignment]
+        SNSBackend.publish = sns_publish  # type: ignore[method-assign, assignment]
         LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign, assignment]
         WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
+
+    def inject_faults(self, faults: dict[str, int]) -> dict[str, int]:
+        """The next N sends on a channel are throttled by the provider (tests of retries)."""
+        with self._faults_lock:
+            for channel, n in faults.items():
+                if channel not in self.faults or not isinstance(n, int) or n < 0:
+                    raise ValueError(f"faults: {{channel: count}} with channel in {sorted(self.faults)}")
+                if channel == "push":
+                    self.push.throttle_requests(n)  # the fake answers 429 itself
+                else:
+                    self.faults[channel] = n
+            return dict(self.faults)
+
+    def take_fault(self, channel: str) -> bool:
+        with self._faults_lock:
+            if self.faults.get(channel, 0) > 0:
+                self.faults[channel] -= 1
+                return True
+        return False
 
     # -- resources from the description ------------------------------------------------------------
     def client(self, service: str) -> Any:
@@ -212,12 +282,12 @@ class Emulator:
         for rule in d.RULES:
             events.put_rule(
                 Name=resource_name("rule", rule.id),
-                EventBusName=d.BUS_NAME,
+                EventBusName=rule.bus,
                 EventPattern=json.dumps(rule.pattern),
             )
             events.put_targets(
                 Rule=resource_name("rule", rule.id),
-                EventBusName=d.BUS_NAME,
+                EventBusName=rule.bus,
                 Targets=[{"Id": rule.queue, "Arn": self.arns[f"queue:{rule.queue}"]}],
             )
         bucket = resource_name("templates", "bucket")
@@ -264,6 +334,7 @@ class Emulator:
             env_names.EMAIL_CONFIGURATION_SET: "",
             env_names.UNSUBSCRIBE_BASE_URL: "",  # set by the HTTP server once its port is known
             env_names.SIGNING_SECRET_ARN: secret_arn,
+            env_names.PUSH_APP_ID: "boomerang-local",
         }
         os.environ.update(self.env_values)
         self.table = table
@@ -299,9 +370,12 @@ class Emulator:
 
     def _remember_sends(self, result: dict[str, Any]) -> None:
         for happened in result.get("events", []):
+            if happened.get("type") == "sent" and happened.get("channel", "email") == "email":
+                self._simulate_feedback(result, happened)
             if happened.get("type") == "sent" and happened.get("message_id"):
                 with self._meta_lock:
                     self._sent_meta[happened["message_id"]] = {
+                        "channel": happened.get("channel", "email"),
                         "journey": result.get("journey"),
                         "step": happened.get("step_id"),
                         "customer_id": happened.get("customer_id"),
@@ -389,7 +463,71 @@ class Emulator:
                     "sent_at": meta.get("sent_at"),
                 }
             )
+        out += self._sms_outbox() + self._push_outbox()
         return sorted(out, key=lambda m: m["sent_at"] or "")
+
+    def _simulate_feedback(self, result: dict[str, Any], sent: dict[str, Any]) -> None:
+        """SES mailbox simulator: mail to bounce@ / complaint@simulator.amazonses.com comes back as the
+        SES event SES itself would put on the default bus, so the real feedback path runs."""
+        from moto.ses.models import ses_backends
+
+        from infra.local.ses_simulator import feedback_entries
+
+        found = [m for m in ses_backends[ACCOUNT][REGION].sent_messages if m.id == sent["message_id"]]
+        if not found:
+            return
+        entries = feedback_entries(
+            message_id=sent["message_id"],
+            destinations=list(dict.fromkeys(found[0].destinations)),
+            tags={
+                "store": result.get("store_id", ""),
+                "journey": result.get("journey", ""),
+                "step": sent["step_id"],
+            },
+            now=clock.now_ts(),
+        )
+        if entries:
+            self.client("events").put_events(Entries=entries)
+
+    def _meta(self, message_id: str) -> dict[str, Any]:
+        with self._meta_lock:
+            meta = dict(self._sent_meta.get(message_id, {}))
+        return {k: meta.get(k) for k in ("journey", "step", "customer_id", "instance", "sent_at")}
+
+    def _sms_outbox(self) -> list[dict[str, Any]]:
+        from moto.sns.models import sns_backends
+
+        sent = list(sns_backends[ACCOUNT][REGION].sms_messages.items())
+        return [
+            {
+                "id": mid,
+                "channel": "sms",
+                "to": phone,
+                "from": None,
+                "subject": None,
+                "text": body,
+                "html": None,
+                "headers": {},
+                **self._meta(mid),
+            }
+            for mid, (phone, body) in sent
+        ]
+
+    def _push_outbox(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": m["message_id"],
+                "channel": "push",
+                "to": f"{m['platform']}:{m['token'][:12]}...",
+                "from": None,
+                "subject": m["title"],
+                "text": m["body"],
+                "html": None,
+                "headers": {"deep_link": m.get("deep_link") or ""},
+                **self._meta(m["message_id"]),
+            }
+            for m in self.push.messages
+        ]
 
     def executions(self) -> list[dict[str, Any]]:
         sfn = self.client("stepfunctions")
@@ -418,6 +556,19 @@ class Emulator:
             )
             for q in d.QUEUES
         }
+
+
+class _CompressedTime:
+    """The `time` module as a back-off loop sees it: sleeps run `speed` times faster."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds / self.speed)
 
 
 def _header(msg: Message, name: str) -> str:

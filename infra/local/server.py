@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from infra import description as d
 from infra.local.emulator import ACCOUNT, Emulator, resource_name
+from shared import clock
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit; the λ enforces 500 KB
 ROUTES = {(m, p) for m, p in d.API.routes}
@@ -93,9 +94,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         if method == "GET" and url.path == "/_local/health":
-            return self._json(200, {"status": "ready", "speed": self.emulator.speed})
+            now = clock.iso(clock.now_ts())
+            return self._json(200, {"status": "ready", "speed": self.emulator.speed, "now": now})
         if method == "GET" and url.path == "/_local/outbox":
             return self._json(200, {"messages": self.emulator.outbox()})
+        if method == "POST" and url.path == "/_local/faults":
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                faults = json.loads(self.rfile.read(length) or b"{}")
+                return self._json(200, {"faults": self.emulator.inject_faults(faults)})
+            except (ValueError, AttributeError) as exc:
+                return self._json(400, {"error": "invalid_faults", "message": str(exc)})
         if method == "GET" and url.path == "/_local/executions":
             return self._json(200, {"executions": self.emulator.executions()})
         if method == "GET" and url.path == "/_local/profile":

@@ -69,8 +69,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def local() -> Iterator[Local]:
+def start_local(*extra: str) -> tuple[subprocess.Popen[str], Local]:
+    """`boomerang local` in a subprocess on a free loopback port; returns once it printed 'ready'."""
     port = _free_port()
     proc = subprocess.Popen(
         [
@@ -84,6 +84,7 @@ def local() -> Iterator[Local]:
             str(SPEED),
             "--api-key",
             API_KEY,
+            *extra,
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -98,18 +99,26 @@ def local() -> Iterator[Local]:
         line = proc.stdout.readline()
         lines.append(line)
         if "ready" in line:
-            break
+            return proc, Local(f"http://127.0.0.1:{port}")
         if proc.poll() is not None:
             raise RuntimeError("boomerang local exited:\n" + "".join(lines))
-    else:
-        proc.kill()
-        raise RuntimeError("boomerang local never printed 'ready':\n" + "".join(lines))
+    proc.kill()
+    raise RuntimeError("boomerang local never printed 'ready':\n" + "".join(lines))
+
+
+def stop_local(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGINT)  # Ctrl-C must stop it cleanly
     try:
-        yield Local(f"http://127.0.0.1:{port}")
+        proc.wait(timeout=20)
     finally:
-        proc.send_signal(signal.SIGINT)  # Ctrl-C must stop it cleanly
-        try:
-            proc.wait(timeout=20)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def local() -> Iterator[Local]:
+    proc, server = start_local()
+    try:
+        yield server
+    finally:
+        stop_local(proc)

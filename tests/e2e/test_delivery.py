@@ -1,0 +1,156 @@
+"""Delivery policy end to end on `boomerang local`: channel fallback, quiet hours, carrier STOP, SES
+complaints, caps across journeys, and provider throttling on every channel.
+
+All customers are sent at once (module fixture), with throttling injected on email, SMS and push
+first; each test then waits for its own outcome. The day-after reminder lists push, SMS, email.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from shared import clock
+from tests.e2e.conftest import Local
+
+pytestmark = pytest.mark.e2e
+
+HOUR = 3600
+RUN = uuid.uuid4().hex[:8]
+WAIT = 120  # real seconds: a day and a half of Boomerang time plus retries
+
+
+def user(name: str) -> str:
+    return f"{name}-{RUN}"
+
+
+def identify(name: str, consent: dict[str, str], **traits: Any) -> dict[str, Any]:
+    return {
+        "type": "identify",
+        "userId": user(name),
+        "messageId": f"id-{user(name)}",
+        "traits": {
+            "email": f"{user(name)}@example.com",
+            "first_name": name.title(),
+            "consent": consent,
+            **traits,
+        },
+    }
+
+
+def add(name: str, cart: str | None = None) -> dict[str, Any]:
+    cart = cart or f"cart-{user(name)}"
+    return {
+        "type": "track",
+        "event": "Product Added",
+        "userId": user(name),
+        "messageId": f"add-{cart}",
+        "properties": {
+            "cart_id": cart,
+            "product_id": "p-1",
+            "name": "Trail Runner",
+            "price": 89,
+            "currency": "EUR",
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def sent(local: Local) -> None:
+    # Given every provider throttles its next calls (push more often than the SDK retries absorb,
+    # so Step Functions retries that step)
+    status, body = local.request("POST", "/_local/faults", {"email": 3, "sms": 3, "push": 6})
+    assert status == 200, body
+    yes = "subscribed"
+    batch = [
+        identify("pia", {"email": yes, "push": yes}, timezone="Asia/Tokyo"),
+        {
+            "type": "track",
+            "event": "Device Registered",
+            "userId": user("pia"),
+            "messageId": f"dev-{RUN}",
+            "properties": {"token": f"fcm-token-{RUN}-0123456789", "platform": "fcm"},
+        },
+        add("pia"),
+        identify("sam", {"email": yes, "sms": yes}, phone="+48 601 234 567"),
+        add("sam"),
+        identify("stop", {"email": yes, "sms": yes}, phone="+48601234599"),  # on moto's opt-out list
+        add("stop"),
+        {
+            **identify("cmp", {"email": yes}),
+            "traits": {"email": "complaint@simulator.amazonses.com", "consent": {"email": yes}},
+        },
+        add("cmp"),
+        identify("two", {"email": yes}),
+        add("two", f"cart-a-{RUN}"),
+        add("two", f"cart-b-{RUN}"),
+    ]
+    assert local.post("/v1/batch", {"batch": batch}) == (200, {"success": True, "accepted": len(batch)})
+
+
+def messages(local: Local, name: str) -> list[dict[str, Any]]:
+    return [m for m in local.outbox() if m["customer_id"] == f"u:{user(name)}"]
+
+
+def finished(local: Local, name: str, count: int) -> list[dict[str, Any]]:
+    return local.wait_for(
+        lambda: (m := messages(local, name)) and len(m) >= count and m, WAIT, f"{name}'s messages"
+    )
+
+
+def local_hour(message: dict[str, Any], tz: str) -> float:
+    at = datetime.fromtimestamp(clock.parse_iso(message["sent_at"]), tz=UTC).astimezone(ZoneInfo(tz))
+    return at.hour + at.minute / 60
+
+
+def test_app_user_gets_the_reminder_as_push_in_her_daytime(local: Local, sent: None) -> None:
+    mails = finished(local, "pia", 2)
+    assert [(m["channel"], m["step"]) for m in mails] == [("email", "email-1"), ("push", "reminder-2")]
+    push = mails[1]
+    assert push["subject"] == "Your cart at Boomerang Demo Store is waiting"
+    assert "utm_medium=push" in push["headers"]["deep_link"]
+    assert 8 <= local_hour(push, "Asia/Tokyo") < 21  # quiet hours 21:00-08:00 in her own zone
+
+
+def test_text_subscriber_gets_the_reminder_by_sms_in_his_daytime(local: Local, sent: None) -> None:
+    mails = finished(local, "sam", 2)
+    assert [m["channel"] for m in mails] == ["email", "sms"]
+    sms = mails[1]
+    assert sms["to"] == "+48601234567"
+    assert "Reply STOP" in sms["text"]
+    assert 8 <= local_hour(sms, "Europe/Warsaw") < 21  # zone from the +48 number
+
+
+def test_carrier_stop_moves_the_reminder_to_email_and_withdraws_sms_consent(local: Local, sent: None) -> None:
+    mails = finished(local, "stop", 2)
+    assert [m["channel"] for m in mails] == ["email", "email"]
+    profile = local.request("GET", f"/_local/profile?store=demo&customer=u:{user('stop')}")[1]
+    assert profile["consent"]["sms"]["status"] == "unsubscribed"
+    assert profile["consent"]["sms"]["source"] == "carrier-opt-out"
+
+
+def test_a_complaint_stops_further_marketing_email(local: Local, sent: None) -> None:
+    # email-1 reaches the SES complaint simulator; SES's event comes back through the default bus
+    [first] = finished(local, "cmp", 1)
+    assert first["step"] == "email-1"
+    local.wait_for(lambda: len(messages(local, "pia")) >= 2, WAIT, "the day-after reminders")
+    assert [m["step"] for m in messages(local, "cmp")] == ["email-1"]
+
+
+def test_caps_count_across_two_cart_journeys(local: Local, sent: None) -> None:
+    mails = finished(local, "two", 2)
+    first, second = (clock.parse_iso(m["sent_at"]) for m in mails[:2])
+    assert second - first >= 24 * HOUR  # 1 marketing message a day, whichever journey sends it
+
+
+def test_throttled_providers_still_deliver_every_message_exactly_once(local: Local, sent: None) -> None:
+    local.wait_for(
+        lambda: all(len(messages(local, n)) >= 2 for n in ("pia", "sam", "stop", "two")), WAIT, "all"
+    )
+    sends = Counter((m["customer_id"], m["journey"], m["step"], m["instance"]) for m in local.outbox())
+    assert sends and max(sends.values()) == 1
