@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared import settings as env
-from shared.events import EVENT_SOURCE, JOURNEY_TRIGGER_EVENTS
+from shared.events import CONSENT_UPDATED, EVENT_SOURCE, JOURNEY_TRIGGER_EVENTS
 from shared.feedback import FEEDBACK_DETAIL_TYPES, SES_SOURCE
 
 APP_NAME = "boomerang"
@@ -102,8 +102,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         handler="functions.journey_trigger.handler.handler",
         source="journey_trigger",
         description="Starts one journey execution per journey instance (e.g. per cart)",
-        env=(env.STATE_MACHINE_ARN,),
-        grants=(Grant.JOURNEY_START,),
+        env=(env.STATE_MACHINE_ARN, env.TABLE_NAME),
+        # table read: the store's settings (does it ask new email subscribers to confirm?)
+        grants=(Grant.JOURNEY_START, Grant.TABLE_READ),
     ),
     FunctionSpec(
         id="journey_step",
@@ -186,6 +187,26 @@ RULES: tuple[RuleSpec, ...] = (
             "source": [EVENT_SOURCE],
             "detail-type": ["track"],
             "detail": {"event": list(JOURNEY_TRIGGER_EVENTS)},
+        },
+        queue="journey",
+    ),
+    RuleSpec(
+        id="email-consent-to-journeys",
+        description="Email consent given in an identify call (double opt-in may start a confirmation)",
+        pattern={
+            "source": [EVENT_SOURCE],
+            "detail-type": ["identify"],
+            "detail": {"traits": {"consent": {"email": ["subscribed"]}}},
+        },
+        queue="journey",
+    ),
+    RuleSpec(
+        id="email-consent-updated-to-journeys",
+        description="Email consent given in a Consent Updated call (double opt-in may start a confirmation)",
+        pattern={
+            "source": [EVENT_SOURCE],
+            "detail-type": ["track"],
+            "detail": {"event": [CONSENT_UPDATED], "properties": {"consent": {"email": ["subscribed"]}}},
         },
         queue="journey",
     ),
@@ -286,6 +307,8 @@ class ApiSpec:
         ("POST", "/v1/batch"),
         ("POST", "/v1/track"),
         ("POST", "/v1/identify"),
+        ("GET", "/v1/confirm"),
+        ("POST", "/v1/confirm"),
         ("GET", "/v1/unsubscribe"),
         ("POST", "/v1/unsubscribe"),
         ("GET", "/v1/preferences"),

@@ -118,6 +118,8 @@ def eligibility(
     consent = profile.consent.get(channel)
     if consent is None:
         return Eligibility(channel, False, f"no {channel} consent")
+    if consent.status == "pending":
+        return Eligibility(channel, False, f"{channel} consent awaiting confirmation")
     if consent.status != "subscribed":
         return Eligibility(channel, False, f"{channel} consent withdrawn")
     if category:

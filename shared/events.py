@@ -70,6 +70,8 @@ _CANONICAL_NAMES = {re.sub(r"[\s_\-]+", " ", n).strip().lower(): n for n in KNOW
 JOURNEY_TRIGGER_EVENTS = (PRODUCT_ADDED, CHECKOUT_STARTED)
 
 CHANNELS = ("email", "sms", "push")
+RESERVED_SOURCE_PREFIX = "boomerang:"
+DOUBLE_OPT_IN_SOURCE = "boomerang:double-opt-in"
 CONSENT_STATES = ("subscribed", "unsubscribed")
 
 
@@ -173,6 +175,15 @@ class ConsentFields(_Open):
     # per message category (e.g. reminders, offers, news), chosen on the preferences page
     categories: dict[str, Literal["subscribed", "unsubscribed"]] | None = Field(default=None, max_length=20)
     consent_source: str | None = Field(default=None, max_length=200)
+
+    @field_validator("consent_source")
+    @classmethod
+    def _not_reserved(cls, v: str | None) -> str | None:
+        # "boomerang:" sources are written by Boomerang itself (e.g. a confirmed double opt-in)
+        if v and v.lower().startswith(RESERVED_SOURCE_PREFIX):
+            raise ValueError(f"sources starting with '{RESERVED_SOURCE_PREFIX}' are reserved")
+        return v
+
     consent_text: str | None = Field(default=None, max_length=2000)
 
 

@@ -20,14 +20,22 @@ from shared.delivery import CapEntry, cap_allows, cap_state, customer_timezone, 
 from shared.email import PermanentSendError, TransientSendError, build_mime, send_raw
 from shared.events import CanonicalEvent
 from shared.journey_store import CapConflict, JourneyStore
-from shared.journeys import JOURNEYS, Decision, Journey, JourneyStep, decide, record_instance
+from shared.journeys import (
+    JOURNEYS,
+    Decision,
+    Journey,
+    JourneyStep,
+    decide,
+    decide_confirmation,
+    record_instance,
+)
 from shared.profile_store import ProfileStore
 from shared.profiles import Cart, Profile
 from shared.push import Device, PushMessage, normalise_platform, send_push
 from shared.sms import send_sms
 from shared.stores import Store, StoreDirectory
 from shared.templates import TemplateError, TemplateStore, render_email, render_push, render_sms
-from shared.unsubscribe import unsubscribe_url
+from shared.unsubscribe import confirm_url, unsubscribe_url
 
 
 class StepInput(BaseModel):
@@ -85,6 +93,14 @@ def customer_for_cart(profiles: ProfileStore, cart: Cart) -> Profile | None:
     return None
 
 
+def _load_customer(profiles: ProfileStore, store_id: str, customer_id: str) -> Profile | None:
+    """A customer journey's profile; an anonymous profile since merged points to the known one."""
+    profile = profiles.load_profile(store_id, customer_id)
+    if profile is not None and profile.merged_into:
+        return profiles.load_profile(store_id, profile.merged_into)
+    return profile
+
+
 def cart_variables(
     cart: Cart,
     profile: Profile,
@@ -128,11 +144,15 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
     happened: list[dict[str, Any]] = []
     while True:
         now = clock.now_ts()
-        cart = deps.profiles.load_cart(state.store_id, state.instance)
-        profile = customer_for_cart(deps.profiles, cart) if cart else None
-        decision = decide(journey, index, cart, profile, now)
+        cart: Cart | None = None
+        if journey.subject == "customer":
+            profile = _load_customer(deps.profiles, state.store_id, state.instance)
+            decision = decide_confirmation(journey, index, profile, state.started_at or now, now)
+        else:
+            cart = deps.profiles.load_cart(state.store_id, state.instance)
+            profile = customer_for_cart(deps.profiles, cart) if cart else None
+            decision = decide(journey, index, cart, profile, now)
         if decision.action == "send":
-            assert cart is not None
             outcome = _deliver(state, journey, journey.steps[index], index, cart, profile, deps, now)
             happened.append(outcome)
             if outcome["type"] == "deferred":
@@ -166,7 +186,7 @@ def _deliver(
     journey: Journey,
     step: JourneyStep,
     index: int,
-    cart: Cart,
+    cart: Cart | None,
     profile: Profile | None,
     deps: Deps,
     now: float,
@@ -320,7 +340,7 @@ def _send_on(
     journey: Journey,
     step: JourneyStep,
     index: int,
-    cart: Cart,
+    cart: Cart | None,
     profile: Profile,
     store: Store,
     deps: Deps,
@@ -331,7 +351,18 @@ def _send_on(
     unsub = unsubscribe_url(
         deps.unsubscribe_base_url, deps.signing_keys.key(), store_id, profile.customer_id, channel, now
     )
-    variables = cart_variables(cart, profile, store, journey, index, unsub, medium=channel)
+    if cart is not None:
+        variables = cart_variables(cart, profile, store, journey, index, unsub, medium=channel)
+    else:
+        variables = {
+            "customer": {"first_name": profile.traits.get("first_name")},
+            "store": {"name": store.name, "url": store.url},
+            "confirm_url": confirm_url(
+                deps.unsubscribe_base_url, deps.signing_keys.key(), store_id, profile.customer_id, now
+            ),
+            "unsubscribe_url": unsub,
+            "step": {"id": step.id, "index": index, "is_last": index == len(journey.steps) - 1},
+        }
     if channel == "sms":
         assert profile.phone is not None
         body = render_sms(deps.templates.sms(store_id, step.template), variables)
@@ -357,6 +388,11 @@ def _send_on(
                 title=rendered.title,
                 body=rendered.body,
                 deep_link=rendered.link,
+                # a rich notification shows the newest cart item's picture
+                image_url=next(
+                    (i["image_url"] for i in variables.get("cart", {}).get("items", []) if i["image_url"]),
+                    None,
+                ),
                 data={"journey": journey.id, "step": step.id},
             ),
             transactional=not marketing,

@@ -30,6 +30,7 @@ class Journey(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     kind: Literal["marketing", "transactional"] = "marketing"
     category: str | None = None  # preferences-page category (reminders, offers, news)
+    subject: Literal["cart", "customer"] = "cart"  # what an instance is: one cart, or one customer
     steps: list[JourneyStep] = Field(min_length=1)
 
 
@@ -45,7 +46,15 @@ CART_ABANDONMENT = Journey(
     ],
 )
 
-JOURNEYS = {j.id: j for j in (CART_ABANDONMENT,)}
+# Double opt-in: sent at once to a new email subscriber of a store that asks for confirmation.
+EMAIL_CONFIRMATION = Journey(
+    id="email-confirmation",
+    kind="transactional",
+    subject="customer",
+    steps=[JourneyStep(id="confirm", delay_s=0, template="confirm-email")],
+)
+
+JOURNEYS = {j.id: j for j in (CART_ABANDONMENT, EMAIL_CONFIRMATION)}
 
 
 def execution_name(store_id: str, journey: str, instance: str, generation: int = 0) -> str:
@@ -86,5 +95,22 @@ def decide(
     due = cart.last_activity_at + journey.steps[step_index].delay_s
     if now < due:
         # also covers newer cart activity: the clock restarts from the customer's last action
+        return Decision("wait", f"waiting for {journey.steps[step_index].id}", max(1, math.ceil(due - now)))
+    return Decision("send", f"{journey.steps[step_index].id} due")
+
+
+def decide_confirmation(
+    journey: Journey, step_index: int, profile: Profile | None, started_at: float, now: float
+) -> Decision:
+    """The double opt-in journey: one email while the customer's email consent awaits confirmation."""
+    if profile is None:
+        return Decision("exit", "customer not found")
+    consent = profile.consent.get("email")
+    if consent is None or consent.status != "pending":
+        return Decision("exit", "email consent no longer awaiting confirmation")
+    if step_index >= len(journey.steps):
+        return Decision("exit", "all steps done")
+    due = started_at + journey.steps[step_index].delay_s
+    if now < due:
         return Decision("wait", f"waiting for {journey.steps[step_index].id}", max(1, math.ceil(due - now)))
     return Decision("send", f"{journey.steps[step_index].id} due")

@@ -37,6 +37,7 @@ from shared.profiles import (
     touch,
     unregister_device,
 )
+from shared.stores import StoreDirectory
 
 EVENT_MARKER_TTL_S = 35 * 24 * 3600  # longer than the bus archive's replay window
 MAX_ATTEMPTS = 6
@@ -68,6 +69,13 @@ class ProfileStore:
     def __init__(self, ddb: Any, table: str) -> None:
         self.ddb = ddb
         self.table = table
+        self._stores: StoreDirectory | None = None
+
+    def _double_opt_in(self, store_id: str) -> bool:
+        if self._stores is None:
+            self._stores = StoreDirectory(self.ddb, self.table)
+        store = self._stores.get(store_id)
+        return bool(store and store.double_opt_in_email)
 
     # -- reads ---------------------------------------------------------------------------------
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
@@ -175,13 +183,13 @@ class ProfileStore:
 
         if event.type == "identify":
             apply_traits(profile, event.traits, at)
-            apply_consent(profile, event.traits, at, event.message_id)
+            apply_consent(profile, event.traits, at, event.message_id, self._double_opt_in(store))
             changes.append("traits")
             if event.traits.get("consent"):
                 changes.append("consent")
         apply_context(profile, event.context, at)
         if event.type == "track" and event.event == ev.CONSENT_UPDATED:
-            apply_consent(profile, p, at, event.message_id)
+            apply_consent(profile, p, at, event.message_id, self._double_opt_in(store))
             changes.append("consent")
         if event.type == "identify" and event.traits.get("device_token"):
             register_device(profile, event.traits["device_token"], event.traits["device_platform"], at)

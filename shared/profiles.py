@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from shared import events as ev
-from shared.events import CanonicalEvent
+from shared.events import DOUBLE_OPT_IN_SOURCE, CanonicalEvent
 
 # Traits kept as first-class profile fields; every other identify trait lands in `traits`.
 _IDENTITY_TRAITS = ("email", "phone")
@@ -21,7 +21,7 @@ _CONSENT_META = ("consent", "consent_source", "consent_text", "categories", "dev
 
 
 class Consent(BaseModel):
-    status: str  # subscribed | unsubscribed
+    status: str  # subscribed | unsubscribed | pending (email double opt-in awaiting the click)
     at: float
     source: str | None = None
     text: str | None = None
@@ -77,6 +77,8 @@ class Profile(BaseModel):
         consent = self.consent.get("email")
         if consent is None:
             return False, "no email consent"
+        if consent.status == "pending":
+            return False, "email consent awaiting confirmation"
         if consent.status != "subscribed":
             return False, "email consent withdrawn"
         return True, "ok"
@@ -187,7 +189,10 @@ def apply_traits(profile: Profile, traits: dict[str, Any], at: float) -> None:
             profile.traits[name] = value
 
 
-def apply_consent(profile: Profile, fields: dict[str, Any], at: float, message_id: str) -> None:
+def apply_consent(
+    profile: Profile, fields: dict[str, Any], at: float, message_id: str, double_opt_in_email: bool = False
+) -> None:
+    confirmed = fields.get("consent_source") == DOUBLE_OPT_IN_SOURCE
     for held_by, choices in (
         (profile.consent, fields.get("consent")),
         (profile.categories, fields.get("categories")),
@@ -196,6 +201,13 @@ def apply_consent(profile: Profile, fields: dict[str, Any], at: float, message_i
             held = held_by.get(name)
             if held is not None and held.at > at:
                 continue  # a newer choice already stands
+            if held_by is profile.consent and name == "email" and status == "subscribed":
+                if confirmed and (held is None or held.status != "pending"):
+                    continue  # a confirmation link only confirms a pending request
+                if double_opt_in_email and not confirmed:
+                    if held is not None and held.status == "subscribed":
+                        continue  # already confirmed: keep the original proof
+                    status = "pending"  # until the customer confirms from the address itself
             held_by[name] = Consent(
                 status=status,
                 at=at,

@@ -29,6 +29,8 @@ class Store(BaseModel):
     timezone: str = "UTC"  # customers with no time zone of their own (traits, phone) get this one
     locale: str = "en"
     delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)  # quiet hours and frequency caps
+    # New email consent waits as "pending" until the customer clicks the link Boomerang sends
+    double_opt_in_email: bool = False
     sms_sender_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,11}$")
 
     @field_validator("url")

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, quote
 
 from shared import clock, signing
 from shared.bus import publish
-from shared.events import CONSENT_UPDATED, CanonicalEvent
+from shared.events import CHANNELS, CONSENT_UPDATED, DOUBLE_OPT_IN_SOURCE, CanonicalEvent
 
 TOKEN_PARAM = "t"
 LINK_LIFETIME_S = 400 * 24 * 3600  # old emails keep working well past CAN-SPAM's 30 days
@@ -85,7 +85,10 @@ class Unsubscriber:
 
     def _claims(self, params: dict[str, str]) -> Any:
         token = params.get(TOKEN_PARAM, "")
-        return signing.verify(self.key_provider.key(), token, clock.now_ts())
+        claims = signing.verify(self.key_provider.key(), token, clock.now_ts())
+        if claims.channel not in CHANNELS:  # e.g. a double opt-in token: not an unsubscribe link
+            raise signing.InvalidToken("wrong purpose")
+        return claims
 
     def page(self, params: dict[str, str]) -> UnsubscribePage:
         try:
@@ -132,3 +135,66 @@ def _invalid() -> UnsubscribePage:
         "<p>The unsubscribe link is incomplete, altered or expired. Use the link in a recent message, "
         "or reply to it and ask to be removed.</p>",
     )
+
+
+CONFIRM_PURPOSE = "confirm:email"  # the token's channel field: this link only confirms email consent
+
+
+def confirm_url(base_url: str, key: bytes, store_id: str, customer_id: str, now: float) -> str:
+    token = signing.sign(key, store_id, customer_id, CONFIRM_PURPOSE, now + 7 * 24 * 3600)
+    return f"{base_url.rstrip('/')}/v1/confirm?{TOKEN_PARAM}={quote(token)}"
+
+
+class Confirmer:
+    """Double opt-in: the link in the confirmation email. GET only shows a button (mail scanners
+    prefetch links); the POST publishes the confirmed consent."""
+
+    def __init__(self, key_provider: Any, events_client: Any, bus_name: str) -> None:
+        self.key_provider = key_provider
+        self.events = events_client
+        self.bus_name = bus_name
+
+    def _claims(self, params: dict[str, str]) -> Any:
+        claims = signing.verify(self.key_provider.key(), params.get(TOKEN_PARAM, ""), clock.now_ts())
+        if claims.channel != CONFIRM_PURPOSE:
+            raise signing.InvalidToken("wrong purpose")
+        return claims
+
+    def page(self, params: dict[str, str]) -> UnsubscribePage:
+        try:
+            self._claims(params)
+        except signing.InvalidToken:
+            return _invalid()
+        action = f"?{TOKEN_PARAM}={quote(params[TOKEN_PARAM])}"
+        return page(
+            200,
+            "Confirm your subscription",
+            "<p>Confirm that you want offers and reminders from this store by email.</p>"
+            f'<form method=post action="{html.escape(action)}">'
+            "<input type=hidden name=confirm value=yes>"
+            '<button type=submit style="font-size:1rem;padding:.6rem 1.2rem">Yes, subscribe me</button></form>',
+        )
+
+    def confirm(self, params: dict[str, str]) -> UnsubscribePage:
+        try:
+            claims = self._claims(params)
+        except signing.InvalidToken:
+            return _invalid()
+        user_id, anonymous_id = customer_ids(claims)
+        now = clock.now_ts()
+        event = CanonicalEvent(
+            message_id=f"confirm-{uuid.uuid4()}",
+            store_id=claims.store_id,
+            type="track",
+            event=CONSENT_UPDATED,
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            properties={
+                "consent": {"email": "subscribed"},
+                "consent_source": DOUBLE_OPT_IN_SOURCE,
+                "consent_text": "Confirmed with the link sent to the address",
+            },
+            received_at=now,
+        )
+        publish(self.events, self.bus_name, [event])
+        return page(200, "Thank you", "<p>Your subscription is confirmed.</p>")

@@ -18,7 +18,7 @@ from shared.profile_store import ProfileStore
 from shared.settings import settings
 from shared.signing import SigningKeyProvider
 from shared.stores import StoreDirectory
-from shared.unsubscribe import Unsubscriber
+from shared.unsubscribe import Confirmer, Unsubscriber
 
 logger = Logger(service="boomerang")
 metrics = Metrics(namespace="Boomerang", service="boomerang")
@@ -41,6 +41,10 @@ def unsubscriber() -> Unsubscriber:
         keys = SigningKeyProvider(client("secretsmanager"), settings().signing_secret_arn)
         _unsubscriber = Unsubscriber(keys, client("events"), settings().bus_name)
     return _unsubscriber
+
+
+def confirmer() -> Confirmer:
+    return Confirmer(unsubscriber().key_provider, client("events"), settings().bus_name)
 
 
 def preference_center() -> PreferenceCenter:
@@ -118,6 +122,16 @@ def unsubscribe_post() -> Response:
     return _html(unsubscriber().confirm(app.current_event.query_string_parameters or {}, _form_body()))
 
 
+@app.get("/v1/confirm")
+def confirm_page() -> Response:
+    return _html(confirmer().page(app.current_event.query_string_parameters or {}))
+
+
+@app.post("/v1/confirm")
+def confirm_post() -> Response:
+    return _html(confirmer().confirm(app.current_event.query_string_parameters or {}))
+
+
 @app.get("/v1/preferences")
 def preferences_page() -> Response:
     return _html(preference_center().page(app.current_event.query_string_parameters or {}))
@@ -142,7 +156,7 @@ def _not_found(_: Exception) -> Response:
         {
             "success": False,
             "error": "not_found",
-            "message": "routes: POST /v1/batch, /v1/track, /v1/identify; GET|POST /v1/unsubscribe, /v1/preferences",
+            "message": "routes: POST /v1/batch, /v1/track, /v1/identify; GET|POST /v1/unsubscribe, /v1/preferences, /v1/confirm",
         },
     )
 

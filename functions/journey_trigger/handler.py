@@ -14,15 +14,24 @@ from shared.aws import client
 from shared.bus import event_from_sqs_body
 from shared.journey_trigger import start_for
 from shared.settings import settings
+from shared.stores import StoreDirectory
 
 logger = Logger(service="boomerang")
 metrics = Metrics(namespace="Boomerang", service="boomerang")
 processor = BatchProcessor(event_type=EventType.SQS)
+_stores: StoreDirectory | None = None
+
+
+def stores() -> StoreDirectory:
+    global _stores
+    if _stores is None:
+        _stores = StoreDirectory(client("dynamodb"), settings().table_name)
+    return _stores
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
     event = event_from_sqs_body(record.body)
-    outcome = start_for(event, client("stepfunctions"), settings().state_machine_arn)
+    outcome = start_for(event, client("stepfunctions"), settings().state_machine_arn, stores())
     logger.info(
         "journey trigger",
         extra={

@@ -523,7 +523,7 @@ class Emulator:
                 "subject": m["title"],
                 "text": m["body"],
                 "html": None,
-                "headers": {"deep_link": m.get("deep_link") or ""},
+                "headers": {"deep_link": m.get("deep_link") or "", "image_url": m.get("image_url") or ""},
                 **self._meta(m["message_id"]),
             }
             for m in self.push.messages

@@ -56,6 +56,7 @@ def add(name: str, cart: str | None = None) -> dict[str, Any]:
             "name": "Trail Runner",
             "price": 89,
             "currency": "EUR",
+            "image_url": "https://shop.example.com/img/runner.png",
         },
     }
 
@@ -114,6 +115,7 @@ def test_app_user_gets_the_reminder_as_push_in_her_daytime(local: Local, sent: N
     push = mails[1]
     assert push["subject"] == "Your cart at Boomerang Demo Store is waiting"
     assert "utm_medium=push" in push["headers"]["deep_link"]
+    assert push["headers"]["image_url"] == "https://shop.example.com/img/runner.png"
     assert 8 <= local_hour(push, "Asia/Tokyo") < 21  # quiet hours 21:00-08:00 in her own zone
 
 

@@ -366,9 +366,19 @@ def test_ingest_reads_but_cannot_write_the_table(synth: Synth) -> None:
 
 def test_journey_trigger_can_only_start_the_journey_state_machine(synth: Synth) -> None:
     machine_id, _ = synth.only("AWS::StepFunctions::StateMachine")
+    table_id, _ = synth.only("AWS::DynamoDB::Table")
     statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID["journey_trigger"]))
-    # Apart from its own logs and its own queue (the event source), one statement:
-    other = [s for s in statements if not _actions(s) <= LOG_ACTIONS | SQS_CONSUMER_ACTIONS]
+    # It reads the table (a store's double opt-in setting) and never writes it
+    actions = set().union(*(_actions(s) for s in statements))
+    assert not actions & TABLE_WRITES
+    reads = [s for s in statements if _actions(s) & GRANT_ACTIONS[Grant.TABLE_READ]]
+    assert [_resources(s) for s in reads] == [[{"Fn::GetAtt": [table_id, "Arn"]}]]
+    # Apart from its own logs, its own queue (the event source) and that read:
+    other = [
+        s
+        for s in statements
+        if not _actions(s) <= LOG_ACTIONS | SQS_CONSUMER_ACTIONS | GRANT_ACTIONS[Grant.TABLE_READ]
+    ]
     assert other[0] == {"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine_id}}
     # and may look at (never start or stop) executions of that state machine only, to tell a running
     # journey from one that ended before a cart was shopped again

@@ -51,9 +51,14 @@ def test_batch_is_accepted_and_published_as_canonical_events(world: World, ctx: 
         "price": 34.9,
         "currency": "EUR",
     }  # no quantity sent, none invented: the fold reads an absent quantity as one added
-    # And only the cart events go to the journey queue
+    # And only the cart events, and the identify that gives email consent (it may need a double
+    # opt-in confirmation), go to the journey queue
     journey = world.published("journey")
-    assert sorted(e["detail"]["message_id"] for e in journey) == ["sample-batch-add-1", "sample-batch-add-2"]
+    assert sorted(e["detail"]["message_id"] for e in journey) == [
+        "sample-batch-add-1",
+        "sample-batch-add-2",
+        "sample-batch-identify",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -80,7 +85,13 @@ def test_identify_route(world: World, ctx: LambdaContext) -> None:
     assert status == 200
     [event] = world.published("profile")
     assert event["detail"]["traits"]["consent"] == {"email": "subscribed"}
-    assert world.published("journey") == []
+    # email consent also reaches the journey queue (double opt-in); an identify without it does not
+    [consent] = world.published("journey")
+    assert consent["detail"]["message_id"] == event["detail"]["message_id"]
+    plain = {**load_event("identify_with_consent"), "messageId": "identify-no-consent"}
+    plain["traits"] = {"first_name": "Ada"}
+    assert call(ctx, "/v1/identify", plain)[0] == 200
+    assert world.published("journey") == []  # (published() drains what it reads)
 
 
 @pytest.mark.parametrize(
