@@ -452,3 +452,26 @@ def normalise(
             )
         )
     return (events, []) if not errors else ([], errors)
+
+
+def customer_event(
+    store_id: str,
+    customer_id: str,
+    event: str,
+    properties: dict[str, Any],
+    received_at: float,
+    message_id: str,
+) -> CanonicalEvent:
+    """A track call Boomerang itself makes for a customer id ("u:<userId>" or "a:<anonymousId>"),
+    e.g. an unsubscribe click or a carrier STOP, so it travels the same fold as a store's calls."""
+    kind, _, ident = customer_id.partition(":")
+    return CanonicalEvent(
+        message_id=message_id,
+        store_id=store_id,
+        type="track",
+        event=event,
+        user_id=ident if kind == "u" else None,
+        anonymous_id=ident if kind == "a" else None,
+        properties=properties,
+        received_at=received_at,
+    )

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from shared import clock
 from shared.delivery import CapEntry, cap_allows, cap_state, customer_timezone, eligibility, quiet_until
 from shared.email import PermanentSendError, TransientSendError, build_mime, send_raw
-from shared.events import CanonicalEvent
+from shared.events import customer_event
 from shared.journey_store import CapConflict, JourneyStore
 from shared.journeys import (
     JOURNEYS,
@@ -29,6 +29,7 @@ from shared.journeys import (
     decide_confirmation,
     record_instance,
 )
+from shared.keys import anon_customer_id, user_customer_id
 from shared.profile_store import ProfileStore
 from shared.profiles import Cart, Profile
 from shared.push import Device, PushMessage, normalise_platform, send_push
@@ -74,21 +75,14 @@ class Deps:
 
 
 def customer_for_cart(profiles: ProfileStore, cart: Cart) -> Profile | None:
+    """The cart's customer now: by user id, else through the anonymous id's alias (a visitor who
+    signed in since), else the anonymous profile."""
     if cart.user_id:
-        from shared.keys import user_customer_id
-
         return profiles.load_profile(cart.store_id, user_customer_id(cart.user_id))
     if cart.anonymous_id:
-        from shared.events import CanonicalEvent
-
-        probe = CanonicalEvent(
-            message_id="-",
-            store_id=cart.store_id,
-            type="track",
-            anonymous_id=cart.anonymous_id,
-            received_at=0,
+        customer_id = profiles.alias_target(cart.store_id, cart.anonymous_id) or anon_customer_id(
+            cart.anonymous_id
         )
-        customer_id, _ = profiles.resolve_customer(probe)
         return profiles.load_profile(cart.store_id, customer_id)
     return None
 
@@ -460,16 +454,4 @@ def _unregister(profile: Profile, tokens: list[str], deps: Deps, now: float) -> 
 def _fold(
     deps: Deps, profile: Profile, event: str, now: float, message_id: str, props: dict[str, Any]
 ) -> None:
-    kind, _, ident = profile.customer_id.partition(":")
-    deps.profiles.apply(
-        CanonicalEvent(
-            message_id=message_id,
-            store_id=profile.store_id,
-            type="track",
-            event=event,
-            user_id=ident if kind == "u" else None,
-            anonymous_id=ident if kind == "a" else None,
-            properties=props,
-            received_at=now,
-        )
-    )
+    deps.profiles.apply(customer_event(profile.store_id, profile.customer_id, event, props, now, message_id))

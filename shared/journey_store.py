@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from shared import clock, keys
@@ -94,29 +95,27 @@ class JourneyStore:
 
     def confirm_cap(self, store: str, customer_id: str, send_id: str, sent_at: float) -> None:
         """Date the cap place by when the message actually left (the claim may be a moment older)."""
-        for _ in range(5):
+        self._edit_cap(
+            store,
+            customer_id,
+            lambda es: [{**e, "at": sent_at} if e.get("send_id") == send_id else e for e in es],
+        )
+
+    def release_cap(self, store: str, customer_id: str, send_id: str) -> None:
+        """Give back a cap place taken for a message that never went out."""
+        self._edit_cap(store, customer_id, lambda es: [e for e in es if e.get("send_id") != send_id])
+
+    def _edit_cap(
+        self, store: str, customer_id: str, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+    ) -> None:
+        for _ in range(5):  # optimistic: re-read when another send changed the ledger meanwhile
             entries, version = self.cap_ledger(store, customer_id)
-            updated = [{**e, "at": sent_at} if e.get("send_id") == send_id else e for e in entries]
+            updated = edit(entries)
             if updated == entries:
                 return
             try:
                 self.ddb.transact_write_items(
                     TransactItems=[self._cap_put(store, customer_id, updated, version)]
-                )
-                return
-            except self.ddb.exceptions.TransactionCanceledException:
-                continue
-
-    def release_cap(self, store: str, customer_id: str, send_id: str) -> None:
-        """Give back a cap place taken for a message that never went out."""
-        for _ in range(5):
-            entries, version = self.cap_ledger(store, customer_id)
-            kept = [e for e in entries if e.get("send_id") != send_id]
-            if len(kept) == len(entries):
-                return
-            try:
-                self.ddb.transact_write_items(
-                    TransactItems=[self._cap_put(store, customer_id, kept, version)]
                 )
                 return
             except self.ddb.exceptions.TransactionCanceledException:

@@ -24,8 +24,8 @@ from urllib.parse import parse_qs, quote
 
 from shared import clock, signing
 from shared.bus import publish
-from shared.events import CONSENT_UPDATED, CanonicalEvent
-from shared.unsubscribe import LINK_LIFETIME_S, TOKEN_PARAM, UnsubscribePage, customer_ids, page
+from shared.events import CONSENT_UPDATED, customer_event
+from shared.unsubscribe import LINK_LIFETIME_S, TOKEN_PARAM, UnsubscribePage, page
 
 PREFERENCES_PATH = "/v1/preferences"
 CONSENT_SOURCE = "preferences-page"
@@ -169,17 +169,13 @@ class PreferenceCenter:
         profile = self._profile(claims)
         subscribed_now = subscribed_channels(profile) if profile is not None else None
         properties = changes(ticked, shown, subscribed_now, ticked_categories)
-        now = clock.now_ts()
-        user_id, anonymous_id = customer_ids(claims)
-        event = CanonicalEvent(
-            message_id=f"preferences-{uuid.uuid4()}",
-            store_id=claims.store_id,
-            type="track",
-            event=CONSENT_UPDATED,
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            properties=properties,
-            received_at=now,
+        event = customer_event(
+            claims.store_id,
+            claims.customer_id,
+            CONSENT_UPDATED,
+            properties,
+            clock.now_ts(),
+            f"preferences-{uuid.uuid4()}",
         )
         publish(self.events, self.bus_name, [event])
         chosen = [CHANNELS[ch] for ch in CHANNELS if ch in ticked]

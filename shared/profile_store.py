@@ -82,12 +82,14 @@ class ProfileStore:
         resp = self.ddb.get_item(TableName=self.table, Key=key(pk, sk), ConsistentRead=True)
         return from_item(resp["Item"]) if "Item" in resp else None
 
+    def alias_target(self, store: str, anonymous_id: str) -> str | None:
+        """The known customer an anonymous id has been linked to, if any."""
+        alias = self._get(keys.alias_pk(store, "anon", anonymous_id), keys.ALIAS_SK)
+        return alias["customer_id"] if alias else None
+
     def resolve_customer(self, event: CanonicalEvent) -> tuple[str, str | None]:
         """(customer id, current alias target of the anonymous id if any)."""
-        alias_target = None
-        if event.anonymous_id:
-            alias = self._get(keys.alias_pk(event.store_id, "anon", event.anonymous_id), keys.ALIAS_SK)
-            alias_target = alias["customer_id"] if alias else None
+        alias_target = self.alias_target(event.store_id, event.anonymous_id) if event.anonymous_id else None
         if event.user_id:
             return keys.user_customer_id(event.user_id), alias_target
         assert event.anonymous_id  # validated at ingest: one of the two is always present

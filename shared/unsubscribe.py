@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, quote
 
 from shared import clock, signing
 from shared.bus import publish
-from shared.events import CHANNELS, CONSENT_UPDATED, DOUBLE_OPT_IN_SOURCE, CanonicalEvent
+from shared.events import CHANNELS, CONSENT_UPDATED, DOUBLE_OPT_IN_SOURCE, CanonicalEvent, customer_event
 
 TOKEN_PARAM = "t"
 LINK_LIFETIME_S = 400 * 24 * 3600  # old emails keep working well past CAN-SPAM's 30 days
@@ -48,32 +48,24 @@ def page(status: int, title: str, body: str) -> UnsubscribePage:
     return UnsubscribePage(status, doc)
 
 
-def customer_ids(claims: Any) -> tuple[str | None, str | None]:
-    """(user_id, anonymous_id) of the customer a token names ("u:<id>" or "a:<id>")."""
-    kind, _, ident = claims.customer_id.partition(":")
-    return (ident if kind == "u" else None, ident if kind == "a" else None)
-
-
 def preferences_link(token: str, text: str) -> str:
     href = f"{PREFERENCES_RELATIVE}?{TOKEN_PARAM}={quote(token)}"
     return f'<p><a href="{html.escape(href)}">{html.escape(text)}</a></p>'
 
 
 def consent_event(claims: Any, source: str, now: float) -> CanonicalEvent:
-    user_id, anonymous_id = customer_ids(claims)
-    return CanonicalEvent(
-        message_id=f"unsubscribe-{uuid.uuid4()}",  # a repeated click is harmless: the state is the same
-        store_id=claims.store_id,
-        type="track",
-        event=CONSENT_UPDATED,
-        user_id=user_id,
-        anonymous_id=anonymous_id,
-        properties={
+    # a repeated click is harmless: the state is the same
+    return customer_event(
+        claims.store_id,
+        claims.customer_id,
+        CONSENT_UPDATED,
+        {
             "consent": {claims.channel: "unsubscribed"},
             "consent_source": source,
             "consent_text": "Unsubscribed through the link in a message",
         },
-        received_at=now,
+        now,
+        f"unsubscribe-{uuid.uuid4()}",
     )
 
 
@@ -180,21 +172,17 @@ class Confirmer:
             claims = self._claims(params)
         except signing.InvalidToken:
             return _invalid()
-        user_id, anonymous_id = customer_ids(claims)
-        now = clock.now_ts()
-        event = CanonicalEvent(
-            message_id=f"confirm-{uuid.uuid4()}",
-            store_id=claims.store_id,
-            type="track",
-            event=CONSENT_UPDATED,
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            properties={
+        event = customer_event(
+            claims.store_id,
+            claims.customer_id,
+            CONSENT_UPDATED,
+            {
                 "consent": {"email": "subscribed"},
                 "consent_source": DOUBLE_OPT_IN_SOURCE,
                 "consent_text": "Confirmed with the link sent to the address",
             },
-            received_at=now,
+            clock.now_ts(),
+            f"confirm-{uuid.uuid4()}",
         )
         publish(self.events, self.bus_name, [event])
         return page(200, "Thank you", "<p>Your subscription is confirmed.</p>")
