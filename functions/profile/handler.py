@@ -20,8 +20,15 @@ metrics = Metrics(namespace="Boomerang", service="boomerang")
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+_profiles: ProfileStore | None = None
+
+
 def _store() -> ProfileStore:
-    return ProfileStore(client("dynamodb"), settings().table_name)
+    # one per container: its store-settings cache (double opt-in) then lasts across batches
+    global _profiles
+    if _profiles is None:
+        _profiles = ProfileStore(client("dynamodb"), settings().table_name)
+    return _profiles
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:

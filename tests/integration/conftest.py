@@ -11,6 +11,7 @@ from moto import mock_aws
 from functions.ingest import handler as ingest_handler
 from functions.journey_step import handler as step_handler
 from functions.journey_trigger import handler as trigger_handler
+from functions.profile import handler as profile_handler
 from shared import clock
 from shared.aws import reset_clients
 from shared.settings import settings
@@ -39,6 +40,7 @@ def _forget_cached_clients(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trigger_handler, "_stores", None)
     monkeypatch.setattr(ingest_handler, "_unsubscriber", None)
     monkeypatch.setattr(step_handler, "_deps", None)
+    monkeypatch.setattr(profile_handler, "_profiles", None)
 
 
 @pytest.fixture
