@@ -6,6 +6,7 @@ Pure functions over plain data; the journey runner supplies the state and does t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal
@@ -145,7 +146,8 @@ def cap_state(entries: list[CapEntry], now: float) -> list[CapEntry]:
 
 
 def cap_allows(entries: list[CapEntry], channel: str, policy: DeliveryPolicy, now: float) -> float | None:
-    """None if one more marketing message on `channel` fits every cap; else when it will fit."""
+    """None if one more marketing message on `channel` fits every cap; else when it will fit
+    (math.inf if a cap is 0: never)."""
     live = cap_state(entries, now)
     rules: list[tuple[Cap, list[CapEntry]]] = [(policy.cap, live)]
     if channel in policy.channel_caps:
@@ -156,7 +158,8 @@ def cap_allows(entries: list[CapEntry], channel: str, policy: DeliveryPolicy, no
             inside = [e for e in counted if e.at > now - window]
             if len(inside) >= limit:
                 # the window frees a place when the oldest message that fills it ages out
-                oldest_needed = inside[len(inside) - limit] if limit > 0 else None
-                when = oldest_needed.at + window if oldest_needed else now + WEEK
+                if limit == 0:
+                    return math.inf  # the store turned this off: never, so skip rather than wait
+                when = inside[len(inside) - limit].at + window
                 fits_at = max(fits_at or when, when)
     return fits_at

@@ -7,7 +7,9 @@ ones lazily (functions/journey_step/handler.py).
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -49,6 +51,7 @@ class StepInput(BaseModel):
     step: int = Field(default=0, ge=0)
     wait_seconds: int = 0
     started_at: float | None = None
+    trigger: str | None = None  # messageId of the event that started the journey
 
 
 class StepOutput(StepInput):
@@ -89,6 +92,9 @@ def customer_for_cart(profiles: ProfileStore, cart: Cart) -> Profile | None:
 
 def _load_customer(profiles: ProfileStore, store_id: str, customer_id: str) -> Profile | None:
     """A customer journey's profile; an anonymous profile since merged points to the known one."""
+    kind, _, ident = customer_id.partition(":")
+    if kind == "a":  # a visitor since linked to a known customer: the request was folded into that one
+        customer_id = profiles.alias_target(store_id, ident) or customer_id
     profile = profiles.load_profile(store_id, customer_id)
     if profile is not None and profile.merged_into:
         return profiles.load_profile(store_id, profile.merged_into)
@@ -141,7 +147,9 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
         cart: Cart | None = None
         if journey.subject == "customer":
             profile = _load_customer(deps.profiles, state.store_id, state.instance)
-            decision = decide_confirmation(journey, index, profile, state.started_at or now, now)
+            decision = decide_confirmation(
+                journey, index, profile, state.started_at or now, state.trigger, now
+            )
         else:
             cart = deps.profiles.load_cart(state.store_id, state.instance)
             profile = customer_for_cart(deps.profiles, cart) if cart else None
@@ -234,6 +242,7 @@ def _deliver(
     send_id = hashlib.sha256(f"{store_id}|{jid}|{instance}|{step.id}".encode()).hexdigest()[:20]
     record = {"customer_id": profile.customer_id, "channels": list(usable), "at": now}
     token: str | None = None
+    ledger: list[CapEntry] = []
     for _ in range(5):
         cap = None
         if marketing:
@@ -241,6 +250,8 @@ def _deliver(
             ledger = [CapEntry.model_validate(e) for e in entries]
             fits_at = cap_allows(ledger, first, policy, now)
             if fits_at is not None:
+                if fits_at == math.inf:
+                    return skipped(f"marketing {first} disabled (cap of 0)")
                 if step.on_cap == "defer":
                     return {**base, "type": "deferred", "until": fits_at, "reason": "frequency cap reached"}
                 return skipped("frequency cap reached")
@@ -257,15 +268,23 @@ def _deliver(
         return {**base, "type": "already-handled", "reason": "send record exists; never sent twice"}
 
     tried: list[str] = []
+    quiet_ends: list[float] = []
     for channel in usable:
-        if marketing and channel != first and quiet_until(now, tz, policy.quiet_hours.get(channel)):
-            tried.append(f"{channel}: quiet hours")
-            continue
+        if marketing and channel != first:
+            ends = quiet_until(now, tz, policy.quiet_hours.get(channel))
+            if ends is not None:
+                tried.append(f"{channel}: quiet hours")
+                quiet_ends.append(ends)
+                continue
+            others = [e for e in ledger if e.send_id != send_id]
+            if channel in policy.channel_caps and cap_allows(others, channel, policy, now) is not None:
+                tried.append(f"{channel}: frequency cap reached")
+                continue
         try:
             provider_id = _send_on(channel, state, journey, step, index, cart, profile, store, deps, now)
         except (TemplateError, PermanentSendError) as exc:
             tried.append(f"{channel}: {str(exc)[:200]}")
-            _after_permanent(channel, exc, profile, deps, now)
+            _best_effort(_after_permanent, channel, exc, profile, deps, now)
             continue
         except Exception:
             # Throttled, or failed before the provider accepted the message (S3, Secrets Manager...):
@@ -275,7 +294,7 @@ def _deliver(
             raise
         sent_at = clock.now_ts()
         if marketing:
-            deps.journeys.confirm_cap(store_id, profile.customer_id, send_id, sent_at)
+            _best_effort(deps.journeys.confirm_cap, store_id, profile.customer_id, send_id, sent_at, channel)
         deps.journeys.finish_send(
             store_id,
             jid,
@@ -311,6 +330,12 @@ def _deliver(
             "sent_at": sent_at,
             "reason": "; ".join(tried) or "sent",
         }
+    if quiet_ends:
+        # the channels that failed went first; one still to try is in quiet hours: later, not never
+        deps.journeys.release_send(store_id, jid, instance, step.id, token)
+        deps.journeys.release_cap(store_id, profile.customer_id, send_id)
+        until = min(quiet_ends)
+        return {**base, "type": "deferred", "until": until, "reason": "; ".join(tried)}
     reason = "; ".join(tried)
     deps.journeys.finish_send(
         store_id, jid, instance, step.id, token, {"status": "failed", "reason": reason[:500]}
@@ -392,7 +417,7 @@ def _send_on(
             transactional=not marketing,
         )
         if result.rejected:
-            _unregister(profile, result.rejected, deps, now)
+            _best_effort(_unregister, profile, result.rejected, deps, now)
         if result.delivered:
             return next(iter(result.delivered.values()))
         if result.transient:
@@ -438,6 +463,15 @@ def _after_permanent(channel: str, exc: Exception, profile: Profile, deps: Deps,
                 "consent_text": "Replied STOP (number on the SMS opt-out list)",
             },
         )
+
+
+def _best_effort(fn: Callable[..., None], *args: Any) -> None:
+    """Bookkeeping after a send (STOP, dead tokens, the cap's timestamp) must never undo or repeat the send:
+    if it fails, it is logged and happens again the next time the provider says the same."""
+    try:
+        fn(*args)
+    except Exception:
+        logging.getLogger("boomerang").warning("profile clean-up failed", exc_info=True)
 
 
 def _unregister(profile: Profile, tokens: list[str], deps: Deps, now: float) -> None:

@@ -93,12 +93,15 @@ class JourneyStore:
             put["ExpressionAttributeValues"] = {":v": {"N": str(version)}}
         return {"Put": put}
 
-    def confirm_cap(self, store: str, customer_id: str, send_id: str, sent_at: float) -> None:
-        """Date the cap place by when the message actually left (the claim may be a moment older)."""
+    def confirm_cap(self, store: str, customer_id: str, send_id: str, sent_at: float, channel: str) -> None:
+        """Date the cap place by when, and mark it with the channel on which, the message actually
+        left (the claim may be a moment older, and a fallback channel may have sent it)."""
         self._edit_cap(
             store,
             customer_id,
-            lambda es: [{**e, "at": sent_at} if e.get("send_id") == send_id else e for e in es],
+            lambda es: [
+                {**e, "at": sent_at, "channel": channel} if e.get("send_id") == send_id else e for e in es
+            ],
         )
 
     def release_cap(self, store: str, customer_id: str, send_id: str) -> None:
@@ -120,6 +123,7 @@ class JourneyStore:
                 return
             except self.ddb.exceptions.TransactionCanceledException:
                 continue
+        raise CapConflict(f"cap ledger of {customer_id} kept changing")
 
     def finish_send(
         self, store: str, journey: str, instance: str, step_id: str, token: str, fields: dict[str, Any]

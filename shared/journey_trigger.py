@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared import clock
-from shared.events import CONSENT_UPDATED, JOURNEY_TRIGGER_EVENTS, CanonicalEvent
+from shared.events import CONSENT_UPDATED, DOUBLE_OPT_IN_SOURCE, JOURNEY_TRIGGER_EVENTS, CanonicalEvent
 from shared.journeys import CART_ABANDONMENT, EMAIL_CONFIRMATION, Journey, execution_name
 from shared.keys import anon_customer_id, user_customer_id
 
@@ -51,6 +51,8 @@ def _gives_email_consent(event: CanonicalEvent) -> bool:
         if event.event == CONSENT_UPDATED
         else {}
     )
+    if fields.get("consent_source") == DOUBLE_OPT_IN_SOURCE:
+        return False  # the confirmation itself: nothing more to confirm
     return (fields.get("consent") or {}).get("email") == "subscribed"
 
 
@@ -66,6 +68,7 @@ def _start(
             "step": 0,
             "wait_seconds": first_wait,
             "started_at": event.received_at,
+            "trigger": event.message_id,
         }
         name = execution_name(event.store_id, journey.id, instance, generation)
         try:

@@ -99,15 +99,32 @@ def decide(
     return Decision("send", f"{journey.steps[step_index].id} due")
 
 
+CONFIRMATION_SETTLE_S = 15 * 60  # how long to wait for the profile to record the consent request
+CONFIRMATION_POLL_S = 300
+
+
 def decide_confirmation(
-    journey: Journey, step_index: int, profile: Profile | None, started_at: float, now: float
+    journey: Journey,
+    step_index: int,
+    profile: Profile | None,
+    started_at: float,
+    trigger: str | None,
+    now: float,
 ) -> Decision:
-    """The double opt-in journey: one email while the customer's email consent awaits confirmation."""
-    if profile is None:
-        return Decision("exit", "customer not found")
-    consent = profile.consent.get("email")
-    if consent is None or consent.status != "pending":
-        return Decision("exit", "email consent no longer awaiting confirmation")
+    """The double opt-in journey: one email for the consent request that started it, while pending."""
+    consent = profile.consent.get("email") if profile else None
+    ours = consent is not None and consent.message_id == trigger
+    if not ours and (consent is None or consent.at < started_at) and now < started_at + CONFIRMATION_SETTLE_S:
+        # the profile λ reads the same event from its own queue and may not have folded it yet
+        return Decision("wait", "waiting for the consent request to reach the profile", CONFIRMATION_POLL_S)
+    if consent is None or profile is None:
+        return Decision("exit", "no email consent request recorded")
+    if consent.status == "subscribed":
+        return Decision("exit", "email consent already confirmed")
+    if consent.status != "pending":
+        return Decision("exit", "email consent withdrawn")
+    if not ours:
+        return Decision("exit", "a confirmation was already sent for this request")
     if step_index >= len(journey.steps):
         return Decision("exit", "all steps done")
     due = started_at + journey.steps[step_index].delay_s

@@ -134,7 +134,10 @@ class PreferenceCenter:
         self.profiles = profiles  # a ProfileStore (load_profile), or None
 
     def _claims(self, params: dict[str, str]) -> signing.Claims:
-        return signing.verify(self.key_provider.key(), params.get(TOKEN_PARAM, ""), clock.now_ts())
+        claims = signing.verify(self.key_provider.key(), params.get(TOKEN_PARAM, ""), clock.now_ts())
+        if claims.channel not in CHANNELS:  # a double opt-in link is not a preferences link
+            raise signing.InvalidToken("wrong purpose")
+        return claims
 
     def _profile(self, claims: signing.Claims) -> Any:
         if self.profiles is None:

@@ -17,6 +17,7 @@ from shared.events import DOUBLE_OPT_IN_SOURCE, CanonicalEvent
 
 # Traits kept as first-class profile fields; every other identify trait lands in `traits`.
 _IDENTITY_TRAITS = ("email", "phone")
+CONFIRM_LINK_LIFETIME_S = 7 * 24 * 3600  # a double opt-in link's life; after it a new request counts
 _CONSENT_META = ("consent", "consent_source", "consent_text", "categories", "device_token", "device_platform")
 
 
@@ -207,6 +208,12 @@ def apply_consent(
                 if double_opt_in_email and not confirmed:
                     if held is not None and held.status == "subscribed":
                         continue  # already confirmed: keep the original proof
+                    if (
+                        held is not None
+                        and held.status == "pending"
+                        and at - held.at < CONFIRM_LINK_LIFETIME_S
+                    ):
+                        continue  # the same request again (every login): one confirmation email, not many
                     status = "pending"  # until the customer confirms from the address itself
             held_by[name] = Consent(
                 status=status,

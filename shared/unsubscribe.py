@@ -167,11 +167,13 @@ class Confirmer:
             '<button type=submit style="font-size:1rem;padding:.6rem 1.2rem">Yes, subscribe me</button></form>',
         )
 
-    def confirm(self, params: dict[str, str]) -> UnsubscribePage:
+    def confirm(self, params: dict[str, str], body: str) -> UnsubscribePage:
         try:
             claims = self._claims(params)
         except signing.InvalidToken:
             return _invalid()
+        if parse_qs(body or "").get("confirm") != ["yes"]:
+            return page(400, "Nothing was changed", "<p>Use the button on the confirmation page.</p>")
         event = customer_event(
             claims.store_id,
             claims.customer_id,

@@ -129,7 +129,7 @@ def confirm_page() -> Response:
 
 @app.post("/v1/confirm")
 def confirm_post() -> Response:
-    return _html(confirmer().confirm(app.current_event.query_string_parameters or {}))
+    return _html(confirmer().confirm(app.current_event.query_string_parameters or {}, _form_body()))
 
 
 @app.get("/v1/preferences")

@@ -17,6 +17,8 @@ from moto.sns.models import sns_backends
 from functions.journey_step import handler as step_module
 from functions.journey_step.handler import handler
 from shared.aws import client
+from shared.delivery import Cap, QuietHours
+from shared.stores import StoreDirectory
 from shared.suppression import SuppressionList
 from tests.aws_fixtures import ACCOUNT, REGION, FixedClock, LambdaContext, World, canonical
 from tests.events import load_event
@@ -202,3 +204,44 @@ def test_sms_throttling_gives_the_cap_place_back_and_the_retry_sends_once(
     assert len(texts()) == 1
     entries, _ = step_module.deps().journeys.cap_ledger("shop-1", "u:user-42")
     assert len(entries) == 1
+
+
+def store_policy(world: World, **delivery: Any) -> None:
+    policy = world.store.delivery.model_copy(update=delivery)
+    StoreDirectory(client("dynamodb"), world.table).put(world.store.model_copy(update={"delivery": policy}))
+
+
+def test_a_cap_of_zero_turns_marketing_off_instead_of_waiting_forever(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    store_policy(world, cap=Cap(per_day=0, per_week=0))
+    t0 = fixed_clock.now
+    customer(world, t0, channels=("email",))
+    fixed_clock.advance(HOUR)
+    out = step(ctx, t0, 0)
+    assert out["events"][0] == {
+        "step": 0,
+        "step_id": "email-1",
+        "type": "skipped",
+        "reason": "marketing email disabled (cap of 0)",
+    }
+    assert emails() == []
+
+
+def test_a_fallback_channel_in_quiet_hours_is_deferred_not_dropped(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    # Given a store that keeps email quiet at night but not SMS, and a customer whose number is opted out
+    store_policy(world, quiet_hours={"sms": None, "push": QuietHours(), "email": QuietHours()})
+    t0 = fixed_clock.now
+    customer(world, t0, channels=("email", "sms"), phone=OPTED_OUT, timezone="Asia/Tokyo")
+    # When the reminder is due at 23:33 in Tokyo: SMS fails for good, email is in quiet hours
+    fixed_clock.advance(25 * HOUR)
+    out = step(ctx, t0, 1)
+    # Then the step waits for 08:00 Tokyo rather than ending without a message
+    assert out["events"][0]["type"] == "deferred"
+    assert out["events"][0]["reason"] == "sms: recipient has opted out of SMS; email: quiet hours"
+    assert out["action"] == "wait" and out["step"] == 1
+    fixed_clock.now = datetime(2026, 9, 22, 23, 0, tzinfo=UTC).timestamp()
+    assert step(ctx, t0, 1)["events"][0]["channel"] == "email"
+    assert texts() == [] and len(emails()) == 1

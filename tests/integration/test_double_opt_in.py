@@ -4,6 +4,7 @@ Boomerang emails to the address; until then no marketing email goes out."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -118,7 +119,7 @@ def test_new_email_consent_is_pending_until_confirmed(
 
     # And the journey, woken again, has nothing left to do
     again = step(state, ctx)
-    assert again["reason"] == "email consent no longer awaiting confirmation"
+    assert again["reason"] == "email consent already confirmed"
     assert len(sent()) == 1
 
 
@@ -190,3 +191,78 @@ def test_links_only_do_what_they_were_made_for(
     )
     assert result["statusCode"] == 403
     assert world.published("profile") == []
+
+
+def test_logging_in_again_and_again_sends_one_confirmation(
+    doi: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    # Given the storefront sends the same checkout consent on every login, while it is pending
+    # (Boomerang's clock agrees with Step Functions' here, as on AWS: stopDate is wall time)
+    fixed_clock.now = time.time()
+    world = doi
+    first, second = canonical(
+        [
+            load_event("identify_with_consent"),
+            {**load_event("identify_with_consent"), "messageId": "login-2"},
+        ],
+        fixed_clock.now,
+    )
+    second = second.model_copy(update={"received_at": fixed_clock.now + 3600})
+    for event in (first, second):
+        world.profiles().apply(event)
+        assert trigger(sqs_batch([bus_envelope(event)]), ctx) == {"batchItemFailures": []}
+        fixed_clock.advance(10)
+        [execution] = [e for e in world.executions() if e["status"] == "RUNNING"]
+        state = json.loads(
+            client("stepfunctions").describe_execution(executionArn=execution["executionArn"])["input"]
+        )
+        step(state, ctx)
+        client("stepfunctions").stop_execution(executionArn=execution["executionArn"])  # its run ended
+
+    # Then the request stays the first one, and only one confirmation email went out
+    assert profile(world).consent["email"].message_id == first.message_id
+    assert len(sent()) == 1
+
+
+def test_the_journey_waits_for_the_profile_to_record_the_request(
+    doi: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    # Given the trigger ran before the profile λ folded the consent (they read separate queues)
+    world = doi
+    [identify] = canonical([load_event("identify_with_consent")], fixed_clock.now)
+    assert trigger(sqs_batch([bus_envelope(identify)]), ctx) == {"batchItemFailures": []}
+    [execution] = world.executions()
+    state = json.loads(
+        client("stepfunctions").describe_execution(executionArn=execution["executionArn"])["input"]
+    )
+    out = step(state, ctx)
+    # Then it waits instead of ending, and sends once the request is there
+    assert (out["action"], out["reason"]) == ("wait", "waiting for the consent request to reach the profile")
+    world.profiles().apply(identify)
+    fixed_clock.advance(300)
+    assert [e["type"] for e in step(out, ctx)["events"]] == ["sent", "exit"]
+    assert len(sent()) == 1
+
+
+def test_the_confirmation_itself_starts_no_new_journey(
+    doi: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    confirmed = canonical(
+        [
+            {
+                "type": "track",
+                "event": "Consent Updated",
+                "userId": "user-42",
+                "messageId": "c1",
+                "properties": {"consent": {"email": "subscribed"}},
+            }
+        ],
+        fixed_clock.now,
+    )[0]
+    confirmed = confirmed.model_copy(
+        update={
+            "properties": {"consent": {"email": "subscribed"}, "consent_source": "boomerang:double-opt-in"}
+        }
+    )
+    assert trigger(sqs_batch([bus_envelope(confirmed)]), ctx) == {"batchItemFailures": []}
+    assert doi.executions() == []

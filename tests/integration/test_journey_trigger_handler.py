@@ -41,6 +41,7 @@ def test_first_product_added_starts_one_execution_named_for_the_cart(
         "journey": "cart-abandonment",
         "instance": "cart-42",
         "generation": 0,
+        "trigger": "sample-product-added-1",
         "step": 0,
         "wait_seconds": 3600 - 600,
         "started_at": added.received_at,
