@@ -190,6 +190,10 @@ def classify_sns(exc: BaseException) -> SendError:
     return PermanentSendError(f"SNS call failed: {type(exc).__name__}", type(exc).__name__)
 
 
+def valid_sender_id(sender_id: str) -> bool:
+    return bool(_SENDER_ID.match(sender_id))
+
+
 def send_sms(
     sns_client: Any,
     *,
@@ -206,7 +210,7 @@ def send_sms(
     ValueError for a malformed ``sender_id`` (configuration, not the message).
     """
     kind = "Transactional" if transactional else "Promotional"
-    if sender_id is not None and not _SENDER_ID.match(sender_id):
+    if sender_id is not None and not valid_sender_id(sender_id):
         raise ValueError("SMS sender ID must be 1-11 letters or digits with at least one letter")
     parts = segments(body)
     if parts.segments == 0:

@@ -31,7 +31,16 @@ class Store(BaseModel):
     delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)  # quiet hours and frequency caps
     # New email consent waits as "pending" until the customer clicks the link Boomerang sends
     double_opt_in_email: bool = False
-    sms_sender_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,11}$")
+    sms_sender_id: str | None = None  # alphanumeric sender ID where the country allows one
+
+    @field_validator("sms_sender_id")
+    @classmethod
+    def _sender_id(cls, v: str | None) -> str | None:
+        from shared.sms import valid_sender_id
+
+        if v is not None and not valid_sender_id(v):
+            raise ValueError("1 to 11 letters and digits, at least one letter (carriers' rule)")
+        return v
 
     @field_validator("url")
     @classmethod
