@@ -263,6 +263,15 @@ class StateMachineSpec:
                             "JitterStrategy": "FULL",
                         },
                         {
+                            # lost an optimistic-concurrency race on the customer's records: soon again
+                            "ErrorEquals": ["CapConflict", "ConcurrentUpdate"],
+                            "IntervalSeconds": 1,
+                            "MaxAttempts": 10,
+                            "BackoffRate": 2,
+                            "MaxDelaySeconds": 60,
+                            "JitterStrategy": "FULL",
+                        },
+                        {
                             "ErrorEquals": list(self.retry_errors),
                             "IntervalSeconds": 2,
                             "MaxAttempts": 6,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -261,7 +263,9 @@ def _deliver(
             token = deps.journeys.claim_send(store_id, jid, instance, step.id, record, cap=cap)
             break
         except CapConflict:
-            continue  # another journey just messaged this customer: read the ledger again
+            # another journey just messaged this customer: read the ledger again, a moment later
+            time.sleep(random.uniform(0, 0.05))
+            continue
     else:
         raise CapConflict("cap ledger kept changing")
     if token is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -122,6 +124,7 @@ class JourneyStore:
                 )
                 return
             except self.ddb.exceptions.TransactionCanceledException:
+                time.sleep(random.uniform(0, 0.05))
                 continue
         raise CapConflict(f"cap ledger of {customer_id} kept changing")
 

@@ -129,9 +129,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(502, {"message": "Internal server error"})
         raw = result.get("body") or ""
         payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
-        headers = {
-            k: v for k, v in (result.get("headers") or {}).items() if k.lower() not in ("content-length",)
-        }
+        # API Gateway merges headers and multiValueHeaders (Powertools answers with the latter)
+        headers = {k: ", ".join(v) for k, v in (result.get("multiValueHeaders") or {}).items()}
+        headers.update(result.get("headers") or {})
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
         content_type = headers.pop("Content-Type", headers.pop("content-type", "application/json"))
         self._send(int(result.get("statusCode", 200)), payload, content_type, headers)
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared import clock
+from shared.journeys import execution_name
 from tests.e2e.conftest import Local
 
 pytestmark = pytest.mark.e2e
@@ -87,6 +88,8 @@ def sent(local: Local) -> None:
             "traits": {"email": "complaint@simulator.amazonses.com", "consent": {"email": yes}},
         },
         add("cmp"),
+        identify("uns", {"email": yes}),
+        add("uns"),
         identify("two", {"email": yes}),
         add("two", f"cart-a-{RUN}"),
         add("two", f"cart-b-{RUN}"),
@@ -99,14 +102,47 @@ def messages(local: Local, name: str) -> list[dict[str, Any]]:
 
 
 def finished(local: Local, name: str, count: int) -> list[dict[str, Any]]:
-    return local.wait_for(
-        lambda: (m := messages(local, name)) and len(m) >= count and m, WAIT, f"{name}'s messages"
-    )
+    try:
+        return local.wait_for(lambda: (m := messages(local, name)) and len(m) >= count and m, WAIT, name)
+    except AssertionError as exc:  # say what did happen
+        got = [(m["channel"], m["step"], m["instance"], m["sent_at"]) for m in messages(local, name)]
+        executions = local.request("GET", "/_local/executions")[1]["executions"]
+        raise AssertionError(f"{exc}; {name} got {got}; executions {executions}") from None
 
 
 def local_hour(message: dict[str, Any], tz: str) -> float:
     at = datetime.fromtimestamp(clock.parse_iso(message["sent_at"]), tz=UTC).astimezone(ZoneInfo(tz))
     return at.hour + at.minute / 60
+
+
+def test_one_click_unsubscribe_stops_the_next_marketing_email(local: Local, sent: None) -> None:
+    # Given email-1 arrived with its List-Unsubscribe header
+    [first] = finished(local, "uns", 1)
+    url = first["headers"]["List-Unsubscribe"].split(",")[0].strip().strip("<>")
+    path = url.removeprefix(local.url)
+    # When the mailbox provider POSTs the RFC 8058 one-click body to it
+    status, _ = local.request(
+        "POST", path, b"List-Unsubscribe=One-Click", {"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert status == 200
+    # Then the journey ends without emailing the day-after reminder
+    name = execution_name("demo", "cart-abandonment", f"cart-{user('uns')}")
+    local.wait_for(
+        lambda: (
+            [e for e in local.request("GET", "/_local/executions")[1]["executions"] if e["name"] == name][0][
+                "status"
+            ]
+            == "SUCCEEDED"
+        ),
+        WAIT,
+        "the journey to end",
+    )
+    assert [m["step"] for m in messages(local, "uns")] == ["email-1"]
+    profile = local.request("GET", f"/_local/profile?store=demo&customer=u:{user('uns')}")[1]
+    assert (profile["consent"]["email"]["status"], profile["consent"]["email"]["source"]) == (
+        "unsubscribed",
+        "one-click",
+    )
 
 
 def test_app_user_gets_the_reminder_as_push_in_her_daytime(local: Local, sent: None) -> None:
