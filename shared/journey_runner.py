@@ -388,14 +388,13 @@ def _send_on(
         }
     if channel == "sms":
         assert profile.phone is not None
-        body = render_sms(deps.templates.sms(store_id, step.template), variables)
-        limit = deps.templates.sms(store_id, step.template).max_segments
+        template = deps.templates.sms(store_id, step.template)
         return send_sms(
             deps.sns,
             to=profile.phone,
-            body=body,
+            body=render_sms(template, variables),
             transactional=not marketing,
-            max_segments=limit,
+            max_segments=template.max_segments,
             sender_id=store.sms_sender_id,
         )
     if channel == "push":
