@@ -14,6 +14,7 @@ from typing import Any
 from shared import settings as env
 from shared.events import CONSENT_UPDATED, EVENT_SOURCE, JOURNEY_TRIGGER_EVENTS
 from shared.feedback import FEEDBACK_DETAIL_TYPES, SES_SOURCE
+from shared.indexes import INDEXES
 
 APP_NAME = "boomerang"
 BUS_NAME = "boomerang"
@@ -33,11 +34,23 @@ class TableSpec:
     def create_table_args(self, name: str) -> dict[str, Any]:
         """CreateTable arguments for the emulator and moto tests (CDK states the same keys itself)."""
         keys = ((self.partition_key, "HASH"), (self.sort_key, "RANGE"))
+        attributes = dict.fromkeys([a for a, _ in keys] + [a for i in INDEXES for a in (i.partition, i.sort)])
         return {
             "TableName": name,
             "KeySchema": [{"AttributeName": a, "KeyType": k} for a, k in keys],
-            "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a, _ in keys],
+            "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in attributes],
             "BillingMode": "PAY_PER_REQUEST",
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": i.name,
+                    "KeySchema": [
+                        {"AttributeName": i.partition, "KeyType": "HASH"},
+                        {"AttributeName": i.sort, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(i.include)},
+                }
+                for i in INDEXES
+            ],
         }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from shared import keys
+from shared import indexes, keys
 from shared.aws import from_item, key, to_item
 from shared.delivery import DeliveryPolicy
 
@@ -111,10 +111,29 @@ class StoreDirectory:
             if "Item" not in resp:
                 return None
             data = from_item(resp["Item"])
-            return Store.model_validate({k: v for k, v in data.items() if k not in ("pk", "sk")})
+            return Store.model_validate(
+                {k: v for k, v in data.items() if k not in ("pk", "sk", indexes.STORES.partition)}
+            )
 
         result: Store | None = self._cached("store:" + store_id, load)
         return result
+
+    def store_ids(self) -> list[str]:
+        """Every store, from the sparse `stores` index (a Query, never a Scan)."""
+        found: list[str] = []
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": indexes.STORES.name,
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": indexes.STORES.partition},
+            "ExpressionAttributeValues": {":p": {"S": indexes.STORES_LISTING}},
+        }
+        while True:
+            resp = self.ddb.query(**args)
+            found += [from_item(i)["store_id"] for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                return found
+            args["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def put(self, store: Store, api_key: str | None = None) -> str:
         """Create or update a store; with a new (or given) write key. Returns the key, shown once."""
@@ -123,6 +142,7 @@ class StoreDirectory:
             "pk": keys.store_pk(store.store_id),
             "sk": keys.STORE_SK,
             **store.model_dump(mode="json"),
+            indexes.STORES.partition: indexes.STORES_LISTING,  # listed for the scheduled runs
         }
         key_item = {
             "pk": keys.api_key_pk(keys.hash_api_key(api_key)),

@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infra.constructs.nag import Waiver, suppress
 from infra.description import TABLE
+from shared.indexes import INDEXES
 
 # Everything the functions read lives under this prefix (DEFAULT_TEMPLATE_PREFIX is inside it).
 TEMPLATES_PREFIX = "templates/"
@@ -34,6 +35,14 @@ class Storage(Construct):
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
+        for index in INDEXES:  # sparse: only items carrying the partition attribute are indexed
+            self.table.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=dynamodb.Attribute(name=index.partition, type=dynamodb.AttributeType.STRING),
+                sort_key=dynamodb.Attribute(name=index.sort, type=dynamodb.AttributeType.STRING),
+                projection_type=dynamodb.ProjectionType.INCLUDE,
+                non_key_attributes=list(index.include),
+            )
 
         self.access_logs_bucket = s3.Bucket(
             self,
