@@ -107,8 +107,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         handler="functions.profile.handler.handler",
         source="profile",
         description="Keeps customer profiles, carts and order aggregates from storefront events",
-        env=(env.TABLE_NAME,),
-        grants=(Grant.TABLE_READ, Grant.TABLE_WRITE),
+        env=(env.TABLE_NAME, env.BUS_NAME),
+        # bus: what the fold concludes (a loyalty tier reached) goes back out as an event for journeys
+        grants=(Grant.TABLE_READ, Grant.TABLE_WRITE, Grant.BUS_PUT),
     ),
     FunctionSpec(
         id="journey_trigger",
