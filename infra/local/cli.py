@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--speed", type=float, default=1800.0)
     demo.add_argument("--scenario", default=None, help="path to a scenario JSON (default: events/demo/)")
     demo.set_defaults(func=_demo)
+    from infra.offers_cli import add_parser as add_offers_parser
+
+    add_offers_parser(sub)  # `boomerang offers upload|status`
     args = parser.parse_args(argv)
     if getattr(args, "speed", 1) <= 0:
         parser.error("--speed must be greater than 0")
