@@ -34,11 +34,18 @@ ORDER_REFUNDED = "Order Refunded"
 CONSENT_UPDATED = "Consent Updated"
 DEVICE_REGISTERED = "Device Registered"
 DEVICE_UNREGISTERED = "Device Unregistered"
+PRODUCT_VIEWED = "Product Viewed"
+SIGNED_UP = "Signed Up"
+BACK_IN_STOCK_SUBSCRIBED = "Back In Stock Subscribed"  # a customer asks to hear when a SKU is back
+BACK_IN_STOCK = "Back In Stock"  # sent by the store's backend for a SKU, not about one customer
+LOYALTY_TIER_REACHED = "Loyalty Tier Reached"  # made by Boomerang's profile fold only
+# Events only Boomerang itself may put on the bus: ingest refuses them from a store.
+RESERVED_EVENTS = (LOYALTY_TIER_REACHED,)
 KNOWN_EVENTS = (
     "Products Searched",
     "Product List Viewed",
     "Product Clicked",
-    "Product Viewed",
+    PRODUCT_VIEWED,
     PRODUCT_ADDED,
     PRODUCT_REMOVED,
     CART_VIEWED,
@@ -58,8 +65,10 @@ KNOWN_EVENTS = (
     "Product Shared",
     "Cart Shared",
     "Product Reviewed",
-    "Signed Up",
-    "Back In Stock",
+    SIGNED_UP,
+    BACK_IN_STOCK_SUBSCRIBED,
+    BACK_IN_STOCK,
+    LOYALTY_TIER_REACHED,
     CONSENT_UPDATED,
     DEVICE_REGISTERED,
     DEVICE_UNREGISTERED,
@@ -73,6 +82,35 @@ CHANNELS = ("email", "sms", "push")
 RESERVED_SOURCE_PREFIX = "boomerang:"
 DOUBLE_OPT_IN_SOURCE = "boomerang:double-opt-in"
 CONSENT_STATES = ("subscribed", "unsubscribed")
+
+
+BIRTHDAY_FORMAT = "must be a date like 1990-04-23, or a month and day like 04-23 (or --04-23)"
+
+
+def parse_birthday(value: str) -> str:
+    """A birthday as "YYYY-MM-DD" or "MM-DD" (vCard's "--MM-DD" becomes "MM-DD"); ValueError otherwise.
+
+    A month-day is checked against a leap year, so "02-29" is a birthday.
+    """
+    from datetime import date
+
+    v = value.strip()
+    m = re.fullmatch(r"(?:(\d{4})-|--)?(\d{2})-(\d{2})", v)
+    if not m:
+        raise ValueError(BIRTHDAY_FORMAT)
+    year, month, day = m.group(1), int(m.group(2)), int(m.group(3))
+    try:
+        date(int(year) if year else 2000, month, day)
+    except ValueError as exc:
+        raise ValueError(BIRTHDAY_FORMAT) from exc
+    if year and int(year) < 1900:
+        raise ValueError(BIRTHDAY_FORMAT)
+    return f"{year}-{month:02d}-{day:02d}" if year else f"{month:02d}-{day:02d}"
+
+
+def birthday_month_day(birthday: str | None) -> str | None:
+    """The month-day ("MM-DD") of a stored birthday, or None."""
+    return birthday[-5:] if birthday else None
 
 
 def canonical_event_name(name: str) -> str:
@@ -140,6 +178,31 @@ class CartProperties(_Open):
 
     @model_validator(mode="after")
     def _identified(self) -> CartProperties:
+        if not (self.product_id or self.sku):
+            raise ValueError("product_id or sku is required")
+        return self
+
+
+class ProductProperties(_Open):
+    """Product Viewed / Back In Stock Subscribed / Back In Stock: one product, no cart.
+
+    The product's key is its sku, else its product_id: a store must send the same identifier in
+    Back In Stock as in the subscriptions it answers.
+    """
+
+    product_id: str | None = Field(default=None, max_length=200)
+    sku: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=500)
+    price: Money | None = Field(default=None, ge=0, le=Decimal("10000000"))
+    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    image_url: str | None = Field(default=None, max_length=2048)
+    url: str | None = Field(default=None, max_length=2048)
+
+    _idish = field_validator("product_id", "sku", mode="before")(Product._idish.__func__)  # type: ignore[attr-defined]
+    _http_url = field_validator("image_url", "url")(Product._http_url.__func__)  # type: ignore[attr-defined]
+
+    @model_validator(mode="after")
+    def _identified(self) -> ProductProperties:
         if not (self.product_id or self.sku):
             raise ValueError("product_id or sku is required")
         return self
@@ -215,7 +278,7 @@ class Traits(ConsentFields):
     last_name: str | None = Field(default=None, max_length=200)
     locale: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
     timezone: str | None = Field(default=None, max_length=64)
-    birthday: str | None = Field(default=None, pattern=r"^(\d{4}-)?\d{2}-\d{2}$")
+    birthday: str | None = None  # "YYYY-MM-DD", "MM-DD" or "--MM-DD"; null clears it
     device_token: str | None = Field(default=None, min_length=8, max_length=4096)
     device_platform: str | None = None
 
@@ -267,6 +330,15 @@ class Traits(ConsentFields):
         except ValueError as exc:
             raise ValueError("must be a valid international number, like +14155550123") from exc
 
+    @field_validator("birthday", mode="before")
+    @classmethod
+    def _birthday(cls, v: Any) -> str | None:
+        if v is None or v == "":
+            return None
+        if not isinstance(v, str):
+            raise ValueError(BIRTHDAY_FORMAT)
+        return parse_birthday(v)
+
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str | None) -> str | None:
@@ -278,7 +350,14 @@ class Traits(ConsentFields):
         return v or None
 
 
+# Traits a store may clear by sending null (the others ignore a null: Segment clients send many).
+CLEARABLE_TRAITS = ("birthday",)
+
+
 _TRACK_PROPERTIES: dict[str, type[_Open]] = {
+    PRODUCT_VIEWED: ProductProperties,
+    BACK_IN_STOCK_SUBSCRIBED: ProductProperties,
+    BACK_IN_STOCK: ProductProperties,
     PRODUCT_ADDED: CartProperties,
     PRODUCT_REMOVED: CartProperties,
     CART_VIEWED: CartSnapshotProperties,
@@ -323,6 +402,15 @@ class Call(_Open):
             raise ValueError("must be an ISO-8601 date-time such as 2026-11-23T10:00:00Z") from exc
         if parsed.tzinfo is None:
             raise ValueError("must include a time zone offset or Z")
+        return v
+
+    @field_validator("event")
+    @classmethod
+    def _not_reserved_event(cls, v: str | None) -> str | None:
+        if v is not None and canonical_event_name(v) in RESERVED_EVENTS:
+            raise ValueError(
+                f"'{canonical_event_name(v)}' is sent by Boomerang itself; a store cannot send it"
+            )
         return v
 
     @model_validator(mode="after")
@@ -431,7 +519,16 @@ def normalise(
                 model = _TRACK_PROPERTIES[call.event]
                 properties = _plain(model.model_validate(call.properties).model_dump(exclude_none=True))
             if call.type == "identify":
-                traits = _plain(Traits.model_validate(call.traits).model_dump(exclude_none=True))
+                parsed = Traits.model_validate(call.traits)
+                traits = _plain(parsed.model_dump(exclude_none=True))
+                # an explicit null (or "") clears these; kept as null so the fold sees it
+                traits.update(
+                    {
+                        n: None
+                        for n in CLEARABLE_TRAITS
+                        if n in parsed.model_fields_set and traits.get(n) is None
+                    }
+                )
         except ValidationError as exc:
             errors.extend(_errors(i, "properties" if call.type == "track" else "traits", exc))
             continue

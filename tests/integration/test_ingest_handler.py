@@ -51,13 +51,14 @@ def test_batch_is_accepted_and_published_as_canonical_events(world: World, ctx: 
         "price": 34.9,
         "currency": "EUR",
     }  # no quantity sent, none invented: the fold reads an absent quantity as one added
-    # And only the cart events, and the identify that gives email consent (it may need a double
-    # opt-in confirmation), go to the journey queue
+    # And every track call (any may start a journey) and the identify that gives email consent (it
+    # may need a double opt-in confirmation) go to the journey queue
     journey = world.published("journey")
     assert sorted(e["detail"]["message_id"] for e in journey) == [
         "sample-batch-add-1",
         "sample-batch-add-2",
         "sample-batch-identify",
+        "sample-batch-viewed",
     ]
 
 
@@ -234,3 +235,55 @@ def test_partial_publish_is_503_and_the_retry_is_counted_once(
     profile = world.profiles().load_profile("shop-1", "u:user-42")
     assert profile is not None
     assert (profile.orders.count, profile.orders.revenue) == (25, 250)
+
+
+def test_store_sent_loyalty_tier_and_bad_birthday_are_400_with_the_field_named(
+    world: World, ctx: LambdaContext
+) -> None:
+    # Given a batch that fakes Boomerang's own tier event and carries an impossible birthday
+    batch = {
+        "batch": [
+            {
+                "type": "track",
+                "event": "Loyalty Tier Reached",
+                "userId": "u-1",
+                "properties": {"tier": "gold"},
+            },
+            {"type": "identify", "userId": "u-1", "traits": {"birthday": "1990-02-30"}},
+            {"type": "track", "event": "Back In Stock Subscribed", "userId": "u-1", "properties": {}},
+        ]
+    }
+
+    # When posted
+    status, body, _ = call(ctx, "/v1/batch", batch)
+
+    # Then each problem is named, and nothing went out
+    assert (status, body["error"]) == (400, "validation_failed")
+    assert [(e["index"], e["field"]) for e in body["errors"]] == [
+        (0, "event"),
+        (1, "traits.birthday"),
+        (2, "properties"),
+    ]
+    assert "sent by Boomerang itself" in body["errors"][0]["message"]
+    assert world.published("profile") == []
+
+
+def test_lifecycle_events_are_accepted(world: World, ctx: LambdaContext) -> None:
+    batch = {
+        "batch": [
+            {"type": "identify", "userId": "u-1", "messageId": "b-1", "traits": {"birthday": "--04-23"}},
+            {"type": "track", "event": "signed_up", "userId": "u-1", "messageId": "b-2"},
+            {
+                "type": "track",
+                "event": "Back In Stock Subscribed",
+                "anonymousId": "anon-1",
+                "messageId": "b-3",
+                "properties": {"sku": "LAMP-9"},
+            },
+        ]
+    }
+    status, body, _ = call(ctx, "/v1/batch", batch)
+    assert (status, body["accepted"]) == (200, 3)
+    details = [e["detail"] for e in world.published("profile")]
+    assert details[0]["traits"] == {"birthday": "04-23"}
+    assert [d["event"] for d in details[1:]] == ["Signed Up", "Back In Stock Subscribed"]

@@ -93,6 +93,20 @@ def test_event_names_are_canonicalised(sent: str) -> None:
     assert canonical_event_name(sent) == "Product Added"
 
 
+@pytest.mark.parametrize(
+    ("sent", "canonical"),
+    [
+        ("product_viewed", "Product Viewed"),
+        ("signed up", "Signed Up"),
+        ("back_in_stock_subscribed", "Back In Stock Subscribed"),
+        ("Back-In-Stock", "Back In Stock"),
+    ],
+)
+def test_lifecycle_event_names_are_canonicalised(sent: str, canonical: str) -> None:
+    event = one({"type": "track", "userId": "u1", "event": sent, "properties": {"sku": "LAMP-9"}})
+    assert event.event == canonical
+
+
 def test_unknown_event_names_pass_through_trimmed() -> None:
     event = one({"type": "track", "userId": "u1", "event": "  Gift Wrapped  "})
     assert event.event == "Gift Wrapped"
@@ -100,7 +114,7 @@ def test_unknown_event_names_pass_through_trimmed() -> None:
 
 def test_numbers_are_accepted_as_ids() -> None:
     # Given a store that sends numeric database ids
-    event = one({"type": "track", "event": "Product Viewed", "userId": 12345, "anonymousId": 7})
+    event = one({"type": "track", "event": "Products Searched", "userId": 12345, "anonymousId": 7})
 
     # Then they become text ids (the same customer as "12345")
     assert (event.user_id, event.anonymous_id) == ("12345", "7")
@@ -265,3 +279,102 @@ def test_derived_message_id_differs_by_content_and_store() -> None:
     # and the receive time is not part of it: a retry a second later is the same call
     [later], _ = normalise([call], STORE, AT + 1)
     assert later.message_id == base
+
+
+# --- lifecycle events: products, back in stock, loyalty, birthdays ---------------------------------
+
+
+@pytest.mark.parametrize("name", ["Product Viewed", "Back In Stock Subscribed", "Back In Stock"])
+def test_product_events_need_a_sku_or_product_id(name: str) -> None:
+    call = {"type": "track", "userId": "u1", "event": name, "properties": {"name": "Headlamp"}}
+    assert problems(call) == [(0, "properties", "product_id or sku is required")]
+
+
+def test_back_in_stock_subscription_keeps_the_product_details() -> None:
+    event = one(
+        {
+            "type": "track",
+            "anonymousId": "anon-1",
+            "event": "Back In Stock Subscribed",
+            "properties": {
+                "sku": 991,
+                "name": "Headlamp",
+                "price": "24.50",
+                "url": "https://shop.example.com/p/lamp",
+                "image_url": "https://shop.example.com/i/lamp.png",
+            },
+        }
+    )
+    assert event.properties == {
+        "sku": "991",
+        "name": "Headlamp",
+        "price": 24.5,
+        "url": "https://shop.example.com/p/lamp",
+        "image_url": "https://shop.example.com/i/lamp.png",
+    }
+
+
+def test_product_view_with_a_relative_url_is_rejected() -> None:
+    call = {
+        "type": "track",
+        "userId": "u1",
+        "event": "Product Viewed",
+        "properties": {"sku": "A", "url": "/p/a"},
+    }
+    assert problems(call) == [(0, "properties.url", "must be an absolute http(s) URL")]
+
+
+@pytest.mark.parametrize("sent", ["Loyalty Tier Reached", "loyalty_tier_reached", " LOYALTY-TIER-REACHED "])
+def test_a_store_cannot_send_loyalty_tier_reached(sent: str) -> None:
+    # Boomerang's profile fold makes this event; a store sending it could fake a tier
+    call = {"type": "track", "userId": "u1", "event": sent, "properties": {"tier": "gold"}}
+    assert problems(call) == [
+        (0, "event", "'Loyalty Tier Reached' is sent by Boomerang itself; a store cannot send it")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("1990-04-23", "1990-04-23"),
+        ("04-23", "04-23"),
+        ("--04-23", "04-23"),  # vCard, no year
+        ("02-29", "02-29"),  # a leap-day birthday without a year
+        ("2000-02-29", "2000-02-29"),
+        (" 12-31 ", "12-31"),
+    ],
+)
+def test_birthday_is_a_date_or_a_month_day(sent: str, kept: str) -> None:
+    event = one({"type": "identify", "userId": "u1", "traits": {"birthday": sent}})
+    assert event.traits["birthday"] == kept
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        "1990-02-29",
+        "13-01",
+        "04-31",
+        "1990/04/23",
+        "23-04-1990",
+        "1990-04-23T00:00:00Z",
+        "0990-01-01",
+        19900423,
+    ],
+)
+def test_bad_birthday_is_rejected_with_the_field_named(sent: Any) -> None:
+    assert problems({"type": "identify", "userId": "u1", "traits": {"birthday": sent}}) == [
+        (0, "traits.birthday", "must be a date like 1990-04-23, or a month and day like 04-23 (or --04-23)")
+    ]
+
+
+@pytest.mark.parametrize("sent", [None, ""])
+def test_null_birthday_clears_it(sent: Any) -> None:
+    # an explicit null survives normalisation (other null traits are dropped) so the fold can clear it
+    event = one({"type": "identify", "userId": "u1", "traits": {"birthday": sent, "first_name": None}})
+    assert event.traits == {"birthday": None}
+
+
+def test_identify_without_a_birthday_says_nothing_about_it() -> None:
+    event = one({"type": "identify", "userId": "u1", "traits": {"first_name": "Ada"}})
+    assert "birthday" not in event.traits
