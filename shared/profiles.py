@@ -7,18 +7,66 @@ receive time (epoch seconds): client clocks drift, so ordering uses the server's
 
 from __future__ import annotations
 
-from decimal import Decimal
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from shared import events as ev
+from shared import indexes
 from shared.events import DOUBLE_OPT_IN_SOURCE, CanonicalEvent
 
 # Traits kept as first-class profile fields; every other identify trait lands in `traits`.
 _IDENTITY_TRAITS = ("email", "phone")
 CONFIRM_LINK_LIFETIME_S = 7 * 24 * 3600  # a double opt-in link's life; after it a new request counts
 _CONSENT_META = ("consent", "consent_source", "consent_text", "categories", "device_token", "device_platform")
+MAX_EVENT_NAMES = 64  # last_event_at keeps this many event names (the oldest go first)
+MAX_VIEWED = 20  # recently viewed products kept per profile
+DAY_S = 86400
+
+
+# ---------------------------------------------------------------------------------------------
+# Store policies the fold applies (part of a store's settings, see shared/stores.py)
+
+_TIER_NAME = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
+
+
+class LoyaltyPolicy(BaseModel):
+    """Points for orders, and tiers by points."""
+
+    enabled: bool = True
+    # points per 1 unit of the order's currency, rounded down per order
+    points_per_unit: Decimal = Field(default=Decimal(1), ge=0, le=Decimal(1000))
+    # tier name -> minimum points; exactly one tier starts at 0
+    tiers: dict[str, int] = Field(default_factory=lambda: {"bronze": 0, "silver": 500, "gold": 2000})
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers(cls, v: dict[str, int]) -> dict[str, int]:
+        if not v or len(v) > 20:
+            raise ValueError("between 1 and 20 tiers")
+        for name, threshold in v.items():
+            if len(name) > 32 or not re.fullmatch(_TIER_NAME, name):
+                raise ValueError(f"tier name {name!r} must be lower-case letters, digits, '-' or '_'")
+            if threshold < 0:
+                raise ValueError(f"tier {name!r}: the minimum points must be 0 or more")
+        if sorted(v.values()).count(0) != 1:
+            raise ValueError("exactly one tier must start at 0 points")
+        if len(set(v.values())) != len(v):
+            raise ValueError("two tiers cannot start at the same number of points")
+        return v
+
+
+class RetentionPolicy(BaseModel):
+    """When a customer counts as at risk (the win-back journey's trigger)."""
+
+    at_risk_min_days: int = Field(default=90, ge=1, le=3650)
+    # at risk after this many of the customer's own average intervals between orders (if longer)
+    interval_factor: float = Field(default=1.0, gt=0, le=100)
 
 
 class Consent(BaseModel):
@@ -51,6 +99,27 @@ class Orders(BaseModel):
     refunded: Decimal = Decimal(0)
 
 
+class Loyalty(BaseModel):
+    points: int = 0
+    tier: str | None = None  # None until the first order is folded
+    tier_reached_at: float | None = None  # when the current tier was reached (up or down)
+
+
+class ViewedProduct(BaseModel):
+    product_id: str | None = None
+    sku: str | None = None
+    name: str | None = None
+    price: Decimal | None = None
+    currency: str | None = None
+    image_url: str | None = None
+    url: str | None = None
+    at: float  # receive time of the newest view
+
+    @property
+    def key(self) -> str:
+        return str(self.sku or self.product_id)
+
+
 class Profile(BaseModel):
     store_id: str
     customer_id: str
@@ -66,10 +135,24 @@ class Profile(BaseModel):
     removed_devices: dict[str, float] = Field(default_factory=dict)  # device_key -> when (late events)
     open_cart_id: str | None = None
     orders: Orders = Field(default_factory=Orders)
+    # canonical track event name -> receive time of its latest occurrence (journey exits, activity)
+    last_event_at: dict[str, float] = Field(default_factory=dict)
+    viewed: list[ViewedProduct] = Field(default_factory=list)  # newest first, at most MAX_VIEWED
+    loyalty: Loyalty = Field(default_factory=Loyalty)
+    # retention: the customer's own average days between orders (2+ orders), and the UTC day
+    # ("YYYY-MM-DD") they become at risk if they do not order again
+    expected_interval_days: float | None = None
+    at_risk_on: str | None = None
     first_seen_at: float | None = None
     last_seen_at: float | None = None
     merged_into: str | None = None
     version: int = 0
+
+    @property
+    def birthday_month_day(self) -> str | None:
+        """The month-day ("MM-DD") of the birthday trait, or None."""
+        value = self.traits.get("birthday")
+        return ev.birthday_month_day(value) if isinstance(value, str) else None
 
     def can_email(self) -> tuple[bool, str]:
         """Marketing email needs an address and a standing 'subscribed' consent."""
@@ -131,6 +214,8 @@ class Order(BaseModel):
     status: str = "completed"  # completed | cancelled
     refunded: Decimal = Decimal(0)
     at: float
+    points: int = 0  # loyalty points credited for this order
+    points_reversed: int = 0  # of those, taken back by refunds and cancellation
     message_ids: list[str] = Field(default_factory=list)
     version: int = 0
 
@@ -169,6 +254,16 @@ def touch(profile: Profile, event: CanonicalEvent) -> None:
         profile.user_id = event.user_id
     if event.anonymous_id and event.anonymous_id not in profile.anonymous_ids:
         profile.anonymous_ids = [*profile.anonymous_ids, event.anonymous_id][-20:]
+    if event.type == "track" and event.event:
+        note_event(profile, event.event, at)
+
+
+def note_event(profile: Profile, name: str, at: float) -> None:
+    """Remember when `name` last happened (a late event never moves it back)."""
+    seen = profile.last_event_at
+    seen[name] = max(at, seen.get(name, at))
+    if len(seen) > MAX_EVENT_NAMES:
+        profile.last_event_at = dict(sorted(seen.items(), key=lambda kv: kv[1])[-MAX_EVENT_NAMES:])
 
 
 def _newer(profile: Profile, field: str, at: float) -> bool:
@@ -187,7 +282,10 @@ def apply_traits(profile: Profile, traits: dict[str, Any], at: float) -> None:
             if _newer(profile, name, at):
                 setattr(profile, name, value)
         elif _newer(profile, f"traits.{name}", at):
-            profile.traits[name] = value
+            if value is None:  # cleared (ev.CLEARABLE_TRAITS); the time stays so a late value cannot return
+                profile.traits.pop(name, None)
+            else:
+                profile.traits[name] = value
 
 
 def apply_consent(
@@ -270,6 +368,178 @@ def refund_order(profile: Profile, amount: Decimal) -> None:
     profile.orders.refunded += amount
 
 
+# ---------------------------------------------------------------------------------------------
+# Recently viewed products
+
+
+def _newest_views(views: list[ViewedProduct]) -> list[ViewedProduct]:
+    """One entry per product (its newest view), newest first, at most MAX_VIEWED.
+
+    Ties keep list order, so callers put the view being folded first.
+    """
+    best: dict[str, ViewedProduct] = {}
+    for v in views:
+        held = best.get(v.key)
+        if held is None or v.at > held.at:
+            best[v.key] = v
+    return sorted(best.values(), key=lambda v: -v.at)[:MAX_VIEWED]
+
+
+def view_product(profile: Profile, p: dict[str, Any], at: float) -> None:
+    """Product Viewed: the product moves to the front with the newest details (a late view never
+    reorders newer ones)."""
+    if not (p.get("sku") or p.get("product_id")):
+        return
+    view = ViewedProduct(
+        product_id=p.get("product_id"),
+        sku=p.get("sku"),
+        name=p.get("name"),
+        price=_dec(p.get("price")),
+        currency=p.get("currency"),
+        image_url=p.get("image_url"),
+        url=p.get("url"),
+        at=at,
+    )
+    held = next((v for v in profile.viewed if v.key == view.key), None)
+    if held is not None and held.at > at:
+        return  # a newer view of this product is already in place
+    profile.viewed = _newest_views([view, *(v for v in profile.viewed if v.key != view.key)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Loyalty
+
+
+@dataclass(frozen=True)
+class TierReached:
+    """An order lifted the customer into a higher tier: announced as a Loyalty Tier Reached event."""
+
+    tier: str
+    previous_tier: str | None
+    points: int
+    order_id: str
+    at: float
+
+
+def points_for(total: Decimal, policy: LoyaltyPolicy) -> int:
+    if not policy.enabled or total <= 0:
+        return 0
+    return int((total * policy.points_per_unit).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def tier_for(points: int, policy: LoyaltyPolicy) -> str | None:
+    """The highest tier whose minimum is at most `points`."""
+    reached = [(minimum, name) for name, minimum in policy.tiers.items() if minimum <= points]
+    return max(reached)[1] if reached else None
+
+
+def _rank(tier: str | None, policy: LoyaltyPolicy) -> int:
+    return policy.tiers.get(tier, -1) if tier else -1
+
+
+def refresh_tier(profile: Profile, policy: LoyaltyPolicy, at: float) -> None:
+    """Settle the tier on the current points (it can go down after a refund)."""
+    tier = tier_for(profile.loyalty.points, policy)
+    if tier != profile.loyalty.tier:
+        profile.loyalty.tier, profile.loyalty.tier_reached_at = tier, at
+
+
+def credit_points(profile: Profile, order: Order, policy: LoyaltyPolicy) -> TierReached | None:
+    """Credit a newly counted order's points (once per order_id: the caller counts it once).
+
+    Returns the tier reached if the order raised it. Entering the base tier (the one at 0 points)
+    with a first order is not a raise.
+    """
+    order.points = points_for(order.total, policy)
+    if not policy.enabled:
+        return None
+    loyalty = profile.loyalty
+    previous = loyalty.tier or tier_for(loyalty.points, policy)
+    loyalty.points += order.points
+    refresh_tier(profile, policy, order.at)
+    if loyalty.tier is not None and _rank(loyalty.tier, policy) > _rank(previous, policy):
+        return TierReached(loyalty.tier, previous, loyalty.points, order.order_id, order.at)
+    return None
+
+
+def reverse_points(profile: Profile, order: Order, policy: LoyaltyPolicy, at: float) -> int:
+    """Take back an order's points after a refund (in proportion to the amount refunded so far,
+    rounded down) or a cancellation (all that is left). Returns the points taken back."""
+    if order.status == "cancelled":
+        due = order.points
+    elif order.total > 0:
+        due = math.floor(Decimal(order.points) * min(order.refunded, order.total) / order.total)
+    else:
+        due = 0
+    taken = max(0, min(due, order.points) - order.points_reversed)
+    if taken:
+        order.points_reversed += taken
+        profile.loyalty.points = max(0, profile.loyalty.points - taken)
+        refresh_tier(profile, policy, at)
+    return taken
+
+
+def tier_reached_event(store_id: str, customer_id: str, reached: TierReached) -> CanonicalEvent:
+    """The Loyalty Tier Reached track event; the same order always gives the same messageId."""
+    return ev.customer_event(
+        store_id,
+        customer_id,
+        ev.LOYALTY_TIER_REACHED,
+        {
+            "tier": reached.tier,
+            "previous_tier": reached.previous_tier,
+            "points": reached.points,
+            "order_id": reached.order_id,
+        },
+        reached.at,
+        f"tier-{customer_id}-{reached.tier}-{reached.order_id}",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Retention and the lifecycle indexes
+
+
+def _utc_day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
+
+
+def update_retention(profile: Profile, policy: RetentionPolicy) -> None:
+    """Expected interval between orders and the day the customer becomes at risk.
+
+    threshold = max(at_risk_min_days, interval_factor * expected interval); at risk on the UTC day
+    of last order + threshold. No order (or every order cancelled): not at risk.
+    """
+    o = profile.orders
+    if o.count >= 2 and o.first_order_at is not None and o.last_order_at is not None:
+        profile.expected_interval_days = (o.last_order_at - o.first_order_at) / (o.count - 1) / DAY_S
+    else:
+        profile.expected_interval_days = None
+    if o.count < 1 or o.last_order_at is None:
+        profile.at_risk_on = None
+        return
+    threshold = float(policy.at_risk_min_days)
+    if profile.expected_interval_days is not None:
+        threshold = max(threshold, policy.interval_factor * profile.expected_interval_days)
+    profile.at_risk_on = _utc_day(o.last_order_at + threshold * DAY_S)
+
+
+def index_attributes(profile: Profile) -> dict[str, str]:
+    """The sparse-index attributes the profile item carries (shared/indexes.py). A profile merged
+    into another carries none: it must not be found by any scheduled run."""
+    if profile.merged_into is not None:
+        return {}
+    store, out = profile.store_id, dict[str, str]()
+    if profile.birthday_month_day:
+        out[indexes.BY_BIRTHDAY.partition] = indexes.birthday_key(store, profile.birthday_month_day)
+    if profile.orders.first_order_at is not None and profile.orders.count > 0:
+        first = datetime.fromtimestamp(profile.orders.first_order_at, tz=UTC).strftime("%m-%d")
+        out[indexes.BY_ANNIVERSARY.partition] = indexes.anniversary_key(store, first)
+    if profile.at_risk_on:
+        out[indexes.AT_RISK.partition] = indexes.at_risk_key(store, profile.at_risk_on)
+    return out
+
+
 def merge_profiles(target: Profile, source: Profile) -> None:
     """Fold an anonymous visitor's profile into the known customer's; newer values win per field."""
     for name in _IDENTITY_TRAITS:
@@ -282,6 +552,13 @@ def merge_profiles(target: Profile, source: Profile) -> None:
         if at >= target.updated.get(f"traits.{name}", float("-inf")):
             target.traits[name] = value
             target.updated[f"traits.{name}"] = at
+    for field, at in source.updated.items():
+        name = field.removeprefix("traits.")
+        if field.startswith("traits.") and name not in source.traits:
+            # cleared on the visitor's profile (a null birthday) after the customer's value was set
+            if at >= target.updated.get(field, float("-inf")):
+                target.traits.pop(name, None)
+                target.updated[field] = at
     for channel, consent in source.consent.items():
         held = target.consent.get(channel)
         if held is None or consent.at > held.at:
@@ -302,6 +579,11 @@ def merge_profiles(target: Profile, source: Profile) -> None:
         target.first_seen_at = min(target.first_seen_at or source.first_seen_at, source.first_seen_at)
     if source.last_seen_at is not None:
         target.last_seen_at = max(target.last_seen_at or source.last_seen_at, source.last_seen_at)
+    for name, at in source.last_event_at.items():
+        note_event(target, name, at)
+    target.viewed = _newest_views([*target.viewed, *source.viewed])
+    # Points follow the orders that earned them; the caller settles the tier (refresh_tier).
+    target.loyalty.points += source.loyalty.points
     # Orders are counted on the order items; anonymous orders move with the merge.
     so, to = source.orders, target.orders
     if so.count or so.cancelled_count:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 from shared import indexes, keys
 from shared.aws import from_item, key, to_item
 from shared.delivery import DeliveryPolicy
+from shared.profiles import LoyaltyPolicy, RetentionPolicy
 
 STORE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 
@@ -32,6 +33,8 @@ class Store(BaseModel):
     # New email consent waits as "pending" until the customer clicks the link Boomerang sends
     double_opt_in_email: bool = False
     sms_sender_id: str | None = None  # alphanumeric sender ID where the country allows one
+    loyalty: LoyaltyPolicy = Field(default_factory=LoyaltyPolicy)  # points per order, tiers by points
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)  # when a customer is at risk
 
     @field_validator("sms_sender_id")
     @classmethod

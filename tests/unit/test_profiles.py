@@ -9,6 +9,8 @@ import pytest
 
 from shared.events import CanonicalEvent, normalise
 from shared.profiles import (
+    MAX_EVENT_NAMES,
+    MAX_VIEWED,
     Cart,
     Order,
     Profile,
@@ -24,6 +26,7 @@ from shared.profiles import (
     record_order,
     refund_order,
     touch,
+    view_product,
 )
 from tests.events import load_event
 
@@ -392,3 +395,91 @@ def test_add_without_a_quantity_adds_one() -> None:
     apply_cart_event(cart, added)
     apply_cart_event(cart, added.model_copy(update={"received_at": 200}))
     assert lines(cart) == {"RUN-42": 2}
+
+
+# --- last event times ------------------------------------------------------------------------------
+
+
+def track(name: str, at: float, **properties: Any) -> CanonicalEvent:
+    call = {"type": "track", "userId": "user-42", "event": name, "properties": properties}
+    [event], errors = normalise([call], STORE, at)
+    assert not errors, errors
+    return event
+
+
+def test_last_event_at_keeps_the_latest_time_per_event_name() -> None:
+    p = profile()
+    touch(p, track("Signed Up", 100))
+    touch(p, track("order_completed", 300, order_id="o1"))  # canonical names: one entry per event
+    touch(p, track("Order Completed", 200, order_id="o2"))  # processed late: does not move it back
+    touch(p, sample("identify_with_consent", 400))  # not a track event
+    assert p.last_event_at == {"Signed Up": 100, "Order Completed": 300}
+
+
+def test_last_event_at_drops_the_oldest_names_beyond_the_bound() -> None:
+    p = profile()
+    for i in range(MAX_EVENT_NAMES + 3):
+        touch(p, track(f"Custom {i}", 1000 - i))  # the later names are the older events
+    assert len(p.last_event_at) == MAX_EVENT_NAMES
+    assert "Custom 0" in p.last_event_at and f"Custom {MAX_EVENT_NAMES + 2}" not in p.last_event_at
+
+
+# --- recently viewed products ------------------------------------------------------------------------
+
+
+def view(p: Profile, sku: str, at: float, **details: Any) -> None:
+    view_product(p, {"sku": sku, "name": f"Product {sku}", **details}, at)
+
+
+def test_viewed_products_are_newest_first_and_a_new_view_moves_to_the_front() -> None:
+    p = profile()
+    view(p, "A", 100, price=10.0)
+    view(p, "B", 200)
+    view(p, "A", 300, price=12.5, name="A, new name")
+    assert [(v.key, v.at) for v in p.viewed] == [("A", 300), ("B", 200)]
+    assert (p.viewed[0].price, p.viewed[0].name) == (Decimal("12.5"), "A, new name")
+
+
+def test_a_late_view_never_reorders_newer_ones() -> None:
+    p = profile()
+    view(p, "A", 300, name="newest details")
+    view(p, "B", 200)
+    view(p, "A", 100, name="stale details")  # an older view of A processed late
+    view(p, "C", 50)  # an older view of another product: goes behind
+    assert [v.key for v in p.viewed] == ["A", "B", "C"]
+    assert p.viewed[0].name == "newest details" and p.viewed[0].at == 300
+
+
+def test_viewed_products_are_capped_and_keyed_by_sku_else_product_id() -> None:
+    p = profile()
+    for i in range(MAX_VIEWED + 5):
+        view(p, f"S{i}", 100 + i)
+    view_product(p, {"product_id": "P-1"}, 1000)
+    view_product(p, {"name": "no id"}, 1001)  # nothing to key it by: not kept
+    assert len(p.viewed) == MAX_VIEWED
+    assert [v.key for v in p.viewed[:2]] == ["P-1", f"S{MAX_VIEWED + 4}"]
+
+
+def test_merge_combines_views_and_event_times() -> None:
+    known, visitor = profile(), Profile(store_id=STORE, customer_id="a:anon-1")
+    view(known, "A", 100)
+    view(known, "B", 400)
+    view(visitor, "A", 300, name="seen again as a visitor")
+    view(visitor, "C", 200)
+    touch(known, track("Signed Up", 500))
+    touch(visitor, track("Signed Up", 450))
+    touch(visitor, track("Product Viewed", 300, sku="A"))
+
+    merge_profiles(known, visitor)
+
+    assert [(v.key, v.at) for v in known.viewed] == [("B", 400), ("A", 300), ("C", 200)]
+    assert known.viewed[1].name == "seen again as a visitor"
+    assert known.last_event_at == {"Signed Up": 500, "Product Viewed": 300}
+
+
+def test_a_birthday_cleared_by_the_visitor_after_the_customers_value_is_cleared_on_merge() -> None:
+    known, visitor = profile(), Profile(store_id=STORE, customer_id="a:anon-1")
+    apply_traits(known, {"birthday": "04-23"}, 100)
+    apply_traits(visitor, {"birthday": None}, 200)
+    merge_profiles(known, visitor)
+    assert "birthday" not in known.traits and known.birthday_month_day is None
