@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared import settings as env
-from shared.events import CONSENT_UPDATED, EVENT_SOURCE, JOURNEY_TRIGGER_EVENTS
+from shared.events import CONSENT_UPDATED, EVENT_SOURCE
 from shared.feedback import FEEDBACK_DETAIL_TYPES, SES_SOURCE
 from shared.indexes import INDEXES
 
@@ -21,6 +21,9 @@ BUS_NAME = "boomerang"
 # The account's default bus: AWS services (SES event destinations among them) publish only there.
 DEFAULT_BUS = "default"
 ARCHIVE_RETENTION_DAYS = 30
+# 12:00 UTC: occasions are started for the next day, so 10:00 local is ahead everywhere (UTC-12..+14)
+DAILY_SCHEDULE = "cron(0 12 * * ? *)"
+DAILY_SCHEDULE_HOUR_UTC = 12
 LAMBDA_RUNTIME = "python3.13"
 LAMBDA_ARCHITECTURE = "arm64"
 
@@ -69,6 +72,7 @@ class Grant:
     SIGNING_SECRET_READ = "secret:read"  # HMAC key for unsubscribe links
     SMS_SEND = "sms:send"  # sns:Publish to phone numbers + sns:CheckIfPhoneNumberIsOptedOut
     PUSH_SEND = "push:send"  # mobiletargeting:SendMessages on Boomerang's push application
+    JOURNEY_TASKS = "journey:tasks"  # sqs:SendMessage on the journey queue (the next page of an audience)
 
 
 @dataclass(frozen=True)
@@ -115,10 +119,18 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         id="journey_trigger",
         handler="functions.journey_trigger.handler.handler",
         source="journey_trigger",
-        description="Starts one journey execution per journey instance (e.g. per cart)",
-        env=(env.STATE_MACHINE_ARN, env.TABLE_NAME),
-        # table read: the store's settings (does it ask new email subscribers to confirm?)
-        grants=(Grant.JOURNEY_START, Grant.TABLE_READ),
+        description="Starts one journey execution per journey instance (cart, order, customer), from events and the daily schedule",
+        env=(env.STATE_MACHINE_ARN, env.TABLE_NAME, env.TEMPLATES_BUCKET, env.JOURNEY_QUEUE_URL),
+        # table: store settings, audiences (index queries) and re-entry records; templates bucket: the
+        # journey files; journey queue: an audience's next page as a task
+        grants=(
+            Grant.JOURNEY_START,
+            Grant.TABLE_READ,
+            Grant.TABLE_WRITE,
+            Grant.TEMPLATES_READ,
+            Grant.JOURNEY_TASKS,
+        ),
+        timeout_s=60,
     ),
     FunctionSpec(
         id="journey_step",
@@ -182,9 +194,10 @@ QUEUES: tuple[QueueSpec, ...] = (
 class RuleSpec:
     id: str
     description: str
-    pattern: dict[str, Any]
+    pattern: dict[str, Any] | None  # an event pattern, or None for a schedule
     queue: str  # QueueSpec.id
     bus: str = BUS_NAME  # BUS_NAME or DEFAULT_BUS
+    schedule: str | None = None  # EventBridge cron (schedules live on the default bus)
 
 
 RULES: tuple[RuleSpec, ...] = (
@@ -195,14 +208,19 @@ RULES: tuple[RuleSpec, ...] = (
         queue="profile",
     ),
     RuleSpec(
+        # journeys are data: a marketer may start one on any event, so every track call is offered
         id="to-journeys",
-        description="Events that can start a journey",
-        pattern={
-            "source": [EVENT_SOURCE],
-            "detail-type": ["track"],
-            "detail": {"event": list(JOURNEY_TRIGGER_EVENTS)},
-        },
+        description="Track events (any of them may start a journey)",
+        pattern={"source": [EVENT_SOURCE], "detail-type": ["track"]},
         queue="journey",
+    ),
+    RuleSpec(
+        id="daily-journeys",
+        description="The daily run of scheduled journeys (birthdays, anniversaries, win-back)",
+        pattern=None,
+        schedule=DAILY_SCHEDULE,
+        queue="journey",
+        bus=DEFAULT_BUS,
     ),
     RuleSpec(
         id="email-consent-to-journeys",
@@ -319,6 +337,11 @@ STATE_MACHINE = StateMachineSpec()
 # Templates shipped with Boomerang; deployed to the bucket under this prefix.
 TEMPLATES_DIR = "infra/templates"  # repo folder, relative to the repo root
 DEFAULT_TEMPLATE_PREFIX = "templates/_default/"
+# Journey files shipped with Boomerang (stores override them under journeys/<store>/).
+JOURNEYS_DIR = "infra/journeys"
+DEFAULT_JOURNEY_PREFIX = "journeys/_default/"
+# What the functions read from the bucket: templates, journey files, product collections.
+BUCKET_READ_PREFIXES = ("templates/", "journeys/", "catalog/")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,14 @@ from infra.constructs.push import Push
 from infra.constructs.secrets import Secrets
 from infra.constructs.storage import TEMPLATES_PREFIX, Storage
 from infra.constructs.templates import Templates
-from infra.description import API, QUEUES, STATE_MACHINE, TEMPLATES_DIR
+from infra.description import (
+    API,
+    DEFAULT_JOURNEY_PREFIX,
+    JOURNEYS_DIR,
+    QUEUES,
+    STATE_MACHINE,
+    TEMPLATES_DIR,
+)
 from shared import settings as env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +73,7 @@ class BoomerangStack(Stack):
                 env.UNSUBSCRIBE_BASE_URL: api.url,  # https://<id>.execute-api.<region>.amazonaws.com/<stage>/
                 env.SIGNING_SECRET_ARN: secrets.signing_key.secret_arn,
                 env.PUSH_APP_ID: push.app_id,
+                env.JOURNEY_QUEUE_URL: bus.queues["journey"].queue_url,
             },
             targets=GrantTargets(
                 table=storage.table,
@@ -76,6 +84,7 @@ class BoomerangStack(Stack):
                 messaging=messaging,
                 signing_secret=secrets.signing_key,
                 push=push,
+                journey_queue=bus.queues["journey"],
             ),
         )
         for queue in QUEUES:
@@ -87,6 +96,13 @@ class BoomerangStack(Stack):
             source_dir=REPO_ROOT / TEMPLATES_DIR,
             bucket=storage.templates_bucket,
             prefix=TEMPLATES_PREFIX,
+        )
+        Templates(  # the default journey files, which stores override under journeys/<store>/
+            self,
+            "JourneyFiles",
+            source_dir=REPO_ROOT / JOURNEYS_DIR,
+            bucket=storage.templates_bucket,
+            prefix=DEFAULT_JOURNEY_PREFIX,
         )
 
         CfnOutput(self, "ApiUrl", value=api.url, description="Base URL: POST <url>v1/batch")

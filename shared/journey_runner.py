@@ -13,9 +13,11 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
@@ -25,15 +27,22 @@ from shared.email import PermanentSendError, TransientSendError, build_mime, sen
 from shared.events import customer_event
 from shared.journey_store import CapConflict, JourneyStore
 from shared.journeys import (
-    JOURNEYS,
+    BUILT_IN,
+    EMAIL_CONFIRMATION,
     Decision,
     Journey,
-    JourneyStep,
+    Situation,
+    Step,
+    Variant,
+    bucket,
     decide,
     decide_confirmation,
+    entry_problem,
+    in_holdout,
     record_instance,
 )
 from shared.keys import anon_customer_id, user_customer_id
+from shared.offers import GivenOffer, give
 from shared.profile_store import ProfileStore
 from shared.profiles import Cart, Profile
 from shared.push import Device, PushMessage, normalise_platform, send_push
@@ -48,12 +57,17 @@ class StepInput(BaseModel):
 
     store_id: str
     journey: str
-    instance: str  # the cart id for cart journeys
-    generation: int = Field(default=0, ge=0)  # > 0 when the cart was shopped again after a journey ended
+    instance: (
+        str  # the cart, order or customer id (customer|sku for back in stock, customer@day for occasions)
+    )
+    customer_id: str | None = None  # who the trigger was about, when known at the start
+    generation: int = Field(default=0, ge=0)  # > 0 when the instance entered again after a journey ended
     step: int = Field(default=0, ge=0)
     wait_seconds: int = 0
     started_at: float | None = None
     trigger: str | None = None  # messageId of the event that started the journey
+    occasion: str | None = None  # YYYY-MM-DD for birthdays, anniversaries and at-risk days
+    context: dict[str, Any] = Field(default_factory=dict)  # the order or product the trigger named
 
 
 class StepOutput(StepInput):
@@ -77,6 +91,13 @@ class Deps:
     pinpoint: Any = None
     push_app_id: str = ""
     suppressions: Any = None  # shared.suppression.SuppressionList
+    catalog: Any = None  # shared.journey_catalog.JourneyCatalog (journey files)
+    offers: Any = None  # shared.offers.OfferStore
+    products: Any = None  # shared.catalog.ProductCatalog (collections a step shows)
+
+
+SETTLE_S = 15 * 60  # longest wait for the profile λ to fold the event that started a journey
+SETTLE_POLL_S = 2
 
 
 def customer_for_cart(profiles: ProfileStore, cart: Cart) -> Profile | None:
@@ -103,61 +124,74 @@ def _load_customer(profiles: ProfileStore, store_id: str, customer_id: str) -> P
     return profile
 
 
-def cart_variables(
-    cart: Cart,
-    profile: Profile,
-    store: Store,
-    journey: Journey,
-    index: int,
-    unsub: str,
-    medium: str = "email",
-) -> dict[str, Any]:
-    currency = cart.currency or next((i.currency for i in cart.items if i.currency), None) or "USD"
-    items = [
-        {
-            "name": line.name or line.sku or line.product_id,
-            "quantity": line.quantity,
-            "price": line.price if line.price is not None else Decimal(0),
-            "currency": line.currency or currency,
-            "image_url": line.image_url,
-            "url": line.url,
-            "line_total": (line.price or Decimal(0)) * line.quantity,
-        }
-        for line in sorted(cart.items, key=lambda x: -x.updated_at)
-    ]
-    return {
-        "customer": {"first_name": profile.traits.get("first_name")},
-        "store": {"name": store.name, "url": store.url},
-        "cart": {
-            "items": items,
-            "value": cart.value,
-            "currency": currency,
-            "item_count": sum(i.quantity for i in cart.items),
-        },
-        "recovery_url": store.recovery_url(cart.cart_id, journey.id, medium),
-        "unsubscribe_url": unsub,
-        "step": {"id": journey.steps[index].id, "index": index, "is_last": index == len(journey.steps) - 1},
-    }
+def _journey(state: StepInput, deps: Deps) -> Journey | None:
+    if state.journey in BUILT_IN:
+        return BUILT_IN[state.journey]
+    return deps.catalog.get(state.store_id, state.journey) if deps.catalog is not None else None
+
+
+@dataclass
+class _Run:
+    """What one invocation knows about the instance besides the state machine's input."""
+
+    journey: Journey
+    store: Store | None
+    customer_id: str | None
+    control: bool
+    bucket: float
 
 
 def run_step(state: StepInput, deps: Deps) -> StepOutput:
-    journey = JOURNEYS[state.journey]
+    journey = _journey(state, deps)
     index = state.step
     happened: list[dict[str, Any]] = []
+    instance = record_instance(state.instance, state.generation)
+    if journey is None:
+        return _finish(
+            state, index, Decision("exit", "journey removed or turned off"), happened, clock.now_ts()
+        )
+    store = deps.stores.get(state.store_id)
     while True:
         now = clock.now_ts()
         cart: Cart | None = None
-        if journey.subject == "customer":
+        if journey.id == EMAIL_CONFIRMATION.id:
             profile = _load_customer(deps.profiles, state.store_id, state.instance)
             decision = decide_confirmation(
                 journey, index, profile, state.started_at or now, state.trigger, now
             )
+            run = _Run(journey, store, profile.customer_id if profile else None, False, 0.0)
         else:
-            cart = deps.profiles.load_cart(state.store_id, state.instance)
-            profile = customer_for_cart(deps.profiles, cart) if cart else None
-            decision = decide(journey, index, cart, profile, now)
+            if journey.per == "cart":
+                cart = deps.profiles.load_cart(state.store_id, state.instance)
+                profile = customer_for_cart(deps.profiles, cart) if cart else None
+            else:
+                profile = _load_customer(deps.profiles, state.store_id, state.customer_id or state.instance)
+            customer_id = state.customer_id or (profile.customer_id if profile else None)
+            run = _Run(
+                journey,
+                store,
+                profile.customer_id if profile else customer_id,
+                bool(customer_id) and in_holdout(journey, customer_id or ""),
+                bucket(journey.id, customer_id or state.instance),
+            )
+            decision = _decide(state, run, index, cart, profile, deps, now)
+        if index == 0 and decision.action != "wait" and not happened:
+            if deps.journeys.mark_started(state.store_id, journey.id, state.instance, state.generation, now):
+                entered: dict[str, Any] = {"type": "entered", "trigger": state.trigger}
+                if journey.holdout:
+                    entered["group"] = "control" if run.control else "treatment"
+                deps.journeys.record(state.store_id, journey.id, instance, run.customer_id, entered)
+                if (
+                    decision.action == "exit"
+                    and decision.reason.startswith("not eligible")
+                    and state.customer_id
+                ):
+                    # stopped at the door: did not really enter, so the re-entry rule does not count it
+                    deps.journeys.release_entry(
+                        state.store_id, journey.id, state.customer_id, state.trigger or ""
+                    )
         if decision.action == "send":
-            outcome = _deliver(state, journey, journey.steps[index], index, cart, profile, deps, now)
+            outcome = _deliver(state, run, journey.steps[index], index, cart, profile, deps, now)
             happened.append(outcome)
             if outcome["type"] == "deferred":
                 # quiet hours or a frequency cap: the same step again at the allowed time, never dropped
@@ -165,30 +199,122 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
             else:
                 index += 1
                 continue
-        entry = {"type": decision.action, "reason": decision.reason, "step": index}
-        if decision.action == "wait":
-            entry["wait_seconds"] = decision.wait_seconds
-        else:
-            deps.journeys.log(
+        if decision.action != "wait":
+            deps.journeys.record(
                 state.store_id,
-                state.journey,
-                record_instance(state.instance, state.generation),
+                journey.id,
+                instance,
+                run.customer_id,
                 {"type": "exited", "reason": decision.reason},
             )
-        happened.append(entry)
-        return StepOutput(
-            **{**state.model_dump(), "step": index, "wait_seconds": decision.wait_seconds},
-            action=decision.action,
-            reason=decision.reason,
-            events=happened,
-            decided_at=now,
-        )
+            _best_effort(
+                deps.journeys.mark_ended,
+                state.store_id,
+                journey.id,
+                state.instance,
+                state.generation,
+                decision.reason,
+            )
+        return _finish(state, index, decision, happened, now)
+
+
+def _finish(
+    state: StepInput, index: int, decision: Decision, happened: list[dict[str, Any]], now: float
+) -> StepOutput:
+    entry: dict[str, Any] = {"type": decision.action, "reason": decision.reason, "step": index}
+    if decision.action == "wait":
+        entry["wait_seconds"] = decision.wait_seconds
+    happened.append(entry)
+    return StepOutput(
+        **{**state.model_dump(), "step": index, "wait_seconds": decision.wait_seconds},
+        action=decision.action,
+        reason=decision.reason,
+        events=happened,
+        decided_at=now,
+    )
+
+
+def _decide(
+    state: StepInput,
+    run: _Run,
+    index: int,
+    cart: Cart | None,
+    profile: Profile | None,
+    deps: Deps,
+    now: float,
+) -> Decision:
+    journey = run.journey
+    tz = customer_timezone(profile, run.store.timezone) if profile and run.store else ZoneInfo("UTC")
+    started_at = state.started_at or now
+    trigger_event = journey.trigger.event
+    if index == 0 and trigger_event and journey.per in ("customer", "order") and not journey.trigger.fan_out:
+        seen = _last_event_at(profile).get(trigger_event, float("-inf"))
+        if seen < started_at and now < started_at + SETTLE_S:
+            # the profile λ folds the same event from its own queue: decide on the profile that has it
+            return Decision("wait", "waiting for the profile to record the trigger", SETTLE_POLL_S)
+    if index == 0:
+        problem = entry_problem(journey.entry, profile)
+        if problem:
+            return Decision("exit", f"not eligible: {problem}")
+    occasion_end: float | None = None
+    if state.occasion:
+        day = date.fromisoformat(state.occasion)
+        started_at = datetime.combine(day, dtime(0), tzinfo=tz).timestamp()
+        occasion_end = datetime.combine(day + timedelta(days=1), dtime(0), tzinfo=tz).timestamp()
+        if journey.trigger.schedule == "anniversary" and profile and profile.orders.first_order_at:
+            if _years_since(profile.orders.first_order_at, day, tz) < 1:
+                return Decision("exit", "first order less than a year ago")
+    yielded = None
+    for other in journey.yields_to:
+        held = deps.journeys.state(state.store_id, other, state.instance)
+        if held and (held.get("status") == "active" or float(held.get("started_at", 0)) >= started_at):
+            yielded = other
+            break
+    order_status = None
+    if journey.per == "order":
+        order = deps.journeys.load_order(state.store_id, state.instance)
+        order_status = order.get("status") if order else None
+    activity = None
+    if journey.per != "cart" and trigger_event and profile is not None:
+        activity = _last_event_at(profile).get(trigger_event)
+    elif cart is not None:
+        activity = cart.last_activity_at
+    variant = journey.steps[index].variant(run.bucket) if index < len(journey.steps) else None
+    situation = Situation(
+        now=now,
+        started_at=started_at,
+        tz=tz,
+        profile=profile,
+        cart=cart,
+        order_status=order_status,
+        activity_at=activity if activity is not None else (cart.last_activity_at if cart else None),
+        yielded_to=yielded,
+        variant_after=variant.after if variant else None,
+    )
+    decision = decide(journey, index, situation)
+    if (
+        decision.action == "send"
+        and occasion_end is not None
+        and journey.trigger.schedule in ("birthday", "anniversary")
+        and now >= occasion_end
+    ):
+        return Decision("exit", "the day has passed")
+    return decision
+
+
+def _last_event_at(profile: Profile | None) -> dict[str, float]:
+    return dict(getattr(profile, "last_event_at", None) or {})
+
+
+def _years_since(first_order_at: float, day: date, tz: ZoneInfo) -> int:
+    first = datetime.fromtimestamp(first_order_at, tz=UTC).astimezone(tz).date()
+    return day.year - first.year
 
 
 def _deliver(
     state: StepInput,
-    journey: Journey,
-    step: JourneyStep,
+    run: _Run,
+    step: Step,
     index: int,
     cart: Cart | None,
     profile: Profile | None,
@@ -197,31 +323,45 @@ def _deliver(
 ) -> dict[str, Any]:
     """One step through the delivery policy: who may be reached where, when, how often; then send on
     the first channel that works, falling back in the step's order. Exactly once per step."""
+    journey = run.journey
     store_id, jid = state.store_id, journey.id
     instance = record_instance(state.instance, state.generation)
-    base = {"step": index, "step_id": step.id}
-    marketing = journey.kind == "marketing"
+    variant = step.variant(run.bucket)
+    base: dict[str, Any] = {"step": index, "step_id": step.id}
+    if variant is not None:
+        base["variant"] = variant.id  # recorded with the send, for the experiment's results
+    kind = journey.step_kind(step)
+    marketing = kind == "marketing"
+    customer_id = profile.customer_id if profile else run.customer_id
 
     def skipped(reason: str) -> dict[str, Any]:
         # recorded with the same exactly-once claim, so the history says why once
-        token = deps.journeys.claim_send(store_id, jid, instance, step.id, {"reason": reason, "at": now})
+        token = deps.journeys.claim_send(
+            store_id,
+            jid,
+            instance,
+            step.id,
+            {"reason": reason, "at": now, "customer_id": customer_id, **base},
+        )
         if token is not None:
             deps.journeys.finish_send(store_id, jid, instance, step.id, token, {"status": "skipped"})
-            deps.journeys.log(
-                store_id, jid, instance, {"type": "skipped", "step_id": step.id, "reason": reason}
+            deps.journeys.record(
+                store_id, jid, instance, customer_id, {**base, "type": "skipped", "reason": reason}
             )
         return {**base, "type": "skipped", "reason": reason}
 
     if profile is None:
         return skipped("customer unknown")
-    store = deps.stores.get(store_id)
+    store = run.store
     if store is None:
         return skipped("store not configured")
     if deps.journeys.get_send(store_id, jid, instance, step.id) is not None:
         return {**base, "type": "already-handled", "reason": "send record exists; never sent twice"}
+    if run.control:
+        return skipped("control group: enters but receives nothing, so the journey's lift can be measured")
 
     checks = [
-        eligibility(profile, ch, journey.kind, journey.category, _suppressed(deps, store_id, profile, ch))
+        eligibility(profile, ch, kind, journey.category, _suppressed(deps, store_id, profile, ch))
         for ch in step.channels
     ]
     usable = [c.channel for c in checks if c.ok]
@@ -241,8 +381,25 @@ def _deliver(
                 "reason": f"quiet hours for {first} until {local:%H:%M} {tz.key}",
             }
 
+    offer = (variant.offer if variant and variant.offer else None) or step.offer
+    given: GivenOffer | None = None
+    if offer is not None:
+        given = give(offer, deps.offers, store_id, f"{jid}|{instance}|{step.id}", now)
+        if given is None:
+            logging.getLogger("boomerang").error(
+                "offer pool exhausted", extra={"store": store_id, "journey": jid, "pool": offer.pool}
+            )
+            if offer.on_exhausted == "skip":
+                return skipped(f"offer pool {offer.pool} has no codes left")
+    products: list[dict[str, Any]] = []
+    if step.products and deps.products is not None:
+        products = _products(step.products, state, profile, deps)
+        if not products:
+            return skipped(f"no products to show ({step.products} is empty)")
     send_id = hashlib.sha256(f"{store_id}|{jid}|{instance}|{step.id}".encode()).hexdigest()[:20]
-    record = {"customer_id": profile.customer_id, "channels": list(usable), "at": now}
+    record = {**base, "customer_id": profile.customer_id, "channels": list(usable), "at": now}
+    if given is not None:
+        record["offer_code"] = given.code
     token: str | None = None
     ledger: list[CapEntry] = []
     for _ in range(5):
@@ -285,7 +442,9 @@ def _deliver(
                 tried.append(f"{channel}: frequency cap reached")
                 continue
         try:
-            provider_id = _send_on(channel, state, journey, step, index, cart, profile, store, deps, now)
+            provider_id = _send_on(
+                channel, state, run, step, variant, index, cart, profile, store, deps, now, given, products
+            )
         except (TemplateError, PermanentSendError) as exc:
             tried.append(f"{channel}: {str(exc)[:200]}")
             _best_effort(_after_permanent, channel, exc, profile, deps, now)
@@ -313,16 +472,18 @@ def _deliver(
                 "tried": tried,
             },
         )
-        deps.journeys.log(
+        deps.journeys.record(
             store_id,
             jid,
             instance,
+            profile.customer_id,
             {
+                **base,
                 "type": "sent",
-                "step_id": step.id,
                 "channel": channel,
                 "message_id": provider_id,
                 "fallbacks": tried,
+                **({"offer_code": given.code} if given else {}),
             },
         )
         return {
@@ -345,7 +506,9 @@ def _deliver(
         store_id, jid, instance, step.id, token, {"status": "failed", "reason": reason[:500]}
     )
     deps.journeys.release_cap(store_id, profile.customer_id, send_id)
-    deps.journeys.log(store_id, jid, instance, {"type": "failed", "step_id": step.id, "reason": reason[:500]})
+    deps.journeys.record(
+        store_id, jid, instance, profile.customer_id, {**base, "type": "failed", "reason": reason[:500]}
+    )
     return {**base, "type": "failed", "reason": reason[:300]}
 
 
@@ -360,35 +523,35 @@ def _suppressed(deps: Deps, store_id: str, profile: Profile, channel: str) -> st
 def _send_on(
     channel: str,
     state: StepInput,
-    journey: Journey,
-    step: JourneyStep,
+    run: _Run,
+    step: Step,
+    variant: Variant | None,
     index: int,
     cart: Cart | None,
     profile: Profile,
     store: Store,
     deps: Deps,
     now: float,
+    offer: GivenOffer | None,
+    products: list[dict[str, Any]],
 ) -> str:
     """Render the step's template for one channel and hand it to the provider; returns its id."""
-    store_id, marketing = state.store_id, journey.kind == "marketing"
+    journey = run.journey
+    store_id, marketing = state.store_id, journey.step_kind(step) == "marketing"
+    template_name = (variant.template if variant and variant.template else None) or step.template
     unsub = unsubscribe_url(
         deps.unsubscribe_base_url, deps.signing_keys.key(), store_id, profile.customer_id, channel, now
     )
-    if cart is not None:
-        variables = cart_variables(cart, profile, store, journey, index, unsub, medium=channel)
-    else:
-        variables = {
-            "customer": {"first_name": profile.traits.get("first_name")},
-            "store": {"name": store.name, "url": store.url},
-            "confirm_url": confirm_url(
-                deps.unsubscribe_base_url, deps.signing_keys.key(), store_id, profile.customer_id, now
-            ),
-            "unsubscribe_url": unsub,
-            "step": {"id": step.id, "index": index, "is_last": index == len(journey.steps) - 1},
-        }
+    variables = template_variables(
+        state, journey, step, index, cart, profile, store, channel, unsub, offer, products
+    )
+    if journey.id == EMAIL_CONFIRMATION.id:
+        variables["confirm_url"] = confirm_url(
+            deps.unsubscribe_base_url, deps.signing_keys.key(), store_id, profile.customer_id, now
+        )
     if channel == "sms":
         assert profile.phone is not None
-        template = deps.templates.sms(store_id, step.template)
+        template = deps.templates.sms(store_id, template_name)
         return send_sms(
             deps.sns,
             to=profile.phone,
@@ -398,9 +561,14 @@ def _send_on(
             sender_id=store.sms_sender_id,
         )
     if channel == "push":
-        rendered = render_push(deps.templates.push(store_id, step.template), variables)
+        rendered = render_push(deps.templates.push(store_id, template_name), variables)
         devices = [
             Device(token=d.token, platform=normalise_platform(d.platform)) for d in profile.devices.values()
+        ]
+        shown = [
+            *variables.get("cart", {}).get("items", []),
+            *variables.get("viewed", []),
+            variables.get("product") or {},
         ]
         result = send_push(
             deps.pinpoint,
@@ -410,11 +578,8 @@ def _send_on(
                 title=rendered.title,
                 body=rendered.body,
                 deep_link=rendered.link,
-                # a rich notification shows the newest cart item's picture
-                image_url=next(
-                    (i["image_url"] for i in variables.get("cart", {}).get("items", []) if i["image_url"]),
-                    None,
-                ),
+                # a rich notification shows the first product's picture (the newest cart item)
+                image_url=next((i["image_url"] for i in shown if i.get("image_url")), None),
                 data={"journey": journey.id, "step": step.id},
             ),
             transactional=not marketing,
@@ -426,10 +591,10 @@ def _send_on(
         if result.transient:
             raise TransientSendError("push provider busy", code="TEMPORARY_FAILURE")
         raise PermanentSendError("every registered device was rejected", code="NoValidDevice")
-    rendered_email = render_email(deps.templates.email(store_id, step.template), variables)
+    rendered_email = render_email(deps.templates.email(store_id, template_name), variables)
     if marketing and unsub not in rendered_email.html:
         # Gmail/Yahoo bulk-sender rules: a visible unsubscribe link in every marketing email
-        raise TemplateError("marketing email has no visible unsubscribe link", template=step.template)
+        raise TemplateError("marketing email has no visible unsubscribe link", template=template_name)
     assert profile.email is not None
     raw = build_mime(
         sender=store.sender,
@@ -449,6 +614,150 @@ def _send_on(
         configuration_set=deps.configuration_set,
         tags={"journey": journey.id, "step": step.id, "store": store_id},
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# What templates see (the contract is documented in the README, "Template variables")
+
+
+def _product(p: dict[str, Any], currency: str | None = None) -> dict[str, Any]:
+    price = p.get("price")
+    return {
+        "sku": p.get("sku"),
+        "name": p.get("name") or p.get("sku") or p.get("product_id") or "",
+        "price": None if price is None else Decimal(str(price)),
+        "currency": p.get("currency") or currency or "USD",
+        "image_url": p.get("image_url"),
+        "url": p.get("url"),
+    }
+
+
+def _utm(url: str, journey: str, medium: str, step: str) -> str:
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}utm_source=boomerang&utm_medium={medium}&utm_campaign={journey}&utm_content={step}"
+
+
+def template_variables(
+    state: StepInput,
+    journey: Journey,
+    step: Step,
+    index: int,
+    cart: Cart | None,
+    profile: Profile,
+    store: Store,
+    medium: str,
+    unsub: str,
+    offer: GivenOffer | None,
+    products: list[dict[str, Any]],
+) -> dict[str, Any]:
+    loyalty = getattr(profile, "loyalty", None)
+    points = int(getattr(loyalty, "points", 0) or 0)
+    tier = getattr(loyalty, "tier", None)
+    tiers = sorted(getattr(getattr(store, "loyalty", None), "tiers", {}).items(), key=lambda kv: kv[1])
+    upcoming = [(name, need) for name, need in tiers if need > points]
+    variables: dict[str, Any] = {
+        "customer": {
+            "first_name": profile.traits.get("first_name"),
+            "last_name": profile.traits.get("last_name"),
+            "locale": profile.traits.get("locale"),
+        },
+        "store": {"name": store.name, "url": store.url},
+        "journey": {"id": journey.id, "name": journey.name or journey.id},
+        "step": {"id": step.id, "index": index, "is_last": index == len(journey.steps) - 1},
+        "links": {
+            "shop": _utm(store.url, journey.id, medium, step.id),
+            "recovery": None,
+            "review": None,
+            "referral": None,
+        },
+        "unsubscribe_url": unsub,
+        "offer": None,
+        "loyalty": {
+            "points": points,
+            "tier": tier,
+            "next_tier": upcoming[0][0] if upcoming else None,
+            "points_to_next": upcoming[0][1] - points if upcoming else None,
+        },
+    }
+    if offer is not None:
+        variables["offer"] = {
+            "code": offer.code,
+            "description": offer.description,
+            "expires_at": offer.expires_at,
+            "expires_on": datetime.fromtimestamp(offer.expires_at, tz=UTC).date().isoformat()
+            if offer.expires_at
+            else None,
+        }
+    if cart is not None:
+        currency = cart.currency or next((i.currency for i in cart.items if i.currency), None) or "USD"
+        variables["cart"] = {
+            "items": [
+                {
+                    "name": line.name or line.sku or line.product_id,
+                    "quantity": line.quantity,
+                    "price": line.price if line.price is not None else Decimal(0),
+                    "currency": line.currency or currency,
+                    "image_url": line.image_url,
+                    "url": line.url,
+                    "line_total": (line.price or Decimal(0)) * line.quantity,
+                }
+                for line in sorted(cart.items, key=lambda x: -x.updated_at)
+            ],
+            "value": cart.value,
+            "currency": currency,
+            "item_count": sum(i.quantity for i in cart.items),
+        }
+        variables["recovery_url"] = store.recovery_url(cart.cart_id, journey.id, medium)
+        variables["links"]["recovery"] = variables["recovery_url"]
+    viewed = getattr(profile, "viewed", None)
+    if journey.trigger.event == "Product Viewed" and viewed is not None:
+        # newest first, at most three (the fold keeps them newest first)
+        variables["viewed"] = [
+            _product(v.model_dump() if hasattr(v, "model_dump") else dict(v)) for v in viewed[:3]
+        ]
+    if journey.per == "order":
+        ctx = state.context
+        currency = ctx.get("currency") or "USD"
+        variables["order"] = {
+            "order_id": ctx.get("order_id") or state.instance,
+            "total": Decimal(str(ctx["total"])) if ctx.get("total") is not None else None,
+            "currency": currency,
+            "items": [
+                {**_product(p, currency), "quantity": int(p.get("quantity") or 1)}
+                for p in ctx.get("products", [])
+            ],
+        }
+        review = (
+            getattr(store, "review_url", None) or f"{store.url}/account/orders/{{order_id}}/review"
+        ).replace("{order_id}", str(variables["order"]["order_id"]))
+        variables["links"]["review"] = _utm(review, journey.id, medium, step.id)
+    if offer is not None:
+        referral = f"{store.url}/?ref={offer.code}"
+        variables["links"]["referral"] = _utm(referral, journey.id, medium, step.id)
+    if journey.per == "product":
+        variables["product"] = _product(state.context.get("product") or {})
+    if step.products:
+        variables["products"] = products
+    if state.occasion:
+        occasion_kind = journey.trigger.schedule or "occasion"
+        years = None
+        if occasion_kind == "anniversary" and profile.orders.first_order_at:
+            years = (
+                date.fromisoformat(state.occasion).year
+                - datetime.fromtimestamp(profile.orders.first_order_at, tz=UTC).year
+            )
+        variables["occasion"] = {"kind": occasion_kind, "date": state.occasion, "years": years}
+    return variables
+
+
+def _products(source: str, state: StepInput, profile: Profile, deps: Deps) -> list[dict[str, Any]]:
+    """A step's product list: a catalog collection, or what goes with the order's items."""
+    if source == "complementary":
+        bought = [p.get("sku") or p.get("product_id") for p in state.context.get("products", [])]
+        found = deps.products.related(state.store_id, [b for b in bought if b])
+    else:
+        found = deps.products.collection(state.store_id, source)
+    return [_product(p) for p in found[:6]]
 
 
 def _after_permanent(channel: str, exc: Exception, profile: Profile, deps: Deps, now: float) -> None:

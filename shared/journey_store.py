@@ -176,8 +176,154 @@ class JourneyStore:
     def history(self, store: str, journey: str, instance: str) -> list[dict[str, Any]]:
         resp = self.ddb.query(
             TableName=self.table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": keys.journey_pk(store, journey, instance)}},
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :log)",
+            ExpressionAttributeValues={
+                ":pk": {"S": keys.journey_pk(store, journey, instance)},
+                ":log": {"S": "LOG#"},
+            },
             ConsistentRead=True,
         )
         return [from_item(i) for i in resp.get("Items", [])]
+
+    # --- instance state, entries and the customer's history ---------------------------------------
+
+    def mark_started(self, store: str, journey: str, instance: str, generation: int, at: float) -> bool:
+        """The instance's state record; True only the first time (so "entered" is logged once)."""
+        try:
+            self.ddb.put_item(
+                TableName=self.table,
+                Item=to_item(
+                    {
+                        "pk": keys.journey_pk(store, journey, instance),
+                        "sk": STATE_SK,
+                        "status": "active",
+                        "generation": generation,
+                        "started_at": at,
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR #g < :g",
+                ExpressionAttributeNames={"#g": "generation"},
+                ExpressionAttributeValues={":g": {"N": str(generation)}},
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def mark_ended(self, store: str, journey: str, instance: str, generation: int, reason: str) -> None:
+        self.ddb.update_item(
+            TableName=self.table,
+            Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
+            UpdateExpression="SET #s = :s, ended_reason = :r",
+            ConditionExpression="#g = :g",
+            ExpressionAttributeNames={"#s": "status", "#g": "generation"},
+            ExpressionAttributeValues={
+                ":s": {"S": "ended"},
+                ":r": {"S": reason[:300]},
+                ":g": {"N": str(generation)},
+            },
+        )
+
+    def state(self, store: str, journey: str, instance: str) -> dict[str, Any] | None:
+        resp = self.ddb.get_item(
+            TableName=self.table,
+            Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
+            ConsistentRead=True,
+        )
+        return from_item(resp["Item"]) if "Item" in resp else None
+
+    def claim_entry(
+        self, store: str, journey: str, customer_id: str, trigger: str, at: float, min_gap_s: float | None
+    ) -> bool:
+        """Re-entry policy for one customer: `min_gap_s` None = once ever, else at most once per gap.
+        The same trigger may claim again (a retried or duplicated delivery starts the same instance)."""
+        names = {"#t": "trigger"}
+        values: dict[str, Any] = {":t": {"S": trigger}}
+        condition = "attribute_not_exists(pk) OR #t = :t"
+        if min_gap_s is not None:
+            condition += " OR entered_at <= :cut"
+            values[":cut"] = {"N": repr(at - min_gap_s)}
+        try:
+            self.ddb.put_item(
+                TableName=self.table,
+                Item=to_item(
+                    {
+                        "pk": keys.customer_pk(store, customer_id),
+                        "sk": f"ENTRY#{journey}",
+                        "trigger": trigger,
+                        "entered_at": at,
+                    }
+                ),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release_entry(self, store: str, journey: str, customer_id: str, trigger: str) -> None:
+        """A customer stopped at the entry conditions did not really enter: they may enter later."""
+        try:
+            self.ddb.delete_item(
+                TableName=self.table,
+                Key=key(keys.customer_pk(store, customer_id), f"ENTRY#{journey}"),
+                ConditionExpression="#t = :t",
+                ExpressionAttributeNames={"#t": "trigger"},
+                ExpressionAttributeValues={":t": {"S": trigger}},
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            pass
+
+    def record(
+        self, store: str, journey: str, instance: str, customer_id: str | None, entry: dict[str, Any]
+    ) -> None:
+        """One line of history, kept under the customer ("why did I get this?") and the instance."""
+        now = clock.now_ts()
+        # ordered within one Boomerang instant too (a test clock, or the emulator's compressed one)
+        seq = f"{time.time_ns():016x}{uuid.uuid4().hex[:4]}"
+        base = {
+            "at": now,
+            "expires_at": int(now) + LOG_TTL_S,
+            "journey": journey,
+            "instance": instance,
+            **entry,
+        }
+        items = [
+            {"pk": keys.journey_pk(store, journey, instance), "sk": keys.log_sk(clock.iso(now), seq), **base}
+        ]
+        if customer_id:
+            items.append(
+                {"pk": keys.customer_pk(store, customer_id), "sk": f"HIST#{clock.iso(now)}#{seq}", **base}
+            )
+        for item in items:
+            self.ddb.put_item(TableName=self.table, Item=to_item(item))
+
+    def customer_history(self, store: str, customer_ids: list[str]) -> list[dict[str, Any]]:
+        """Everything journeys did for a customer (and the anonymous ids merged into them), oldest first."""
+        found: list[dict[str, Any]] = []
+        for customer_id in customer_ids:
+            args: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :h)",
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": keys.customer_pk(store, customer_id)},
+                    ":h": {"S": "HIST#"},
+                },
+            }
+            while True:
+                resp = self.ddb.query(**args)
+                found += [from_item(i) for i in resp.get("Items", [])]
+                if "LastEvaluatedKey" not in resp:
+                    break
+                args["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return sorted(
+            ({k: v for k, v in i.items() if k not in ("pk", "sk", "expires_at")} for i in found),
+            key=lambda i: float(i["at"]),
+        )
+
+    def load_order(self, store: str, order_id: str) -> dict[str, Any] | None:
+        resp = self.ddb.get_item(TableName=self.table, Key=key(keys.order_pk(store, order_id), keys.ORDER_SK))
+        return from_item(resp["Item"]) if "Item" in resp else None
+
+
+STATE_SK = "STATE"

@@ -1,46 +1,145 @@
-"""Starts journey executions: at most one per journey instance, however often a trigger repeats."""
+"""Starts journey executions: at most one per journey instance, however often a trigger repeats.
+
+Three ways in, all ending in `_start` (a deterministically named execution, so a repeat joins):
+- a storefront event matching a journey's trigger (its customer, cart or order enters);
+- a store-level event fanned out to an audience (everyone subscribed to a SKU back in stock);
+- the daily schedule, fanned out per store and journey to an index (birthdays, anniversaries, at risk).
+Audiences are read a page at a time; the next page is queued as a task, so no invocation runs long.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from shared import clock
-from shared.events import CONSENT_UPDATED, DOUBLE_OPT_IN_SOURCE, JOURNEY_TRIGGER_EVENTS, CanonicalEvent
-from shared.journeys import CART_ABANDONMENT, EMAIL_CONFIRMATION, Journey, execution_name
+from shared import clock, indexes
+from shared.events import CONSENT_UPDATED, DOUBLE_OPT_IN_SOURCE, CanonicalEvent
+from shared.journeys import EMAIL_CONFIRMATION, Journey, OncePer, execution_name, matches
 from shared.keys import anon_customer_id, user_customer_id
+
+PAGE = 100  # audience members started per task (StartExecution refills at 300/s in big regions)
+ORDER_CONTEXT_PRODUCTS = 10  # an execution's input stays small: items beyond these are not shown
+MAX_GENERATIONS = 50  # journeys per instance within Step Functions' 90-day name retention
 
 
 @dataclass
 class TriggerOutcome:
-    status: str  # started | joined | ignored
+    status: str  # started | joined | ignored | queued
     journey: str | None = None
     instance: str | None = None
     execution_arn: str | None = None
+    reason: str = ""
 
 
-MAX_GENERATIONS = 50  # journeys per instance within Step Functions' 90-day name retention
+@dataclass
+class TriggerDeps:
+    sfn: Any
+    state_machine_arn: str
+    stores: Any  # StoreDirectory
+    catalog: Any  # JourneyCatalog
+    journeys: Any  # JourneyStore
+    profiles: Any  # ProfileStore
+    tasks: Any = None  # callable(dict) that queues a follow-up task (the journey queue)
+    ddb: Any = None
+    table: str = ""
+    started: list[str] = field(default_factory=list)
 
 
-def start_for(event: CanonicalEvent, sfn: Any, state_machine_arn: str, stores: Any = None) -> TriggerOutcome:
-    """Start (or join) the journey this event triggers, if any. `stores` is a StoreDirectory."""
-    if event.type == "track" and event.event in JOURNEY_TRIGGER_EVENTS:
-        journey = CART_ABANDONMENT
-        # The first wait is timed from when Boomerang received the event, not from when we got to it.
-        first_wait = max(0, math.ceil(event.received_at + journey.steps[0].delay_s - clock.now_ts()))
-        return _start(event, sfn, state_machine_arn, journey, event.cart_id, first_wait)
-    if _gives_email_consent(event) and stores is not None:
-        store = stores.get(event.store_id)
+# ---------------------------------------------------------------------------------------------
+# storefront events
+
+
+def start_for(event: CanonicalEvent, t: TriggerDeps) -> list[TriggerOutcome]:
+    """Start (or join) every journey this event triggers."""
+    outcomes: list[TriggerOutcome] = []
+    if _gives_email_consent(event):
+        store = t.stores.get(event.store_id)
         if store is not None and store.double_opt_in_email:
-            customer = (
-                user_customer_id(event.user_id)
-                if event.user_id
-                else anon_customer_id(str(event.anonymous_id))
+            outcomes.append(
+                _start(
+                    event.store_id,
+                    t,
+                    EMAIL_CONFIRMATION,
+                    _customer(event, t),
+                    event.received_at,
+                    event.message_id,
+                )
             )
-            return _start(event, sfn, state_machine_arn, EMAIL_CONFIRMATION, customer, 0)
-    return TriggerOutcome("ignored")
+    if event.type == "track":
+        for journey in t.catalog.journeys(event.store_id):
+            if not matches(journey.trigger, event.event, event.properties):
+                continue
+            if journey.trigger.fan_out:
+                outcomes.append(_fan_out_event(journey, event, t))
+            else:
+                outcomes.append(_enter(journey, event, t))
+    return outcomes or [TriggerOutcome("ignored", reason="no journey starts on this event")]
+
+
+def _customer(event: CanonicalEvent, t: TriggerDeps) -> str:
+    if event.user_id:
+        return user_customer_id(event.user_id)
+    anon = str(event.anonymous_id)
+    return t.profiles.alias_target(event.store_id, anon) or anon_customer_id(anon)
+
+
+def _enter(journey: Journey, event: CanonicalEvent, t: TriggerDeps) -> TriggerOutcome:
+    customer = _customer(event, t)
+    context: dict[str, Any] = {}
+    if journey.per == "cart":
+        if not event.cart_id:
+            return TriggerOutcome("ignored", journey.id, reason="event has no cart_id")
+        instance = event.cart_id
+    elif journey.per == "order":
+        order_id = event.properties.get("order_id")
+        if not order_id:
+            return TriggerOutcome("ignored", journey.id, reason="event has no order_id")
+        instance = str(order_id)
+        context = _order_context(event)
+    else:
+        instance = customer
+    if journey.re_entry != "every-time":
+        gap = journey.re_entry.once_per_days * 86400 if isinstance(journey.re_entry, OncePer) else None
+        if not t.journeys.claim_entry(
+            event.store_id, journey.id, customer, event.message_id, event.received_at, gap
+        ):
+            return TriggerOutcome("ignored", journey.id, instance, reason="re-entry policy")
+    if journey.trigger.event in ("Loyalty Tier Reached",):
+        context = {
+            "tier": event.properties.get("tier"),
+            "previous_tier": event.properties.get("previous_tier"),
+        }
+    return _start(
+        event.store_id,
+        t,
+        journey,
+        instance,
+        event.received_at,
+        event.message_id,
+        customer=customer,
+        context=context,
+    )
+
+
+def _order_context(event: CanonicalEvent) -> dict[str, Any]:
+    p = event.properties
+    products = [
+        {
+            k: prod.get(k)
+            for k in ("product_id", "sku", "name", "price", "quantity", "currency", "image_url", "url")
+        }
+        for prod in (p.get("products") or [])[:ORDER_CONTEXT_PRODUCTS]
+        if isinstance(prod, dict)
+    ]
+    return {
+        "order_id": str(p.get("order_id")),
+        "total": p.get("total", p.get("revenue")),
+        "currency": p.get("currency"),
+        "products": products,
+    }
 
 
 def _gives_email_consent(event: CanonicalEvent) -> bool:
@@ -56,25 +155,49 @@ def _gives_email_consent(event: CanonicalEvent) -> bool:
     return (fields.get("consent") or {}).get("email") == "subscribed"
 
 
+def _first_wait(journey: Journey, started_at: float) -> int:
+    """Sleep straight to the first step when its time is known here; else let the step work it out."""
+    step = journey.steps[0]
+    if step.at is not None or journey.trigger.schedule:
+        return 0
+    after = min([step.after, *(v.after for v in step.variants if v.after is not None)])
+    return max(0, math.ceil(started_at + after - clock.now_ts()))
+
+
 def _start(
-    event: CanonicalEvent, sfn: Any, state_machine_arn: str, journey: Journey, instance: str, first_wait: int
+    store_id: str,
+    t: TriggerDeps,
+    journey: Journey,
+    instance: str,
+    started_at: float,
+    trigger: str,
+    *,
+    customer: str | None = None,
+    context: dict[str, Any] | None = None,
+    occasion: str | None = None,
 ) -> TriggerOutcome:
+    first_wait = _first_wait(journey, started_at)
     for generation in range(MAX_GENERATIONS):
         state = {
-            "store_id": event.store_id,
+            "store_id": store_id,
             "journey": journey.id,
             "instance": instance,
+            "customer_id": customer,
             "generation": generation,
             "step": 0,
             "wait_seconds": first_wait,
-            "started_at": event.received_at,
-            "trigger": event.message_id,
+            "started_at": started_at,
+            "trigger": trigger,
+            "occasion": occasion,
+            "context": context or {},
         }
-        name = execution_name(event.store_id, journey.id, instance, generation)
+        name = execution_name(store_id, journey.id, instance, generation)
         try:
-            resp = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(state))
-        except sfn.exceptions.ExecutionAlreadyExists:
-            if _saw(sfn, execution_arn(state_machine_arn, name), event):
+            resp = t.sfn.start_execution(
+                stateMachineArn=t.state_machine_arn, name=name, input=json.dumps(state)
+            )
+        except t.sfn.exceptions.ExecutionAlreadyExists:
+            if _saw(t.sfn, execution_arn(t.state_machine_arn, name), started_at):
                 # running, or it ended after this event: the step reads state fresh, so this event
                 # is already part of that journey (a repeat or a replay starts nothing new)
                 return TriggerOutcome("joined", journey.id, instance)
@@ -87,7 +210,7 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
 
-def _saw(sfn: Any, arn: str, event: CanonicalEvent) -> bool:
+def _saw(sfn: Any, arn: str, received_at: float) -> bool:
     described = sfn.describe_execution(executionArn=arn)
     if described["status"] == "RUNNING":
         return True
@@ -97,4 +220,143 @@ def _saw(sfn: Any, arn: str, event: CanonicalEvent) -> bool:
     except (ValueError, AttributeError):
         decided_at = 0
     ended = decided_at or described.get("stopDate", described["startDate"]).timestamp()
-    return bool(ended >= event.received_at)
+    return bool(ended >= received_at)
+
+
+# ---------------------------------------------------------------------------------------------
+# audiences: fanned-out events and the daily schedule
+
+
+def _fan_out_event(journey: Journey, event: CanonicalEvent, t: TriggerDeps) -> TriggerOutcome:
+    sku = event.properties.get("sku") or event.properties.get("product_id")
+    if not sku:
+        return TriggerOutcome("ignored", journey.id, reason="Back In Stock needs a sku")
+    task = {
+        "task": "audience",
+        "store_id": event.store_id,
+        "journey": journey.id,
+        "audience": "back-in-stock",
+        "key": str(sku),
+        "started_at": event.received_at,
+        "trigger": event.message_id,
+        "product": {
+            k: event.properties.get(k)
+            for k in ("sku", "product_id", "name", "price", "currency", "image_url", "url")
+        },
+    }
+    return run_task(task, t)
+
+
+def schedule_tasks(now: float, t: TriggerDeps) -> list[dict[str, Any]]:
+    """The daily run (12:00 UTC): one audience task per store and scheduled journey.
+
+    Occasions are processed for tomorrow (so 10:00 local is still ahead even at UTC+14) and today
+    (catching up a missed run); at-risk days for today and yesterday. Execution names make the
+    overlap free: a customer already started is joined, never started twice.
+    """
+    today = datetime.fromtimestamp(now, tz=UTC).date()
+    tasks: list[dict[str, Any]] = []
+    for store_id in t.stores.store_ids():
+        for journey in t.catalog.journeys(store_id):
+            schedule = journey.trigger.schedule
+            if schedule is None:
+                continue
+            days = (
+                [today, today + timedelta(days=1)]
+                if schedule != "at-risk"
+                else [today - timedelta(days=1), today]
+            )
+            for day in days:
+                tasks.append(
+                    {
+                        "task": "audience",
+                        "store_id": store_id,
+                        "journey": journey.id,
+                        "audience": schedule,
+                        "key": day.isoformat(),
+                        "started_at": now,
+                    }
+                )
+    return tasks
+
+
+def run_task(task: dict[str, Any], t: TriggerDeps) -> TriggerOutcome:
+    """Start one page of an audience; queue the rest as the next task."""
+    store_id, journey_id, audience, key_ = task["store_id"], task["journey"], task["audience"], task["key"]
+    journey = t.catalog.get(store_id, journey_id)
+    if journey is None:
+        return TriggerOutcome("ignored", journey_id, reason="journey no longer exists")
+    partitions = _partitions(store_id, audience, key_)
+    part = int(task.get("part", 0))
+    if part >= len(partitions):
+        return TriggerOutcome("ignored", journey_id, reason="audience done")
+    index, value = partitions[part]
+    args: dict[str, Any] = {
+        "TableName": t.table,
+        "IndexName": index.name,
+        "KeyConditionExpression": "#p = :p",
+        "ExpressionAttributeNames": {"#p": index.partition},
+        "ExpressionAttributeValues": {":p": {"S": value}},
+        "Limit": PAGE,
+    }
+    if task.get("cursor"):
+        args["ExclusiveStartKey"] = task["cursor"]
+    resp = t.ddb.query(**args)
+    started = 0
+    for item in resp.get("Items", []):
+        customer = item["customer_id"]["S"]
+        if audience == "back-in-stock":
+            outcome = _start(
+                store_id,
+                t,
+                journey,
+                f"{customer}|{key_}",
+                float(task["started_at"]),
+                str(task["trigger"]),
+                customer=customer,
+                context={"product": task.get("product") or {"sku": key_}},
+            )
+        else:
+            occasion = key_
+            outcome = _start(
+                store_id,
+                t,
+                journey,
+                f"{customer}@{occasion}",
+                float(task["started_at"]),
+                f"{audience}:{occasion}",
+                customer=customer,
+                occasion=occasion,
+            )
+        started += outcome.status == "started"
+    follow: dict[str, Any] | None = None
+    if "LastEvaluatedKey" in resp:
+        follow = {**task, "cursor": resp["LastEvaluatedKey"]}
+    elif part + 1 < len(partitions):
+        follow = {**task, "part": part + 1, "cursor": None}
+    if follow is not None:
+        t.tasks(follow)
+    return TriggerOutcome(
+        "queued" if follow else "started", journey_id, reason=f"{started} started from {audience} {key_}"
+    )
+
+
+def _partitions(store_id: str, audience: str, key_: str) -> list[tuple[indexes.IndexSpec, str]]:
+    if audience == "back-in-stock":
+        return [(indexes.BY_SKU, indexes.back_in_stock_key(store_id, key_))]
+    if audience == "at-risk":
+        return [(indexes.AT_RISK, indexes.at_risk_key(store_id, key_))]
+    day = date.fromisoformat(key_)
+    month_days = [day.strftime("%m-%d")]
+    if month_days == ["02-28"] and not _leap(day.year):
+        month_days.append("02-29")  # born on 29 February: celebrated on the 28th in common years
+    spec, keyfn = (
+        (indexes.BY_BIRTHDAY, indexes.birthday_key)
+        if audience == "birthday"
+        else (indexes.BY_ANNIVERSARY, indexes.anniversary_key)
+    )
+    return [(spec, keyfn(store_id, md)) for md in month_days]
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)

@@ -20,6 +20,7 @@ EMAIL_CONFIGURATION_SET = "EMAIL_CONFIGURATION_SET"
 UNSUBSCRIBE_BASE_URL = "UNSUBSCRIBE_BASE_URL"
 SIGNING_SECRET_ARN = "SIGNING_SECRET_ARN"
 PUSH_APP_ID = "PUSH_APP_ID"  # the Pinpoint (End User Messaging Push) application id
+JOURNEY_QUEUE_URL = "JOURNEY_QUEUE_URL"  # the trigger λ queues an audience's next page here
 
 
 class Settings(BaseModel):
@@ -31,6 +32,7 @@ class Settings(BaseModel):
     unsubscribe_base_url: str = ""
     signing_secret_arn: str = ""
     push_app_id: str = ""
+    journey_queue_url: str = ""
 
 
 class ConfigurationError(RuntimeError):
@@ -50,6 +52,7 @@ def settings() -> Settings:
             unsubscribe_base_url=env.get(UNSUBSCRIBE_BASE_URL, ""),
             signing_secret_arn=env.get(SIGNING_SECRET_ARN, ""),
             push_app_id=env.get(PUSH_APP_ID, ""),
+            journey_queue_url=env.get(JOURNEY_QUEUE_URL, ""),
         )
     except ValidationError as exc:  # a deployment mistake, not bad input: fail loudly
         raise ConfigurationError(f"invalid Boomerang environment: {exc}") from exc

@@ -105,6 +105,7 @@ class World:
             env.EMAIL_CONFIGURATION_SET: "",
             env.UNSUBSCRIBE_BASE_URL: UNSUBSCRIBE_BASE_URL,
             env.SIGNING_SECRET_ARN: self.secret_arn,
+            env.JOURNEY_QUEUE_URL: self.queues["journey"],
         }
 
     def profiles(self) -> ProfileStore:
@@ -153,11 +154,16 @@ def create_world() -> World:
         url = sqs.create_queue(QueueName=f"{d.APP_NAME}-{rule.queue}")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         queues[rule.queue] = url
+        if rule.schedule:
+            continue  # tests fire the daily run themselves
         events.put_rule(Name=rule.id, EventBusName=d.BUS_NAME, EventPattern=json.dumps(rule.pattern))
         events.put_targets(Rule=rule.id, EventBusName=d.BUS_NAME, Targets=[{"Id": rule.queue, "Arn": arn}])
 
     bucket = f"{d.APP_NAME}-templates"
     s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    for path in sorted((ROOT / d.JOURNEYS_DIR).glob("*.yaml")):
+        s3.put_object(Bucket=bucket, Key=f"{d.DEFAULT_JOURNEY_PREFIX}{path.name}", Body=path.read_bytes())
     templates = ROOT / d.TEMPLATES_DIR
     for path in sorted(p for p in templates.rglob("*") if p.is_file()):
         s3.put_object(

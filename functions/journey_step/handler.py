@@ -9,8 +9,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.aws import client
+from shared.catalog import ProductCatalog
+from shared.journey_catalog import JourneyCatalog
 from shared.journey_runner import Deps, StepInput, run_step
 from shared.journey_store import JourneyStore
+from shared.offers import OfferStore
 from shared.profile_store import ProfileStore
 from shared.settings import settings
 from shared.signing import SigningKeyProvider
@@ -27,12 +30,12 @@ def deps() -> Deps:
     global _deps
     if _deps is None:
         s = settings()
-        ddb = client("dynamodb")
+        ddb, s3 = client("dynamodb"), client("s3")
         _deps = Deps(
             profiles=ProfileStore(ddb, s.table_name),
             journeys=JourneyStore(ddb, s.table_name),
             stores=StoreDirectory(ddb, s.table_name),
-            templates=TemplateStore(client("s3"), s.templates_bucket),
+            templates=TemplateStore(s3, s.templates_bucket),
             ses=client("sesv2"),
             signing_keys=SigningKeyProvider(client("secretsmanager"), s.signing_secret_arn),
             unsubscribe_base_url=s.unsubscribe_base_url,
@@ -41,6 +44,9 @@ def deps() -> Deps:
             pinpoint=client("pinpoint"),
             push_app_id=s.push_app_id,
             suppressions=SuppressionList(ddb, s.table_name),
+            catalog=JourneyCatalog(s3, s.templates_bucket),
+            offers=OfferStore(ddb, s.table_name),
+            products=ProductCatalog(s3, s.templates_bucket),
         )
     return _deps
 
@@ -62,7 +68,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             "wait_seconds": out.wait_seconds,
             "reason": out.reason,
             "events": [
-                {k: v for k, v in e.items() if k in ("type", "step_id", "channel", "reason")}
+                {k: v for k, v in e.items() if k in ("type", "step_id", "channel", "variant", "reason")}
                 for e in out.events
             ],
         },

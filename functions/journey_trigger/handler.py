@@ -1,7 +1,8 @@
-"""Journey-trigger λ: SQS batch of cart events -> one Step Functions execution per cart."""
+"""Journey-trigger λ: events, audience tasks and the daily schedule -> one execution per journey instance."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -10,46 +11,69 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared import clock
 from shared.aws import client
 from shared.bus import event_from_sqs_body
-from shared.journey_trigger import start_for
+from shared.journey_catalog import JourneyCatalog
+from shared.journey_store import JourneyStore
+from shared.journey_trigger import TriggerDeps, TriggerOutcome, run_task, schedule_tasks, start_for
+from shared.profile_store import ProfileStore
 from shared.settings import settings
 from shared.stores import StoreDirectory
 
 logger = Logger(service="boomerang")
 metrics = Metrics(namespace="Boomerang", service="boomerang")
 processor = BatchProcessor(event_type=EventType.SQS)
-_stores: StoreDirectory | None = None
+_deps: TriggerDeps | None = None
 
 
-def stores() -> StoreDirectory:
-    global _stores
-    if _stores is None:
-        _stores = StoreDirectory(client("dynamodb"), settings().table_name)
-    return _stores
+def deps() -> TriggerDeps:
+    global _deps
+    if _deps is None:
+        s = settings()
+        ddb, sqs = client("dynamodb"), client("sqs")
+        _deps = TriggerDeps(
+            sfn=client("stepfunctions"),
+            state_machine_arn=s.state_machine_arn,
+            stores=StoreDirectory(ddb, s.table_name),
+            catalog=JourneyCatalog(client("s3"), s.templates_bucket),
+            journeys=JourneyStore(ddb, s.table_name),
+            profiles=ProfileStore(ddb, s.table_name),
+            tasks=lambda task: sqs.send_message(QueueUrl=s.journey_queue_url, MessageBody=json.dumps(task)),
+            ddb=ddb,
+            table=s.table_name,
+        )
+    return _deps
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
-    event = event_from_sqs_body(record.body)
-    outcome = start_for(event, client("stepfunctions"), settings().state_machine_arn, stores())
-    logger.info(
-        "journey trigger",
-        extra={
-            "store": event.store_id,
-            "message_id": event.message_id,
-            "event": event.event,
-            "outcome": outcome.status,
-            "journey": outcome.journey,
-            "instance": outcome.instance,
-        },
-    )
-    metrics.add_metric(name=f"JourneyTrigger_{outcome.status}", unit=MetricUnit.Count, value=1)
-    return {
-        "message_id": event.message_id,
-        "outcome": outcome.status,
-        "journey": outcome.journey,
-        "instance": outcome.instance,
-    }
+    body = json.loads(record.body)
+    if body.get("task") == "audience":  # the next page of an audience (ours, from this queue)
+        outcomes = [run_task(body, deps())]
+        what = {"store": body["store_id"], "journey": body["journey"], "audience": body["audience"]}
+    elif body.get("detail-type") == "Scheduled Event":  # the daily run: one task per store and journey
+        tasks = schedule_tasks(clock.now_ts(), deps())
+        for task in tasks:
+            deps().tasks(task)
+        outcomes = [TriggerOutcome("queued", reason=f"{len(tasks)} audience tasks")]
+        what = {"event": "daily schedule"}
+    else:
+        event = event_from_sqs_body(record.body)
+        outcomes = start_for(event, deps())
+        what = {"store": event.store_id, "message_id": event.message_id, "event": event.event}
+    for outcome in outcomes:
+        logger.info(
+            "journey trigger",
+            extra={
+                **what,
+                "outcome": outcome.status,
+                "journey": outcome.journey,
+                "instance": outcome.instance,
+                "reason": outcome.reason,
+            },
+        )
+        metrics.add_metric(name=f"JourneyTrigger_{outcome.status}", unit=MetricUnit.Count, value=1)
+    return {"outcomes": [o.__dict__ for o in outcomes]}
 
 
 @metrics.log_metrics

@@ -90,9 +90,11 @@ class Bus(Construct):
             self.rules[rule.id] = events.Rule(
                 self,
                 f"{rule.id}-rule",
-                event_bus=buses[rule.bus],
+                # a schedule rule has no bus of its own choosing: it lives on the default bus
+                event_bus=buses[rule.bus] if rule.schedule is None else None,
                 description=rule.description,
-                event_pattern=event_pattern(rule.pattern),
+                event_pattern=event_pattern(rule.pattern) if rule.pattern is not None else None,
+                schedule=events.Schedule.expression(rule.schedule) if rule.schedule else None,
                 targets=[
                     targets.SqsQueue(
                         self.queues[rule.queue],

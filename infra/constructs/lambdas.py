@@ -19,6 +19,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import RegexAppliesTo
 from constructs import Construct
@@ -26,7 +27,15 @@ from constructs import Construct
 from infra.constructs.messaging import Messaging
 from infra.constructs.nag import Waiver, suppress
 from infra.constructs.push import Push
-from infra.description import APP_NAME, FUNCTIONS, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, FunctionSpec, Grant
+from infra.description import (
+    APP_NAME,
+    BUCKET_READ_PREFIXES,
+    FUNCTIONS,
+    LAMBDA_ARCHITECTURE,
+    LAMBDA_RUNTIME,
+    FunctionSpec,
+    Grant,
+)
 
 # Set on every function, on top of the names each FunctionSpec lists.
 POWERTOOLS_ENV = {"POWERTOOLS_SERVICE_NAME": APP_NAME, "POWERTOOLS_METRICS_NAMESPACE": "Boomerang"}
@@ -58,10 +67,25 @@ class GrantTargets:
     messaging: Messaging
     signing_secret: secretsmanager.ISecret
     push: Push
+    journey_queue: sqs.IQueue
 
 
 def _table_read(role: iam.Role, t: GrantTargets) -> None:
-    role.add_to_policy(iam.PolicyStatement(actions=list(TABLE_READ_ACTIONS), resources=[t.table.table_arn]))
+    # the sparse indexes (birthdays, at risk, back-in-stock subscribers, stores) are queried too
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=list(TABLE_READ_ACTIONS), resources=[t.table.table_arn, f"{t.table.table_arn}/index/*"]
+        )
+    )
+    suppress(
+        role,
+        Waiver(
+            "AwsSolutions-IAM5",
+            "Read access to this table's own secondary indexes (a Query on an index needs the index ARN).",
+            applies_to=[f"Resource::<{_table_logical_id(t.table)}.Arn>/index/*"],
+        ),
+        apply_to_children=True,
+    )
 
 
 def _table_write(role: iam.Role, t: GrantTargets) -> None:
@@ -92,24 +116,36 @@ def _journey_start(role: iam.Role, t: GrantTargets) -> None:
 
 
 def _templates_read(role: iam.Role, t: GrantTargets) -> None:
-    objects = t.templates_bucket.arn_for_objects(f"{t.templates_prefix}*")
-    role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
+    objects = [t.templates_bucket.arn_for_objects(f"{prefix}*") for prefix in BUCKET_READ_PREFIXES]
+    # GetObjectVersion + ListBucketVersions: a broken journey file falls back to its last valid version
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["s3:GetObject", "s3:GetObjectVersion"], resources=objects)
+    )
     # Without ListBucket, S3 answers a missing key with 403 instead of 404, and the handler could not
     # tell "no store-specific template, use the default" from a real permission error (moto
     # enforces no IAM, so the emulator would never show the difference).
     role.add_to_policy(
-        iam.PolicyStatement(actions=["s3:ListBucket"], resources=[t.templates_bucket.bucket_arn])
+        iam.PolicyStatement(
+            actions=["s3:ListBucket", "s3:ListBucketVersions"], resources=[t.templates_bucket.bucket_arn]
+        )
     )
     suppress(
         role,
         Waiver(
             "AwsSolutions-IAM5",
-            "Template keys are per store and per journey; read access is limited to the templates/ prefix "
-            "of the templates bucket.",
-            applies_to=[f"Resource::<{_logical_id_hint(t.templates_bucket)}.Arn>/{t.templates_prefix}*"],
+            "Template, journey and catalog keys are per store and per journey; read access is limited to "
+            f"the {', '.join(BUCKET_READ_PREFIXES)} prefixes of the templates bucket.",
+            applies_to=[
+                f"Resource::<{_logical_id_hint(t.templates_bucket)}.Arn>/{prefix}*"
+                for prefix in BUCKET_READ_PREFIXES
+            ],
         ),
         apply_to_children=True,  # the finding is on the role's DefaultPolicy child
     )
+
+
+def _journey_tasks(role: iam.Role, t: GrantTargets) -> None:
+    t.journey_queue.grant_send_messages(role)
 
 
 def _email_send(role: iam.Role, t: GrantTargets) -> None:
@@ -158,7 +194,15 @@ GRANTS: Mapping[str, Callable[[iam.Role, GrantTargets], None]] = {
     Grant.SIGNING_SECRET_READ: _secret_read,
     Grant.SMS_SEND: _sms_send,
     Grant.PUSH_SEND: _push_send,
+    Grant.JOURNEY_TASKS: _journey_tasks,
 }
+
+
+def _table_logical_id(table: dynamodb.ITable) -> str:
+    child = table.node.default_child
+    if child is None:
+        raise ValueError("the table must be defined in this stack")
+    return Stack.of(table).get_logical_id(child)  # type: ignore[arg-type]
 
 
 def _logical_id_hint(bucket: s3.IBucket) -> str:

@@ -109,7 +109,45 @@ class Emulator:
             t = threading.Thread(target=self._poll, args=(queue,), name=f"poller-{queue.id}", daemon=True)
             t.start()
             self._threads.append(t)
+        for rule in d.RULES:
+            if rule.schedule:
+                t = threading.Thread(
+                    target=self._schedule, args=(rule,), name=f"schedule-{rule.id}", daemon=True
+                )
+                t.start()
+                self._threads.append(t)
         return self
+
+    def _schedule(self, rule: d.RuleSpec) -> None:
+        """EventBridge Scheduler's part: the daily event on the compressed clock, into the rule's queue."""
+        sqs = self.client("sqs")
+        day = 86400
+        hour = d.DAILY_SCHEDULE_HOUR_UTC * 3600
+        now = clock.now_ts()
+        next_fire = (now - now % day) + hour
+        if next_fire <= now:
+            next_fire += day
+        while not self._stop.is_set():
+            if self._stop.wait(timeout=max(0.01, self.clock.real_seconds(next_fire - clock.now_ts()))):
+                return
+            if clock.now_ts() < next_fire:
+                continue
+            self.fire_schedule(rule, next_fire, sqs)
+            next_fire += day
+
+    def fire_schedule(self, rule: d.RuleSpec, at: float, sqs: Any = None) -> None:
+        body = {
+            "version": "0",
+            "id": f"local-{rule.id}-{int(at)}",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "time": clock.iso(at),
+            "resources": [self.arns.get(f"rule:{rule.id}", rule.id)],
+            "detail": {},
+        }
+        (sqs or self.client("sqs")).send_message(
+            QueueUrl=self.queue_urls[rule.queue], MessageBody=json.dumps(body)
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -280,10 +318,15 @@ class Emulator:
                 "Attributes"
             ]["QueueArn"]
         for rule in d.RULES:
+            # moto keeps a schedule rule but never fires it: the scheduler thread below does
             events.put_rule(
                 Name=resource_name("rule", rule.id),
                 EventBusName=rule.bus,
-                EventPattern=json.dumps(rule.pattern),
+                **(
+                    {"ScheduleExpression": rule.schedule}
+                    if rule.schedule
+                    else {"EventPattern": json.dumps(rule.pattern)}
+                ),
             )
             events.put_targets(
                 Rule=resource_name("rule", rule.id),
@@ -292,6 +335,10 @@ class Emulator:
             )
         bucket = resource_name("templates", "bucket")
         s3.create_bucket(Bucket=bucket)
+        # versioned, as on AWS: a broken journey file falls back to its last valid version
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        for path in sorted((REPO_ROOT / d.JOURNEYS_DIR).glob("*.yaml")):
+            s3.put_object(Bucket=bucket, Key=f"{d.DEFAULT_JOURNEY_PREFIX}{path.name}", Body=path.read_bytes())
         templates_dir = REPO_ROOT / d.TEMPLATES_DIR
         for path in sorted(templates_dir.rglob("*")):
             if path.is_file():
@@ -335,6 +382,7 @@ class Emulator:
             env_names.UNSUBSCRIBE_BASE_URL: "",  # set by the HTTP server once its port is known
             env_names.SIGNING_SECRET_ARN: secret_arn,
             env_names.PUSH_APP_ID: "boomerang-local",
+            env_names.JOURNEY_QUEUE_URL: self.queue_urls["journey"],
         }
         os.environ.update(self.env_values)
         self.table = table

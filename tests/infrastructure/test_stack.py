@@ -22,16 +22,21 @@ from infra.constructs.storage import TEMPLATES_PREFIX
 from infra.description import (
     API,
     ARCHIVE_RETENTION_DAYS,
+    BUCKET_READ_PREFIXES,
     BUS_NAME,
+    DAILY_SCHEDULE,
     DEFAULT_BUS,
+    DEFAULT_JOURNEY_PREFIX,
     DEFAULT_TEMPLATE_PREFIX,
     FUNCTIONS,
     FUNCTIONS_BY_ID,
+    JOURNEYS_DIR,
     QUEUES,
     RULES,
     SES_FEEDBACK_EVENT_TYPES,
     STATE_MACHINE,
     TABLE,
+    TEMPLATES_DIR,
     FunctionSpec,
     Grant,
     QueueSpec,
@@ -51,12 +56,16 @@ GRANT_ACTIONS: dict[str, set[str]] = {
     },
     Grant.BUS_PUT: {"events:PutEvents"},
     Grant.JOURNEY_START: {"states:StartExecution", "states:DescribeExecution"},
-    Grant.TEMPLATES_READ: {"s3:GetObject", "s3:ListBucket"},
+    # object versions too: a broken journey file falls back to its last valid version
+    Grant.TEMPLATES_READ: {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:ListBucketVersions"},
     Grant.EMAIL_SEND: {"ses:SendEmail", "ses:SendRawEmail"},
     Grant.SIGNING_SECRET_READ: {"secretsmanager:GetSecretValue"},
     Grant.SMS_SEND: {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"},
     Grant.PUSH_SEND: {"mobiletargeting:SendMessages"},
+    Grant.JOURNEY_TASKS: {"sqs:SendMessage"},
 }
+# Where functions may read bucket objects: written out here too, so a broadened prefix fails.
+READ_PREFIXES = ("templates/", "journeys/", "catalog/")
 # The only actions allowed on Resource "*": a phone number has no ARN.
 WILDCARD_RESOURCE_ACTIONS = GRANT_ACTIONS[Grant.SMS_SEND]
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
@@ -134,6 +143,73 @@ def _actions(statement: dict[str, Any]) -> set[str]:
 def _resources(statement: dict[str, Any]) -> list[Any]:
     resource = statement["Resource"]
     return resource if isinstance(resource, list) else [resource]
+
+
+def _key(resource: Any) -> str:
+    return json.dumps(resource, sort_keys=True)
+
+
+def _allowed(statements: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Action -> every resource it is allowed on, however CDK merged or split the statements."""
+    out: dict[str, dict[str, Any]] = {}
+    for statement in statements:
+        assert statement["Effect"] == "Allow" and "Condition" not in statement, statement
+        for action in _actions(statement):
+            out.setdefault(action, {}).update({_key(r): r for r in _resources(statement)})
+    return {action: [found[k] for k in sorted(found)] for action, found in out.items()}
+
+
+def _sorted(resources: list[Any]) -> list[Any]:
+    return sorted(resources, key=_key)
+
+
+def _arn(logical_id: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def _under(arn: dict[str, Any], suffix: str) -> dict[str, Any]:
+    return {"Fn::Join": ["", [arn, suffix]]}
+
+
+def _table_and_indexes(table_id: str) -> list[Any]:
+    return _sorted([_arn(table_id), _under(_arn(table_id), "/index/*")])
+
+
+def _nag_waivers(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []))
+
+
+def _journey_queue_id(synth: Synth) -> str:
+    journey = next(q for q in QUEUES if q.id == "journey")
+    assert journey.consumer == "journey_trigger"
+    return synth.queue_consumed_by(journey)
+
+
+def _delivery_dlq_id(synth: Synth) -> str:
+    """The one queue every rule target sends undeliverable events to (no function consumes it)."""
+    dlqs = {
+        target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+        for rule in synth.of_type("AWS::Events::Rule").values()
+        for target in rule["Properties"]["Targets"]
+    }
+    assert len(dlqs) == 1, dlqs
+    (dlq,) = dlqs
+    assert dlq not in {synth.queue_consumed_by(q) for q in QUEUES}
+    return dlq
+
+
+def _queue_allows_rule(synth: Synth, queue_id: str, rule_id: str) -> bool:
+    """The queue's policy lets EventBridge send to it on behalf of exactly this rule."""
+    return any(
+        statement["Effect"] == "Allow"
+        and statement["Principal"] == {"Service": "events.amazonaws.com"}
+        and "sqs:SendMessage" in _actions(statement)
+        and statement["Resource"] == _arn(queue_id)
+        and statement.get("Condition") == {"ArnEquals": {"aws:SourceArn": _arn(rule_id)}}
+        for policy in synth.of_type("AWS::SQS::QueuePolicy").values()
+        if {"Ref": queue_id} in policy["Properties"]["Queues"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    )
 
 
 def _context() -> dict[str, Any]:
@@ -253,13 +329,56 @@ def test_templates_bucket_is_versioned_and_logs_access(synth: Synth) -> None:
     assert props["LoggingConfiguration"]["DestinationBucketName"]["Ref"] in synth.of_type("AWS::S3::Bucket")
 
 
-def test_default_templates_deploy_under_the_prefix_without_pruning(synth: Synth) -> None:
+def _asset_files(synth: Synth, object_key: str) -> list[str]:
+    # a directory asset is staged in the cloud assembly as asset.<hash>/ and uploaded as <hash>.zip
+    staged = Path(synth.app.synth().directory) / f"asset.{object_key.removesuffix('.zip')}"
+    return _files(staged)
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_default_templates_and_journeys_deploy_under_their_prefixes_without_pruning(synth: Synth) -> None:
     assert DEFAULT_TEMPLATE_PREFIX.startswith(TEMPLATES_PREFIX)
-    _, deployment = synth.only("Custom::CDKBucketDeployment")
-    props = deployment["Properties"]
-    assert props["DestinationBucketName"] == {"Ref": _templates_bucket_id(synth)}
-    assert props["DestinationBucketKeyPrefix"] == TEMPLATES_PREFIX
-    assert props["Prune"] is False  # marketers' per-store templates live under the same prefix
+    assert DEFAULT_TEMPLATE_PREFIX == f"{TEMPLATES_PREFIX}_default/"  # infra/templates/ holds _default/
+    assert DEFAULT_JOURNEY_PREFIX == "journeys/_default/"  # where shared.journey_catalog looks
+    deployments = [d["Properties"] for d in synth.of_type("Custom::CDKBucketDeployment").values()]
+    by_prefix = {props["DestinationBucketKeyPrefix"]: props for props in deployments}
+    assert sorted(props["DestinationBucketKeyPrefix"] for props in deployments) == sorted(
+        [TEMPLATES_PREFIX, DEFAULT_JOURNEY_PREFIX]
+    )
+    shipped = {TEMPLATES_PREFIX: TEMPLATES_DIR, DEFAULT_JOURNEY_PREFIX: JOURNEYS_DIR}
+    for prefix, props in by_prefix.items():
+        assert props["DestinationBucketName"] == {"Ref": _templates_bucket_id(synth)}
+        assert props["Prune"] is False  # marketers' per-store files live under the same prefixes
+        assert props["RetainOnDelete"] is True
+        # each prefix receives exactly its repo folder, file for file
+        (object_key,) = props["SourceObjectKeys"]
+        source = Path(__file__).resolve().parents[2] / shipped[prefix]
+        assert _asset_files(synth, object_key) == _files(source) != [], prefix
+
+
+def test_daily_schedule_feeds_the_journey_queue(synth: Synth) -> None:
+    (spec,) = [r for r in RULES if r.schedule is not None]
+    assert spec.schedule == DAILY_SCHEDULE == "cron(0 12 * * ? *)"  # 12:00 UTC, every day
+    assert spec.pattern is None and spec.bus == DEFAULT_BUS and spec.queue == "journey"
+    scheduled = {
+        k: r["Properties"]
+        for k, r in synth.of_type("AWS::Events::Rule").items()
+        if "ScheduleExpression" in r["Properties"]
+    }
+    ((rule_id, rule),) = scheduled.items()
+    assert rule["Description"] == spec.description
+    assert rule["ScheduleExpression"] == DAILY_SCHEDULE
+    assert rule["State"] == "ENABLED"
+    assert "EventPattern" not in rule
+    assert "EventBusName" not in rule  # schedules run on the default bus
+    journey_queue = _journey_queue_id(synth)  # the journey_trigger function's event source
+    (target,) = rule["Targets"]
+    assert target["Arn"] == _arn(journey_queue)
+    assert target["DeadLetterConfig"] == {"Arn": _arn(_delivery_dlq_id(synth))}
+    assert _queue_allows_rule(synth, journey_queue, rule_id)
 
 
 def test_signing_secret_is_generated_and_retained(synth: Synth) -> None:
@@ -310,7 +429,10 @@ def test_environment_values_point_at_the_right_resources(synth: Synth) -> None:
         env.SIGNING_SECRET_ARN: {"Ref": secret_id},
         env.EMAIL_CONFIGURATION_SET: {"Ref": config_set_id},
         env.PUSH_APP_ID: {"Ref": push_app_id},
+        # Ref of an AWS::SQS::Queue is its URL (what sqs.send_message takes), not its ARN
+        env.JOURNEY_QUEUE_URL: {"Ref": _journey_queue_id(synth)},
     }
+    assert set(expected) | {env.UNSUBSCRIBE_BASE_URL} >= {name for spec in FUNCTIONS for name in spec.env}
     for spec in FUNCTIONS:
         variables = synth.function(spec)["Environment"]["Variables"]
         for name in spec.env:
@@ -361,33 +483,80 @@ def test_ingest_reads_but_cannot_write_the_table(synth: Synth) -> None:
     actions = set().union(*(_actions(s) for s in statements))
     assert not actions & TABLE_WRITES
     assert not any(a in {"dynamodb:*", "*"} for a in actions)
-    reads = [s for s in statements if _actions(s) & GRANT_ACTIONS[Grant.TABLE_READ]]
-    assert [_resources(s) for s in reads] == [[{"Fn::GetAtt": [table_id, "Arn"]}]]
+    allowed = _allowed(statements)
+    for action in GRANT_ACTIONS[Grant.TABLE_READ]:
+        assert allowed[action] == _table_and_indexes(table_id), action
 
 
-def test_journey_trigger_can_only_start_the_journey_state_machine(synth: Synth) -> None:
+def test_journey_trigger_role_allows_its_grants_on_exactly_their_resources(synth: Synth) -> None:
+    spec = FUNCTIONS_BY_ID["journey_trigger"]
+    assert spec.timeout_s == 60
     machine_id, _ = synth.only("AWS::StepFunctions::StateMachine")
     table_id, _ = synth.only("AWS::DynamoDB::Table")
-    statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID["journey_trigger"]))
-    # It reads the table (a store's double opt-in setting) and never writes it
-    actions = set().union(*(_actions(s) for s in statements))
-    assert not actions & TABLE_WRITES
-    reads = [s for s in statements if _actions(s) & GRANT_ACTIONS[Grant.TABLE_READ]]
-    assert [_resources(s) for s in reads] == [[{"Fn::GetAtt": [table_id, "Arn"]}]]
-    # Apart from its own logs, its own queue (the event source) and that read:
-    other = [
-        s
-        for s in statements
-        if not _actions(s) <= LOG_ACTIONS | SQS_CONSUMER_ACTIONS | GRANT_ACTIONS[Grant.TABLE_READ]
-    ]
-    assert other[0] == {"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine_id}}
-    # and may look at (never start or stop) executions of that state machine only, to tell a running
+    bucket_arn = _arn(_templates_bucket_id(synth))
+    journey_queue = _journey_queue_id(synth)
+    log_group_id = synth.function(spec)["LoggingConfig"]["LogGroup"]["Ref"]
+    allowed = _allowed(synth.statements(synth.role_id(spec)))
+
+    describe = allowed.pop("states:DescribeExecution")
+    expected: dict[str, list[Any]] = {
+        **dict.fromkeys(LOG_ACTIONS, [_arn(log_group_id)]),
+        "states:StartExecution": [{"Ref": machine_id}],
+        # store settings, audiences (index queries) and re-entry records
+        **dict.fromkeys(GRANT_ACTIONS[Grant.TABLE_READ], _table_and_indexes(table_id)),
+        **dict.fromkeys(GRANT_ACTIONS[Grant.TABLE_WRITE], [_arn(table_id)]),
+        # journey files (and their earlier versions), templates, catalog
+        **dict.fromkeys(
+            ("s3:GetObject", "s3:GetObjectVersion"),
+            _sorted([_under(bucket_arn, f"/{prefix}*") for prefix in READ_PREFIXES]),
+        ),
+        **dict.fromkeys(("s3:ListBucket", "s3:ListBucketVersions"), [bucket_arn]),
+        # its own queue: consumed as the event source, and an audience's next page sent back to it
+        **dict.fromkeys(SQS_CONSUMER_ACTIONS | {"sqs:SendMessage"}, [_arn(journey_queue)]),
+    }
+    assert allowed == expected
+
+    # It may look at (never start or stop) executions of that state machine only, to tell a running
     # journey from one that ended before a cart was shopped again
-    [describe] = other[1:]
-    assert describe["Action"] == "states:DescribeExecution"
-    parts = describe["Resource"]["Fn::Join"][1]
+    (resource,) = describe
+    parts = resource["Fn::Join"][1]
     assert ":execution:" in parts and parts[-1] == ":*"
     assert {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": machine_id}]}]} in parts  # its name
+
+
+def test_only_the_journey_trigger_sends_to_a_queue(synth: Synth) -> None:
+    for spec in FUNCTIONS:
+        allowed = _allowed(synth.statements(synth.role_id(spec)))
+        sends = allowed.get("sqs:SendMessage")
+        if Grant.JOURNEY_TASKS in spec.grants:
+            assert sends == [_arn(_journey_queue_id(synth))], spec.id
+        else:
+            assert sends is None, spec.id
+    assert [s.id for s in FUNCTIONS if Grant.JOURNEY_TASKS in s.grants] == ["journey_trigger"]
+
+
+def test_table_readers_may_query_its_indexes_with_a_waiver_on_their_own_role(synth: Synth) -> None:
+    table_id, _ = synth.only("AWS::DynamoDB::Table")
+    index_waiver = f"Resource::<{table_id}.Arn>/index/*"
+    for spec in FUNCTIONS:
+        role_id = synth.role_id(spec)
+        allowed = _allowed(synth.statements(role_id))
+        waived = [
+            w
+            for w in _nag_waivers(synth.resources[role_id])
+            if w["id"] == "AwsSolutions-IAM5" and index_waiver in w.get("applies_to", [])
+        ]
+        if Grant.TABLE_READ in spec.grants:
+            for action in GRANT_ACTIONS[Grant.TABLE_READ]:
+                assert allowed[action] == _table_and_indexes(table_id), (spec.id, action)
+            (waiver,) = waived  # on this role, for exactly the index wildcard
+            assert waiver["applies_to"] == [index_waiver]
+        else:
+            assert not set(allowed) & GRANT_ACTIONS[Grant.TABLE_READ], spec.id
+            assert waived == [], spec.id
+        # writes never reach an index (they cannot), nor any other table
+        for action in TABLE_WRITES & set(allowed):
+            assert allowed[action] == [_arn(table_id)], (spec.id, action)
 
 
 def test_queue_consumers_read_only_their_own_queue(synth: Synth) -> None:
@@ -398,13 +567,27 @@ def test_queue_consumers_read_only_their_own_queue(synth: Synth) -> None:
         assert [_resources(s) for s in sqs] == [[{"Fn::GetAtt": [queue_id, "Arn"]}]]
 
 
-def test_journey_step_reads_templates_only_under_the_prefix(synth: Synth) -> None:
-    bucket_id = _templates_bucket_id(synth)
-    statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID["journey_step"]))
-    get = [s for s in statements if "s3:GetObject" in _actions(s)]
-    assert [_resources(s) for s in get] == [
-        [{"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{TEMPLATES_PREFIX}*"]]}]
-    ]
+def test_bucket_readers_read_only_the_three_prefixes(synth: Synth) -> None:
+    assert BUCKET_READ_PREFIXES == READ_PREFIXES
+    assert DEFAULT_TEMPLATE_PREFIX.startswith(READ_PREFIXES[0]) and TEMPLATES_PREFIX == READ_PREFIXES[0]
+    assert DEFAULT_JOURNEY_PREFIX.startswith(READ_PREFIXES[1])
+    bucket_arn = _arn(_templates_bucket_id(synth))
+    objects = _sorted([_under(bucket_arn, f"/{prefix}*") for prefix in READ_PREFIXES])
+    readers = [spec for spec in FUNCTIONS if Grant.TEMPLATES_READ in spec.grants]
+    assert {spec.id for spec in readers} == {"journey_trigger", "journey_step"}
+    for spec in FUNCTIONS:
+        allowed = _allowed(synth.statements(synth.role_id(spec)))
+        s3 = {action: resources for action, resources in allowed.items() if action.startswith("s3:")}
+        if spec in readers:
+            assert s3 == {
+                "s3:GetObject": objects,
+                "s3:GetObjectVersion": objects,
+                # on the bucket itself: a missing key is then a 404, not a 403
+                "s3:ListBucket": [bucket_arn],
+                "s3:ListBucketVersions": [bucket_arn],
+            }, spec.id
+        else:
+            assert s3 == {}, spec.id
 
 
 def test_email_send_is_scoped_to_the_configuration_set(synth: Synth) -> None:
@@ -512,24 +695,53 @@ def test_queue_has_dlq_visibility_and_batching_from_the_description(spec: QueueS
 def test_rules_match_the_description_and_target_their_queue(synth: Synth) -> None:
     bus_id, _ = synth.only("AWS::Events::EventBus")
     rules = {
-        r["Properties"]["Description"]: r["Properties"] for r in synth.of_type("AWS::Events::Rule").values()
+        r["Properties"]["Description"]: (k, r["Properties"])
+        for k, r in synth.of_type("AWS::Events::Rule").items()
     }
-    assert len(rules) == len(RULES)
+    assert sorted(rules) == sorted(spec.description for spec in RULES)
     queue_by_id = {q.id: q for q in QUEUES}
+    delivery_dlq = _delivery_dlq_id(synth)
     for spec in RULES:
-        rule = rules[spec.description]
-        assert rule["EventPattern"] == spec.pattern
-        assert rule["EventBusName"] == ({"Ref": bus_id} if spec.bus == BUS_NAME else spec.bus)
+        rule_id, rule = rules[spec.description]
+        assert rule["State"] == "ENABLED"
+        # exactly one of a pattern (on its bus) and a schedule (on the default bus)
+        assert (spec.pattern is None) != (spec.schedule is None), spec.id
+        if spec.pattern is not None:
+            assert rule["EventPattern"] == spec.pattern, spec.id
+            assert rule["EventBusName"] == ({"Ref": bus_id} if spec.bus == BUS_NAME else spec.bus)
+            assert "ScheduleExpression" not in rule
+        else:
+            assert rule["ScheduleExpression"] == spec.schedule, spec.id
+            assert spec.bus == DEFAULT_BUS and "EventBusName" not in rule
+            assert "EventPattern" not in rule
         (target,) = rule["Targets"]
-        assert target["Arn"] == {"Fn::GetAtt": [synth.queue_consumed_by(queue_by_id[spec.queue]), "Arn"]}
-        assert "Arn" in target["DeadLetterConfig"]
+        queue_id = synth.queue_consumed_by(queue_by_id[spec.queue])
+        assert target["Arn"] == _arn(queue_id), spec.id
+        assert target["DeadLetterConfig"] == {"Arn": _arn(delivery_dlq)}
+        assert _queue_allows_rule(synth, queue_id, rule_id), spec.id
+        assert _queue_allows_rule(synth, delivery_dlq, rule_id), spec.id
+
+
+def test_every_track_event_is_offered_to_journeys(synth: Synth) -> None:
+    (spec,) = [r for r in RULES if r.id == "to-journeys"]
+    assert spec.pattern == {"source": ["boomerang.ingest"], "detail-type": ["track"]}  # no event-name filter
+    assert spec.bus == BUS_NAME and spec.queue == "journey"
+    bus_id, _ = synth.only("AWS::Events::EventBus")
+    (rule,) = [
+        r["Properties"]
+        for r in synth.of_type("AWS::Events::Rule").values()
+        if r["Properties"]["Description"] == spec.description
+    ]
+    assert rule["EventPattern"] == {"source": ["boomerang.ingest"], "detail-type": ["track"]}
+    assert rule["EventBusName"] == {"Ref": bus_id}
+    assert rule["Targets"][0]["Arn"] == _arn(_journey_queue_id(synth))
 
 
 def test_ses_feedback_rule_listens_on_the_default_bus_for_bounces_and_complaints(synth: Synth) -> None:
     (rule,) = [
         r["Properties"]
         for r in synth.of_type("AWS::Events::Rule").values()
-        if r["Properties"]["EventPattern"].get("source") == ["aws.ses"]
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.ses"]
     ]
     assert rule["EventBusName"] == DEFAULT_BUS == "default"  # SES publishes nowhere else
     assert rule["EventPattern"] == {"source": ["aws.ses"], "detail-type": [EMAIL_BOUNCED, EMAIL_COMPLAINT]}

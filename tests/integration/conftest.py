@@ -37,7 +37,7 @@ def _forget_cached_clients(monkeypatch: pytest.MonkeyPatch) -> None:
     reset_clients()
     settings.cache_clear()
     monkeypatch.setattr(ingest_handler, "_directory", None)
-    monkeypatch.setattr(trigger_handler, "_stores", None)
+    monkeypatch.setattr(trigger_handler, "_deps", None)
     monkeypatch.setattr(ingest_handler, "_unsubscriber", None)
     monkeypatch.setattr(step_handler, "_deps", None)
     monkeypatch.setattr(profile_handler, "_profiles", None)

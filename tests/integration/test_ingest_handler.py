@@ -51,13 +51,14 @@ def test_batch_is_accepted_and_published_as_canonical_events(world: World, ctx: 
         "price": 34.9,
         "currency": "EUR",
     }  # no quantity sent, none invented: the fold reads an absent quantity as one added
-    # And only the cart events, and the identify that gives email consent (it may need a double
-    # opt-in confirmation), go to the journey queue
+    # And every track call (any may start a journey) and the identify that gives email consent (it
+    # may need a double opt-in confirmation) go to the journey queue
     journey = world.published("journey")
     assert sorted(e["detail"]["message_id"] for e in journey) == [
         "sample-batch-add-1",
         "sample-batch-add-2",
         "sample-batch-identify",
+        "sample-batch-viewed",
     ]
 
 

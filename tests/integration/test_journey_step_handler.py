@@ -210,9 +210,13 @@ def test_without_consent_the_step_is_skipped_and_the_journey_continues(
     record = send_record(world, "email-1")
     assert record is not None and (record["status"], record["reason"]) == ("skipped", "no email consent")
 
-    # And when email-2 is due it is skipped too, and the journey ends
+    # And the next day's reminder is skipped too (no consent on any channel) and it waits for the last
     fixed_clock.advance(24 * HOUR)
     out = step(ctx, t0, index=1)
+    assert [e["type"] for e in out["events"]] == ["skipped", "wait"]
+    # And the last-chance email at 72 h is skipped as well, and the journey ends
+    fixed_clock.advance(48 * HOUR)
+    out = step(ctx, t0, index=2)
     assert [e["type"] for e in out["events"]] == ["skipped", "exit"]
     assert (out["action"], out["reason"]) == ("exit", "all steps done")
     assert sent() == []
@@ -233,7 +237,10 @@ def test_order_completed_ends_the_journey_without_email(
     assert (out["action"], out["reason"]) == ("exit", "customer bought (order order-1001)")
     assert sent() == []
     history = JourneyStore(client("dynamodb"), world.table).history("shop-1", JOURNEY, "cart-42")
-    assert [(h["type"], h["reason"]) for h in history] == [("exited", "customer bought (order order-1001)")]
+    assert [(h["type"], h.get("reason")) for h in history] == [
+        ("entered", None),
+        ("exited", "customer bought (order order-1001)"),
+    ]
 
 
 def test_emptied_cart_ends_the_journey(

@@ -45,6 +45,9 @@ def test_first_product_added_starts_one_execution_named_for_the_cart(
         "step": 0,
         "wait_seconds": 3600 - 600,
         "started_at": added.received_at,
+        "customer_id": "u:user-42",
+        "occasion": None,
+        "context": {},
     }
 
 
@@ -62,15 +65,21 @@ def test_second_event_for_the_same_cart_joins_the_running_execution(
     checkout = event("checkout_started", fixed_clock.now)
     result = handler(sqs_batch([bus_envelope(checkout)]), ctx)
 
-    # Then they join it: no failure, and still exactly one execution
-    assert outcome == {
-        "message_id": "add-2",
-        "outcome": "joined",
-        "journey": "cart-abandonment",
-        "instance": "cart-42",
-    }
+    # Then the add joins it (no failure, still one cart journey); the checkout starts its own,
+    # faster journey for the same cart (the cart journey yields to it at its next step)
+    assert outcome["outcomes"] == [
+        {
+            "status": "joined",
+            "journey": "cart-abandonment",
+            "instance": "cart-42",
+            "execution_arn": None,
+            "reason": "",
+        }
+    ]
     assert result == {"batchItemFailures": []}
-    assert len(world.executions()) == 1
+    assert sorted(e["name"] for e in world.executions()) == sorted(
+        execution_name("shop-1", j, "cart-42") for j in ("cart-abandonment", "checkout-abandonment")
+    )
 
 
 def test_two_adds_for_one_cart_in_one_batch_start_one_execution(
@@ -90,13 +99,38 @@ def test_two_adds_for_one_cart_in_one_batch_start_one_execution(
     )
 
 
-def test_product_viewed_is_ignored(world: World, ctx: LambdaContext, fixed_clock: FixedClock) -> None:
-    [viewed] = canonical([load_event("batch_cart_abandon")["batch"][3]], fixed_clock.now)
-    [record] = sqs_batch([bus_envelope(viewed)])["Records"]
+def _status(e: CanonicalEvent) -> str:
+    [record] = sqs_batch([bus_envelope(e)])["Records"]
+    return str(record_handler(SQSRecord(record))["outcomes"][0]["status"])
 
-    assert record_handler(SQSRecord(record))["outcome"] == "ignored"
-    assert handler(sqs_batch([bus_envelope(viewed)]), ctx) == {"batchItemFailures": []}
-    assert world.executions() == []
+
+def test_product_viewed_starts_browse_abandonment_at_most_once_per_week(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    fixed_clock.now = time.time()  # Step Functions' stopDate is wall time
+    [viewed] = canonical([load_event("batch_cart_abandon")["batch"][3]], fixed_clock.now)
+    assert viewed.event == "Product Viewed" and viewed.user_id
+
+    # The first view starts the customer's browse journey; the same delivery again joins it
+    assert _status(viewed) == "started"
+    _status(viewed)  # (StartExecution answers a same-name, same-input call with the running execution)
+    [first] = world.executions()
+    assert first["name"] == execution_name("shop-1", "browse-abandonment", f"u:{viewed.user_id}")
+    client("stepfunctions").stop_execution(executionArn=first["executionArn"])
+
+    # Another view 3 days later: the once-per-7-days rule keeps them out
+    fixed_clock.advance(3 * 86400)
+    [again] = canonical(
+        [{**load_event("batch_cart_abandon")["batch"][3], "messageId": "view-2"}], fixed_clock.now
+    )
+    assert _status(again) == "ignored"
+    # 8 days after the first entry they may enter again (the next generation)
+    fixed_clock.advance(5 * 86400)
+    [later] = canonical(
+        [{**load_event("batch_cart_abandon")["batch"][3], "messageId": "view-3"}], fixed_clock.now
+    )
+    assert _status(later) == "started"
+    assert len(world.executions()) == 2
 
 
 def test_cart_shopped_again_after_its_journey_ended_gets_a_new_journey(
@@ -115,7 +149,7 @@ def test_cart_shopped_again_after_its_journey_ended_gets_a_new_journey(
     [record] = sqs_batch([bus_envelope(again)])["Records"]
 
     # Then a new journey starts for it
-    assert record_handler(SQSRecord(record))["outcome"] == "started"
+    assert record_handler(SQSRecord(record))["outcomes"][0]["status"] == "started"
     names = sorted(e["name"] for e in world.executions())
     assert names == sorted(
         [
@@ -127,5 +161,5 @@ def test_cart_shopped_again_after_its_journey_ended_gets_a_new_journey(
     # And a late replay of last week's event joins the journey that saw it, starting nothing new
     replay = event("product_added", fixed_clock.now - 7 * 24 * 3600)
     [old] = sqs_batch([bus_envelope(replay)])["Records"]
-    assert record_handler(SQSRecord(old))["outcome"] == "joined"
+    assert record_handler(SQSRecord(old))["outcomes"][0]["status"] == "joined"
     assert len(world.executions()) == 2

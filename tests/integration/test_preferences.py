@@ -105,7 +105,8 @@ def test_saving_publishes_one_consent_updated_with_the_choices(
         "consent_source": CONSENT_SOURCE,
         "consent_text": CONSENT_TEXT,
     }
-    assert world.published("journey") == []
+    # (offered to journeys like every track call; none starts on a withdrawal)
+    assert [e["detail"]["event"] for e in world.published("journey")] == ["Consent Updated"]
 
     # And once the profile λ folds it, email is withdrawn and SMS consented, with proof
     assert profile_handler(sqs_batch([event]), ctx) == {"batchItemFailures": []}

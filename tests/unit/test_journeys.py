@@ -1,4 +1,4 @@
-"""decide(): what the cart-abandonment journey does next, from fresh state; and execution names."""
+"""decide(): what the shipped cart-abandonment journey does next, from fresh state; and execution names."""
 
 from __future__ import annotations
 
@@ -7,12 +7,30 @@ from decimal import Decimal
 
 import pytest
 
-from shared.journeys import CART_ABANDONMENT, Decision, decide, execution_name
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from shared.journey_catalog import parse
+from shared.journeys import Decision, Journey, Situation, decide, execution_name
 from shared.profiles import Cart, CartLine, Profile
 
+ROOT = Path(__file__).resolve().parents[2]
+CART_ABANDONMENT = parse(
+    (ROOT / "infra/journeys/cart-abandonment.yaml").read_text(), expected_id="cart-abandonment"
+)
 HOUR = 3600
 T0 = 1_790_000_000.0  # last cart activity
-FIRST, SECOND = (s.delay_s for s in CART_ABANDONMENT.steps)
+FIRST, SECOND, THIRD = (s.after for s in CART_ABANDONMENT.steps)
+
+
+def decide_cart(
+    journey: Journey, index: int, c: Cart | None, profile: Profile | None, now: float
+) -> Decision:
+    activity = c.last_activity_at if c else None
+    situation = Situation(
+        now=now, started_at=T0, tz=ZoneInfo("UTC"), profile=profile, cart=c, activity_at=activity
+    )
+    return decide(journey, index, situation)
 
 
 def cart(last_activity: float = T0, quantity: int = 1, **fields: object) -> Cart:
@@ -29,21 +47,30 @@ def customer(last_order_at: float | None = None) -> Profile:
     return p
 
 
-def test_the_shipped_journey_reminds_after_one_hour_and_one_day() -> None:
-    assert [(s.id, s.delay_s, s.channels, s.template) for s in CART_ABANDONMENT.steps] == [
-        ("email-1", HOUR, ["email"], "cart-abandoned"),
-        ("reminder-2", 24 * HOUR, ["push", "sms", "email"], "cart-abandoned"),
+def test_the_shipped_journey_reminds_at_one_hour_one_day_and_three_days() -> None:
+    assert [(s.id, s.after, s.from_, s.channels, s.template) for s in CART_ABANDONMENT.steps] == [
+        ("email-1", HOUR, "activity", ["email"], "cart-abandoned"),
+        ("reminder-2", 24 * HOUR, "activity", ["sms", "push", "email"], "cart-offer"),
+        ("last-chance", 72 * HOUR, "activity", ["email"], "cart-last-chance"),
     ]
-    assert (CART_ABANDONMENT.kind, CART_ABANDONMENT.category) == ("marketing", "reminders")
+    assert CART_ABANDONMENT.steps[1].offer is not None  # the day-after text carries the offer
+    assert (CART_ABANDONMENT.kind, CART_ABANDONMENT.category, CART_ABANDONMENT.per) == (
+        "marketing",
+        "reminders",
+        "cart",
+    )
+    assert CART_ABANDONMENT.yields_to == ["checkout-abandonment"]
 
 
 def test_missing_cart_exits() -> None:
-    assert decide(CART_ABANDONMENT, 0, None, customer(), T0 + 2 * HOUR) == Decision("exit", "cart not found")
+    assert decide_cart(CART_ABANDONMENT, 0, None, customer(), T0 + 2 * HOUR) == Decision(
+        "exit", "cart not found"
+    )
 
 
 def test_converted_cart_exits() -> None:
     bought = cart(status="converted", order_id="order-1001", converted_at=T0 + 60)
-    assert decide(CART_ABANDONMENT, 0, bought, customer(), T0 + 2 * HOUR) == Decision(
+    assert decide_cart(CART_ABANDONMENT, 0, bought, customer(), T0 + 2 * HOUR) == Decision(
         "exit", "customer bought (order order-1001)"
     )
 
@@ -51,56 +78,58 @@ def test_converted_cart_exits() -> None:
 @pytest.mark.parametrize("ordered_at", [T0, T0 + 1])
 def test_order_after_the_last_cart_activity_exits(ordered_at: float) -> None:
     # Given the customer ordered (maybe from another cart) at or after their last cart activity
-    decision = decide(CART_ABANDONMENT, 0, cart(), customer(last_order_at=ordered_at), T0 + 2 * HOUR)
+    decision = decide_cart(CART_ABANDONMENT, 0, cart(), customer(last_order_at=ordered_at), T0 + 2 * HOUR)
     assert decision == Decision("exit", "customer bought after the last cart activity")
 
 
 def test_order_before_the_last_cart_activity_does_not_stop_the_journey() -> None:
-    decision = decide(CART_ABANDONMENT, 0, cart(), customer(last_order_at=T0 - 1), T0 + 2 * HOUR)
+    decision = decide_cart(CART_ABANDONMENT, 0, cart(), customer(last_order_at=T0 - 1), T0 + 2 * HOUR)
     assert decision.action == "send"
 
 
 def test_emptied_cart_exits() -> None:
     emptied = cart(quantity=0)
-    assert decide(CART_ABANDONMENT, 0, emptied, customer(), T0 + 2 * HOUR) == Decision("exit", "cart emptied")
+    assert decide_cart(CART_ABANDONMENT, 0, emptied, customer(), T0 + 2 * HOUR) == Decision(
+        "exit", "cart emptied"
+    )
 
 
 def test_before_due_waits_until_last_activity_plus_delay() -> None:
-    decision = decide(CART_ABANDONMENT, 0, cart(), customer(), now=T0 + 20 * 60)
+    decision = decide_cart(CART_ABANDONMENT, 0, cart(), customer(), now=T0 + 20 * 60)
     assert decision == Decision("wait", "waiting for email-1", 40 * 60)
 
 
 def test_newer_cart_activity_extends_the_wait() -> None:
     # Given the journey woke up on schedule for email-1, but the customer touched the cart 30 min ago
     now = T0 + HOUR
-    decision = decide(CART_ABANDONMENT, 0, cart(last_activity=now - 30 * 60), customer(), now)
+    decision = decide_cart(CART_ABANDONMENT, 0, cart(last_activity=now - 30 * 60), customer(), now)
 
     # Then it waits another 30 minutes: the clock restarts from the customer's last action
     assert (decision.action, decision.wait_seconds) == ("wait", 30 * 60)
 
 
 def test_second_step_waits_from_last_activity_not_from_the_first_email() -> None:
-    decision = decide(CART_ABANDONMENT, 1, cart(), customer(), now=T0 + HOUR)
+    decision = decide_cart(CART_ABANDONMENT, 1, cart(), customer(), now=T0 + HOUR)
     assert decision == Decision("wait", "waiting for reminder-2", SECOND - HOUR)
 
 
 def test_waits_at_least_one_second_and_rounds_up() -> None:
-    decision = decide(CART_ABANDONMENT, 0, cart(), customer(), now=T0 + FIRST - 0.25)
+    decision = decide_cart(CART_ABANDONMENT, 0, cart(), customer(), now=T0 + FIRST - 0.25)
     assert (decision.action, decision.wait_seconds) == ("wait", 1)
 
 
 @pytest.mark.parametrize("late", [0, 1, 5 * HOUR])
 def test_sends_when_due(late: float) -> None:
-    decision = decide(CART_ABANDONMENT, 0, cart(), customer(), now=T0 + FIRST + late)
+    decision = decide_cart(CART_ABANDONMENT, 0, cart(), customer(), now=T0 + FIRST + late)
     assert decision == Decision("send", "email-1 due")
 
 
 def test_customer_unknown_still_decides_on_the_cart() -> None:
-    assert decide(CART_ABANDONMENT, 1, cart(), None, now=T0 + SECOND).action == "send"
+    assert decide_cart(CART_ABANDONMENT, 1, cart(), None, now=T0 + SECOND).action == "send"
 
 
 def test_all_steps_done_exits() -> None:
-    decision = decide(CART_ABANDONMENT, len(CART_ABANDONMENT.steps), cart(), customer(), T0 + 99 * HOUR)
+    decision = decide_cart(CART_ABANDONMENT, len(CART_ABANDONMENT.steps), cart(), customer(), T0 + 99 * HOUR)
     assert decision == Decision("exit", "all steps done")
 
 
