@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-
-import pytest
-
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from shared.journey_catalog import parse
 from shared.journeys import Decision, Journey, Situation, decide, execution_name
