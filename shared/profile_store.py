@@ -3,44 +3,84 @@
 Read the items the event touches, apply the pure rules in shared/profiles.py, then write everything
 in one transaction together with a marker for the event's messageId. The marker makes a replay a
 no-op; the version conditions make concurrent writers retry instead of overwriting each other.
+
+The profile item carries the sparse lifecycle index attributes (bday, anniv, risk; see
+profiles.index_attributes) in that same write, so an index never disagrees with its profile; a
+profile merged into another carries none. Back-in-stock subscriptions are items of their own,
+pk=customer_pk / sk="BIS#<sku or product_id>" with `bis` (the by-sku index) while waiting; ending
+one removes `bis` and keeps the item as history (notified_at). When a visitor is merged into a
+known customer their waiting subscriptions move to the customer (up to MAX_MOVED_SUBSCRIPTIONS in
+the merge's transaction; the rest keep working through the visitor's merged_into).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from shared import clock, indexes, keys
 from shared import events as ev
-from shared import keys
 from shared.aws import from_item, key, to_item
 from shared.events import CanonicalEvent
 from shared.profiles import (
     Cart,
+    LoyaltyPolicy,
     Order,
     Profile,
+    RetentionPolicy,
+    TierReached,
     apply_cart_event,
     apply_consent,
     apply_context,
     apply_traits,
     cancel_order,
     convert_cart,
+    credit_points,
+    index_attributes,
     is_cart_event,
     is_order_event,
     merge_profiles,
     new_cart,
     order_from,
     record_order,
+    refresh_tier,
     refund_order,
     register_device,
+    reverse_points,
+    tier_reached_event,
     touch,
     unregister_device,
+    update_retention,
+    view_product,
 )
-from shared.stores import StoreDirectory
+from shared.stores import Store, StoreDirectory
 
 EVENT_MARKER_TTL_S = 35 * 24 * 3600  # longer than the bus archive's replay window
 MAX_ATTEMPTS = 6
+# Back-in-stock subscriptions moved from a visitor to the customer in one merge (the transaction's
+# 100-item limit); any beyond stay on the visitor's id and still resolve through merged_into.
+MAX_MOVED_SUBSCRIPTIONS = 20
+BIS_SK_PREFIX = "BIS#"
+
+
+def subscription_sk(sku: str) -> str:
+    return f"{BIS_SK_PREFIX}{sku}"
+
+
+def product_key(properties: dict[str, Any]) -> str:
+    """A product's key in back-in-stock subscriptions (and recently viewed): sku, else product_id."""
+    return str(properties.get("sku") or properties.get("product_id"))
+
+
+def _value(v: Any) -> dict[str, Any]:
+    """One attribute value in DynamoDB's wire format."""
+    return to_item({"v": v})["v"]
+
+
+_SUBSCRIPTION_FIELDS = ("product_id", "sku", "name", "url", "image_url", "price", "currency")
 
 
 class ConcurrentUpdate(Exception):
@@ -49,9 +89,10 @@ class ConcurrentUpdate(Exception):
 
 @dataclass
 class Outcome:
-    status: str  # applied | duplicate
+    status: str  # applied | duplicate | ignored (a store-level event: no customer to fold into)
     customer_id: str
     changes: list[str] = field(default_factory=list)
+    tier_reached: TierReached | None = None  # announced (before the commit) as Loyalty Tier Reached
 
 
 @dataclass
@@ -63,6 +104,9 @@ class _Loaded:
     cart_exists: bool = False
     order: Order | None = None
     alias_target: str | None = None
+    subscription: dict[str, Any] | None = None  # Back In Stock Subscribed: the item held for the SKU
+    anon_subscriptions: list[dict[str, Any]] = field(default_factory=list)  # active, to move on merge
+    own_subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)  # the customer's, by sk
 
 
 class ProfileStore:
@@ -71,11 +115,18 @@ class ProfileStore:
         self.table = table
         self._stores: StoreDirectory | None = None
 
-    def _double_opt_in(self, store_id: str) -> bool:
+    def _settings(self, store_id: str) -> Store | None:
         if self._stores is None:
             self._stores = StoreDirectory(self.ddb, self.table)
-        store = self._stores.get(store_id)
+        return self._stores.get(store_id)
+
+    def _double_opt_in(self, store_id: str) -> bool:
+        store = self._settings(store_id)
         return bool(store and store.double_opt_in_email)
+
+    def _policies(self, store_id: str) -> tuple[LoyaltyPolicy, RetentionPolicy]:
+        store = self._settings(store_id)
+        return (store.loyalty, store.retention) if store else (LoyaltyPolicy(), RetentionPolicy())
 
     # -- reads ---------------------------------------------------------------------------------
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
@@ -116,6 +167,15 @@ class ProfileStore:
         # (An id already linked to someone else is a shared device: relink, never merge two people.)
         if event.user_id and event.anonymous_id and alias_target is None:
             loaded.anon_profile = self.load_profile(store, keys.anon_customer_id(event.anonymous_id))
+            if loaded.anon_profile is not None and loaded.anon_profile.merged_into is None:
+                anon = self._subscriptions(store, loaded.anon_profile.customer_id)
+                loaded.anon_subscriptions = [i for i in anon if indexes.BY_SKU.partition in i]
+                if loaded.anon_subscriptions:
+                    loaded.own_subscriptions = {i["sk"]: i for i in self._subscriptions(store, customer_id)}
+        if event.type == "track" and event.event == ev.BACK_IN_STOCK_SUBSCRIBED:
+            loaded.subscription = self._get(
+                keys.customer_pk(store, customer_id), subscription_sk(product_key(event.properties))
+            )
         if is_cart_event(event):
             loaded.cart = self.load_cart(store, event.cart_id)
             loaded.cart_exists = loaded.cart is not None
@@ -128,14 +188,90 @@ class ProfileStore:
                 loaded.cart_exists = loaded.cart is not None
         return loaded
 
+    def _subscriptions(self, store: str, customer_id: str) -> list[dict[str, Any]]:
+        """A customer's back-in-stock subscription items (active and ended)."""
+        found: list[dict[str, Any]] = []
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :bis)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": keys.customer_pk(store, customer_id)},
+                ":bis": {"S": BIS_SK_PREFIX},
+            },
+            "ConsistentRead": True,
+        }
+        while True:
+            resp = self.ddb.query(**args)
+            found += [from_item(i) for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                return found
+            args["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    # -- back in stock -----------------------------------------------------------------------------
+    def back_in_stock_subscribers(
+        self, store: str, sku: str, limit: int = 100, start_key: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of the customers waiting for `sku` (from the sparse `by-sku` index): dicts with
+        customer_id and subscribed_at, and the key to pass back for the next page (None at the end).
+
+        customer_id may be an anonymous visitor's ("a:...") whose profile has since been merged:
+        follow Profile.merged_into. The index is eventually consistent, so a page can still list a
+        subscription that just ended; end_back_in_stock() is the exactly-once gate.
+        """
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": indexes.BY_SKU.name,
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": indexes.BY_SKU.partition},
+            "ExpressionAttributeValues": {":p": {"S": indexes.back_in_stock_key(store, sku)}},
+            "Limit": limit,
+        }
+        if start_key:
+            args["ExclusiveStartKey"] = start_key
+        resp = self.ddb.query(**args)
+        items = [from_item(i) for i in resp.get("Items", [])]
+        found = [{"customer_id": i["customer_id"], "subscribed_at": i.get("subscribed_at")} for i in items]
+        return found, resp.get("LastEvaluatedKey")
+
+    def end_back_in_stock(self, store: str, customer_id: str, sku: str, at: float | None = None) -> bool:
+        """Take a subscription out of the `by-sku` index, once: True only for the caller that did.
+
+        The item stays, with notified_at, as the customer's history.
+        """
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=key(keys.customer_pk(store, customer_id), subscription_sk(sku)),
+                UpdateExpression="REMOVE #bis SET notified_at = :at",
+                ConditionExpression="attribute_exists(#bis)",
+                ExpressionAttributeNames={"#bis": indexes.BY_SKU.partition},
+                ExpressionAttributeValues={":at": _value(clock.now_ts() if at is None else at)},
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     # -- the fold --------------------------------------------------------------------------------
-    def apply(self, event: CanonicalEvent) -> Outcome:
+    def apply(
+        self, event: CanonicalEvent, announce: Callable[[CanonicalEvent], None] | None = None
+    ) -> Outcome:
+        """Fold one event, exactly once.
+
+        `announce` gets the events the fold concludes (Loyalty Tier Reached) BEFORE the transaction
+        commits: if it raises, nothing is committed and the message is retried, so a crash between
+        the two can repeat an announcement (same messageId) but never lose one.
+        """
+        if event.type == "track" and event.event == ev.BACK_IN_STOCK:
+            # about a SKU, sent by the store's backend: no customer's profile to create or change
+            return Outcome("ignored", "", ["store-level event"])
         for attempt in range(MAX_ATTEMPTS):
             loaded = self._load(event)
-            writes, changes = self._plan(event, loaded)
+            writes, changes, reached = self._plan(event, loaded)
+            if reached is not None and announce is not None:
+                announce(tier_reached_event(event.store_id, loaded.profile.customer_id, reached))
             try:
                 self.ddb.transact_write_items(TransactItems=writes)
-                return Outcome("applied", loaded.profile.customer_id, changes)
+                return Outcome("applied", loaded.profile.customer_id, changes, reached)
             except self.ddb.exceptions.TransactionCanceledException as exc:
                 reasons = exc.response.get("CancellationReasons", [])
                 if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
@@ -143,10 +279,13 @@ class ProfileStore:
                 time.sleep(min(0.05 * 2**attempt, 1.0))  # lost a race: re-read and re-apply
         raise ConcurrentUpdate(f"gave up after {MAX_ATTEMPTS} attempts on message {event.message_id}")
 
-    def _plan(self, event: CanonicalEvent, s: _Loaded) -> tuple[list[dict[str, Any]], list[str]]:
+    def _plan(
+        self, event: CanonicalEvent, s: _Loaded
+    ) -> tuple[list[dict[str, Any]], list[str], TierReached | None]:
         store, at, p = event.store_id, event.received_at, event.properties
         profile = s.profile
         changes: list[str] = []
+        reached: TierReached | None = None
         marker = {
             "pk": keys.event_pk(store, event.message_id),
             "sk": keys.EVENT_SK,
@@ -167,12 +306,18 @@ class ProfileStore:
         touch(profile, event)
         if s.anon_profile is not None and s.anon_profile.merged_into is None:
             merge_profiles(profile, s.anon_profile)
+            loyalty, retention = self._policies(store)
+            if s.anon_profile.loyalty.points:
+                refresh_tier(profile, loyalty, at)  # the visitor's points came with their orders
+            update_retention(profile, retention)
+            # the visitor's item leaves every index (index_attributes is empty once merged)
             writes.append(
                 self._put_versioned(
                     keys.customer_pk(store, s.anon_profile.customer_id), keys.PROFILE_SK, s.anon_profile, True
                 )
             )
             changes.append("merged anonymous profile")
+            self._plan_moved_subscriptions(store, s, at, writes, changes)
         if event.user_id and event.anonymous_id and s.alias_target != profile.customer_id:
             alias = {
                 "pk": keys.alias_pk(store, "anon", event.anonymous_id),
@@ -202,6 +347,11 @@ class ProfileStore:
         if event.type == "track" and event.event == ev.DEVICE_UNREGISTERED:
             unregister_device(profile, p["token"], at)
             changes.append("device removed")
+        if event.type == "track" and event.event == ev.PRODUCT_VIEWED:
+            view_product(profile, p, at)
+            changes.append("product viewed")
+        if event.type == "track" and event.event == ev.BACK_IN_STOCK_SUBSCRIBED:
+            self._plan_subscription(event, s, writes, changes)
 
         if is_cart_event(event):
             cart = s.cart or new_cart(event, event.cart_id)
@@ -215,29 +365,127 @@ class ProfileStore:
             changes.append(f"cart {len(cart.items)} item(s), value {cart.value}")
 
         if is_order_event(event):
-            self._plan_order(event, s, writes, changes)
+            reached = self._plan_order(event, s, writes, changes)
 
+        # the lifecycle index attributes go in the same write as the profile they describe
         writes.append(
             self._put_versioned(
                 keys.customer_pk(store, profile.customer_id), keys.PROFILE_SK, profile, s.profile_exists
             )
         )
-        return writes, changes
+        return writes, changes, reached
 
-    def _plan_order(
+    def _plan_subscription(
         self, event: CanonicalEvent, s: _Loaded, writes: list[dict[str, Any]], changes: list[str]
     ) -> None:
         store, at, p = event.store_id, event.received_at, event.properties
+        sku, held = product_key(p), s.subscription
+        moving = any(
+            sub["sk"] == subscription_sk(sku) for sub in s.anon_subscriptions[:MAX_MOVED_SUBSCRIPTIONS]
+        )
+        if moving or (held is not None and indexes.BY_SKU.partition in held):
+            changes.append("already subscribed")  # keeps the original subscribed_at
+            return
+        if held is not None and max(held.get("notified_at") or 0, held.get("moved_at") or 0) >= at:
+            changes.append("subscription already ended")  # a late event: the notification came after it
+            return
+        item = {
+            "pk": keys.customer_pk(store, s.profile.customer_id),
+            "sk": subscription_sk(sku),
+            indexes.BY_SKU.partition: indexes.back_in_stock_key(store, sku),
+            "store_id": store,
+            "customer_id": s.profile.customer_id,
+            "subscribed_at": at,
+            "message_id": event.message_id,
+            **{f: p[f] for f in _SUBSCRIPTION_FIELDS if p.get(f) is not None},
+        }
+        put: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": to_item(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        if held is not None:  # again after an ended one, provided nobody re-subscribed meanwhile
+            put["ConditionExpression"] = "attribute_not_exists(#bis)"
+            put["ExpressionAttributeNames"] = {"#bis": indexes.BY_SKU.partition}
+        writes.append({"Put": put})
+        changes.append("subscribed to back in stock")
+
+    def _plan_moved_subscriptions(
+        self, store: str, s: _Loaded, at: float, writes: list[dict[str, Any]], changes: list[str]
+    ) -> None:
+        """The visitor's waiting back-in-stock subscriptions follow them to the customer."""
+        bis = indexes.BY_SKU.partition
+        names = {"#bis": bis}
+        target = s.profile.customer_id
+        moved = 0
+        for sub in s.anon_subscriptions[:MAX_MOVED_SUBSCRIPTIONS]:
+            own = s.own_subscriptions.get(sub["sk"])
+            if own is not None and bis in own:
+                # the customer already waits for it: keep the earlier subscription time
+                if sub["subscribed_at"] < own["subscribed_at"]:
+                    writes.append(
+                        {
+                            "Update": {
+                                "TableName": self.table,
+                                "Key": key(own["pk"], own["sk"]),
+                                "UpdateExpression": "SET subscribed_at = :s",
+                                "ConditionExpression": "attribute_exists(#bis)",
+                                "ExpressionAttributeNames": names,
+                                "ExpressionAttributeValues": {":s": _value(sub["subscribed_at"])},
+                            }
+                        }
+                    )
+            else:
+                fresh = {**sub, "pk": keys.customer_pk(store, target), "customer_id": target}
+                fresh.pop("notified_at", None)
+                writes.append(
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_item(fresh),
+                            "ConditionExpression": "attribute_not_exists(#bis)",
+                            "ExpressionAttributeNames": names,
+                        }
+                    }
+                )
+            # the visitor's item leaves the index (history: where it went); fails if notified meanwhile
+            writes.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": key(sub["pk"], sub["sk"]),
+                        "UpdateExpression": "REMOVE #bis SET moved_to = :to, moved_at = :at",
+                        "ConditionExpression": "attribute_exists(#bis)",
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": to_item({":to": target, ":at": at}),
+                    }
+                }
+            )
+            moved += 1
+        if moved:
+            changes.append(f"moved {moved} back-in-stock subscription(s)")
+
+    def _plan_order(
+        self, event: CanonicalEvent, s: _Loaded, writes: list[dict[str, Any]], changes: list[str]
+    ) -> TierReached | None:
+        store, at, p = event.store_id, event.received_at, event.properties
         profile = s.profile
         existing = s.order
+        loyalty, retention = self._policies(store)
         if event.event == ev.ORDER_COMPLETED:
             if existing is not None:
                 changes.append("order already counted")  # same order, new messageId: count once
-                return
+                return None
             order = order_from(event, profile.customer_id)
             record_order(profile, order)
+            reached = credit_points(profile, order, loyalty)  # the points awarded stay on the order
+            update_retention(profile, retention)
             writes.append(self._put_new(keys.order_pk(store, order.order_id), keys.ORDER_SK, order))
             changes.append(f"order {order.total} {order.currency or ''}".strip())
+            if order.points:
+                changes.append(f"{order.points} points")
+            if reached is not None:
+                changes.append(f"tier {reached.previous_tier} -> {reached.tier}")
             if s.cart is not None:
                 convert_cart(s.cart, order.order_id, at)
                 writes.append(
@@ -249,10 +497,10 @@ class ProfileStore:
                     profile.open_cart_id = None
                     profile.updated["open_cart_id"] = at
                 changes.append("cart converted")
-            return
+            return reached
         if existing is None:
             changes.append("unknown order ignored")
-            return
+            return None
         if event.event == ev.ORDER_CANCELLED and existing.status != "cancelled":
             cancel_order(profile, existing)
             existing.status = "cancelled"
@@ -264,15 +512,22 @@ class ProfileStore:
                 refund_order(profile, amount)
                 existing.refunded += amount
                 changes.append(f"refund {amount}")
+        taken = reverse_points(profile, existing, loyalty, at)
+        if taken:
+            changes.append(f"{taken} points reversed")
+        update_retention(profile, retention)
         existing.message_ids = [*existing.message_ids, event.message_id][-20:]
         writes.append(
             self._put_versioned(keys.order_pk(store, existing.order_id), keys.ORDER_SK, existing, True)
         )
+        return None
 
     # -- write helpers ---------------------------------------------------------------------------
     def _put_versioned(self, pk: str, sk: str, model: Any, exists: bool) -> dict[str, Any]:
         expected = model.version
         data = {**model.model_dump(mode="python"), "version": expected + 1}
+        if isinstance(model, Profile):
+            data.update(index_attributes(model))  # a Put: an attribute left out leaves its index
         item = {"pk": pk, "sk": sk, **data}
         if not exists:
             return {

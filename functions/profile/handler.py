@@ -1,4 +1,8 @@
-"""Profile λ: SQS batch of bus events -> customer profiles, carts and order aggregates."""
+"""Profile λ: SQS batch of bus events -> customer profiles, carts and order aggregates.
+
+What the fold concludes for journeys (a loyalty tier reached) goes back out on the bus, published
+before the fold commits so a crash in between repeats the event rather than losing it.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.aws import client
-from shared.bus import event_from_sqs_body
+from shared.bus import event_from_sqs_body, publish
+from shared.events import CanonicalEvent
 from shared.profile_store import ProfileStore
 from shared.settings import settings
 
@@ -31,9 +36,15 @@ def _store() -> ProfileStore:
     return _profiles
 
 
+def _announce(event: CanonicalEvent) -> None:
+    # raises PublishFailed: the record is retried, and its fold was not committed
+    publish(client("events"), settings().bus_name, [event])
+    metrics.add_metric(name="EventsAnnounced", unit=MetricUnit.Count, value=1)
+
+
 def record_handler(record: SQSRecord) -> dict[str, Any]:
     event = event_from_sqs_body(record.body)
-    outcome = _store().apply(event)
+    outcome = _store().apply(event, announce=_announce)
     # ids and event names only: never emails, phones or names
     logger.info(
         "profile event",
