@@ -89,6 +89,8 @@ def _problems(exc: ValidationError, lines: dict[tuple[Any, ...], int]) -> list[P
         where = _where(tuple(path)) or "file"
         if where == "re_entry":
             msg = "use once, every-time, or once_per_days: N"
+        elif err["type"] == "string_pattern_mismatch":
+            msg = "use lowercase letters, digits and dashes (e.g. email-1)"
         else:
             msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":

@@ -96,8 +96,13 @@ class Deps:
     products: Any = None  # shared.catalog.ProductCatalog (collections a step shows)
 
 
-SETTLE_S = 15 * 60  # longest wait for the profile λ to fold the event that started a journey
-SETTLE_POLL_S = 2
+# The profile λ folds the triggering event from its own queue, usually within a second; a backlog
+# (or the emulator's compressed clock) can make that much longer. Poll, backing off, for up to 6 h.
+SETTLE_S = 6 * 3600
+
+
+def _settle_poll(started_at: float, now: float) -> int:
+    return int(min(900, max(2, (now - started_at) / 4)))
 
 
 def customer_for_cart(profiles: ProfileStore, cart: Cart) -> Profile | None:
@@ -251,7 +256,11 @@ def _decide(
         seen = _last_event_at(profile).get(trigger_event, float("-inf"))
         if seen < started_at and now < started_at + SETTLE_S:
             # the profile λ folds the same event from its own queue: decide on the profile that has it
-            return Decision("wait", "waiting for the profile to record the trigger", SETTLE_POLL_S)
+            return Decision(
+                "wait", "waiting for the profile to record the trigger", _settle_poll(started_at, now)
+            )
+    if journey.per == "cart" and cart is None and now < started_at + SETTLE_S:
+        return Decision("wait", "waiting for the profile to record the cart", _settle_poll(started_at, now))
     if index == 0:
         problem = entry_problem(journey.entry, profile)
         if problem:

@@ -336,9 +336,8 @@ def run_task(task: dict[str, Any], t: TriggerDeps) -> TriggerOutcome:
         follow = {**task, "part": part + 1, "cursor": None}
     if follow is not None:
         t.tasks(follow)
-    return TriggerOutcome(
-        "queued" if follow else "started", journey_id, reason=f"{started} started from {audience} {key_}"
-    )
+    status = "queued" if follow else ("started" if started else "ignored")
+    return TriggerOutcome(status, journey_id, reason=f"{started} started from {audience} {key_}")
 
 
 def _partitions(store_id: str, audience: str, key_: str) -> list[tuple[indexes.IndexSpec, str]]:

@@ -8,6 +8,7 @@ loops; every decision is made here from the definition and fresh state, so it is
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import math
 import re
@@ -46,6 +47,22 @@ def parse_duration(value: Any) -> int:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
+def _known_event(value: str) -> str:
+    name = canonical_event_name(value)
+    if name not in KNOWN_EVENTS:
+        close = difflib.get_close_matches(name, KNOWN_EVENTS, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown event {value!r}; {hint}known events: {', '.join(sorted(KNOWN_EVENTS))}")
+    return name
+
+
+def format_duration(seconds: int) -> str:
+    for unit, size in (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 class _Strict(BaseModel):
     # a typo in a journey file ("chanels") is an error naming the field, not a silently ignored key
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -79,10 +96,7 @@ class Trigger(_Strict):
     def _known(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        name = canonical_event_name(v)
-        if name not in KNOWN_EVENTS:
-            raise ValueError(f"unknown event {v!r}; known events: {', '.join(sorted(KNOWN_EVENTS))}")
-        return name
+        return _known_event(v)
 
     @field_validator("where")
     @classmethod
@@ -212,11 +226,7 @@ class Journey(_Strict):
     @field_validator("exit_on")
     @classmethod
     def _exit_events(cls, v: list[str]) -> list[str]:
-        names = [canonical_event_name(n) for n in v]
-        unknown = [n for n in names if n not in KNOWN_EVENTS]
-        if unknown:
-            raise ValueError(f"unknown event {unknown[0]!r}; known events: {', '.join(sorted(KNOWN_EVENTS))}")
-        return names
+        return [_known_event(n) for n in v]
 
     @model_validator(mode="after")
     def _coherent(self) -> Journey:

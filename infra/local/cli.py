@@ -63,14 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     local.set_defaults(func=_serve)
     demo = sub.add_parser("demo", help="replay events/demo/ on the emulator and print the timeline")
     # a little slower than `local`: a loaded laptop's latency stays minutes of Boomerang time
-    demo.add_argument("--speed", type=float, default=1800.0)
+    demo.add_argument("--speed", type=float, default=None, help="default: the scenario's own (x1800)")
     demo.add_argument("--scenario", default=None, help="path to a scenario JSON (default: events/demo/)")
     demo.set_defaults(func=_demo)
     from infra.offers_cli import add_parser as add_offers_parser
 
     add_offers_parser(sub)  # `boomerang offers upload|status`
+    from infra.journeys_cli import add_parser as add_journeys_parser
+
+    add_journeys_parser(sub)  # `boomerang journeys lint|history`
     args = parser.parse_args(argv)
-    if getattr(args, "speed", 1) <= 0:
+    if (getattr(args, "speed", 1) or 1) <= 0:
         parser.error("--speed must be greater than 0")
     result: int = args.func(args)
     return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -29,8 +30,12 @@ LOG_FILE = REPO_ROOT / ".boomerang" / "demo-handlers.log"
 
 
 def parse_offset(text: str) -> float:
+    """'20m', '3h20m', '2d' -> seconds."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    return float(text[:-1]) * units[text[-1]]
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", text)
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        raise ValueError(f"bad offset {text!r}: use e.g. 20m, 3h20m, 2d")
+    return sum(float(n) * units[u] for n, u in parts)
 
 
 @dataclass
@@ -82,10 +87,11 @@ def _stamp(ts: float, origin: float) -> str:
     return f"day {days} {hours:02d}:{rest // 60:02d}"
 
 
-def run_demo(speed: float = 1800.0, scenario: str | None = None, out: Any = None) -> int:
+def run_demo(speed: float | None = None, scenario: str | None = None, out: Any = None) -> int:
     out = out or sys.stdout
     path = Path(scenario) if scenario else DEFAULT_SCENARIO
     plan = json.loads(path.read_text())
+    speed = float(speed or plan.get("speed") or 1800.0)
     wall0 = time.monotonic()
     # A fixed time of day (today, UTC) so quiet hours fall the same way in every run.
     start = None
@@ -94,6 +100,11 @@ def run_demo(speed: float = 1800.0, scenario: str | None = None, out: Any = None
         start = datetime.now(UTC).replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
     emulator = Emulator(speed=speed, start=start).start()
     server = LocalServer(emulator, port=0).start()
+    # the demo store's product lists (best sellers, what goes with what) for the journeys that show them
+    for f in sorted((path.parent / "catalog").glob("*.json")):
+        emulator.client("s3").put_object(
+            Bucket=emulator.env_values["TEMPLATES_BUCKET"], Key=f"catalog/demo/{f.name}", Body=f.read_bytes()
+        )
     for fn in d.FUNCTIONS:  # import now, so their loggers exist before we redirect them
         emulator.handler(fn.id)
     capture = Capture()
@@ -124,15 +135,26 @@ def run_demo(speed: float = 1800.0, scenario: str | None = None, out: Any = None
             calls = plan["steps"][step["repeat"]]["calls"] if "repeat" in step else step["calls"]
             for call in calls:
                 who_by_message[call["messageId"]] = step["customer"]
-                cart = (call.get("properties") or {}).get("cart_id")
-                if cart:
-                    who_by_cart[cart] = step["customer"]
+                # what a journey instance is named by: a cart, an order, or the customer
+                props = call.get("properties") or {}
+                for instance in (
+                    props.get("cart_id"),
+                    props.get("order_id"),
+                    call.get("userId") and f"u:{call['userId']}",
+                    call.get("anonymousId") and f"a:{call['anonymousId']}",
+                ):
+                    if instance:
+                        who_by_cart[str(instance)] = step["customer"]
             status, body = _post(f"{server.url}/v1/batch", emulator.api_key, {"batch": calls})
             names = ", ".join(c.get("event") or c["type"] for c in calls)
             note = f" ({step['note']})" if step.get("note") else ""
             lines.append(Line(clock.now_ts(), step["customer"], f"sent {names} → HTTP {status} {body}{note}"))
             accepted += body.get("accepted", 0)
-        _wait_for_journeys(capture, who_by_cart, timeout=30 + 30 * 24 * 3600 / speed)
+        if plan.get("until"):  # long journeys: show the first days, then report what is still running
+            rest = t0 + parse_offset(plan["until"]) / speed - time.monotonic()
+            time.sleep(max(0.0, rest))
+        else:
+            _wait_for_journeys(capture, who_by_cart, timeout=30 + 30 * 24 * 3600 / speed)
         time.sleep(0.5)
     finally:
         app_logger.removeHandler(capture)
@@ -186,14 +208,19 @@ def _timeline(capture: Capture, who_by_message: dict[str, str], who_by_cart: dic
             verb = {"started": "journey started", "joined": "journey already running, joined"}.get(
                 str(r.get("outcome")), ""
             )
-            if verb:
+            if verb and r.get("instance"):
                 lines.append(Line(at, who, f"{verb}: {r.get('journey')} for {r.get('instance')}"))
         elif msg == "journey step":
             who = who_by_cart.get(r.get("instance", ""), "?")
+            journey = r.get("journey")
             for e in r.get("events") or []:
                 if e["type"] == "sent":
                     lines.append(
-                        Line(at, who, f"{str(e.get('channel', 'email')).upper()} SENT: {e.get('step_id')}")
+                        Line(
+                            at,
+                            who,
+                            f"{str(e.get('channel', 'email')).upper()} SENT: {journey} / {e.get('step_id')}",
+                        )
                     )
                 elif e["type"] == "deferred":
                     lines.append(Line(at, who, f"{e.get('step_id')} deferred: {e.get('reason')}"))
@@ -201,9 +228,10 @@ def _timeline(capture: Capture, who_by_message: dict[str, str], who_by_cart: dic
                     lines.append(Line(at, who, f"{e.get('step_id')} {e['type']}: {e.get('reason')}"))
             if r.get("action") == "wait":
                 hours = (r.get("wait_seconds") or 0) / 3600
-                lines.append(Line(at, who, f"waiting {hours:.1f} h ({r.get('reason')})"))
+                if hours >= 0.01:  # (a two-second settle poll is noise in a story told in hours)
+                    lines.append(Line(at, who, f"{journey}: waiting {hours:.1f} h ({r.get('reason')})"))
             else:
-                lines.append(Line(at, who, f"journey exited: {r.get('reason')}"))
+                lines.append(Line(at, who, f"{journey} exited: {r.get('reason')}"))
     return lines
 
 
@@ -226,10 +254,13 @@ def _summary(
         sent_by[m["channel"]][who] += 1
         sent = clock.parse_iso(m["sent_at"]) if m.get("sent_at") else origin
         text = m["subject"] if m["channel"] != "sms" else m["text"]
-        print(f'  {_stamp(sent, origin)}  {who:<6} {m["channel"]:<5} {m["step"]}: "{text}"', file=out)
+        print(
+            f'  {_stamp(sent, origin)}  {who:<6} {m["channel"]:<5} {m.get("journey")} / {m["step"]}: "{text}"',
+            file=out,
+        )
     exits: dict[str, str] = {}
     for _, r in _step_records(capture):
-        if r.get("action") == "exit":
+        if r.get("action") == "exit" and r.get("journey") in ("cart-abandonment", "checkout-abandonment"):
             exits[who_by_cart.get(str(r.get("instance")), "?")] = r.get("reason", "")
     with capture.guard:
         outcomes = Counter(r.get("outcome") for _, r in capture.records if r["message"] == "profile event")

@@ -594,6 +594,18 @@ class Emulator:
         found = ProfileStore(client("dynamodb"), self.table).load_profile(store, customer_id)
         return found.model_dump(mode="json") if found else None
 
+    def history(self, store: str, customer_id: str) -> list[dict[str, Any]]:
+        """A customer's journey history, merged anonymous visits included ("why did I get this?")."""
+        from shared.aws import client
+        from shared.journey_store import JourneyStore
+        from shared.profile_store import ProfileStore
+
+        ddb = client("dynamodb")
+        profile = ProfileStore(ddb, self.table).load_profile(store, customer_id)
+        ids = [customer_id, *(f"a:{a}" for a in (profile.anonymous_ids if profile else []))]
+        found = JourneyStore(ddb, self.table).customer_history(store, ids)
+        return json.loads(json.dumps(found, default=str))
+
     def dlq_depths(self) -> dict[str, int]:
         sqs = self.client("sqs")
         return {

@@ -111,6 +111,11 @@ class _Handler(BaseHTTPRequestHandler):
             q = dict(parse_qsl(url.query))
             profile = self.emulator.profile(q.get("store", "demo"), q.get("customer", ""))
             return self._json(200, profile) if profile else self._json(404, {"error": "not_found"})
+        if method == "GET" and url.path == "/_local/history":
+            q = dict(parse_qsl(url.query))
+            return self._json(
+                200, {"history": self.emulator.history(q.get("store", "demo"), q.get("customer", ""))}
+            )
         if method == "GET" and url.path in ("/_local", "/_local/", "/_local/outbox.html"):
             return self._send(200, outbox_page(self.emulator.outbox()).encode(), "text/html; charset=utf-8")
         if (method, url.path) not in ROUTES:
