@@ -220,6 +220,13 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
                 state.generation,
                 decision.reason,
             )
+            if journey.per == "product" and state.customer_id:
+                # the customer asked to be told once: the subscription leaves the by-SKU index, so
+                # the next restock does not notify them again
+                sku = str(
+                    (state.context.get("product") or {}).get("sku") or state.instance.rsplit("|", 1)[-1]
+                )
+                _best_effort(deps.profiles.end_back_in_stock, state.store_id, state.customer_id, sku)
         return _finish(state, index, decision, happened, now)
 
 

@@ -1,0 +1,371 @@
+"""The journey engine on moto: journey files in the bucket drive the trigger and step λs.
+
+A small driver plays Step Functions' part (wait, step, wait...) on a fixed clock, so each test walks
+a customer through a journey in milliseconds: entry rules, holdout, variants, offer pools,
+precedence, the daily schedule and the back-in-stock fan-out.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from moto.ses.models import ses_backends
+
+from functions.journey_step.handler import handler as step_handler
+from functions.journey_trigger.handler import deps as trigger_deps
+from functions.journey_trigger.handler import handler as trigger_handler
+from shared import journey_trigger
+from shared.aws import client
+from shared.journey_store import JourneyStore
+from shared.journeys import in_holdout
+from shared.offers import OfferStore
+from shared.stores import StoreDirectory
+from tests.aws_fixtures import (
+    ACCOUNT,
+    REGION,
+    STORE,
+    FixedClock,
+    LambdaContext,
+    World,
+    bus_envelope,
+    canonical,
+    sqs_batch,
+)
+
+DAY = 86400
+
+
+def post(world: World, ctx: LambdaContext, *calls: dict[str, Any], at: float) -> None:
+    """Fold the calls into profiles (as the profile λ does), then hand them to the trigger λ."""
+    events = canonical(list(calls), at)
+    for e in events:
+        world.profiles().apply(e)
+    assert trigger_handler(sqs_batch([bus_envelope(e) for e in events]), ctx) == {"batchItemFailures": []}
+    drain_tasks(world, ctx)
+
+
+def drain_tasks(world: World, ctx: LambdaContext) -> None:
+    """Audience tasks the trigger queued for itself (the next page): run them as SQS would."""
+    sqs = client("sqs")
+    while True:
+        msgs = sqs.receive_message(QueueUrl=world.queues["journey"], MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
+        if not msgs:
+            return
+        records = [
+            {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"]}
+            for m in msgs
+        ]
+        batch = {
+            "Records": [
+                {
+                    **r,
+                    "attributes": {},
+                    "messageAttributes": {},
+                    "md5OfBody": "",
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+                    "awsRegion": REGION,
+                }
+                for r in records
+            ]
+        }
+        assert trigger_handler(batch, ctx) == {"batchItemFailures": []}
+        for m in msgs:
+            sqs.delete_message(QueueUrl=world.queues["journey"], ReceiptHandle=m["ReceiptHandle"])
+
+
+def executions(world: World, journey: str | None = None) -> list[dict[str, Any]]:
+    sfn = client("stepfunctions")
+    found = []
+    for e in world.executions():
+        state = json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])
+        if journey is None or state["journey"] == journey:
+            found.append(state)
+    return found
+
+
+def run(
+    state: dict[str, Any], ctx: LambdaContext, clock: FixedClock, until: float | None = None
+) -> list[dict[str, Any]]:
+    """Step Functions' loop on the fixed clock: wait, step, until the journey exits (or `until`)."""
+    happened: list[dict[str, Any]] = []
+    while True:
+        if until is not None and clock.now + state["wait_seconds"] > until:
+            return happened
+        clock.advance(state["wait_seconds"])
+        state = step_handler({**state}, ctx)
+        happened += state["events"]
+        if state["action"] != "wait":
+            return happened
+
+
+def sent_types(happened: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(e["step_id"], e["type"]) for e in happened if "step_id" in e]
+
+
+def put_journey(world: World, name: str, text: str, store: str = "shop-1") -> None:
+    client("s3").put_object(Bucket=world.bucket, Key=f"journeys/{store}/{name}.yaml", Body=text.encode())
+
+
+def identify(user: str, *, consent: bool = True, **traits: Any) -> dict[str, Any]:
+    t: dict[str, Any] = {"email": f"{user}@example.com", "first_name": user.title(), **traits}
+    if consent:
+        t["consent"] = {"email": "subscribed"}
+    return {"type": "identify", "userId": user, "messageId": f"id-{user}-{len(traits)}", "traits": t}
+
+
+def track(user: str, event: str, mid: str, **props: Any) -> dict[str, Any]:
+    return {"type": "track", "userId": user, "event": event, "messageId": mid, "properties": props}
+
+
+@pytest.fixture
+def ctx_clock(fixed_clock: FixedClock) -> FixedClock:
+    return fixed_clock
+
+
+# --- welcome: entry, re-entry once, exit on first order ------------------------------------------
+
+
+def test_welcome_series_sends_in_order_and_ends_at_the_first_order(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    t0 = fixed_clock.now
+    post(world, ctx, identify("gus"), track("gus", "Signed Up", "signup-gus"), at=t0)
+    [state] = executions(world, "welcome")
+    assert state["wait_seconds"] == 0 and state["customer_id"] == "u:gus"
+
+    # welcome at once, brand story at +2 d; an order on day 3 ends it before the best sellers
+    happened = run({**state}, ctx, fixed_clock, until=t0 + 3 * DAY)
+    assert sent_types(happened) == [("welcome", "sent"), ("brand-story", "sent")]
+    world.profiles().apply(
+        canonical(
+            [track("gus", "Order Completed", "order-gus", order_id="o-gus", total=30)], fixed_clock.now
+        )[0]
+    )
+    last = step_handler({**state, "step": 2, "wait_seconds": 0}, ctx)
+    assert (last["action"], last["reason"]) == ("exit", "Order Completed after the journey started")
+    welcome = ses_backends[ACCOUNT][REGION].sent_messages[0].raw_data
+    assert "WELCOME10" in welcome  # the static first-order code is in the email
+
+    # signing up again starts nothing: once per customer
+    post(world, ctx, track("gus", "Signed Up", "signup-gus-again"), at=fixed_clock.now + DAY)
+    assert len(executions(world, "welcome")) == 1
+
+    # and "why did I get this?" is answered from the customer's history
+    history = JourneyStore(client("dynamodb"), world.table).customer_history("shop-1", ["u:gus"])
+    assert [(h["type"], h.get("step_id")) for h in history if h["journey"] == "welcome"] == [
+        ("entered", None),
+        ("sent", "welcome"),
+        ("sent", "brand-story"),
+        ("exited", None),
+    ]
+
+
+def test_a_customer_stopped_at_the_entry_conditions_may_enter_later(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    fixed_clock.now = t0 = time.time()  # Step Functions' stopDate is wall time
+    post(world, ctx, identify("nia", consent=False), track("nia", "Signed Up", "signup-nia"), at=t0)
+    [state] = executions(world, "welcome")
+    out = step_handler({**state}, ctx)
+    assert (out["action"], out["reason"]) == ("exit", "not eligible: no email consent")
+    assert ses_backends[ACCOUNT][REGION].sent_messages == []
+    [execution] = world.executions()  # (the driver plays Step Functions; end the execution as it would)
+    client("stepfunctions").stop_execution(executionArn=execution["executionArn"])
+    fixed_clock.advance(DAY)
+
+    # she opts in and signs up again (a new account flow): the once-only rule did not count the first
+    post(world, ctx, identify("nia"), track("nia", "Signed Up", "signup-nia-2"), at=fixed_clock.now)
+    assert len(executions(world, "welcome")) == 2
+
+
+# --- precedence, holdout, variants, offers ---------------------------------------------------------
+
+
+def test_the_cart_journey_yields_to_checkout_abandonment_on_the_same_cart(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    t0 = fixed_clock.now
+    post(
+        world,
+        ctx,
+        identify("cy"),
+        track("cy", "Product Added", "add-cy", cart_id="cart-cy", sku="A", price=10),
+        at=t0,
+    )
+    post(
+        world,
+        ctx,
+        track("cy", "Checkout Started", "co-cy", cart_id="cart-cy", products=[{"sku": "A", "price": 10}]),
+        at=t0 + 60,
+    )
+    [cart] = executions(world, "cart-abandonment")
+    [checkout] = executions(world, "checkout-abandonment")
+    checkout_events = run({**checkout}, ctx, fixed_clock, until=t0 + 2 * 3600)
+    assert sent_types(checkout_events) == [("checkout-1", "sent")]
+    out = step_handler({**cart, "wait_seconds": 0}, ctx)
+    assert (out["action"], out["reason"]) == ("exit", "checkout-abandonment took over")
+    assert len(ses_backends[ACCOUNT][REGION].sent_messages) == 1
+
+
+HOLDOUT = """
+trigger: {event: Signed Up}
+holdout: 0.5
+steps:
+  - id: hello
+    template: welcome
+    variants:
+      - {id: plain, weight: 1}
+      - {id: story, weight: 1, template: brand-story}
+"""
+
+
+def test_holdout_customers_enter_but_receive_nothing_and_variants_are_recorded(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    put_journey(world, "experiment", HOLDOUT)
+    t0 = fixed_clock.now
+    users = [f"u{n}" for n in range(12)]
+    for u in users:
+        post(world, ctx, identify(u), track(u, "Signed Up", f"su-{u}"), at=t0)
+    journey = trigger_deps().catalog.get("shop-1", "experiment")
+    outcomes: dict[str, dict[str, Any]] = {}
+    for state in executions(world, "experiment"):
+        [event] = [e for e in run({**state}, ctx, fixed_clock) if e.get("step_id") == "hello"]
+        outcomes[state["customer_id"]] = event
+    control = {c for c in outcomes if in_holdout(journey, c)}
+    assert control and len(control) < len(users)  # both groups present (hash-stable, so deterministic)
+    for customer, event in outcomes.items():
+        if customer in control:
+            assert event["type"] == "skipped" and event["reason"].startswith("control group")
+        else:
+            assert event["type"] == "sent" and event["variant"] in ("plain", "story")
+    history = JourneyStore(client("dynamodb"), world.table).customer_history("shop-1", sorted(outcomes))
+    groups = {h["instance"]: h["group"] for h in history if h["type"] == "entered"}
+    assert {c for c, g in groups.items() if g == "control"} == control
+    assert len(ses_backends[ACCOUNT][REGION].sent_messages) == len(users) - len(control)
+
+
+POOL = """
+trigger: {event: Signed Up}
+steps:
+  - id: gift
+    template: welcome
+    offer: {pool: welcome-unique, description: 10% off your first order, expires_after_days: 7}
+"""
+
+
+def test_unique_codes_go_to_one_customer_each_and_an_empty_pool_skips_the_step(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    put_journey(world, "gift", POOL)
+    OfferStore(client("dynamodb"), world.table).upload("shop-1", "welcome-unique", ["UNIQ-ONE", "UNIQ-TWO"])
+    for u in ("p1", "p2", "p3"):
+        post(world, ctx, identify(u), track(u, "Signed Up", f"su-{u}"), at=fixed_clock.now)
+    results = {}
+    for state in executions(world, "gift"):
+        [event] = [e for e in run({**state}, ctx, fixed_clock) if e.get("step_id") == "gift"]
+        results[state["customer_id"]] = event
+    assert sorted(e["type"] for e in results.values()) == ["sent", "sent", "skipped"]
+    [skipped] = [e for e in results.values() if e["type"] == "skipped"]
+    assert skipped["reason"] == "offer pool welcome-unique has no codes left"
+    bodies = [m.raw_data for m in ses_backends[ACCOUNT][REGION].sent_messages]
+    assert sorted(c for c in ("UNIQ-ONE", "UNIQ-TWO") for b in bodies if c in b) == ["UNIQ-ONE", "UNIQ-TWO"]
+    status = OfferStore(client("dynamodb"), world.table).status("shop-1", "welcome-unique")
+    assert (status.given, status.remaining) == (2, 0) and status.exhausted_at is not None
+
+
+# --- audiences: back in stock and the daily schedule ---------------------------------------------
+
+
+def test_back_in_stock_notifies_every_subscriber_once_in_pages(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(journey_trigger, "PAGE", 2)  # five subscribers: three pages, two queued tasks
+    t0 = fixed_clock.now
+    for n in range(5):
+        u = f"s{n}"
+        post(
+            world,
+            ctx,
+            identify(u),
+            track(u, "Back In Stock Subscribed", f"bis-{u}", sku="TENT-2", name="Tent"),
+            at=t0,
+        )
+    store_event = track(
+        "store-backend",
+        "Back In Stock",
+        "restock-1",
+        sku="TENT-2",
+        name="Two-person Tent",
+        url="https://shop.example.com/p/tent",
+    )
+    post(world, ctx, store_event, at=t0 + DAY)
+    states = executions(world, "back-in-stock")
+    assert sorted(s["customer_id"] for s in states) == [f"u:s{n}" for n in range(5)]
+    for state in states:
+        assert sent_types(run({**state}, ctx, fixed_clock)) == [("notify", "sent")]
+    assert len(ses_backends[ACCOUNT][REGION].sent_messages) == 5
+
+    # the same restock delivered again, or a replay, starts nothing new
+    post(world, ctx, store_event, at=t0 + DAY)
+    assert len(executions(world, "back-in-stock")) == 5
+    # and a later restock of the same SKU notifies no one: each asked to be told once
+    post(world, ctx, {**store_event, "messageId": "restock-2"}, at=t0 + 30 * DAY)
+    assert len(executions(world, "back-in-stock")) == 5
+    # until someone subscribes again
+    post(world, ctx, track("s9", "Back In Stock Subscribed", "bis-s9", sku="TENT-2"), at=t0 + 31 * DAY)
+    post(world, ctx, {**store_event, "messageId": "restock-3"}, at=t0 + 32 * DAY)
+    assert sorted(s["customer_id"] for s in executions(world, "back-in-stock"))[-1] == "u:s9"
+    assert len(executions(world, "back-in-stock")) == 6
+
+
+def test_daily_schedule_starts_birthdays_for_tomorrow_at_ten_local(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    # 12:00 UTC on 2026-07-14; Zofia (Warsaw, UTC+2 in summer) was born on 15 July
+    fixed_clock.now = 1_784_030_400.0
+    post(world, ctx, identify("zofia", birthday="1990-07-15", timezone="Europe/Warsaw"), at=fixed_clock.now)
+    post(world, ctx, identify("tom", birthday="1985-03-02"), at=fixed_clock.now)
+    scheduled = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+    batch = {
+        "Records": [
+            {
+                "messageId": "tick",
+                "receiptHandle": "r",
+                "body": json.dumps(scheduled),
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+                "awsRegion": REGION,
+            }
+        ]
+    }
+    assert trigger_handler(batch, ctx) == {"batchItemFailures": []}
+    drain_tasks(world, ctx)
+    [state] = executions(world, "birthday")
+    assert (state["customer_id"], state["occasion"]) == ("u:zofia", "2026-07-15")
+    happened = run({**state}, ctx, fixed_clock)
+    [sent] = [e for e in happened if e["type"] == "sent"]
+    assert sent["sent_at"] == 1_784_102_400.0  # 2026-07-15 08:00 UTC = 10:00 in Warsaw
+    assert "BIRTHDAY15" in ses_backends[ACCOUNT][REGION].sent_messages[0].raw_data
+
+    # tomorrow's run (a catch-up for "today") joins the same execution: one birthday message
+    assert trigger_handler(batch, ctx) == {"batchItemFailures": []}
+    drain_tasks(world, ctx)
+    assert len(executions(world, "birthday")) == 1
+
+
+def test_the_scheduled_run_lists_every_store(world: World, fixed_clock: FixedClock) -> None:
+    StoreDirectory(client("dynamodb"), world.table).put(STORE.model_copy(update={"store_id": "shop-2"}))
+    tasks = journey_trigger.schedule_tasks(fixed_clock.now, trigger_deps())
+    assert {(t["store_id"], t["journey"]) for t in tasks} == {
+        (s, j) for s in ("shop-1", "shop-2") for j in ("birthday", "order-anniversary", "win-back")
+    }
