@@ -793,7 +793,7 @@ def _after_permanent(channel: str, exc: Exception, profile: Profile, deps: Deps,
         )
 
 
-def _best_effort(fn: Callable[..., None], *args: Any) -> None:
+def _best_effort(fn: Callable[..., object], *args: Any) -> None:
     """Bookkeeping after a send (STOP, dead tokens, the cap's timestamp) must never undo or repeat the send:
     if it fails, it is logged and happens again the next time the provider says the same."""
     try:
