@@ -273,7 +273,8 @@ def _decide(
         if problem:
             return Decision("exit", f"not eligible: {problem}")
     occasion_end: float | None = None
-    if state.occasion:
+    if state.occasion and journey.trigger.schedule in ("birthday", "anniversary"):
+        # timed on the day itself, in the customer's time zone (the run started it a day ahead)
         day = date.fromisoformat(state.occasion)
         started_at = datetime.combine(day, dtime(0), tzinfo=tz).timestamp()
         occasion_end = datetime.combine(day + timedelta(days=1), dtime(0), tzinfo=tz).timestamp()

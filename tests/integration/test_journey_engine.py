@@ -369,3 +369,64 @@ def test_the_scheduled_run_lists_every_store(world: World, fixed_clock: FixedClo
     assert {(t["store_id"], t["journey"]) for t in tasks} == {
         (s, j) for s in ("shop-1", "shop-2") for j in ("birthday", "order-anniversary", "win-back")
     }
+
+
+def daily_run(world: World, ctx: LambdaContext) -> None:
+    scheduled = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+    record = {
+        "messageId": "tick",
+        "receiptHandle": "r",
+        "body": json.dumps(scheduled),
+        "attributes": {},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+        "awsRegion": REGION,
+    }
+    assert trigger_handler({"Records": [record]}, ctx) == {"batchItemFailures": []}
+    drain_tasks(world, ctx)
+
+
+def test_win_back_reaches_a_customer_on_the_day_they_become_at_risk(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    run_at = 1_772_366_400.0  # 2026-03-01 12:00 UTC, the daily run
+    # Wes (New York) ordered once, exactly 90 days earlier: at risk from today (the store's minimum)
+    post(world, ctx, identify("wes", timezone="America/New_York"), at=run_at - 91 * DAY)
+    order = track("wes", "Order Completed", "order-wes", order_id="o-wes", total=80)
+    post(world, ctx, order, at=run_at - 90 * DAY)
+    # Oda ordered 30 days ago: not at risk, not found
+    post(
+        world,
+        ctx,
+        identify("oda"),
+        track("oda", "Order Completed", "order-oda", order_id="o-oda", total=20),
+        at=run_at - 30 * DAY,
+    )
+
+    fixed_clock.now = run_at
+    daily_run(world, ctx)
+    [state] = executions(world, "win-back")
+    assert state["customer_id"] == "u:wes"
+    happened = run({**state}, ctx, fixed_clock)
+    sent = [(e["step_id"], e["sent_at"]) for e in happened if e["type"] == "sent"]
+    # the next 10:00 in New York (EST), then 14 days later at 10:00 (EDT since 8 March)
+    assert sent == [("reactivate", 1_772_377_200.0), ("stronger-offer", 1_773_583_200.0)]
+    assert "COMEBACK20" in ses_backends[ACCOUNT][REGION].sent_messages[-1].raw_data
+
+
+def test_first_order_anniversary_a_year_later_at_ten_local(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    run_at = 1_772_366_400.0  # 2026-03-01 12:00 UTC; the run starts tomorrow's anniversaries
+    post(world, ctx, identify("ana", timezone="Europe/Lisbon"), at=run_at - 400 * DAY)
+    first = run_at - 364 * DAY  # 2025-03-02
+    post(world, ctx, track("ana", "Order Completed", "order-ana", order_id="o-ana", total=50), at=first)
+    fixed_clock.now = run_at
+    daily_run(world, ctx)
+    [state] = executions(world, "order-anniversary")
+    assert state["occasion"] == "2026-03-02"
+    happened = run({**state}, ctx, fixed_clock)
+    [sent] = [e for e in happened if e["type"] == "sent"]
+    assert sent["sent_at"] == 1_772_445_600.0  # 2026-03-02 10:00 in Lisbon (UTC+0)
