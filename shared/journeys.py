@@ -117,6 +117,7 @@ class Trigger(_Strict):
 class Entry(_Strict):
     """Who may enter, checked against the profile when the journey starts."""
 
+    known: bool | None = None  # identified (a user id or an email address), not an anonymous visitor
     has_ordered: bool | None = None
     min_orders: int | None = Field(default=None, ge=0)
     max_orders: int | None = Field(default=None, ge=0)
@@ -318,6 +319,10 @@ def matches(trigger: Trigger, event_name: str | None, properties: dict[str, Any]
 
 def entry_problem(entry: Entry, profile: Profile | None) -> str | None:
     """Why this customer may not enter, or None. Named, so the history answers "why not me?"."""
+    if entry.known is not None:
+        known = bool(profile and (profile.user_id or profile.email))
+        if known != entry.known:
+            return "an anonymous visitor" if entry.known else "already identified"
     orders = profile.orders.count if profile else 0
     if entry.has_ordered is not None and (orders > 0) != entry.has_ordered:
         return "has ordered before" if orders else "has not ordered yet"
