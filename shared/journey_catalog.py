@@ -126,18 +126,16 @@ def parse(text: str | bytes, source: str = "journey file", expected_id: str | No
             source,
             [(lines.get(("id",)), f"id is {data.get('id')!r} but the file is named {expected_id}.yaml")],
         )
-    if expected_id is not None:
-        data.setdefault("id", expected_id)
+    # the file's name is its id; a file checked on its own (the upload validator) may not know it
+    data.setdefault("id", expected_id or "journey")
     if data.get("enabled", True) is False:
         # a store turning a default journey off needs nothing else in the file
-        return Journey.model_validate(
-            {
-                "id": data["id"],
-                "enabled": False,
-                "trigger": {"event": "Signed Up"},
-                "steps": [{"id": "off", "template": "off"}],
-            }
-        )
+        data = {
+            "id": data["id"],
+            "enabled": False,
+            "trigger": {"event": "Signed Up"},
+            "steps": [{"id": "off", "template": "off"}],
+        }
     try:
         journey = Journey.model_validate(data)
     except ValidationError as exc:
@@ -147,10 +145,12 @@ def parse(text: str | bytes, source: str = "journey file", expected_id: str | No
     return journey
 
 
-def problems(text: str) -> list[Problem]:
-    """What the upload validator reports for a journey file: [] when it is good."""
+def problems(text: str | bytes, key: str | None = None) -> list[Problem]:
+    """What the upload validator reports for a journey file: [] when it is good. With the object's
+    key (journeys/<store>/<id>.yaml) the id is checked against the file name too."""
+    name = key.rsplit("/", 1)[-1].removesuffix(".yaml") if key else None
     try:
-        parse(text)
+        parse(text, key or "journey file", expected_id=name)
     except JourneyFileError as exc:
         return exc.problems
     return []
@@ -206,7 +206,11 @@ class JourneyCatalog:
         for owner in (DEFAULT_STORE, store_id):  # the store's own files win
             for key in self._keys(f"{PREFIX}{owner}/"):
                 name = key.rsplit("/", 1)[-1].removesuffix(".yaml")
-                loaded = self._load_file(key, name)
+                try:
+                    loaded = self._load_file(key, name)
+                except Exception:  # one unreadable file never takes the store's other journeys down
+                    log.exception("journey file could not be loaded; skipped", extra={"key": key})
+                    continue
                 if loaded is not None:
                     found[name] = loaded
         with self._lock:

@@ -176,6 +176,16 @@ class Step(_Strict):
     def _after(cls, v: Any) -> int:
         return parse_duration(v)
 
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at(cls, v: Any) -> Any:
+        # YAML 1.1 reads an unquoted 10:00 as the base-60 number 600: take it as the time it was
+        if isinstance(v, int) and not isinstance(v, bool):
+            if not 0 <= v < 24 * 60:
+                raise ValueError('write the time of day as "HH:MM", e.g. at: "10:00"')
+            return dtime(v // 60, v % 60)
+        return v
+
     @field_validator("channels")
     @classmethod
     def _distinct(cls, v: list[str]) -> list[str]:

@@ -154,11 +154,6 @@ def test_cart_abandonment_yields_to_checkout_abandonment_on_the_same_cart() -> N
     assert [s.after for s in checkout.steps] == [30 * MINUTE, 24 * HOUR]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared/journey_catalog.py problems(): calls parse(text) without expected_id, so every "
-    "shipped file (none carries `id:`) is reported as 'id: Field required'",
-)
 def test_the_upload_validator_accepts_the_shipped_welcome_file() -> None:
     assert problems((JOURNEYS / "welcome.yaml").read_text()) == []
 
@@ -405,21 +400,11 @@ def test_enabled_false_needs_nothing_else() -> None:
     assert (off.id, off.enabled) == ("welcome", False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG shared/journey_catalog.py parse(): the `enabled: false` shortcut validates outside the "
-    "try, so a bad id (e.g. file My_Journey.yaml) raises a raw pydantic ValidationError, not JourneyFileError",
-)
 def test_enabled_false_in_a_badly_named_file_is_a_journey_file_error() -> None:
     with pytest.raises(JourneyFileError):
         parse("enabled: false\n", expected_id="My_Journey")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: unquoted `at: 10:00` is YAML 1.1 sexagesimal 600 and silently becomes 00:10 (UTC); "
-    "it should be 10:00 or a problem asking for quotes",
-)
 def test_an_unquoted_time_of_day_is_not_silently_misread() -> None:
     text = "trigger:\n  schedule: birthday\nsteps:\n  - id: a\n    template: t\n    at: 10:00\n"
     try:
