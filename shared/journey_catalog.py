@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from shared.journeys import BUILT_IN, Journey
@@ -208,6 +209,8 @@ class JourneyCatalog:
                 name = key.rsplit("/", 1)[-1].removesuffix(".yaml")
                 try:
                     loaded = self._load_file(key, name)
+                except (BotoCoreError, ClientError):
+                    raise  # S3 unavailable: fail the step so it is retried; never read as "no journey"
                 except Exception:  # one unreadable file never takes the store's other journeys down
                     log.exception("journey file could not be loaded; skipped", extra={"key": key})
                     continue

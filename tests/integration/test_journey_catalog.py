@@ -183,3 +183,23 @@ def test_a_badly_named_off_switch_does_not_break_the_stores_other_journeys(world
     put(s3, world, "journeys/shop-1/Welcome_Series.yaml", "enabled: false\n")
     catalog = JourneyCatalog(s3, world.bucket, ttl_seconds=0)
     assert ids(catalog, "shop-1") == DEFAULTS
+
+
+def test_an_s3_outage_is_an_error_to_retry_never_an_empty_catalog(world: World, s3: Any) -> None:
+    from botocore.exceptions import ClientError
+
+    catalog = JourneyCatalog(s3, world.bucket, ttl_seconds=0)
+
+    def slow_down(**_: Any) -> Any:
+        raise ClientError(
+            {"Error": {"Code": "SlowDown", "Message": "Reduce your request rate."}}, "GetObject"
+        )
+
+    original = s3.get_object
+    s3.get_object = slow_down
+    try:
+        with pytest.raises(ClientError):
+            catalog.journeys("shop-1")
+    finally:
+        s3.get_object = original
+    assert ids(catalog, "shop-1") == DEFAULTS
