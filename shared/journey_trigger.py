@@ -88,6 +88,9 @@ def _customer(event: CanonicalEvent, t: TriggerDeps) -> str:
 
 def _enter(journey: Journey, event: CanonicalEvent, t: TriggerDeps) -> TriggerOutcome:
     customer = _customer(event, t)
+    if journey.entry.known and customer.startswith("a:"):
+        # an anonymous visitor (never linked to a known customer) cannot qualify: no execution to pay for
+        return TriggerOutcome("ignored", journey.id, reason="an anonymous visitor")
     context: dict[str, Any] = {}
     if journey.per == "cart":
         if not event.cart_id:

@@ -57,6 +57,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     out = run_step(StepInput.model_validate(event), deps())
     for happened in out.events:
         metrics.add_metric(name=f"JourneyStep_{happened['type']}", unit=MetricUnit.Count, value=1)
+        if happened["type"] == "sent":
+            metrics.add_metric(
+                name=f"MessagesSent_{happened.get('channel', 'email')}", unit=MetricUnit.Count, value=1
+            )
+        if str(happened.get("reason", "")).startswith("offer pool"):
+            # a store's unique codes ran out: an alarm-worthy condition, not just a log line
+            metrics.add_metric(name="OfferPoolExhausted", unit=MetricUnit.Count, value=1)
     logger.info(
         "journey step",
         extra={

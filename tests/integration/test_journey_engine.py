@@ -430,3 +430,17 @@ def test_first_order_anniversary_a_year_later_at_ten_local(
     happened = run({**state}, ctx, fixed_clock)
     [sent] = [e for e in happened if e["type"] == "sent"]
     assert sent["sent_at"] == 1_772_445_600.0  # 2026-03-02 10:00 in Lisbon (UTC+0)
+
+
+def test_an_anonymous_view_starts_no_browse_journey(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    view = {
+        "type": "track",
+        "anonymousId": "visitor-1",
+        "event": "Product Viewed",
+        "messageId": "anon-view",
+        "properties": {"sku": "A", "name": "Tent"},
+    }
+    post(world, ctx, view, at=fixed_clock.now)
+    assert executions(world, "browse-abandonment") == []
