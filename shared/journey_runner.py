@@ -101,6 +101,9 @@ class Deps:
 SETTLE_S = 6 * 3600
 
 
+ENTRY_RECHECK_S = 3600  # a customer who fails the entry conditions is looked at once more, an hour on
+
+
 def _settle_poll(started_at: float, now: float) -> int:
     return int(min(900, max(2, (now - started_at) / 4)))
 
@@ -270,6 +273,14 @@ def _decide(
         return Decision("wait", "waiting for the profile to record the cart", _settle_poll(started_at, now))
     if index == 0:
         problem = entry_problem(journey.entry, profile)
+        if problem and now < started_at + ENTRY_RECHECK_S:
+            # events of one batch can be folded out of order (the consent in an identify sent with the
+            # sign-up): look once more before turning the customer away
+            return Decision(
+                "wait",
+                f"not eligible yet ({problem}); checking once more",
+                math.ceil(started_at + ENTRY_RECHECK_S - now),
+            )
         if problem:
             return Decision("exit", f"not eligible: {problem}")
     occasion_end: float | None = None

@@ -178,9 +178,12 @@ def _start(
     customer: str | None = None,
     context: dict[str, Any] | None = None,
     occasion: str | None = None,
+    generations: bool = True,
 ) -> TriggerOutcome:
+    """`generations`: may an instance whose journey ended enter again (a cart shopped again)? An
+    occasion (a birthday on a given date) never does: each daily run that finds it joins."""
     first_wait = _first_wait(journey, started_at)
-    for generation in range(MAX_GENERATIONS):
+    for generation in range(MAX_GENERATIONS if generations else 1):
         state = {
             "store_id": store_id,
             "journey": journey.id,
@@ -200,7 +203,7 @@ def _start(
                 stateMachineArn=t.state_machine_arn, name=name, input=json.dumps(state)
             )
         except t.sfn.exceptions.ExecutionAlreadyExists:
-            if _saw(t.sfn, execution_arn(t.state_machine_arn, name), started_at):
+            if not generations or _saw(t.sfn, execution_arn(t.state_machine_arn, name), started_at):
                 # running, or it ended after this event: the step reads state fresh, so this event
                 # is already part of that journey (a repeat or a replay starts nothing new)
                 return TriggerOutcome("joined", journey.id, instance)
@@ -330,6 +333,7 @@ def run_task(task: dict[str, Any], t: TriggerDeps) -> TriggerOutcome:
                 f"{audience}:{occasion}",
                 customer=customer,
                 occasion=occasion,
+                generations=False,
             )
         started += outcome.status == "started"
     follow: dict[str, Any] | None = None

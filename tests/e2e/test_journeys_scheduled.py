@@ -171,13 +171,6 @@ def test_birthday_at_ten_local_on_the_day_exactly_once(daily: Emulator) -> None:
     assert len(sent) == 1, [(m["sent_at"], m["instance"]) for m in sent]
 
 
-@pytest.mark.xfail(
-    reason="engine bug: the daily run on the birthday itself starts the birthday journey again for "
-    "the same occasion (generation ~g1: shared/journey_trigger.py _start/_saw take the execution "
-    "that ended at 10:00 local as an earlier journey); only the frequency cap (1/day) keeps it from "
-    "sending a second birthday email",
-    strict=False,
-)
 def test_birthday_journey_enters_once_per_occasion(daily: Emulator) -> None:
     birthday: date = BIRTHDAY["day"]
     next_run = datetime.combine(birthday, time(12), tzinfo=UTC).timestamp()

@@ -173,6 +173,10 @@ def test_a_customer_stopped_at_the_entry_conditions_may_enter_later(
     post(world, ctx, identify("nia", consent=False), track("nia", "Signed Up", "signup-nia"), at=t0)
     [state] = executions(world, "welcome")
     out = step_handler({**state}, ctx)
+    # (a consent folded late, out of its batch's order, gets one more look an hour on)
+    assert (out["action"], out["wait_seconds"]) == ("wait", 3600)
+    fixed_clock.advance(3600)
+    out = step_handler({**out}, ctx)
     assert (out["action"], out["reason"]) == ("exit", "not eligible: no email consent")
     assert ses_backends[ACCOUNT][REGION].sent_messages == []
     [execution] = world.executions()  # (the driver plays Step Functions; end the execution as it would)
@@ -182,6 +186,24 @@ def test_a_customer_stopped_at_the_entry_conditions_may_enter_later(
     # she opts in and signs up again (a new account flow): the once-only rule did not count the first
     post(world, ctx, identify("nia"), track("nia", "Signed Up", "signup-nia-2"), at=fixed_clock.now)
     assert len(executions(world, "welcome")) == 2
+
+
+def test_consent_folded_after_the_sign_up_still_gets_the_welcome(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    # Given the sign-up reached the profile before the identify carrying the consent (SQS order)
+    t0 = fixed_clock.now
+    signup, consent = canonical([track("lea", "Signed Up", "su-lea"), identify("lea")], t0)
+    world.profiles().apply(signup)
+    assert trigger_handler(sqs_batch([bus_envelope(signup)]), ctx) == {"batchItemFailures": []}
+    [state] = executions(world, "welcome")
+    out = step_handler({**state}, ctx)
+    assert out["action"] == "wait"
+    # When the consent is folded a moment later
+    world.profiles().apply(consent)
+    # Then the second look lets her in, and the welcome goes out
+    happened = run({**out}, ctx, fixed_clock, until=t0 + DAY)
+    assert sent_types(happened)[0] == ("welcome", "sent")
 
 
 # --- precedence, holdout, variants, offers ---------------------------------------------------------
