@@ -9,11 +9,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ API_KEY = "e2e-key"
 class Local:
     url: str
     key: str = API_KEY
+    log: deque[str] = field(default_factory=deque, repr=False)  # the emulator's last log lines
 
     def request(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
@@ -99,11 +102,21 @@ def start_local(*extra: str) -> tuple[subprocess.Popen[str], Local]:
         line = proc.stdout.readline()
         lines.append(line)
         if "ready" in line:
-            return proc, Local(f"http://127.0.0.1:{port}")
+            tail: deque[str] = deque(lines, maxlen=200)
+            threading.Thread(target=_drain, args=(proc, tail), name="local-log", daemon=True).start()
+            return proc, Local(f"http://127.0.0.1:{port}", log=tail)
         if proc.poll() is not None:
             raise RuntimeError("boomerang local exited:\n" + "".join(lines))
     proc.kill()
     raise RuntimeError("boomerang local never printed 'ready':\n" + "".join(lines))
+
+
+def _drain(proc: subprocess.Popen[str], tail: deque[str]) -> None:
+    """Keep reading the emulator's log: a pipe nobody reads fills up (64 KB) and then every thread
+    that logs blocks on write, which freezes journeys and keeps Ctrl-C from stopping it."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        tail.append(line)
 
 
 def stop_local(proc: subprocess.Popen[str]) -> None:
