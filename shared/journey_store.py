@@ -187,23 +187,39 @@ class JourneyStore:
 
     # --- instance state, entries and the customer's history ---------------------------------------
 
+    def note_started(self, store: str, journey: str, instance: str, generation: int, at: float) -> None:
+        """Written by the trigger as soon as the execution starts, so a journey that yields to this
+        one (the cart journey to checkout abandonment) sees it before this one's first step."""
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
+                UpdateExpression="SET #s = :s, #g = :g, started_at = :at",
+                ConditionExpression="attribute_not_exists(#g) OR #g < :g",
+                ExpressionAttributeNames={"#s": "status", "#g": "generation"},
+                ExpressionAttributeValues={
+                    ":s": {"S": "active"},
+                    ":g": {"N": str(generation)},
+                    ":at": {"N": repr(at)},
+                },
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            pass  # already noted (a repeat), or a later generation runs
+
     def mark_started(self, store: str, journey: str, instance: str, generation: int, at: float) -> bool:
         """The instance's state record; True only the first time (so "entered" is logged once)."""
         try:
-            self.ddb.put_item(
+            self.ddb.update_item(
                 TableName=self.table,
-                Item=to_item(
-                    {
-                        "pk": keys.journey_pk(store, journey, instance),
-                        "sk": STATE_SK,
-                        "status": "active",
-                        "generation": generation,
-                        "started_at": at,
-                    }
-                ),
-                ConditionExpression="attribute_not_exists(pk) OR #g < :g",
-                ExpressionAttributeNames={"#g": "generation"},
-                ExpressionAttributeValues={":g": {"N": str(generation)}},
+                Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
+                UpdateExpression="SET #s = :s, #g = :g, started_at = if_not_exists(started_at, :at), entered = :g",
+                ConditionExpression="(attribute_not_exists(#g) OR #g <= :g) AND (attribute_not_exists(entered) OR entered < :g)",
+                ExpressionAttributeNames={"#s": "status", "#g": "generation"},
+                ExpressionAttributeValues={
+                    ":s": {"S": "active"},
+                    ":g": {"N": str(generation)},
+                    ":at": {"N": repr(at)},
+                },
             )
         except self.ddb.exceptions.ConditionalCheckFailedException:
             return False

@@ -208,6 +208,8 @@ def _start(
                 # is already part of that journey (a repeat or a replay starts nothing new)
                 return TriggerOutcome("joined", journey.id, instance)
             continue  # that journey ended before this event: start the next generation
+        if journey.per == "cart":  # journeys may yield to this one on the same cart: say so now
+            t.journeys.note_started(store_id, journey.id, instance, generation, started_at)
         return TriggerOutcome("started", journey.id, instance, resp["executionArn"])
     raise RuntimeError(f"more than {MAX_GENERATIONS} journeys for one instance; refusing to start another")
 

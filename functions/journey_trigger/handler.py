@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from shared import clock
 from shared.aws import client
 from shared.bus import event_from_sqs_body
+from shared.events import EVENT_SOURCE
 from shared.journey_catalog import JourneyCatalog
 from shared.journey_store import JourneyStore
 from shared.journey_trigger import TriggerDeps, TriggerOutcome, run_task, schedule_tasks, start_for
@@ -57,6 +58,10 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
             deps().tasks(task)
         outcomes = [TriggerOutcome("queued", reason=f"{len(tasks)} audience tasks")]
         what = {"event": "daily schedule"}
+    elif body.get("source") != EVENT_SOURCE:
+        # only Boomerang's own rules feed this queue; anything else is a wiring mistake to see, not retry
+        logger.warning("journey queue: unexpected message ignored", extra={"source": body.get("source")})
+        return {"outcomes": []}
     else:
         event = event_from_sqs_body(record.body)
         outcomes = start_for(event, deps())

@@ -328,6 +328,8 @@ class Emulator:
                     else {"EventPattern": json.dumps(rule.pattern)}
                 ),
             )
+            if rule.schedule:
+                continue  # moto would hand a pattern-less rule every default-bus event; the thread fires it
             events.put_targets(
                 Rule=resource_name("rule", rule.id),
                 EventBusName=rule.bus,

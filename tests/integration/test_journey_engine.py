@@ -228,10 +228,11 @@ def test_the_cart_journey_yields_to_checkout_abandonment_on_the_same_cart(
     )
     [cart] = executions(world, "cart-abandonment")
     [checkout] = executions(world, "checkout-abandonment")
-    checkout_events = run({**checkout}, ctx, fixed_clock, until=t0 + 2 * 3600)
-    assert sent_types(checkout_events) == [("checkout-1", "sent")]
+    # the take-over holds from the checkout's start, before its own first step has run
     out = step_handler({**cart, "wait_seconds": 0}, ctx)
     assert (out["action"], out["reason"]) == ("exit", "checkout-abandonment took over")
+    checkout_events = run({**checkout}, ctx, fixed_clock, until=t0 + 2 * 3600)
+    assert sent_types(checkout_events) == [("checkout-1", "sent")]
     assert len(ses_backends[ACCOUNT][REGION].sent_messages) == 1
 
 
