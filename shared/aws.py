@@ -19,8 +19,17 @@ def client(service: str) -> Any:
 
         # A few quick SDK retries; longer throttling is retried by Step Functions (with the claim given back),
         # so a handler never sits out its timeout in back-off sleeps.
-        cfg = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=10)
+        # Message providers get one attempt: an SDK retry after a read timeout could deliver a message
+        # the provider had already accepted. Throttles come back to the journey step instead, which
+        # gives its claim back for Step Functions' retry (a rejected request is safe to repeat).
+        attempts = 1 if service in SEND_SERVICES else 4
+        cfg = Config(
+            retries={"max_attempts": attempts, "mode": "standard"}, connect_timeout=3, read_timeout=10
+        )
         return boto3.client(service, config=cfg)  # type: ignore[call-overload]
+
+
+SEND_SERVICES = ("sesv2", "sns", "pinpoint")
 
 
 def reset_clients() -> None:

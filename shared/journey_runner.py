@@ -67,6 +67,8 @@ class StepInput(BaseModel):
     started_at: float | None = None
     trigger: str | None = None  # messageId of the event that started the journey
     occasion: str | None = None  # YYYY-MM-DD for birthdays, anniversaries and at-risk days
+    # the next step by id: a marketer's edit that inserts or removes steps keeps running journeys on track
+    step_id: str | None = None
     context: dict[str, Any] = Field(default_factory=dict)  # the order or product the trigger named
 
 
@@ -152,11 +154,15 @@ class _Run:
 def run_step(state: StepInput, deps: Deps) -> StepOutput:
     journey = _journey(state, deps)
     index = state.step
+    if journey is not None and state.step_id:
+        ids = [s.id for s in journey.steps]
+        if state.step_id in ids:
+            index = ids.index(state.step_id)
     happened: list[dict[str, Any]] = []
-    instance = record_instance(state.instance, state.generation)
+    instance = record_instance(state.instance, state.generation, state.trigger)
     if journey is None:
         return _finish(
-            state, index, Decision("exit", "journey removed or turned off"), happened, clock.now_ts()
+            state, None, index, Decision("exit", "journey removed or turned off"), happened, clock.now_ts()
         )
     store = deps.stores.get(state.store_id)
     while True:
@@ -189,15 +195,12 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
                 if journey.holdout:
                     entered["group"] = "control" if run.control else "treatment"
                 deps.journeys.record(state.store_id, journey.id, instance, run.customer_id, entered)
-                if (
-                    decision.action == "exit"
-                    and decision.reason.startswith("not eligible")
-                    and state.customer_id
-                ):
-                    # stopped at the door: did not really enter, so the re-entry rule does not count it
-                    deps.journeys.release_entry(
-                        state.store_id, journey.id, state.customer_id, state.trigger or ""
-                    )
+        if index == 0 and decision.action == "exit" and decision.reason.startswith("not eligible"):
+            if state.customer_id:
+                # stopped at the door: did not really enter, so the re-entry rule does not count it
+                deps.journeys.release_entry(
+                    state.store_id, journey.id, state.customer_id, state.trigger or ""
+                )
         if decision.action == "send":
             outcome = _deliver(state, run, journey.steps[index], index, cart, profile, deps, now)
             happened.append(outcome)
@@ -230,18 +233,24 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
                     (state.context.get("product") or {}).get("sku") or state.instance.rsplit("|", 1)[-1]
                 )
                 _best_effort(deps.profiles.end_back_in_stock, state.store_id, state.customer_id, sku)
-        return _finish(state, index, decision, happened, now)
+        return _finish(state, journey, index, decision, happened, now)
 
 
 def _finish(
-    state: StepInput, index: int, decision: Decision, happened: list[dict[str, Any]], now: float
+    state: StepInput,
+    journey: Journey | None,
+    index: int,
+    decision: Decision,
+    happened: list[dict[str, Any]],
+    now: float,
 ) -> StepOutput:
     entry: dict[str, Any] = {"type": decision.action, "reason": decision.reason, "step": index}
     if decision.action == "wait":
         entry["wait_seconds"] = decision.wait_seconds
     happened.append(entry)
+    next_id = journey.steps[index].id if journey is not None and index < len(journey.steps) else None
     return StepOutput(
-        **{**state.model_dump(), "step": index, "wait_seconds": decision.wait_seconds},
+        **{**state.model_dump(), "step": index, "step_id": next_id, "wait_seconds": decision.wait_seconds},
         action=decision.action,
         reason=decision.reason,
         events=happened,
@@ -294,8 +303,7 @@ def _decide(
                 return Decision("exit", "first order less than a year ago")
     yielded = None
     for other in journey.yields_to:
-        held = deps.journeys.state(state.store_id, other, state.instance)
-        if held and (held.get("status") == "active" or float(held.get("started_at", 0)) >= started_at):
+        if _taken_over(state, other, started_at, deps, now):
             yielded = other
             break
     order_status = None
@@ -330,6 +338,21 @@ def _decide(
     return decision
 
 
+def _taken_over(state: StepInput, other: str, started_at: float, deps: Deps, now: float) -> bool:
+    """Does journey `other` have this instance (the checkout journey the cart)? While it runs, or if
+    it messaged the customer since this journey started; not if it died or went quiet."""
+    held = deps.journeys.state(state.store_id, other, state.instance)
+    definition = deps.catalog.get(state.store_id, other) if deps.catalog is not None else None
+    if not held or definition is None:
+        return False
+    since = float(held.get("started_at", 0))
+    if held.get("status") == "active":
+        # an execution that failed never marks itself ended: past its longest step, it holds nothing
+        span = max(s.after for s in definition.steps) + SETTLE_S + 86400
+        return bool(now < since + span)
+    return bool(held.get("sent_any")) and since >= started_at
+
+
 def _last_event_at(profile: Profile | None) -> dict[str, float]:
     return dict(getattr(profile, "last_event_at", None) or {})
 
@@ -353,7 +376,7 @@ def _deliver(
     the first channel that works, falling back in the step's order. Exactly once per step."""
     journey = run.journey
     store_id, jid = state.store_id, journey.id
-    instance = record_instance(state.instance, state.generation)
+    instance = record_instance(state.instance, state.generation, state.trigger)
     variant = step.variant(run.bucket)
     base: dict[str, Any] = {"step": index, "step_id": step.id}
     if variant is not None:
@@ -385,7 +408,7 @@ def _deliver(
         return skipped("store not configured")
     if deps.journeys.get_send(store_id, jid, instance, step.id) is not None:
         return {**base, "type": "already-handled", "reason": "send record exists; never sent twice"}
-    if run.control:
+    if run.control and kind == "marketing":  # what a customer is owed (an order confirmation) always goes
         return skipped("control group: enters but receives nothing, so the journey's lift can be measured")
 
     checks = [
@@ -409,16 +432,6 @@ def _deliver(
                 "reason": f"quiet hours for {first} until {local:%H:%M} {tz.key}",
             }
 
-    offer = (variant.offer if variant and variant.offer else None) or step.offer
-    given: GivenOffer | None = None
-    if offer is not None:
-        given = give(offer, deps.offers, store_id, f"{jid}|{instance}|{step.id}", now)
-        if given is None:
-            logging.getLogger("boomerang").error(
-                "offer pool exhausted", extra={"store": store_id, "journey": jid, "pool": offer.pool}
-            )
-            if offer.on_exhausted == "skip":
-                return skipped(f"offer pool {offer.pool} has no codes left")
     products: list[dict[str, Any]] = []
     if step.products and deps.products is not None:
         products = _products(step.products, state, profile, deps)
@@ -426,8 +439,6 @@ def _deliver(
             return skipped(f"no products to show ({step.products} is empty)")
     send_id = hashlib.sha256(f"{store_id}|{jid}|{instance}|{step.id}".encode()).hexdigest()[:20]
     record = {**base, "customer_id": profile.customer_id, "channels": list(usable), "at": now}
-    if given is not None:
-        record["offer_code"] = given.code
     token: str | None = None
     ledger: list[CapEntry] = []
     for _ in range(5):
@@ -456,6 +467,27 @@ def _deliver(
     if token is None:
         return {**base, "type": "already-handled", "reason": "send record exists; never sent twice"}
 
+    # A unique code is drawn only once the step is sure to go (claimed, within the cap); the draw is
+    # idempotent per step, so a retried step gets the same code back.
+    offer = (variant.offer if variant and variant.offer else None) or step.offer
+    given: GivenOffer | None = None
+    if offer is not None:
+        given = give(offer, deps.offers, store_id, f"{jid}|{instance}|{step.id}", now)
+        if given is None:
+            logging.getLogger("boomerang").error(
+                "offer pool exhausted", extra={"store": store_id, "journey": jid, "pool": offer.pool}
+            )
+            if offer.on_exhausted == "skip":
+                reason = f"offer pool {offer.pool} has no codes left"
+                deps.journeys.finish_send(
+                    store_id, jid, instance, step.id, token, {"status": "skipped", "reason": reason}
+                )
+                deps.journeys.release_cap(store_id, profile.customer_id, send_id)
+                deps.journeys.record(
+                    store_id, jid, instance, customer_id, {**base, "type": "skipped", "reason": reason}
+                )
+                return {**base, "type": "skipped", "reason": reason}
+
     tried: list[str] = []
     quiet_ends: list[float] = []
     for channel in usable:
@@ -477,13 +509,29 @@ def _deliver(
             tried.append(f"{channel}: {str(exc)[:200]}")
             _best_effort(_after_permanent, channel, exc, profile, deps, now)
             continue
-        except Exception:
+        except Exception as exc:
+            if _ambiguous(exc):
+                # The provider may have accepted it (no answer after the request went out): never
+                # retried, so the customer cannot get it twice; recorded for support to look into.
+                reason = f"{channel}: provider did not answer ({type(exc).__name__}); not sent again"
+                deps.journeys.finish_send(
+                    store_id, jid, instance, step.id, token, {"status": "unknown", "reason": reason}
+                )
+                deps.journeys.record(
+                    store_id,
+                    jid,
+                    instance,
+                    profile.customer_id,
+                    {**base, "type": "unknown", "reason": reason},
+                )
+                return {**base, "type": "unknown", "reason": reason}
             # Throttled, or failed before the provider accepted the message (S3, Secrets Manager...):
             # nothing went out, so give the claim and the cap place back for Step Functions' retry.
             deps.journeys.release_send(store_id, jid, instance, step.id, token)
             deps.journeys.release_cap(store_id, profile.customer_id, send_id)
             raise
         sent_at = clock.now_ts()
+        _best_effort(deps.journeys.note_sent, store_id, jid, state.instance)
         if marketing:
             _best_effort(deps.journeys.confirm_cap, store_id, profile.customer_id, send_id, sent_at, channel)
         deps.journeys.finish_send(
@@ -498,6 +546,7 @@ def _deliver(
                 "message_id": provider_id,
                 "sent_at": sent_at,
                 "tried": tried,
+                **({"offer_code": given.code} if given else {}),
             },
         )
         deps.journeys.record(
@@ -538,6 +587,20 @@ def _deliver(
         store_id, jid, instance, profile.customer_id, {**base, "type": "failed", "reason": reason[:500]}
     )
     return {**base, "type": "failed", "reason": reason[:300]}
+
+
+def _ambiguous(exc: BaseException) -> bool:
+    """A read timeout or a connection dropped after the request was sent: it may have been delivered."""
+    from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
+
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, ReadTimeoutError | ConnectionClosedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _suppressed(deps: Deps, store_id: str, profile: Profile, channel: str) -> str | None:

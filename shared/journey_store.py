@@ -225,6 +225,15 @@ class JourneyStore:
             return False
         return True
 
+    def note_sent(self, store: str, journey: str, instance: str) -> None:
+        """This run has messaged the customer (a journey yielding to it then stays out of the way)."""
+        self.ddb.update_item(
+            TableName=self.table,
+            Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
+            UpdateExpression="SET sent_any = :t",
+            ExpressionAttributeValues={":t": {"BOOL": True}},
+        )
+
     def mark_ended(self, store: str, journey: str, instance: str, generation: int, reason: str) -> None:
         self.ddb.update_item(
             TableName=self.table,

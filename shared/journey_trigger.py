@@ -124,6 +124,7 @@ def _enter(journey: Journey, event: CanonicalEvent, t: TriggerDeps) -> TriggerOu
         event.message_id,
         customer=customer,
         context=context,
+        generations=journey.per != "order",  # one journey per order, however often it is re-sent
     )
 
 

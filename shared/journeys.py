@@ -250,6 +250,12 @@ class Journey(_Strict):
             raise ValueError("per: order needs an event trigger carrying an order (e.g. Order Completed)")
         if (self.per == "product") != (self.trigger.fan_out is not None):
             raise ValueError("per: product goes with trigger.fan_out (and only with it)")
+        if self.trigger.event is None or self.trigger.fan_out:
+            if self.re_entry != "every-time":
+                raise ValueError(
+                    "re_entry applies to journeys a customer's own event starts; a scheduled or fanned-out "
+                    "journey runs once per occasion (birthday, at-risk day, restock)"
+                )
         if self.kind == "transactional" and any(s.kind == "marketing" for s in self.steps):
             raise ValueError("a transactional journey cannot hold marketing steps")
         if self.kind == "transactional" and (self.holdout or any(s.variants for s in self.steps)):
@@ -392,8 +398,12 @@ def execution_name(store_id: str, journey: str, instance: str, generation: int =
     return f"{readable}-{digest}" + (f"-g{generation}" if generation else "")
 
 
-def record_instance(instance: str, generation: int) -> str:
-    """The key a generation's send records and history live under; generation 0 keeps the plain id."""
+def record_instance(instance: str, generation: int, trigger: str | None = None) -> str:
+    """The key one run's send records and history live under. With the trigger that started it, so
+    a run Step Functions starts again under a recycled name (names are kept 90 days) never finds the
+    earlier run's send records; without one (built-ins, old inputs), the plain id or ~g<generation>."""
+    if trigger:
+        return f"{instance}~{hashlib.sha256(trigger.encode()).hexdigest()[:12]}"
     return instance if not generation else f"{instance}~g{generation}"
 
 

@@ -269,7 +269,7 @@ def test_holdout_customers_enter_but_receive_nothing_and_variants_are_recorded(
         else:
             assert event["type"] == "sent" and event["variant"] in ("plain", "story")
     history = JourneyStore(client("dynamodb"), world.table).customer_history("shop-1", sorted(outcomes))
-    groups = {h["instance"]: h["group"] for h in history if h["type"] == "entered"}
+    groups = {h["instance"].split("~")[0]: h["group"] for h in history if h["type"] == "entered"}
     assert {c for c, g in groups.items() if g == "control"} == control
     assert len(ses_backends[ACCOUNT][REGION].sent_messages) == len(users) - len(control)
 
@@ -467,3 +467,193 @@ def test_an_anonymous_view_starts_no_browse_journey(
     }
     post(world, ctx, view, at=fixed_clock.now)
     assert executions(world, "browse-abandonment") == []
+
+
+# --- found in review ------------------------------------------------------------------------------
+
+TIER = """
+trigger: {event: Signed Up}
+steps:
+  - id: hello
+    template: welcome
+"""
+
+
+def test_a_run_under_a_recycled_execution_name_still_sends(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    # Step Functions forgets a closed execution's name after 90 days, so generation 0 can start again;
+    # its send records are keyed by the trigger, so the earlier run's records do not silence it
+    put_journey(world, "again", TIER)
+    post(world, ctx, identify("rae"), at=fixed_clock.now)
+    state = {
+        "store_id": "shop-1",
+        "journey": "again",
+        "instance": "u:rae",
+        "customer_id": "u:rae",
+        "step": 0,
+        "wait_seconds": 0,
+        "started_at": fixed_clock.now,
+    }
+    first = run({**state, "trigger": "t-1"}, ctx, fixed_clock)
+    fixed_clock.advance(100 * DAY)
+    state["started_at"] = fixed_clock.now
+    second = run({**state, "trigger": "t-2"}, ctx, fixed_clock)
+    retried = step_handler({**state, "trigger": "t-2", "wait_seconds": 0}, ctx)
+    assert [sent_types(x) for x in (first, second)] == [[("hello", "sent")], [("hello", "sent")]]
+    assert sent_types(retried["events"]) == [("hello", "already-handled")]
+
+
+HELD_OUT_ORDERS = """
+trigger: {event: Order Completed}
+per: order
+holdout: 0.5
+steps:
+  - id: confirmation
+    kind: transactional
+    template: order-confirmation
+  - id: review
+    after: 7d
+    template: review-request
+"""
+
+
+def test_the_control_group_still_gets_what_it_is_owed(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    put_journey(world, "orders-held-out", HELD_OUT_ORDERS)
+    journey = trigger_deps().catalog.get("shop-1", "orders-held-out")
+    users = [f"h{n}" for n in range(10)]
+    for u in users:
+        post(
+            world,
+            ctx,
+            identify(u),
+            track(u, "Order Completed", f"o-{u}", order_id=f"ord-{u}", total=10),
+            at=fixed_clock.now,
+        )
+    for state in executions(world, "orders-held-out"):
+        types = dict(sent_types(run({**state}, ctx, fixed_clock, until=fixed_clock.now + 8 * DAY)))
+        control = in_holdout(journey, state["customer_id"])
+        assert types == {"confirmation": "sent", "review": "skipped" if control else "sent"}, state[
+            "customer_id"
+        ]
+    assert any(in_holdout(journey, f"u:{u}") for u in users)
+
+
+def test_a_provider_timeout_after_sending_is_never_retried(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ReadTimeoutError
+
+    from functions.journey_step.handler import deps as step_deps
+
+    post(world, ctx, identify("tim"), track("tim", "Signed Up", "su-tim"), at=fixed_clock.now)
+    [state] = executions(world, "welcome")
+
+    def timeout(**_: Any) -> Any:
+        raise ReadTimeoutError(endpoint_url="https://email.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(step_deps().ses, "send_email", timeout)
+    out = step_handler({**state}, ctx)
+    [first] = [e for e in out["events"] if e.get("step_id") == "welcome"]
+    assert first["type"] == "unknown" and "not sent again" in first["reason"]
+    monkeypatch.undo()
+    again = step_handler({**state}, ctx)  # Step Functions replays the step: nothing is sent
+    assert [e["type"] for e in again["events"] if e.get("step_id") == "welcome"] == ["already-handled"]
+    assert ses_backends[ACCOUNT][REGION].sent_messages == []
+
+
+def test_an_order_event_sent_again_later_never_restarts_its_journey(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    fixed_clock.now = time.time()
+    order = track("rob", "Order Completed", "o-rob-1", order_id="ord-rob", total=10)
+    post(world, ctx, identify("rob"), order, at=fixed_clock.now)
+    [execution] = [e for e in world.executions() if "post-purchase" in e["name"]]
+    client("stepfunctions").stop_execution(executionArn=execution["executionArn"])
+    fixed_clock.advance(40 * DAY)
+    post(world, ctx, {**order, "messageId": "o-rob-1-resent"}, at=fixed_clock.now)
+    assert len(executions(world, "post-purchase")) == 1
+
+
+CAPPED_POOL = """
+trigger: {event: Signed Up}
+steps:
+  - id: gift
+    template: welcome
+    on_cap: skip
+    offer: {pool: capped-pool, description: 10% off}
+"""
+
+
+def test_a_step_skipped_by_the_cap_draws_no_code(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    put_journey(world, "capped", CAPPED_POOL)
+    offers = OfferStore(client("dynamodb"), world.table)
+    offers.upload("shop-1", "capped-pool", ["ONLY-ONE"])
+    # Given Cal got a marketing email an hour ago (the 1-a-day cap is used)
+    post(world, ctx, identify("cal"), track("cal", "Signed Up", "su-cal"), at=fixed_clock.now)
+    [welcome] = executions(world, "welcome")
+    assert sent_types(run({**welcome}, ctx, fixed_clock, until=fixed_clock.now + 3600))[0] == (
+        "welcome",
+        "sent",
+    )
+    [state] = executions(world, "capped")
+    [event] = [e for e in run({**state}, ctx, fixed_clock) if e.get("step_id") == "gift"]
+    assert (event["type"], event["reason"]) == ("skipped", "frequency cap reached")
+    assert offers.status("shop-1", "capped-pool").remaining == 1
+
+
+def test_a_checkout_journey_that_sent_nothing_does_not_silence_the_cart(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    # Given a store whose checkout journey only takes customers who have ordered before
+    put_journey(
+        world,
+        "checkout-abandonment",
+        "trigger: {event: Checkout Started}\nper: cart\nentry: {has_ordered: true}\nsteps:\n  - id: c1\n    after: 30m\n    from: activity\n    template: checkout-abandoned\n",
+    )
+    t0 = fixed_clock.now
+    post(
+        world,
+        ctx,
+        identify("fay"),
+        track("fay", "Product Added", "add-fay", cart_id="cart-fay", sku="A", price=5),
+        at=t0,
+    )
+    post(world, ctx, track("fay", "Checkout Started", "co-fay", cart_id="cart-fay"), at=t0 + 60)
+    [checkout] = executions(world, "checkout-abandonment")
+    assert (
+        run({**checkout}, ctx, fixed_clock, until=t0 + 3 * 3600)[-1]["reason"]
+        == "not eligible: has not ordered yet"
+    )
+    # Then the cart journey goes on: a first-time buyer still hears about their cart
+    [cart] = executions(world, "cart-abandonment")
+    fixed_clock.now = t0
+    assert sent_types(run({**cart}, ctx, fixed_clock, until=t0 + 2 * 3600)) == [("email-1", "sent")]
+
+
+def test_a_step_inserted_by_an_edit_does_not_shift_running_journeys(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    two = "trigger: {event: Signed Up}\nsteps:\n  - id: first\n    template: welcome\n  - id: second\n    after: 2d\n    template: brand-story\n"
+    put_journey(world, "edited", two)
+    post(world, ctx, identify("eda"), track("eda", "Signed Up", "su-eda"), at=fixed_clock.now)
+    [state] = executions(world, "edited")
+    out = step_handler({**state}, ctx)
+    assert (out["step"], out["step_id"]) == (1, "second")
+    # the marketer inserts a step before "second" while Eda waits for it
+    put_journey(
+        world,
+        "edited",
+        two.replace("  - id: second", "  - id: extra\n    after: 1d\n    template: welcome\n  - id: second"),
+    )
+    trigger_deps().catalog._cache.clear()
+    from functions.journey_step.handler import deps as step_deps
+
+    step_deps().catalog._cache.clear()
+    fixed_clock.advance(2 * DAY)
+    later = step_handler({**out}, ctx)
+    assert sent_types(later["events"]) == [("second", "sent")]

@@ -172,3 +172,12 @@ def test_long_store_ids_do_not_collide_after_truncation() -> None:
     assert execution_name(long + "a", "cart-abandonment", "c") != execution_name(
         long + "b", "cart-abandonment", "c"
     )
+
+
+def test_re_entry_rules_are_refused_on_scheduled_journeys() -> None:
+    from shared.journey_catalog import JourneyFileError
+
+    text = 'trigger: {schedule: at-risk}\nre_entry: {once_per_days: 365}\nsteps:\n  - id: a\n    at: "10:00"\n    template: t\n'
+    with pytest.raises(JourneyFileError) as info:
+        parse(text, expected_id="win-back")
+    assert "runs once per occasion" in str(info.value)
