@@ -165,7 +165,8 @@ def test_same_batch_three_times_is_one_update_one_journey_one_email_per_step(
     local.wait_for(lambda: execution_statuses(local, user) == ["SUCCEEDED"], 30, "the journey to end")
     mails = emails_for(local, user)
     assert sorted(m["step"] for m in mails) == ["email-1", "last-chance", "reminder-2"]
-    assert "Thing &lt;2&gt;" in mails[0]["html"]
+    first = next(m for m in mails if m["step"] == "email-1")
+    assert "Thing &lt;2&gt;" in first["html"], [(m["step"], m["sent_at"]) for m in mails]
 
 
 def test_bad_input_is_rejected_whole_and_nothing_is_stored(local: Local) -> None:

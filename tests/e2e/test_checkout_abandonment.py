@@ -138,14 +138,14 @@ def test_checkout_left_gets_the_checkout_email_and_the_cart_journey_steps_aside(
     # Then the checkout email arrives, 30 minutes after that last activity (never earlier)
     assert (mail["journey"], mail["step"], mail["channel"]) == ("checkout-abandonment", "checkout-1", "email")
     assert mail["to"] == f"{user('leo')}@example.com"
-    assert mail["instance"] == cart("leo")
+    assert mail["instance"].split("~")[0] == cart("leo")  # (a run's records carry its trigger's hash)
     assert "checkout" in mail["subject"].lower() and "Trail Runner" in mail["text"]
     delay = clock.parse_iso(mail["sent_at"]) - last_activity
     assert 30 * MINUTE <= delay <= 30 * MINUTE + LATE_TOLERANCE, delay
     # And the cart journey, due an hour after the same activity, ends without sending anything
     exit_ = ended(local, "cart-abandonment", "leo")
     assert exit_["reason"] == TOOK_OVER, exit_
-    assert exit_["instance"] == cart("leo")
+    assert exit_["instance"].split("~")[0] == cart("leo")
     assert [m for m in messages(local, "leo") if m["journey"] == "cart-abandonment"] == []
 
     # When the shopper then buys, before the checkout journey's day-after reminder
