@@ -54,6 +54,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         created = create_world()
         for name, value in created.env().items():
             monkeypatch.setenv(name, value)
+        settings.cache_clear()  # a test without a world may have read the environment before this one
         _forget_cached_clients(monkeypatch)
         try:
             yield created
