@@ -542,7 +542,7 @@ def test_the_control_group_still_gets_what_it_is_owed(
 
 
 def test_a_provider_timeout_after_sending_is_never_retried(
-    world: World, ctx: LambdaContext, fixed_clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
 ) -> None:
     from botocore.exceptions import ReadTimeoutError
 
@@ -554,11 +554,12 @@ def test_a_provider_timeout_after_sending_is_never_retried(
     def timeout(**_: Any) -> Any:
         raise ReadTimeoutError(endpoint_url="https://email.us-east-1.amazonaws.com")
 
-    monkeypatch.setattr(step_deps().ses, "send_email", timeout)
-    out = step_handler({**state}, ctx)
+    # (a patch of its own: undoing the test's monkeypatch would also undo the world's environment)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(step_deps().ses, "send_email", timeout)
+        out = step_handler({**state}, ctx)
     [first] = [e for e in out["events"] if e.get("step_id") == "welcome"]
     assert first["type"] == "unknown" and "not sent again" in first["reason"]
-    monkeypatch.undo()
     again = step_handler({**state}, ctx)  # Step Functions replays the step: nothing is sent
     assert [e["type"] for e in again["events"] if e.get("step_id") == "welcome"] == ["already-handled"]
     assert ses_backends[ACCOUNT][REGION].sent_messages == []
