@@ -1,0 +1,179 @@
+"""What a template may use: the variables of each template, their shapes, and sample values.
+
+One table (:data:`TEMPLATES`) says which variable groups each template receives and whether it is
+marketing (must show an unsubscribe link). Lint refuses any variable or attribute not listed here,
+so a typo (``custmer.first_name``) or an injection attempt never reaches a send. To give a template
+more variables, add the group to its row; to add a group, describe its shape in :data:`GROUPS` and
+give it a sample in :data:`SAMPLES`.
+
+Shapes are small trees: a dict is an object with exactly those attributes, a one-element list is a
+list of that shape, and a leaf is a type name (``str``, ``number``, ``int``, ``bool``, ``epoch``,
+``url``). Every leaf may also be ``None`` unless the journeys guarantee it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+Shape = dict[str, Any] | list[Any] | str
+
+PRODUCT: dict[str, Shape] = {
+    "name": "str",
+    "price": "number",
+    "currency": "str",
+    "image_url": "url",
+    "url": "url",
+}
+LINE: dict[str, Shape] = {**PRODUCT, "quantity": "int", "line_total": "number"}
+
+# Every variable group a journey can pass, and its shape.
+GROUPS: dict[str, Shape] = {
+    "customer": {"first_name": "str", "last_name": "str", "locale": "str"},
+    "store": {"name": "str", "url": "url", "address": "str"},
+    "cart": {"items": [LINE], "value": "number", "currency": "str", "item_count": "int"},
+    "viewed": [PRODUCT],
+    "order": {"order_id": "str", "total": "number", "currency": "str", "items": [LINE]},
+    "products": [PRODUCT],
+    "product": PRODUCT,
+    "offer": {"code": "str", "description": "str", "expires_at": "epoch"},
+    "loyalty": {"points": "int", "tier": "str", "next_tier": "str", "points_to_next": "int"},
+    "links": {"shop": "url", "recovery": "url", "review": "url", "referral": "url"},
+    "recovery_url": "url",
+    "unsubscribe_url": "url",
+    "preferences_url": "url",
+    "confirm_url": "url",
+    "step": {"id": "str", "index": "int", "is_last": "bool"},
+}
+
+# What every journey message gets.
+COMMON = ("customer", "store", "links", "unsubscribe_url", "preferences_url", "step")
+
+
+class TemplateSpec:
+    """One row of the table: the variable groups a template gets, and whether it is marketing."""
+
+    def __init__(self, groups: tuple[str, ...], *, marketing: bool = True, description: str = "") -> None:
+        unknown = [g for g in groups if g not in GROUPS]
+        if unknown:
+            raise ValueError(f"unknown variable groups {unknown}")
+        self.groups = groups
+        self.marketing = marketing
+        self.description = description
+
+    def shape(self) -> dict[str, Shape]:
+        return {g: GROUPS[g] for g in self.groups}
+
+
+TEMPLATES: dict[str, TemplateSpec] = {
+    "cart-abandoned": TemplateSpec(
+        (*COMMON, "cart", "recovery_url", "offer"), description="cart abandonment reminders"
+    ),
+    "browse-abandoned": TemplateSpec(
+        (*COMMON, "viewed", "products", "offer"), description="viewed, not bought"
+    ),
+    "welcome": TemplateSpec((*COMMON, "products", "offer"), description="new subscriber"),
+    "post-purchase": TemplateSpec((*COMMON, "order", "products"), description="after an order"),
+    "review-request": TemplateSpec((*COMMON, "order"), description="ask for a review"),
+    "winback": TemplateSpec((*COMMON, "products", "offer"), description="lapsed customers"),
+    "back-in-stock": TemplateSpec((*COMMON, "product"), description="a wanted product is back"),
+    "birthday": TemplateSpec((*COMMON, "offer"), description="birthday greeting"),
+    "loyalty": TemplateSpec((*COMMON, "loyalty", "offer"), description="loyalty tier and points"),
+    "confirm-email": TemplateSpec(
+        ("customer", "store", "confirm_url", "unsubscribe_url"),
+        marketing=False,
+        description="double opt-in confirmation (transactional)",
+    ),
+}
+# Templates not in the table (a new journey's, before its row is added) get every group: lint still
+# refuses names that are in no group at all and every unsafe construct.
+FALLBACK = TemplateSpec(tuple(GROUPS), description="any template not listed above")
+# The shared layout is rendered with the variables of the template that extends it.
+LAYOUT_SPEC = TemplateSpec(tuple(GROUPS), description="the shared layout")
+LAYOUT_NAME = "_layout"
+
+# Names Jinja itself provides that a template may use; everything else is a variable.
+BUILTINS = frozenset({"range", "loop", "true", "false", "none", "True", "False", "None"})
+# Methods of plain values a template may call ({{ customer.first_name.title() }}).
+STR_METHODS = frozenset(
+    {"upper", "lower", "title", "capitalize", "strip", "lstrip", "rstrip", "startswith", "endswith"}
+)
+
+
+def spec_for(name: str) -> TemplateSpec:
+    if name == LAYOUT_NAME:
+        return LAYOUT_SPEC
+    return TEMPLATES.get(name, FALLBACK)
+
+
+def _line(name: str, price: str, qty: int, image: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "price": Decimal(price),
+        "currency": "EUR",
+        "image_url": f"https://picsum.photos/seed/{image}/160/160",
+        "url": f"https://shop.example.com/p/{image}",
+        "quantity": qty,
+        "line_total": Decimal(price) * qty,
+    }
+
+
+_LINES = [_line("Trail Runner 2", "89.00", 1, "trail"), _line("Merino Socks (3 pack)", "19.50", 2, "socks")]
+_PRODUCTS = [{k: v for k, v in line.items() if k in PRODUCT} for line in _LINES]
+UTM = "utm_source=boomerang&utm_medium=email&utm_campaign=sample"
+
+# Sample values for lint's trial render and for `boomerang templates preview`.
+SAMPLES: dict[str, Any] = {
+    "customer": {"first_name": "Ada", "last_name": "Lovelace", "locale": "en"},
+    "store": {
+        "name": "Acme Outdoor",
+        "url": "https://shop.example.com",
+        "address": "1 Harbour Street, Bristol BS1 4AA, United Kingdom",
+    },
+    "cart": {"items": _LINES, "value": Decimal("128.00"), "currency": "EUR", "item_count": 3},
+    "viewed": _PRODUCTS,
+    "order": {"order_id": "1001", "total": Decimal("128.00"), "currency": "EUR", "items": _LINES},
+    "products": _PRODUCTS,
+    "product": _PRODUCTS[0],
+    "offer": {"code": "COMEBACK10", "description": "10% off your next order", "expires_at": 1798675200},
+    "loyalty": {"points": 420, "tier": "Silver", "next_tier": "Gold", "points_to_next": 80},
+    "links": {
+        "shop": f"https://shop.example.com/?{UTM}",
+        "recovery": f"https://shop.example.com/cart?boomerang_cart=c-1&{UTM}",
+        "review": f"https://shop.example.com/review/1001?{UTM}",
+        "referral": f"https://shop.example.com/r/ada?{UTM}",
+    },
+    "recovery_url": f"https://shop.example.com/cart?boomerang_cart=c-1&{UTM}",
+    "unsubscribe_url": "https://api.shop.example.com/v1/unsubscribe?t=sample-token",
+    "preferences_url": "https://api.shop.example.com/v1/preferences?t=sample-token",
+    "confirm_url": "https://api.shop.example.com/v1/confirm?t=sample-token",
+    "step": {"id": "sample", "index": 0, "is_last": False},
+}
+
+
+def sample_variables(name: str, locale: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """The sample context of a template (only its own groups), optionally with some groups replaced."""
+    spec = spec_for(name)
+    context = {g: SAMPLES[g] for g in spec.groups}
+    if locale and "customer" in context:
+        context["customer"] = {**context["customer"], "locale": locale}
+    context.update({k: v for k, v in overrides.items() if k in spec.groups})
+    return context
+
+
+def documented_paths(spec: TemplateSpec) -> list[str]:
+    """Every variable path of a template, e.g. ``cart.items[].name``, for error messages and docs."""
+    out: list[str] = []
+
+    def walk(prefix: str, shape: Shape) -> None:
+        if isinstance(shape, dict):
+            for key, sub in shape.items():
+                walk(f"{prefix}.{key}" if prefix else key, sub)
+        elif isinstance(shape, list):
+            walk(prefix + "[]", shape[0])
+        else:
+            out.append(prefix)
+
+    for group, shape in spec.shape().items():
+        walk(group, shape)
+    return out

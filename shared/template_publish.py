@@ -1,0 +1,374 @@
+"""Publishing templates safely: validate what lands in the bucket, activate only what passes.
+
+The bucket is versioned. When a file under ``templates/`` changes, :func:`validate_change` checks the
+whole template folder as it now stands (shared/template_lint.py) and records the versions in force
+in ``active/templates/<store>/<name>.json`` (the *manifest*, which TemplateStore reads):
+
+- each (locale, channel) unit — e.g. the ``pl/`` email: subject, body, text — becomes active as a
+  whole when all its files pass; when one fails, the unit's previous active versions stay in force;
+- a report for the changed file goes to ``reports/<key>.json`` (status, every problem with file and
+  line, the version still sent), and a rejected file is announced on the reports SNS topic.
+
+The manifest is written with an S3 conditional write (If-Match on its ETag), so two validations of
+the same folder at once cannot lose each other's activation; each run re-reads the folder, so the
+outcome does not depend on the order events arrive in. Running it twice changes nothing.
+
+Journey files (``journeys/<store>/<id>.yaml``) get the same report and notification, checked by
+``shared.journey_catalog.problems`` when that exists; which journey file is in force is decided there.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shared import template_lint as lint
+from shared.template_catalog import LAYOUT_NAME
+from shared.templates import (
+    ACTIVE_PREFIX,
+    TemplateError,
+    TemplateStore,
+    folder_prefix,
+    manifest_key,
+    read_object,
+)
+
+log = logging.getLogger(__name__)
+
+REPORTS_PREFIX = "reports/"
+TEMPLATE_KEY = re.compile(
+    r"^templates/(?P<owner>[A-Za-z0-9_][A-Za-z0-9_.-]*)/(?P<name>[A-Za-z0-9_][A-Za-z0-9_.-]*)/(?P<rel>.+)$"
+)
+JOURNEY_KEY = re.compile(r"^journeys/(?P<owner>[A-Za-z0-9_][A-Za-z0-9_.-]*)/(?P<id>[^/]+)\.ya?ml$")
+HISTORY = 10  # earlier active versions remembered per file, for rollback
+_ATTEMPTS = 6
+
+
+@dataclass
+class Outcome:
+    key: str
+    status: str  # active | rejected | pending | superseded | removed | ignored | checked
+    version_id: str | None = None
+    problems: list[lint.Problem] = field(default_factory=list)
+    active_version_id: str | None = None
+    report_key: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "status": self.status,
+            "version_id": self.version_id,
+            "active_version_id": self.active_version_id,
+            "problems": [p.as_dict() for p in self.problems],
+            "report": self.report_key,
+        }
+
+
+def report_key(key: str) -> str:
+    return f"{REPORTS_PREFIX}{key}.json"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _current_versions(s3: Any, bucket: str, prefix: str) -> dict[str, str]:
+    """Key -> version id of every file now present under the prefix (deleted ones left out)."""
+    out: dict[str, str] = {}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for v in page.get("Versions", []):
+            if v.get("IsLatest"):
+                out[v["Key"]] = v.get("VersionId") or "null"
+    return out
+
+
+def _read_manifest(s3: Any, bucket: str, key: str) -> tuple[dict[str, Any], str | None]:
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key)
+    except s3.exceptions.NoSuchKey:
+        return {"files": {}}, None
+    return json.loads(response["Body"].read()), response["ETag"]
+
+
+def _write_manifest(s3: Any, bucket: str, key: str, manifest: dict[str, Any], etag: str | None) -> bool:
+    """Conditional write; False when someone else wrote the manifest since we read it."""
+    condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+    try:
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(manifest, indent=2, sort_keys=True).encode(),
+            ContentType="application/json",
+            **condition,
+        )
+    except Exception as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            return False
+        raise
+    return True
+
+
+def _layouts(store: TemplateStore, owner: str, locale: str) -> dict[str, str]:
+    return store.layouts(owner, locale=locale or None)
+
+
+def validate_change(
+    s3: Any,
+    bucket: str,
+    key: str,
+    *,
+    version_id: str | None = None,
+    notify: Callable[[str, str], None] | None = None,
+) -> Outcome:
+    """Validate the folder a changed key belongs to, activate what passes, report on the key."""
+    if key.startswith("journeys/"):
+        return _validate_journey(s3, bucket, key, version_id, notify)
+    match = TEMPLATE_KEY.match(key)
+    if not match:
+        return Outcome(key, "ignored")
+    owner, name = match["owner"], match["name"]
+    prefix = folder_prefix(owner, name)
+    relpath = match["rel"]
+    for _ in range(_ATTEMPTS):
+        current = _current_versions(s3, bucket, prefix)
+        texts: dict[str, str] = {}
+        unreadable: list[lint.Problem] = []
+        for k, vid in current.items():
+            try:
+                texts[k[len(prefix) :]] = read_object(s3, bucket, k, None if vid == "null" else vid) or ""
+            except TemplateError as exc:
+                unreadable.append(lint.Problem(k[len(prefix) :], None, exc.problem))
+        store = TemplateStore(s3, bucket, ttl_seconds=0)
+        general, per_unit = lint.lint_folder(
+            name,
+            {k: v for k, v in texts.items() if k not in {p.file for p in unreadable}},
+            layouts_for=None if name == LAYOUT_NAME else functools.partial(_layouts, store, owner),
+        )
+        general = unreadable + general
+        mkey = manifest_key(owner, name)
+        manifest, etag = _read_manifest(s3, bucket, mkey)
+        files = dict(manifest.get("files", {}))
+        now = _now_iso()
+        seq = int(manifest.get("seq", 0)) + 1
+        present_units = lint.units(texts, name)
+        for (locale, channel), problems in per_unit.items():
+            if problems:
+                continue  # the unit's previous active versions stay in force
+            unit_files = set(present_units[(locale, channel)])
+            for rel in [r for r in files if lint.units([r], name).get((locale, channel))]:
+                if rel not in unit_files:
+                    del files[rel]  # e.g. body.html replaced by body.mjml
+            for rel in unit_files:
+                vid = current[prefix + rel]
+                old = files.get(rel)
+                if old and old.get("version_id") == vid:
+                    continue
+                previous = ([*old.get("previous", []), old["version_id"]] if old else [])[-HISTORY:]
+                files[rel] = {"version_id": vid, "activated_at": now, "seq": seq, "previous": previous}
+        for rel in list(files):
+            unit = next(iter(lint.units([rel], name)), None)
+            if unit is None or unit not in present_units:
+                del files[rel]  # the whole unit was deleted: the next locale (or the default) applies
+        new_manifest = {"folder": prefix, "files": files, "seq": seq}
+        if files == manifest.get("files", {}) or _write_manifest(
+            s3, bucket, mkey, {**new_manifest, "updated_at": now}, etag
+        ):
+            break
+    else:
+        raise RuntimeError(f"{mkey}: gave up after {_ATTEMPTS} concurrent updates")
+
+    all_problems = general + [p for problems in per_unit.values() for p in problems]
+    latest = current.get(key)
+    active = files.get(relpath, {}).get("version_id")
+    locale, _ = lint.split_locale(relpath)
+    unit_key = (locale, lint.unit_of(lint.split_locale(relpath)[1]) or "")
+    mine = [p for p in general if p.file == relpath] + per_unit.get(unit_key, [])
+    if latest is None:
+        status = "removed"
+    elif version_id and version_id != latest:
+        status = "superseded"
+    elif mine:
+        status = "rejected"
+    elif active == latest:
+        status = "active"
+    else:
+        status = "pending"
+    outcome = Outcome(key, status, version_id or latest, all_problems, active, report_key(key))
+    _write_report(s3, bucket, outcome, mine, now)
+    if status == "rejected" and notify:
+        notify(f"Boomerang: {key} was rejected", _notification(outcome, mine))
+    log.info(
+        "template checked",
+        extra={"key": key, "status": status, "problems": len(all_problems), "active": active},
+    )
+    return outcome
+
+
+def _write_report(s3: Any, bucket: str, outcome: Outcome, mine: list[lint.Problem], now: str) -> None:
+    body = {
+        **outcome.as_dict(),
+        "checked_at": now,
+        "problems_in_this_file": [p.as_dict() for p in mine],
+        "summary": _summary(outcome, mine),
+    }
+    body.pop("report", None)
+    s3.put_object(
+        Bucket=bucket,
+        Key=report_key(outcome.key),
+        Body=json.dumps(body, indent=2).encode(),
+        ContentType="application/json",
+    )
+
+
+def _summary(outcome: Outcome, mine: list[lint.Problem]) -> str:
+    if outcome.status == "active":
+        return "valid: this version is now sent"
+    if outcome.status == "rejected":
+        still = (
+            f"version {outcome.active_version_id} is still sent"
+            if outcome.active_version_id
+            else "no version of this file is active: the next locale/the default template is sent"
+        )
+        return f"rejected ({len(mine)} problem{'s' if len(mine) != 1 else ''}): {still}"
+    if outcome.status == "pending":
+        return "valid, but its channel is incomplete or another file of it has problems (see problems)"
+    return outcome.status
+
+
+def _notification(outcome: Outcome, mine: list[lint.Problem]) -> str:
+    lines = [f"{outcome.key} (version {outcome.version_id}) was not activated.", ""]
+    folder = outcome.key.rsplit("/", 1)[0] + "/"
+    if TEMPLATE_KEY.match(outcome.key):
+        m = TEMPLATE_KEY.match(outcome.key)
+        folder = folder_prefix(m["owner"], m["name"]) if m else folder
+    lines += [f"  {folder}{p}" for p in mine]
+    lines += ["", _summary(outcome, mine), f"Report: {outcome.report_key}"]
+    return "\n".join(lines)
+
+
+def _validate_journey(
+    s3: Any, bucket: str, key: str, version_id: str | None, notify: Callable[[str, str], None] | None
+) -> Outcome:
+    if not JOURNEY_KEY.match(key):
+        return Outcome(key, "ignored")
+    try:
+        checker = importlib.import_module("shared.journey_catalog").problems
+    except (ImportError, AttributeError):
+        return Outcome(key, "ignored")  # journeys as data are not part of this build
+    text = read_object(s3, bucket, key, version_id)
+    if text is None:
+        return Outcome(key, "removed", version_id)
+    file = key.rsplit("/", 1)[1]
+    problems = [lint.Problem(file, line, message) for line, message in checker(text)]
+    outcome = Outcome(key, "rejected" if problems else "checked", version_id, problems, None, report_key(key))
+    _write_report(s3, bucket, outcome, problems, _now_iso())
+    if problems and notify:
+        notify(f"Boomerang: {key} was rejected", _notification(outcome, problems))
+    return outcome
+
+
+def validate_prefix(s3: Any, bucket: str, prefix: str = "templates/") -> list[Outcome]:
+    """Validate every template folder under a prefix once (first deploy, the local emulator's seed)."""
+    seen: dict[str, str] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            m = TEMPLATE_KEY.match(obj["Key"])
+            if m:
+                seen.setdefault(folder_prefix(m["owner"], m["name"]), obj["Key"])
+    return [validate_change(s3, bucket, key) for key in seen.values()]
+
+
+# --- what the CLI shows and does ------------------------------------------------------------------
+
+
+def list_folders(s3: Any, bucket: str, owner: str | None = None) -> list[tuple[str, str]]:
+    """(owner, name) of every template folder, optionally of one store."""
+    prefix = f"templates/{owner}/" if owner else "templates/"
+    out: set[tuple[str, str]] = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            m = TEMPLATE_KEY.match(obj["Key"])
+            if m:
+                out.add((m["owner"], m["name"]))
+    return sorted(out)
+
+
+def describe_folder(s3: Any, bucket: str, owner: str, name: str) -> list[dict[str, Any]]:
+    """Per file: its versions (newest first), which one is active, and the last report."""
+    prefix = folder_prefix(owner, name)
+    manifest, _ = _read_manifest(s3, bucket, manifest_key(owner, name))
+    versions: dict[str, list[dict[str, Any]]] = {}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for v in page.get("Versions", []):
+            versions.setdefault(v["Key"], []).append(
+                {
+                    "version_id": v.get("VersionId"),
+                    "at": v["LastModified"],
+                    "latest": v.get("IsLatest", False),
+                }
+            )
+    out = []
+    for key in sorted(versions):
+        rel = key[len(prefix) :]
+        report_text = read_object(s3, bucket, report_key(key))
+        out.append(
+            {
+                "file": rel,
+                "key": key,
+                "versions": sorted(versions[key], key=lambda v: v["at"], reverse=True),
+                "active": manifest.get("files", {}).get(rel, {}).get("version_id"),
+                "report": json.loads(report_text) if report_text else None,
+            }
+        )
+    return out
+
+
+def rollback(
+    s3: Any, bucket: str, owner: str, name: str, *, file: str | None = None, to: str | None = None
+) -> tuple[str, str, str]:
+    """Publish an earlier version again (a copy becomes the newest version, and is validated as any
+    upload). Default: the file activated most recently, back to its previous active version.
+    Returns (key, restored version id, new version id)."""
+    manifest, _ = _read_manifest(s3, bucket, manifest_key(owner, name))
+    files = manifest.get("files", {})
+    if file is None:
+        if not files:
+            raise ValueError(f"templates/{owner}/{name}/ has no active files to roll back")
+        file = max(files, key=lambda f: (files[f].get("seq", 0), files[f].get("activated_at", "")))
+    entry = files.get(file)
+    if to is None:
+        if not entry or not entry.get("previous"):
+            raise ValueError(f"{file}: no earlier active version to roll back to (give --to VERSION_ID)")
+        to = entry["previous"][-1]
+    key = folder_prefix(owner, name) + file
+    copied = s3.copy_object(
+        Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key, "VersionId": to}
+    )
+    return key, to, copied.get("VersionId") or "null"
+
+
+def read_report(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    text = read_object(s3, bucket, report_key(key))
+    return json.loads(text) if text else None
+
+
+__all__ = [
+    "ACTIVE_PREFIX",
+    "REPORTS_PREFIX",
+    "Outcome",
+    "describe_folder",
+    "list_folders",
+    "read_report",
+    "report_key",
+    "rollback",
+    "validate_change",
+    "validate_prefix",
+]
