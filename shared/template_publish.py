@@ -71,6 +71,41 @@ class Outcome:
         }
 
 
+@dataclass(frozen=True)
+class S3Change:
+    bucket: str
+    key: str
+    version_id: str | None
+    reason: str  # e.g. PutObject, CopyObject, DeleteObject
+
+
+def parse_s3_event(body: str | dict[str, Any]) -> S3Change:
+    """An S3 event as EventBridge delivers it (detail-type "Object Created" / "Object Deleted")."""
+    event = json.loads(body) if isinstance(body, str) else body
+    if event.get("source") != "aws.s3" or not isinstance(event.get("detail"), dict):
+        raise ValueError(f"not an S3 event: source={event.get('source')!r}")
+    detail = event["detail"]
+    try:
+        return S3Change(
+            bucket=detail["bucket"]["name"],
+            key=detail["object"]["key"],
+            version_id=detail["object"].get("version-id"),
+            reason=str(detail.get("reason", "")),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"S3 event without bucket/object: {exc}") from exc
+
+
+def sns_notifier(sns: Any, topic_arn: str) -> Callable[[str, str], None]:
+    """Publish a report to the topic marketers subscribe to (SNS subjects: ASCII, at most 100)."""
+
+    def notify(subject: str, message: str) -> None:
+        safe = "".join(c if 32 <= ord(c) < 127 else "?" for c in subject)[:100]
+        sns.publish(TopicArn=topic_arn, Subject=safe, Message=message)
+
+    return notify
+
+
 def report_key(key: str) -> str:
     return f"{REPORTS_PREFIX}{key}.json"
 
@@ -136,7 +171,6 @@ def validate_change(
         return Outcome(key, "ignored")
     owner, name = match["owner"], match["name"]
     prefix = folder_prefix(owner, name)
-    relpath = match["rel"]
     for _ in range(_ATTEMPTS):
         current = _current_versions(s3, bucket, prefix)
         texts: dict[str, str] = {}
@@ -186,28 +220,34 @@ def validate_change(
         raise RuntimeError(f"{mkey}: gave up after {_ATTEMPTS} concurrent updates")
 
     all_problems = general + [p for problems in per_unit.values() for p in problems]
-    latest = current.get(key)
-    active = files.get(relpath, {}).get("version_id")
-    locale, _ = lint.split_locale(relpath)
-    unit_key = (locale, lint.unit_of(lint.split_locale(relpath)[1]) or "")
-    mine = [p for p in general if p.file == relpath] + per_unit.get(unit_key, [])
-    if latest is None:
-        status = "removed"
-    elif version_id and version_id != latest:
-        status = "superseded"
-    elif mine:
-        status = "rejected"
-    elif active == latest:
-        status = "active"
-    else:
-        status = "pending"
-    outcome = Outcome(key, status, version_id or latest, all_problems, active, report_key(key))
-    _write_report(s3, bucket, outcome, mine, now)
-    if status == "rejected" and notify:
-        notify(f"Boomerang: {key} was rejected", _notification(outcome, mine))
+
+    def status_of(rel: str, latest: str) -> tuple[str, list[lint.Problem]]:
+        locale, file = lint.split_locale(rel)
+        mine = [p for p in general if p.file == rel] + per_unit.get((locale, lint.unit_of(file) or ""), [])
+        if files.get(rel, {}).get("version_id") == latest and not mine:
+            return "active", mine
+        if mine and all(p.message.startswith("missing:") for p in mine):
+            return "pending", mine  # waiting for the channel's other files (a push uploads one by one)
+        return ("rejected" if mine else "pending"), mine
+
+    # Every file's report is rewritten: a later upload can activate (or block) an earlier one.
+    outcome = Outcome(key, "removed", version_id, all_problems, None, report_key(key))
+    trigger_problems: list[lint.Problem] = []
+    for k, latest in sorted(current.items()):
+        rel = k[len(prefix) :]
+        status, mine = status_of(rel, latest)
+        file_outcome = Outcome(k, status, latest, mine, files.get(rel, {}).get("version_id"), report_key(k))
+        _write_report(s3, bucket, file_outcome, mine, now)
+        if k == key:
+            outcome, trigger_problems = file_outcome, mine
+    if version_id and outcome.version_id and version_id != outcome.version_id:
+        outcome.status = "superseded"  # a newer upload of this file was checked above
+    outcome.problems = all_problems
+    if outcome.status == "rejected" and notify:
+        notify(f"Boomerang: {key} was rejected", _notification(outcome, trigger_problems))
     log.info(
         "template checked",
-        extra={"key": key, "status": status, "problems": len(all_problems), "active": active},
+        extra={"key": key, "status": outcome.status, "problems": len(all_problems)},
     )
     return outcome
 
@@ -216,7 +256,6 @@ def _write_report(s3: Any, bucket: str, outcome: Outcome, mine: list[lint.Proble
     body = {
         **outcome.as_dict(),
         "checked_at": now,
-        "problems_in_this_file": [p.as_dict() for p in mine],
         "summary": _summary(outcome, mine),
     }
     body.pop("report", None)
@@ -239,7 +278,9 @@ def _summary(outcome: Outcome, mine: list[lint.Problem]) -> str:
         )
         return f"rejected ({len(mine)} problem{'s' if len(mine) != 1 else ''}): {still}"
     if outcome.status == "pending":
-        return "valid, but its channel is incomplete or another file of it has problems (see problems)"
+        return "waiting for the channel's other files (see problems); until then the previous version is sent"
+    if outcome.status == "removed":
+        return "removed: the next locale or the default template is sent"
     return outcome.status
 
 

@@ -95,7 +95,19 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if method == "GET" and url.path == "/_local/health":
             now = clock.iso(clock.now_ts())
-            return self._json(200, {"status": "ready", "speed": self.emulator.speed, "now": now})
+            return self._json(
+                200,
+                {
+                    "status": "ready",
+                    "speed": self.emulator.speed,
+                    "now": now,
+                    # what `boomerang templates --local` needs to reach the emulated bucket
+                    "aws_endpoint": self.emulator.endpoint,
+                    "templates_bucket": self.emulator.templates_bucket,
+                },
+            )
+        if method == "GET" and url.path == "/_local/reports":
+            return self._json(200, {"reports": self.emulator.reports()})
         if method == "GET" and url.path == "/_local/outbox":
             return self._json(200, {"messages": self.emulator.outbox()})
         if method == "POST" and url.path == "/_local/faults":
