@@ -375,21 +375,43 @@ def describe_folder(s3: Any, bucket: str, owner: str, name: str) -> list[dict[st
 def rollback(
     s3: Any, bucket: str, owner: str, name: str, *, file: str | None = None, to: str | None = None
 ) -> tuple[str, str, str]:
-    """Publish an earlier version again (a copy becomes the newest version, and is validated as any
-    upload). Default: the file activated most recently, back to its previous active version.
-    Returns (key, restored version id, new version id)."""
+    """Publish an earlier version of a file again: a copy becomes the newest version and is
+    validated like any upload, so the bucket's newest version is the one in force again.
+
+    Default file: one whose newest upload was not activated (a rejected edit), else the file
+    activated last. Default version: for a rejected edit, the version still in force (the broken
+    upload is undone); otherwise the version that was active before the current one.
+    Returns (key, restored version id, new version id).
+    """
+    prefix = folder_prefix(owner, name)
     manifest, _ = _read_manifest(s3, bucket, manifest_key(owner, name))
     files = manifest.get("files", {})
+    latest: dict[str, tuple[str, Any]] = {}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for v in page.get("Versions", []):
+            if v.get("IsLatest"):
+                latest[v["Key"][len(prefix) :]] = (v.get("VersionId") or "null", v["LastModified"])
     if file is None:
-        if not files:
-            raise ValueError(f"templates/{owner}/{name}/ has no active files to roll back")
-        file = max(files, key=lambda f: (files[f].get("seq", 0), files[f].get("activated_at", "")))
-    entry = files.get(file)
+        not_active = [f for f, (vid, _) in latest.items() if files.get(f, {}).get("version_id") != vid]
+        if not_active:
+            file = max(not_active, key=lambda f: (latest[f][1], f))
+        elif files:
+            file = max(files, key=lambda f: (files[f].get("seq", 0), files[f].get("activated_at", "")))
+        else:
+            raise ValueError(f"{prefix} has no files to roll back")
+    entry = files.get(file) or {}
     if to is None:
-        if not entry or not entry.get("previous"):
-            raise ValueError(f"{file}: no earlier active version to roll back to (give --to VERSION_ID)")
-        to = entry["previous"][-1]
-    key = folder_prefix(owner, name) + file
+        newest = latest.get(file, (None, None))[0]
+        if entry.get("version_id") and entry["version_id"] != newest:
+            to = entry["version_id"]  # undo the rejected upload: the version in force becomes newest
+        elif entry.get("previous"):
+            to = entry["previous"][-1]
+        else:
+            raise ValueError(
+                f"{prefix}{file}: no earlier active version to go back to; give --to VERSION_ID "
+                f"(see `boomerang templates list`) or delete the file to use the default template"
+            )
+    key = prefix + file
     copied = s3.copy_object(
         Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key, "VersionId": to}
     )
