@@ -25,29 +25,32 @@ PRODUCT: dict[str, Shape] = {
     "image_url": "url",
     "url": "url",
 }
-LINE: dict[str, Shape] = {**PRODUCT, "quantity": "int", "line_total": "number"}
+CART_LINE: dict[str, Shape] = {**PRODUCT, "quantity": "int", "line_total": "number"}
+ORDER_LINE: dict[str, Shape] = {**PRODUCT, "quantity": "int"}
 
-# Every variable group a journey can pass, and its shape.
+# Every variable group a journey step can pass, and its shape (shared/journey_runner.py builds them).
 GROUPS: dict[str, Shape] = {
     "customer": {"first_name": "str", "last_name": "str", "locale": "str"},
     "store": {"name": "str", "url": "url", "address": "str"},
-    "cart": {"items": [LINE], "value": "number", "currency": "str", "item_count": "int"},
-    "viewed": [PRODUCT],
-    "order": {"order_id": "str", "total": "number", "currency": "str", "items": [LINE]},
-    "products": [PRODUCT],
-    "product": PRODUCT,
-    "offer": {"code": "str", "description": "str", "expires_at": "epoch"},
-    "loyalty": {"points": "int", "tier": "str", "next_tier": "str", "points_to_next": "int"},
-    "links": {"shop": "url", "recovery": "url", "review": "url", "referral": "url"},
-    "recovery_url": "url",
-    "unsubscribe_url": "url",
-    "preferences_url": "url",
-    "confirm_url": "url",
+    "journey": {"id": "str", "name": "str"},
     "step": {"id": "str", "index": "int", "is_last": "bool"},
+    "links": {"shop": "url", "recovery": "url", "review": "url", "referral": "url"},  # with UTM
+    "unsubscribe_url": "url",
+    "offer": {"code": "str", "description": "str", "expires_at": "epoch", "expires_on": "str"},
+    "loyalty": {"points": "int", "tier": "str", "next_tier": "str", "points_to_next": "int"},
+    "cart": {"items": [CART_LINE], "value": "number", "currency": "str", "item_count": "int"},
+    "recovery_url": "url",
+    "viewed": [PRODUCT],
+    "order": {"order_id": "str", "total": "number", "currency": "str", "items": [ORDER_LINE]},
+    "products": [PRODUCT],
+    "product": {"sku": "str", **PRODUCT},
+    "occasion": {"kind": "str", "date": "str", "years": "int"},
+    "confirm_url": "url",
 }
 
-# What every journey message gets.
-COMMON = ("customer", "store", "links", "unsubscribe_url", "preferences_url", "step")
+# What every journey message gets; offer and loyalty may be None (test with {% if offer %}).
+BASE = ("customer", "store", "journey", "step", "links", "unsubscribe_url", "offer", "loyalty")
+CART = ("cart", "recovery_url")
 
 
 class TemplateSpec:
@@ -65,22 +68,34 @@ class TemplateSpec:
         return {g: GROUPS[g] for g in self.groups}
 
 
+def _row(*extra: str, marketing: bool = True, description: str = "") -> TemplateSpec:
+    return TemplateSpec((*BASE, *extra), marketing=marketing, description=description)
+
+
+# THE table: template name -> its variables. Add a row (or a group to a row) here.
 TEMPLATES: dict[str, TemplateSpec] = {
-    "cart-abandoned": TemplateSpec(
-        (*COMMON, "cart", "recovery_url", "offer"), description="cart abandonment reminders"
+    "welcome": _row(description="new subscriber"),
+    "brand-story": _row(description="welcome series"),
+    "best-sellers": _row("products", description="welcome series: a catalog collection"),
+    "browse-abandoned": _row("viewed", description="viewed, not bought"),
+    "cart-abandoned": _row(*CART, description="cart abandonment reminders"),
+    "cart-offer": _row(*CART, description="cart abandonment with an offer"),
+    "cart-last-chance": _row(*CART, description="last cart reminder"),
+    "checkout-abandoned": _row(*CART, description="checkout started, not finished"),
+    "order-confirmation": _row("order", marketing=False, description="after an order (transactional)"),
+    "review-request": _row("order", description="ask for a review"),
+    "referral-loyalty": _row("order", description="refer a friend"),
+    "complementary-products": _row("order", "products", description="goes with what was bought"),
+    "win-back": _row(description="lapsed customers"),
+    "win-back-offer": _row(description="lapsed customers, with an offer"),
+    "order-anniversary": _row("occasion", description="first order anniversary"),
+    "loyalty-tier": _row(description="loyalty tier reached"),
+    "birthday": _row("occasion", description="birthday greeting"),
+    "back-in-stock": _row(
+        "product", marketing=False, description="a product the customer asked about is back"
     ),
-    "browse-abandoned": TemplateSpec(
-        (*COMMON, "viewed", "products", "offer"), description="viewed, not bought"
-    ),
-    "welcome": TemplateSpec((*COMMON, "products", "offer"), description="new subscriber"),
-    "post-purchase": TemplateSpec((*COMMON, "order", "products"), description="after an order"),
-    "review-request": TemplateSpec((*COMMON, "order"), description="ask for a review"),
-    "winback": TemplateSpec((*COMMON, "products", "offer"), description="lapsed customers"),
-    "back-in-stock": TemplateSpec((*COMMON, "product"), description="a wanted product is back"),
-    "birthday": TemplateSpec((*COMMON, "offer"), description="birthday greeting"),
-    "loyalty": TemplateSpec((*COMMON, "loyalty", "offer"), description="loyalty tier and points"),
     "confirm-email": TemplateSpec(
-        ("customer", "store", "confirm_url", "unsubscribe_url"),
+        ("customer", "store", "journey", "step", "confirm_url", "unsubscribe_url"),
         marketing=False,
         description="double opt-in confirmation (transactional)",
     ),
@@ -106,7 +121,7 @@ def spec_for(name: str) -> TemplateSpec:
     return TEMPLATES.get(name, FALLBACK)
 
 
-def _line(name: str, price: str, qty: int, image: str) -> dict[str, Any]:
+def _line(name: str, price: str, qty: int, image: str) -> dict[str, Any]:  # a cart line
     return {
         "name": name,
         "price": Decimal(price),
@@ -120,6 +135,7 @@ def _line(name: str, price: str, qty: int, image: str) -> dict[str, Any]:
 
 _LINES = [_line("Trail Runner 2", "89.00", 1, "trail"), _line("Merino Socks (3 pack)", "19.50", 2, "socks")]
 _PRODUCTS = [{k: v for k, v in line.items() if k in PRODUCT} for line in _LINES]
+_ORDER_LINES = [{k: v for k, v in line.items() if k in ORDER_LINE} for line in _LINES]
 UTM = "utm_source=boomerang&utm_medium=email&utm_campaign=sample"
 
 # Sample values for lint's trial render and for `boomerang templates preview`.
@@ -132,10 +148,17 @@ SAMPLES: dict[str, Any] = {
     },
     "cart": {"items": _LINES, "value": Decimal("128.00"), "currency": "EUR", "item_count": 3},
     "viewed": _PRODUCTS,
-    "order": {"order_id": "1001", "total": Decimal("128.00"), "currency": "EUR", "items": _LINES},
+    "journey": {"id": "sample-journey", "name": "Sample journey"},
+    "order": {"order_id": "1001", "total": Decimal("128.00"), "currency": "EUR", "items": _ORDER_LINES},
     "products": _PRODUCTS,
-    "product": _PRODUCTS[0],
-    "offer": {"code": "COMEBACK10", "description": "10% off your next order", "expires_at": 1798675200},
+    "product": {"sku": "TR-2", **_PRODUCTS[0]},
+    "offer": {
+        "code": "COMEBACK10",
+        "description": "10% off your next order",
+        "expires_at": 1798761599,
+        "expires_on": "2026-12-31",
+    },
+    "occasion": {"kind": "birthday", "date": "2026-11-23", "years": 2},
     "loyalty": {"points": 420, "tier": "Silver", "next_tier": "Gold", "points_to_next": 80},
     "links": {
         "shop": f"https://shop.example.com/?{UTM}",
@@ -145,7 +168,6 @@ SAMPLES: dict[str, Any] = {
     },
     "recovery_url": f"https://shop.example.com/cart?boomerang_cart=c-1&{UTM}",
     "unsubscribe_url": "https://api.shop.example.com/v1/unsubscribe?t=sample-token",
-    "preferences_url": "https://api.shop.example.com/v1/preferences?t=sample-token",
     "confirm_url": "https://api.shop.example.com/v1/confirm?t=sample-token",
     "step": {"id": "sample", "index": 0, "is_last": False},
 }

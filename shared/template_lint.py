@@ -149,6 +149,8 @@ class _Checker:
             arg = node.arg
             if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
                 return self._member(parent, arg.value, node)
+            if isinstance(arg, nodes.Slice):
+                return parent  # products[:3] is still a list
             if isinstance(parent, list):
                 return parent[0]
             return None
