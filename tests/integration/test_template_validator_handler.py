@@ -4,6 +4,7 @@ notifications out."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -166,3 +167,34 @@ def test_a_body_that_is_not_an_s3_event_fails_the_record(world: World, topic: st
     # every record of the batch failed: Powertools raises, Lambda retries, then the DLQ keeps it
     with pytest.raises(BatchProcessingError, match="not an S3 event"):
         validator.handler(event, LambdaContext())
+
+
+def test_broken_journey_file_is_reported_with_its_line(world: World, topic: str) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    key = "journeys/shop-1/cart-abandonment.yaml"
+    text = "name: Cart\nper: cart\ntrigger:\n  event: Product Added\nsteps:\n  - id: one\n    after: soon\n"
+    version = s3.put_object(Bucket=world.bucket, Key=key, Body=text.encode())["VersionId"]
+
+    validator.handler(s3_event(world.bucket, key, version), LambdaContext())
+
+    report = json.loads(s3.get_object(Bucket=world.bucket, Key=f"reports/{key}.json")["Body"].read())
+    assert report["status"] == "rejected"
+    assert report["problems"] and all(p["file"] == "cart-abandonment.yaml" for p in report["problems"])
+    assert any(p["line"] for p in report["problems"])
+    ((subject, message),) = notifications(topic)
+    assert subject == f"Boomerang: {key} was rejected"
+    assert "journeys/shop-1/cart-abandonment.yaml" in message
+
+
+def test_good_journey_file_is_checked_quietly(world: World, topic: str) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    key = "journeys/shop-1/cart-abandonment.yaml"
+    shipped = (Path(__file__).resolve().parents[2] / "infra/journeys/cart-abandonment.yaml").read_text()
+    text = "id: cart-abandonment\n" + shipped  # a store's copy names the journey it overrides
+    version = s3.put_object(Bucket=world.bucket, Key=key, Body=text.encode())["VersionId"]
+
+    validator.handler(s3_event(world.bucket, key, version), LambdaContext())
+
+    report = json.loads(s3.get_object(Bucket=world.bucket, Key=f"reports/{key}.json")["Body"].read())
+    assert (report["status"], report["problems"]) == ("checked", [])
+    assert notifications(topic) == []
