@@ -515,10 +515,10 @@ def test_journey_trigger_role_allows_its_grants_on_exactly_their_resources(synth
         # store settings, audiences (index queries) and re-entry records
         **dict.fromkeys(GRANT_ACTIONS[Grant.TABLE_READ], _table_and_indexes(table_id)),
         **dict.fromkeys(GRANT_ACTIONS[Grant.TABLE_WRITE], [_arn(table_id)]),
-        # journey files (and their earlier versions), templates, catalog
+        # journey files (and their earlier versions), templates, catalog, active template versions
         **dict.fromkeys(
             ("s3:GetObject", "s3:GetObjectVersion"),
-            _sorted([_under(bucket_arn, f"/{prefix}*") for prefix in READ_PREFIXES]),
+            _sorted([_under(bucket_arn, f"/{prefix}*") for prefix in (*READ_PREFIXES, "active/")]),
         ),
         **dict.fromkeys(("s3:ListBucket", "s3:ListBucketVersions"), [bucket_arn]),
         # its own queue: consumed as the event source, and an audience's next page sent back to it
