@@ -164,12 +164,41 @@ def validate_change(
     notify: Callable[[str, str], None] | None = None,
 ) -> Outcome:
     """Validate the folder a changed key belongs to, activate what passes, report on the key."""
-    if key.startswith("journeys/"):
-        return _validate_journey(s3, bucket, key, version_id, notify)
-    match = TEMPLATE_KEY.match(key)
-    if not match:
-        return Outcome(key, "ignored")
-    owner, name = match["owner"], match["name"]
+    return validate_changes(s3, bucket, [(key, version_id)], notify=notify)[key]
+
+
+def validate_changes(
+    s3: Any,
+    bucket: str,
+    changes: list[tuple[str, str | None]],
+    *,
+    notify: Callable[[str, str], None] | None = None,
+) -> dict[str, Outcome]:
+    """Several changed keys (e.g. one SQS batch): each template folder is checked once, however
+    many of its files changed (a push uploads a whole folder, one event per file)."""
+    out: dict[str, Outcome] = {}
+    folders: dict[tuple[str, str], dict[str, str | None]] = {}
+    for key, version_id in changes:
+        match = TEMPLATE_KEY.match(key)
+        if key.startswith("journeys/"):
+            out[key] = _validate_journey(s3, bucket, key, version_id, notify)
+        elif match:
+            folders.setdefault((match["owner"], match["name"]), {})[key] = version_id
+        else:
+            out[key] = Outcome(key, "ignored")
+    for (owner, name), triggers in folders.items():
+        out.update(_validate_folder(s3, bucket, owner, name, triggers, notify))
+    return out
+
+
+def _validate_folder(
+    s3: Any,
+    bucket: str,
+    owner: str,
+    name: str,
+    triggers: dict[str, str | None],
+    notify: Callable[[str, str], None] | None,
+) -> dict[str, Outcome]:
     prefix = folder_prefix(owner, name)
     for _ in range(_ATTEMPTS):
         current = _current_versions(s3, bucket, prefix)
@@ -231,25 +260,33 @@ def validate_change(
         return ("rejected" if mine else "pending"), mine
 
     # Every file's report is rewritten: a later upload can activate (or block) an earlier one.
-    outcome = Outcome(key, "removed", version_id, all_problems, None, report_key(key))
-    trigger_problems: list[lint.Problem] = []
+    by_key: dict[str, tuple[Outcome, list[lint.Problem]]] = {}
     for k, latest in sorted(current.items()):
         rel = k[len(prefix) :]
         status, mine = status_of(rel, latest)
         file_outcome = Outcome(k, status, latest, mine, files.get(rel, {}).get("version_id"), report_key(k))
         _write_report(s3, bucket, file_outcome, mine, now)
-        if k == key:
-            outcome, trigger_problems = file_outcome, mine
-    if version_id and outcome.version_id and version_id != outcome.version_id:
-        outcome.status = "superseded"  # a newer upload of this file was checked above
-    outcome.problems = all_problems
-    if outcome.status == "rejected" and notify:
-        notify(f"Boomerang: {key} was rejected", _notification(outcome, trigger_problems))
-    log.info(
-        "template checked",
-        extra={"key": key, "status": outcome.status, "problems": len(all_problems)},
-    )
-    return outcome
+        by_key[k] = (file_outcome, mine)
+    out: dict[str, Outcome] = {}
+    for key, version_id in triggers.items():
+        found, trigger_problems = by_key.get(key, (Outcome(key, "removed", version_id), []))
+        outcome = Outcome(
+            key,
+            found.status,
+            version_id or found.version_id,
+            all_problems,
+            found.active_version_id,
+            report_key(key),
+        )
+        if version_id and found.version_id and version_id != found.version_id:
+            outcome.status = "superseded"  # a newer upload of this file was checked above
+        if outcome.status == "rejected" and notify:
+            notify(f"Boomerang: {key} was rejected", _notification(outcome, trigger_problems))
+        log.info(
+            "template checked", extra={"key": key, "status": outcome.status, "problems": len(all_problems)}
+        )
+        out[key] = outcome
+    return out
 
 
 def _write_report(s3: Any, bucket: str, outcome: Outcome, mine: list[lint.Problem], now: str) -> None:
@@ -324,7 +361,9 @@ def validate_prefix(s3: Any, bucket: str, prefix: str = "templates/") -> list[Ou
             m = TEMPLATE_KEY.match(obj["Key"])
             if m:
                 seen.setdefault(folder_prefix(m["owner"], m["name"]), obj["Key"])
-    return [validate_change(s3, bucket, key) for key in seen.values()]
+    # layouts first: the folders that extend them are checked against the active layout
+    keys = sorted(seen.values(), key=lambda k: (f"/{LAYOUT_NAME}/" not in k, k))
+    return [validate_change(s3, bucket, key) for key in keys]
 
 
 # --- what the CLI shows and does ------------------------------------------------------------------

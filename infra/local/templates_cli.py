@@ -111,7 +111,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("folder", type=Path)
     p.add_argument("store", help="store id (templates/<store>/<name>/)")
     p.add_argument("--name", default=None, help="template name (default: the folder's name)")
-    p.add_argument("--wait", type=float, default=60, help="seconds to wait for the validator (0: don't)")
+    p.add_argument("--wait", type=float, default=120, help="seconds to wait for the validator (0: don't)")
     remote(p)
     p.set_defaults(func=cmd_push)
 
@@ -119,7 +119,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("template", help="STORE/NAME")
     p.add_argument("--file", default=None, help="e.g. subject.txt (default: the file changed last)")
     p.add_argument("--to", default=None, help="version id (default: the previous active version)")
-    p.add_argument("--wait", type=float, default=60)
+    p.add_argument("--wait", type=float, default=120)
     remote(p)
     p.set_defaults(func=cmd_rollback)
 

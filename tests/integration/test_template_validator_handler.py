@@ -198,3 +198,30 @@ def test_good_journey_file_is_checked_quietly(world: World, topic: str) -> None:
     report = json.loads(s3.get_object(Bucket=world.bucket, Key=f"reports/{key}.json")["Body"].read())
     assert (report["status"], report["problems"]) == ("checked", [])
     assert notifications(topic) == []
+
+
+def test_a_pushed_folder_in_one_batch_is_checked_once(world: World, topic: str) -> None:
+    # Given a push of three files, whose events arrive in one SQS batch
+    s3 = boto3.client("s3", region_name=REGION)
+    records = []
+    for i, file in enumerate(("subject.txt", "body.html", "body.txt")):
+        source = s3.get_object(Bucket=world.bucket, Key=f"templates/_default/cart-abandoned/{file}")[
+            "Body"
+        ].read()
+        version = s3.put_object(Bucket=world.bucket, Key=FOLDER + file, Body=source)["VersionId"]
+        records += s3_event(world.bucket, FOLDER + file, version, message_id=f"m-{i}")["Records"]
+    listings: list[str] = []
+    shared_s3 = validator.client("s3")
+    shared_s3.meta.events.register("before-call.s3.ListObjectVersions", lambda **kw: listings.append("list"))
+
+    # When the validator gets the batch
+    result = validator.handler({"Records": records}, LambdaContext())
+
+    # Then the folder was read once, and every file of it is active
+    assert result == {"batchItemFailures": []}
+    assert listings == ["list"]
+    for file in ("subject.txt", "body.html", "body.txt"):
+        report = json.loads(
+            s3.get_object(Bucket=world.bucket, Key=f"reports/{FOLDER}{file}.json")["Body"].read()
+        )
+        assert report["status"] == "active", file
