@@ -53,6 +53,9 @@ def check_batch(records: list[dict[str, Any]]) -> dict[str, Outcome | Exception]
         for mid, change in ours.items():
             if change.key in outcomes:
                 results[mid] = outcomes[change.key]
+                logger.info(
+                    "template checked", extra={"key": change.key, "status": outcomes[change.key].status}
+                )
     return results
 
 
@@ -65,7 +68,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         result = results[record.message_id]
         if isinstance(result, Exception):
             raise result
-        logger.info("template checked", extra={"key": result.key, "status": result.status})
         metrics.add_metric(name=f"Template_{result.status}", unit=MetricUnit.Count, value=1)
         return result.as_dict()
 
