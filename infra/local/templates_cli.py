@@ -124,6 +124,13 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_rollback)
 
 
+def main_for_tests(argv: list[str]) -> int:
+    """`boomerang templates <argv>` without the rest of the CLI."""
+    parser = argparse.ArgumentParser(prog="boomerang")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(["templates", *argv]))
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         result: int = args.func(args)
