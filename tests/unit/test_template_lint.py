@@ -84,6 +84,11 @@ def test_variables_follow_the_table() -> None:
     assert "occasion" in catalog.TEMPLATES["birthday"].groups
 
 
+def _default_layouts(locale: str) -> dict[str, str]:
+    folder = DEFAULTS / "_layout"
+    return {p.name: p.read_text(encoding="utf-8") for p in folder.iterdir() if p.is_file()}
+
+
 def test_every_shipped_template_passes_lint() -> None:
     for folder in sorted(p for p in DEFAULTS.iterdir() if p.is_dir()):
         files = {
@@ -91,7 +96,7 @@ def test_every_shipped_template_passes_lint() -> None:
             for p in folder.rglob("*")
             if p.is_file()
         }
-        general, per_unit = lint_folder(folder.name, files)
+        general, per_unit = lint_folder(folder.name, files, layouts_for=_default_layouts)
         assert general == [] and all(v == [] for v in per_unit.values()), folder.name
 
 
