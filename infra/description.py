@@ -17,6 +17,8 @@ from shared.feedback import FEEDBACK_DETAIL_TYPES, SES_SOURCE
 from shared.indexes import INDEXES
 
 APP_NAME = "boomerang"
+# Where marketers publish; a change under these prefixes is validated (templates bucket).
+TEMPLATE_WATCHED_PREFIXES = ("templates/", "journeys/")
 BUS_NAME = "boomerang"
 # The account's default bus: AWS services (SES event destinations among them) publish only there.
 DEFAULT_BUS = "default"
@@ -73,6 +75,9 @@ class Grant:
     SMS_SEND = "sms:send"  # sns:Publish to phone numbers + sns:CheckIfPhoneNumberIsOptedOut
     PUSH_SEND = "push:send"  # mobiletargeting:SendMessages on Boomerang's push application
     JOURNEY_TASKS = "journey:tasks"  # sqs:SendMessage on the journey queue (the next page of an audience)
+    # read every version under templates/ and journeys/, write active/ and reports/
+    TEMPLATES_VALIDATE = "templates:validate"
+    REPORTS_PUBLISH = "reports:publish"  # sns:Publish on the template reports topic
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,16 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         env=(env.TABLE_NAME,),
         grants=(Grant.TABLE_READ, Grant.TABLE_WRITE),
     ),
+    FunctionSpec(
+        id="template_validator",
+        handler="functions.template_validator.handler.handler",
+        source="template_validator",
+        description="Checks templates and journey files as they land; activates valid ones, reports the rest",
+        env=(env.TEMPLATES_BUCKET, env.REPORTS_TOPIC_ARN),
+        grants=(Grant.TEMPLATES_VALIDATE, Grant.REPORTS_PUBLISH),
+        memory_mb=1024,  # trial renders (MJML, CSS inlining) of a whole template folder
+        timeout_s=60,
+    ),
 )
 
 FUNCTIONS_BY_ID = {f.id: f for f in FUNCTIONS}
@@ -187,6 +202,7 @@ QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec(id="profile", consumer="profile"),
     QueueSpec(id="journey", consumer="journey_trigger"),
     QueueSpec(id="feedback", consumer="feedback"),
+    QueueSpec(id="templates", consumer="template_validator"),
 )
 
 
@@ -247,6 +263,17 @@ RULES: tuple[RuleSpec, ...] = (
         description="SES bounces and complaints (from the configuration set's event destination)",
         pattern={"source": [SES_SOURCE], "detail-type": list(FEEDBACK_DETAIL_TYPES)},
         queue="feedback",
+        bus=DEFAULT_BUS,
+    ),
+    RuleSpec(
+        id="template-changed",
+        description="A template or journey file was uploaded or deleted (the bucket's S3 EventBridge events)",
+        pattern={
+            "source": ["aws.s3"],
+            "detail-type": ["Object Created", "Object Deleted"],
+            "detail": {"object": {"key": [{"prefix": p} for p in TEMPLATE_WATCHED_PREFIXES]}},
+        },
+        queue="templates",
         bus=DEFAULT_BUS,
     ),
 )

@@ -16,6 +16,7 @@ from infra.constructs.journeys import Journeys
 from infra.constructs.lambdas import GrantTargets, LambdaFunctions
 from infra.constructs.messaging import Messaging
 from infra.constructs.push import Push
+from infra.constructs.reports import Reports
 from infra.constructs.secrets import Secrets
 from infra.constructs.storage import TEMPLATES_PREFIX, Storage
 from infra.constructs.templates import Templates
@@ -51,6 +52,7 @@ class BoomerangStack(Stack):
         messaging = Messaging(self, "Messaging", sender=sender)
         push = Push(self, "Push")  # channel credentials (APNs/FCM) are the operator's, set after deploy
         bus = Bus(self, "EventBus")
+        reports = Reports(self, "TemplateReports")  # validator -> marketers: rejected uploads
         functions = LambdaFunctions(
             self, "Functions", assets=assets, log_level=log_level, log_retention=LOG_RETENTION
         )
@@ -74,6 +76,7 @@ class BoomerangStack(Stack):
                 env.SIGNING_SECRET_ARN: secrets.signing_key.secret_arn,
                 env.PUSH_APP_ID: push.app_id,
                 env.JOURNEY_QUEUE_URL: bus.queues["journey"].queue_url,
+                env.REPORTS_TOPIC_ARN: reports.topic.topic_arn,
             },
             targets=GrantTargets(
                 table=storage.table,
@@ -85,6 +88,7 @@ class BoomerangStack(Stack):
                 signing_secret=secrets.signing_key,
                 push=push,
                 journey_queue=bus.queues["journey"],
+                reports=reports,
             ),
         )
         for queue in QUEUES:
@@ -111,6 +115,12 @@ class BoomerangStack(Stack):
         CfnOutput(self, "EventBusName", value=bus.bus.event_bus_name)
         CfnOutput(self, "JourneyStateMachineArn", value=journeys.state_machine.state_machine_arn)
         CfnOutput(self, "SigningSecretArn", value=secrets.signing_key.secret_arn)
+        CfnOutput(
+            self,
+            "ReportsTopicArn",
+            value=reports.topic.topic_arn,
+            description="Subscribe marketers: rejected template and journey uploads",
+        )
         CfnOutput(
             self, "PushAppId", value=push.app_id, description="Enable its APNs/FCM channels after deploy"
         )

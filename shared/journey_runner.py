@@ -640,9 +640,11 @@ def _send_on(
         variables["confirm_url"] = confirm_url(
             deps.unsubscribe_base_url, deps.signing_keys.key(), store_id, profile.customer_id, now
         )
+    # the customer's locale folder (pl/, pt-BR/...), else the store's default (the folder root)
+    locale = profile.traits.get("locale") or getattr(store, "locale", None)
     if channel == "sms":
         assert profile.phone is not None
-        template = deps.templates.sms(store_id, template_name)
+        template = deps.templates.sms(store_id, template_name, locale=locale)
         return send_sms(
             deps.sns,
             to=profile.phone,
@@ -652,7 +654,7 @@ def _send_on(
             sender_id=store.sms_sender_id,
         )
     if channel == "push":
-        rendered = render_push(deps.templates.push(store_id, template_name), variables)
+        rendered = render_push(deps.templates.push(store_id, template_name, locale=locale), variables)
         devices = [
             Device(token=d.token, platform=normalise_platform(d.platform)) for d in profile.devices.values()
         ]
@@ -682,7 +684,7 @@ def _send_on(
         if result.transient:
             raise TransientSendError("push provider busy", code="TEMPORARY_FAILURE")
         raise PermanentSendError("every registered device was rejected", code="NoValidDevice")
-    rendered_email = render_email(deps.templates.email(store_id, template_name), variables)
+    rendered_email = render_email(deps.templates.email(store_id, template_name, locale=locale), variables)
     if marketing and unsub not in rendered_email.html:
         # Gmail/Yahoo bulk-sender rules: a visible unsubscribe link in every marketing email
         raise TemplateError("marketing email has no visible unsubscribe link", template=template_name)
@@ -752,7 +754,7 @@ def template_variables(
             "last_name": profile.traits.get("last_name"),
             "locale": profile.traits.get("locale"),
         },
-        "store": {"name": store.name, "url": store.url},
+        "store": {"name": store.name, "url": store.url, "address": getattr(store, "address", None)},
         "journey": {"id": journey.id, "name": journey.name or journey.id},
         "step": {"id": step.id, "index": index, "is_last": index == len(journey.steps) - 1},
         "links": {

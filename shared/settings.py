@@ -21,6 +21,8 @@ UNSUBSCRIBE_BASE_URL = "UNSUBSCRIBE_BASE_URL"
 SIGNING_SECRET_ARN = "SIGNING_SECRET_ARN"
 PUSH_APP_ID = "PUSH_APP_ID"  # the Pinpoint (End User Messaging Push) application id
 JOURNEY_QUEUE_URL = "JOURNEY_QUEUE_URL"  # the trigger λ queues an audience's next page here
+REPORTS_TOPIC_ARN = "REPORTS_TOPIC_ARN"  # SNS topic: template/journey files rejected by the validator
+TEMPLATES_CACHE_SECONDS = "TEMPLATES_CACHE_SECONDS"  # optional: how long active versions are cached
 
 
 class Settings(BaseModel):
@@ -33,6 +35,8 @@ class Settings(BaseModel):
     signing_secret_arn: str = ""
     push_app_id: str = ""
     journey_queue_url: str = ""
+    reports_topic_arn: str = ""
+    templates_cache_seconds: float = Field(default=60, ge=0)
 
 
 class ConfigurationError(RuntimeError):
@@ -53,6 +57,8 @@ def settings() -> Settings:
             signing_secret_arn=env.get(SIGNING_SECRET_ARN, ""),
             push_app_id=env.get(PUSH_APP_ID, ""),
             journey_queue_url=env.get(JOURNEY_QUEUE_URL, ""),
+            reports_topic_arn=env.get(REPORTS_TOPIC_ARN, ""),
+            templates_cache_seconds=env.get(TEMPLATES_CACHE_SECONDS) or 60,
         )
     except ValidationError as exc:  # a deployment mistake, not bad input: fail loudly
         raise ConfigurationError(f"invalid Boomerang environment: {exc}") from exc

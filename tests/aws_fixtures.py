@@ -28,6 +28,7 @@ from shared.aws import client
 from shared.events import CanonicalEvent, normalise
 from shared.profile_store import ProfileStore
 from shared.stores import Store, StoreDirectory
+from shared.template_publish import validate_prefix
 
 REGION = "us-east-1"
 ACCOUNT = DEFAULT_ACCOUNT_ID
@@ -169,6 +170,7 @@ def create_world() -> World:
         s3.put_object(
             Bucket=bucket, Key=f"templates/{path.relative_to(templates).as_posix()}", Body=path.read_bytes()
         )
+    validate_prefix(s3, bucket)  # what the validator λ does when the defaults land: make them active
 
     secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
         Name=f"{d.APP_NAME}-signing", SecretString=SIGNING_SECRET

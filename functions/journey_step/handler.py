@@ -35,7 +35,7 @@ def deps() -> Deps:
             profiles=ProfileStore(ddb, s.table_name),
             journeys=JourneyStore(ddb, s.table_name),
             stores=StoreDirectory(ddb, s.table_name),
-            templates=TemplateStore(s3, s.templates_bucket),
+            templates=TemplateStore(s3, s.templates_bucket, ttl_seconds=s.templates_cache_seconds),
             ses=client("sesv2"),
             signing_keys=SigningKeyProvider(client("secretsmanager"), s.signing_secret_arn),
             unsubscribe_base_url=s.unsubscribe_base_url,

@@ -27,15 +27,19 @@ from constructs import Construct
 from infra.constructs.messaging import Messaging
 from infra.constructs.nag import Waiver, suppress
 from infra.constructs.push import Push
+from infra.constructs.reports import Reports
 from infra.description import (
     APP_NAME,
     BUCKET_READ_PREFIXES,
     FUNCTIONS,
     LAMBDA_ARCHITECTURE,
     LAMBDA_RUNTIME,
+    TEMPLATE_WATCHED_PREFIXES,
     FunctionSpec,
     Grant,
 )
+from shared.template_publish import REPORTS_PREFIX
+from shared.templates import ACTIVE_PREFIX
 
 # Set on every function, on top of the names each FunctionSpec lists.
 POWERTOOLS_ENV = {"POWERTOOLS_SERVICE_NAME": APP_NAME, "POWERTOOLS_METRICS_NAMESPACE": "Boomerang"}
@@ -68,6 +72,7 @@ class GrantTargets:
     signing_secret: secretsmanager.ISecret
     push: Push
     journey_queue: sqs.IQueue
+    reports: Reports | None = None  # the template validator's SNS topic
 
 
 def _table_read(role: iam.Role, t: GrantTargets) -> None:
@@ -115,8 +120,13 @@ def _journey_start(role: iam.Role, t: GrantTargets) -> None:
     )
 
 
+# What sending reads: templates, journey files, catalogs, and the validator's active-version records.
+READ_PREFIXES = (*BUCKET_READ_PREFIXES, ACTIVE_PREFIX)
+
+
 def _templates_read(role: iam.Role, t: GrantTargets) -> None:
-    objects = [t.templates_bucket.arn_for_objects(f"{prefix}*") for prefix in BUCKET_READ_PREFIXES]
+    # Only the template versions the validator activated are sent: the active/ records name them.
+    objects = [t.templates_bucket.arn_for_objects(f"{prefix}*") for prefix in READ_PREFIXES]
     # GetObjectVersion + ListBucketVersions: a broken journey file falls back to its last valid version
     role.add_to_policy(
         iam.PolicyStatement(actions=["s3:GetObject", "s3:GetObjectVersion"], resources=objects)
@@ -134,10 +144,10 @@ def _templates_read(role: iam.Role, t: GrantTargets) -> None:
         Waiver(
             "AwsSolutions-IAM5",
             "Template, journey and catalog keys are per store and per journey; read access is limited to "
-            f"the {', '.join(BUCKET_READ_PREFIXES)} prefixes of the templates bucket.",
+            f"the {', '.join(READ_PREFIXES)} prefixes of the templates bucket.",
             applies_to=[
                 f"Resource::<{_logical_id_hint(t.templates_bucket)}.Arn>/{prefix}*"
-                for prefix in BUCKET_READ_PREFIXES
+                for prefix in READ_PREFIXES
             ],
         ),
         apply_to_children=True,  # the finding is on the role's DefaultPolicy child
@@ -146,6 +156,40 @@ def _templates_read(role: iam.Role, t: GrantTargets) -> None:
 
 def _journey_tasks(role: iam.Role, t: GrantTargets) -> None:
     t.journey_queue.grant_send_messages(role)
+
+
+def _templates_validate(role: iam.Role, t: GrantTargets) -> None:
+    bucket = t.templates_bucket
+    watched = [bucket.arn_for_objects(f"{p}*") for p in TEMPLATE_WATCHED_PREFIXES]
+    written = [bucket.arn_for_objects(f"{p}*") for p in (ACTIVE_PREFIX, REPORTS_PREFIX)]
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["s3:GetObject", "s3:GetObjectVersion"], resources=watched + written)
+    )
+    # the active/ records are written with If-Match (PutObject), reports next to them
+    role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=written))
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["s3:ListBucket", "s3:ListBucketVersions"], resources=[bucket.bucket_arn])
+    )
+    bucket_id = _logical_id_hint(bucket)
+    suppress(
+        role,
+        Waiver(
+            "AwsSolutions-IAM5",
+            "The validator reads every version of the files marketers upload (templates/, journeys/) and "
+            "writes only the active-version records (active/) and reports (reports/) of the templates bucket.",
+            applies_to=[
+                f"Resource::<{bucket_id}.Arn>/{p}*"
+                for p in (*TEMPLATE_WATCHED_PREFIXES, ACTIVE_PREFIX, REPORTS_PREFIX)
+            ],
+        ),
+        apply_to_children=True,
+    )
+
+
+def _reports_publish(role: iam.Role, t: GrantTargets) -> None:
+    if t.reports is None:
+        raise ValueError("reports:publish needs the Reports construct")
+    t.reports.grant_publish(role)
 
 
 def _email_send(role: iam.Role, t: GrantTargets) -> None:
@@ -195,6 +239,8 @@ GRANTS: Mapping[str, Callable[[iam.Role, GrantTargets], None]] = {
     Grant.SMS_SEND: _sms_send,
     Grant.PUSH_SEND: _push_send,
     Grant.JOURNEY_TASKS: _journey_tasks,
+    Grant.TEMPLATES_VALIDATE: _templates_validate,
+    Grant.REPORTS_PUBLISH: _reports_publish,
 }
 
 

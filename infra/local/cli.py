@@ -72,7 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     from infra.journeys_cli import add_parser as add_journeys_parser
 
     add_journeys_parser(sub)  # `boomerang journeys lint|history`
+    from infra.local import templates_cli
+
+    templates_cli.add_parser(sub)  # `boomerang templates list|pull|lint|preview|push|rollback`
     args = parser.parse_args(argv)
+    if args.command == "templates":
+        return templates_cli.run(args)
     if (getattr(args, "speed", 1) or 1) <= 0:
         parser.error("--speed must be greater than 0")
     result: int = args.func(args)

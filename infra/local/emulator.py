@@ -336,19 +336,7 @@ class Emulator:
                 Targets=[{"Id": rule.queue, "Arn": self.arns[f"queue:{rule.queue}"]}],
             )
         bucket = resource_name("templates", "bucket")
-        s3.create_bucket(Bucket=bucket)
-        # versioned, as on AWS: a broken journey file falls back to its last valid version
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        for path in sorted((REPO_ROOT / d.JOURNEYS_DIR).glob("*.yaml")):
-            s3.put_object(Bucket=bucket, Key=f"{d.DEFAULT_JOURNEY_PREFIX}{path.name}", Body=path.read_bytes())
-        templates_dir = REPO_ROOT / d.TEMPLATES_DIR
-        for path in sorted(templates_dir.rglob("*")):
-            if path.is_file():
-                s3.put_object(
-                    Bucket=bucket,
-                    Key=f"templates/{path.relative_to(templates_dir).as_posix()}",
-                    Body=path.read_bytes(),
-                )
+        self._create_templates_bucket(s3, bucket)
         secret_arn = self.client("secretsmanager").create_secret(
             Name=resource_name("secret", "signing"), SecretString=secrets.token_urlsafe(48)
         )["ARN"]
@@ -385,10 +373,49 @@ class Emulator:
             env_names.SIGNING_SECRET_ARN: secret_arn,
             env_names.PUSH_APP_ID: "boomerang-local",
             env_names.JOURNEY_QUEUE_URL: self.queue_urls["journey"],
+            env_names.REPORTS_TOPIC_ARN: self.client("sns").create_topic(
+                Name=resource_name("topic", "reports")
+            )["TopicArn"],
+            env_names.TEMPLATES_CACHE_SECONDS: "1",  # a marketer's validated edit shows up at once
         }
         os.environ.update(self.env_values)
         self.table = table
         StoreDirectory(ddb, table).put(DEMO_STORE, self.api_key)
+
+    def _create_templates_bucket(self, s3: Any, bucket: str) -> None:
+        """Versioned, seeded with the default templates (validated and activated before we are
+        ready), then sending its S3 events to EventBridge, as the CDK bucket does."""
+        from shared.template_publish import validate_prefix
+
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        for path in sorted((REPO_ROOT / d.JOURNEYS_DIR).glob("*.yaml")):
+            s3.put_object(Bucket=bucket, Key=f"{d.DEFAULT_JOURNEY_PREFIX}{path.name}", Body=path.read_bytes())
+        templates_dir = REPO_ROOT / d.TEMPLATES_DIR
+        for path in sorted(templates_dir.rglob("*")):
+            if path.is_file():
+                s3.put_object(
+                    Bucket=bucket,
+                    Key=f"templates/{path.relative_to(templates_dir).as_posix()}",
+                    Body=path.read_bytes(),
+                )
+        validate_prefix(s3, bucket)
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+        self.templates_bucket = bucket
+
+    def reports(self) -> list[dict[str, Any]]:
+        """What the validator published on the reports topic (marketers would get it by email)."""
+        from moto.sns.models import sns_backends
+
+        topic = sns_backends[ACCOUNT][REGION].topics.get(os.environ.get(env_names.REPORTS_TOPIC_ARN, ""))
+        if topic is None:
+            return []
+        return [
+            {"message_id": mid, "subject": subject, "message": message}
+            for mid, message, subject, *_ in list(topic.sent_notifications)
+        ]
 
     def set_public_url(self, url: str) -> None:
         from shared.settings import settings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import html
 import json
 import threading
 import uuid
@@ -51,23 +50,125 @@ def proxy_event(method: str, path: str, query: str, headers: dict[str, str], bod
     }
 
 
-def outbox_page(messages: list[dict[str, Any]]) -> str:
-    rows = []
-    for m in reversed(messages):
-        rows.append(
-            "<article style='border:1px solid #ddd;border-radius:8px;margin:1rem 0;padding:1rem'>"
-            f"<div style='color:#555;font-size:.9rem'>{html.escape(m['sent_at'] or '')} · {html.escape(m['channel'])}"
-            f" · {html.escape(str(m['journey']))} / {html.escape(str(m['step']))} · to {html.escape(m['to'])}</div>"
-            f"<h2 style='font-size:1.1rem'>{html.escape(m['subject'])}</h2>"
-            f"<iframe sandbox style='width:100%;height:420px;border:0' srcdoc=\"{html.escape(m['html'])}\"></iframe>"
-            "</article>"
-        )
-    return (
-        "<!doctype html><meta charset=utf-8><title>Boomerang local outbox</title>"
-        "<body style='font-family:system-ui,sans-serif;max-width:760px;margin:2rem auto'>"
-        f"<h1>Outbox <small style='color:#777'>({len(messages)})</small></h1>"
-        + ("".join(rows) or "<p>Nothing sent yet.</p>")
-    )
+_OUTBOX_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Boomerang local outbox</title>
+<style>
+  body { font-family: system-ui, sans-serif; margin: 0; background: #f4f4f5; color: #18181b; }
+  header { position: sticky; top: 0; background: #18181b; color: #fff; padding: .8rem 1.5rem;
+           display: flex; gap: 1rem; align-items: baseline; z-index: 1; }
+  header h1 { font-size: 1.2rem; margin: 0; }
+  #live { font-size: .8rem; color: #a1a1aa; }
+  main { max-width: 980px; margin: 0 auto; padding: 1rem 1.5rem; }
+  .msg { background: #fff; border-radius: 10px; margin: 1rem 0; padding: 1rem 1.2rem;
+         box-shadow: 0 1px 2px rgba(0,0,0,.08); }
+  .meta { color: #52525b; font-size: .85rem; display: flex; flex-wrap: wrap; gap: .3rem .8rem; }
+  .badge { font-weight: 600; text-transform: uppercase; font-size: .75rem; padding: .1rem .45rem;
+           border-radius: 4px; background: #e4e4e7; }
+  .email .badge { background: #dbeafe; } .sms .badge { background: #dcfce7; } .push .badge { background: #fef3c7; }
+  .subject { font-size: 1.05rem; margin: .6rem 0; }
+  iframe.mail { width: 100%; height: 520px; border: 1px solid #e4e4e7; border-radius: 6px; background: #fff; }
+  .phone { width: 300px; margin: .8rem 0 0; padding: 14px; border-radius: 30px; background: #27272a; }
+  .screen { border-radius: 20px; min-height: 180px; padding: 14px; background: #fafafa; }
+  .push .screen { background: linear-gradient(160deg, #4f46e5, #0ea5e9); }
+  .bubble { background: #e4e4e7; border-radius: 16px 16px 16px 4px; padding: .6rem .8rem; font-size: .9rem;
+            line-height: 1.35; white-space: pre-wrap; word-break: break-word; }
+  .sender { font-size: .75rem; color: #71717a; margin-bottom: .4rem; text-align: center; }
+  .note { background: rgba(255,255,255,.92); border-radius: 14px; padding: .6rem .7rem; font-size: .85rem;
+          display: flex; gap: .6rem; }
+  .note img { width: 44px; height: 44px; object-fit: cover; border-radius: 8px; }
+  .note .app { font-size: .7rem; text-transform: uppercase; color: #71717a; }
+  .note .title { font-weight: 600; }
+  .link { font-size: .75rem; color: #52525b; word-break: break-all; margin-top: .3rem; }
+  .reports { background: #fef2f2; border: 1px solid #fecaca; border-radius: 10px; padding: .6rem 1rem; }
+  .reports pre { white-space: pre-wrap; font-size: .8rem; margin: .3rem 0 .8rem; }
+  .empty { color: #71717a; }
+</style></head>
+<body>
+<header><h1>Outbox</h1><span id="count">0 messages</span><span id="live">live</span></header>
+<main>
+  <section id="reports" class="reports" hidden><h2>Template reports</h2><div id="report-list"></div></section>
+  <p id="empty" class="empty">Nothing sent yet. Messages appear here as journeys send them.</p>
+  <div id="messages"></div>
+</main>
+<script>
+"use strict";
+const seen = new Map();  // id -> what the card shows of the journey (recorded just after the send)
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+function render(m) {
+  const card = el("article", "msg " + m.channel);
+  card.dataset.id = m.id; card.dataset.channel = m.channel;
+  const meta = el("div", "meta");
+  meta.append(el("span", "badge", m.channel), el("span", "time", m.sent_at || ""),
+              el("span", "journey", (m.journey || "?") + " / " + (m.step || "?")), el("span", "to", "to " + m.to));
+  card.append(meta);
+  if (m.channel === "email") {
+    card.append(el("h2", "subject", m.subject));
+    const frame = document.createElement("iframe");
+    frame.className = "mail";
+    frame.setAttribute("sandbox", "");  // no scripts, no forms, no same-origin: the mail is only shown
+    frame.setAttribute("referrerpolicy", "no-referrer");
+    frame.title = m.subject || "email";
+    frame.srcdoc = m.html || "<pre>" + (m.text || "").replace(/[&<>]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;"}[c])) + "</pre>";
+    card.append(frame);
+  } else if (m.channel === "sms") {
+    const phone = el("div", "phone"), screen = el("div", "screen");
+    screen.append(el("div", "sender", "SMS to " + m.to), el("div", "bubble sms-body", m.text));
+    phone.append(screen); card.append(phone);
+  } else {
+    const phone = el("div", "phone"), screen = el("div", "screen"), note = el("div", "note");
+    const image = (m.headers || {}).image_url;
+    if (image && /^https?:/i.test(image)) { const img = el("img"); img.src = image; img.alt = ""; note.append(img); }
+    const words = el("div");
+    words.append(el("div", "app", "Boomerang Demo Store · now"), el("div", "title", m.subject), el("div", "push-body", m.text));
+    const link = (m.headers || {}).deep_link;
+    if (link) words.append(el("div", "link", "opens " + link));
+    note.append(words); screen.append(note); phone.append(screen); card.append(phone);
+  }
+  return card;
+}
+async function refresh() {
+  try {
+    const messages = (await (await fetch("/_local/outbox", {cache: "no-store"})).json()).messages;
+    const list = document.getElementById("messages");
+    for (const m of messages) {
+      const sig = [m.journey, m.step, m.sent_at].join("|");
+      if (seen.get(m.id) === sig) continue;  // unchanged cards keep their iframes
+      const old = seen.has(m.id) ? list.querySelector(`article[data-id="${CSS.escape(m.id)}"]`) : null;
+      seen.set(m.id, sig);
+      if (old) old.replaceWith(render(m)); else list.prepend(render(m));  // newest first
+    }
+    document.getElementById("count").textContent = messages.length + (messages.length === 1 ? " message" : " messages");
+    document.getElementById("empty").hidden = messages.length > 0;
+    const reports = (await (await fetch("/_local/reports", {cache: "no-store"})).json()).reports;
+    const box = document.getElementById("report-list");
+    if (box.childElementCount !== reports.length) {
+      box.replaceChildren(...reports.slice().reverse().map(r => {
+        const d = el("div", "report"); d.append(el("strong", "", r.subject), el("pre", "", r.message)); return d;
+      }));
+    }
+    document.getElementById("reports").hidden = reports.length === 0;
+    document.getElementById("live").textContent = "live · updated " + new Date().toLocaleTimeString();
+  } catch (e) {
+    document.getElementById("live").textContent = "emulator not answering";
+  }
+}
+refresh();
+setInterval(refresh, 1000);
+</script>
+</body></html>
+"""
+
+
+def outbox_page() -> str:
+    """The outbox page: every message as it arrives (polls /_local/outbox and /_local/reports)."""
+    return _OUTBOX_PAGE
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -95,7 +196,19 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if method == "GET" and url.path == "/_local/health":
             now = clock.iso(clock.now_ts())
-            return self._json(200, {"status": "ready", "speed": self.emulator.speed, "now": now})
+            return self._json(
+                200,
+                {
+                    "status": "ready",
+                    "speed": self.emulator.speed,
+                    "now": now,
+                    # what `boomerang templates --local` needs to reach the emulated bucket
+                    "aws_endpoint": self.emulator.endpoint,
+                    "templates_bucket": self.emulator.templates_bucket,
+                },
+            )
+        if method == "GET" and url.path == "/_local/reports":
+            return self._json(200, {"reports": self.emulator.reports()})
         if method == "GET" and url.path == "/_local/outbox":
             return self._json(200, {"messages": self.emulator.outbox()})
         if method == "POST" and url.path == "/_local/faults":
@@ -117,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
                 200, {"history": self.emulator.history(q.get("store", "demo"), q.get("customer", ""))}
             )
         if method == "GET" and url.path in ("/_local", "/_local/", "/_local/outbox.html"):
-            return self._send(200, outbox_page(self.emulator.outbox()).encode(), "text/html; charset=utf-8")
+            return self._send(200, outbox_page().encode(), "text/html; charset=utf-8")
         if (method, url.path) not in ROUTES:
             allowed = ", ".join(f"{m} {p}" for m, p in sorted(ROUTES))
             return self._json(404, {"success": False, "error": "not_found", "message": f"routes: {allowed}"})

@@ -63,6 +63,14 @@ GRANT_ACTIONS: dict[str, set[str]] = {
     Grant.SMS_SEND: {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"},
     Grant.PUSH_SEND: {"mobiletargeting:SendMessages"},
     Grant.JOURNEY_TASKS: {"sqs:SendMessage"},
+    Grant.TEMPLATES_VALIDATE: {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:PutObject",
+        "s3:ListBucket",
+        "s3:ListBucketVersions",
+    },
+    Grant.REPORTS_PUBLISH: {"sns:Publish"},
 }
 # Where functions may read bucket objects: written out here too, so a broadened prefix fails.
 READ_PREFIXES = ("templates/", "journeys/", "catalog/")
@@ -421,6 +429,7 @@ def test_environment_values_point_at_the_right_resources(synth: Synth) -> None:
     config_set_id, _ = synth.only("AWS::SES::ConfigurationSet")
     api_id, _ = synth.only("AWS::ApiGateway::RestApi")
     push_app_id, _ = synth.only("AWS::Pinpoint::App")
+    topic_id, _ = synth.only("AWS::SNS::Topic")
     expected = {
         env.TABLE_NAME: {"Ref": table_id},
         env.BUS_NAME: {"Ref": bus_id},
@@ -431,6 +440,7 @@ def test_environment_values_point_at_the_right_resources(synth: Synth) -> None:
         env.PUSH_APP_ID: {"Ref": push_app_id},
         # Ref of an AWS::SQS::Queue is its URL (what sqs.send_message takes), not its ARN
         env.JOURNEY_QUEUE_URL: {"Ref": _journey_queue_id(synth)},
+        env.REPORTS_TOPIC_ARN: {"Ref": topic_id},
     }
     assert set(expected) | {env.UNSUBSCRIBE_BASE_URL} >= {name for spec in FUNCTIONS for name in spec.env}
     for spec in FUNCTIONS:
@@ -505,10 +515,10 @@ def test_journey_trigger_role_allows_its_grants_on_exactly_their_resources(synth
         # store settings, audiences (index queries) and re-entry records
         **dict.fromkeys(GRANT_ACTIONS[Grant.TABLE_READ], _table_and_indexes(table_id)),
         **dict.fromkeys(GRANT_ACTIONS[Grant.TABLE_WRITE], [_arn(table_id)]),
-        # journey files (and their earlier versions), templates, catalog
+        # journey files (and their earlier versions), templates, catalog, active template versions
         **dict.fromkeys(
             ("s3:GetObject", "s3:GetObjectVersion"),
-            _sorted([_under(bucket_arn, f"/{prefix}*") for prefix in READ_PREFIXES]),
+            _sorted([_under(bucket_arn, f"/{prefix}*") for prefix in (*READ_PREFIXES, "active/")]),
         ),
         **dict.fromkeys(("s3:ListBucket", "s3:ListBucketVersions"), [bucket_arn]),
         # its own queue: consumed as the event source, and an audience's next page sent back to it
@@ -572,7 +582,8 @@ def test_bucket_readers_read_only_the_three_prefixes(synth: Synth) -> None:
     assert DEFAULT_TEMPLATE_PREFIX.startswith(READ_PREFIXES[0]) and TEMPLATES_PREFIX == READ_PREFIXES[0]
     assert DEFAULT_JOURNEY_PREFIX.startswith(READ_PREFIXES[1])
     bucket_arn = _arn(_templates_bucket_id(synth))
-    objects = _sorted([_under(bucket_arn, f"/{prefix}*") for prefix in READ_PREFIXES])
+    # and the validator's active-version records, which say which template versions may be sent
+    objects = _sorted([_under(bucket_arn, f"/{prefix}*") for prefix in (*READ_PREFIXES, "active/")])
     readers = [spec for spec in FUNCTIONS if Grant.TEMPLATES_READ in spec.grants]
     assert {spec.id for spec in readers} == {"journey_trigger", "journey_step"}
     for spec in FUNCTIONS:
@@ -586,8 +597,46 @@ def test_bucket_readers_read_only_the_three_prefixes(synth: Synth) -> None:
                 "s3:ListBucket": [bucket_arn],
                 "s3:ListBucketVersions": [bucket_arn],
             }, spec.id
-        else:
+        elif Grant.TEMPLATES_VALIDATE not in spec.grants:  # the validator: see below
             assert s3 == {}, spec.id
+
+
+def test_template_validator_writes_only_records_and_reports(synth: Synth) -> None:
+    bucket_arn = _arn(_templates_bucket_id(synth))
+    statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID["template_validator"]))
+    (put,) = [s for s in statements if "s3:PutObject" in _actions(s)]
+    assert _actions(put) == {"s3:PutObject"}
+    assert _sorted(_resources(put)) == _sorted(
+        [_under(bucket_arn, "/active/*"), _under(bucket_arn, "/reports/*")]
+    )
+    topic_id, _ = synth.only("AWS::SNS::Topic")
+    (publish,) = [s for s in statements if "sns:Publish" in _actions(s)]
+    assert _resources(publish) == [{"Ref": topic_id}]
+
+
+def test_template_uploads_reach_the_validator_through_the_default_bus(synth: Synth) -> None:
+    bucket = synth.resources[_templates_bucket_id(synth)]
+    notifications = [r for r in synth.resources.values() if r["Type"] == "Custom::S3BucketNotifications"]
+    assert [n["Properties"]["NotificationConfiguration"] for n in notifications] == [
+        {"EventBridgeConfiguration": {}}
+    ]
+    assert bucket["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+    rules = [
+        r["Properties"]
+        for r in synth.resources.values()
+        if r["Type"] == "AWS::Events::Rule"
+        and r["Properties"].get("EventPattern", {}).get("source") == ["aws.s3"]
+    ]
+    assert len(rules) == 1 and rules[0].get("EventBusName", "default") == "default"  # where S3 publishes
+    keys = rules[0]["EventPattern"]["detail"]["object"]["key"]
+    assert keys == [{"prefix": "templates/"}, {"prefix": "journeys/"}]
+
+
+def test_reports_topic_is_encrypted_and_tls_only(synth: Synth) -> None:
+    topic_id, topic = synth.only("AWS::SNS::Topic")
+    assert "alias/aws/sns" in json.dumps(topic["Properties"]["KmsMasterKeyId"])
+    policies = [r for r in synth.resources.values() if r["Type"] == "AWS::SNS::TopicPolicy"]
+    assert any('"aws:SecureTransport": "false"' in json.dumps(p) for p in policies)
 
 
 def test_email_send_is_scoped_to_the_configuration_set(synth: Synth) -> None:
@@ -612,11 +661,13 @@ def test_sms_send_is_exactly_publish_and_the_opt_out_check(synth: Synth) -> None
     statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID["journey_step"]))
     sms = [s for s in statements if any(a.startswith("sns:") for a in _actions(s))]
     assert [(_actions(s), _resources(s)) for s in sms] == [(GRANT_ACTIONS[Grant.SMS_SEND], ["*"])]
-    # and no other function may text anyone
+    # and no other function may text anyone (the validator publishes to its own topic only)
     for spec in FUNCTIONS:
         if Grant.SMS_SEND not in spec.grants:
-            actions = set().union(*(_actions(s) for s in synth.statements(synth.role_id(spec))))
-            assert not any(a.startswith("sns:") for a in actions), spec.id
+            for statement in synth.statements(synth.role_id(spec)):
+                if any(a.startswith("sns:") for a in _actions(statement)):
+                    assert _actions(statement) == {"sns:Publish"}, spec.id
+                    assert "*" not in json.dumps(_resources(statement)), spec.id
 
 
 def test_push_application_and_send_scoped_to_its_messages(synth: Synth) -> None:

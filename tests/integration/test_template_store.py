@@ -15,6 +15,8 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
 from shared.email import PermanentSendError, build_mime, send_raw
+from shared.template_catalog import sample_variables
+from shared.template_publish import validate_change
 from shared.templates import EmailTemplate, TemplateError, TemplateStore, render_email
 
 REGION = "us-east-1"
@@ -40,14 +42,27 @@ def s3() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(Bucket=BUCKET)
+        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         yield client
 
 
 def put_template(
-    s3: Any, owner: str, name: str, *, subject: str, html: str = "<p>h</p>", text: str = "t"
+    s3: Any,
+    owner: str,
+    name: str,
+    *,
+    subject: str,
+    html: str = '<p>h {{ unsubscribe_url }}</p><a href="{{ unsubscribe_url }}">u</a>',
+    text: str = "t",
+    locale: str = "",
+    validate: bool = True,
 ) -> None:
+    """Upload an email template's three files, then run the validator as the S3 event would."""
+    folder = f"templates/{owner}/{name}/" + (f"{locale}/" if locale else "")
     for file, body in (("subject.txt", subject), ("body.html", html), ("body.txt", text)):
-        s3.put_object(Bucket=BUCKET, Key=f"templates/{owner}/{name}/{file}", Body=body.encode("utf-8"))
+        s3.put_object(Bucket=BUCKET, Key=folder + file, Body=body.encode("utf-8"))
+    if validate:
+        validate_change(s3, BUCKET, folder + "subject.txt")
 
 
 class FakeClock:
@@ -58,16 +73,16 @@ class FakeClock:
         return self.now
 
 
-# --- TemplateStore --------------------------------------------------------------------------------
+# --- TemplateStore: only validated (active) versions are sent -------------------------------------
 
 
 def test_store_override_wins(s3: Any) -> None:
     put_template(s3, "_default", "cart-abandoned", subject="default subject")
-    put_template(s3, "shop-1", "cart-abandoned", subject="shop subject", html="<p>shop</p>", text="shop")
+    put_template(s3, "shop-1", "cart-abandoned", subject="shop subject", text="shop")
 
     template = TemplateStore(s3, BUCKET).email("shop-1", "cart-abandoned")
 
-    assert (template.subject, template.html, template.text) == ("shop subject", "<p>shop</p>", "shop")
+    assert (template.subject, template.text) == ("shop subject", "shop")
     assert template.origin == f"s3://{BUCKET}/templates/shop-1/cart-abandoned/"
 
 
@@ -81,12 +96,48 @@ def test_falls_back_to_default(s3: Any) -> None:
     assert template.origin.endswith("templates/_default/cart-abandoned/")
 
 
-def test_partial_override_is_an_error_not_a_mix(s3: Any) -> None:
+def test_unvalidated_upload_is_never_sent(s3: Any) -> None:
+    # Given a default, and a store override the validator has not seen yet
+    put_template(s3, "_default", "cart-abandoned", subject="default subject")
+    put_template(s3, "shop-1", "cart-abandoned", subject="{{ broken", validate=False)
+
+    # Then the default is sent
+    assert TemplateStore(s3, BUCKET).email("shop-1", "cart-abandoned").subject == "default subject"
+
+
+def test_rejected_edit_keeps_the_previous_version(s3: Any) -> None:
+    put_template(s3, "shop-1", "cart-abandoned", subject="good {{ customer.first_name }}")
+    s3.put_object(
+        Bucket=BUCKET, Key="templates/shop-1/cart-abandoned/subject.txt", Body=b"bad {{ customer.first_name }"
+    )
+
+    outcome = validate_change(s3, BUCKET, "templates/shop-1/cart-abandoned/subject.txt")
+
+    assert outcome.status == "rejected"
+    assert [(p.file, p.line) for p in outcome.problems] == [("subject.txt", 1)]
+    assert (
+        TemplateStore(s3, BUCKET).email("shop-1", "cart-abandoned").subject
+        == "good {{ customer.first_name }}"
+    )
+
+
+def test_partial_override_is_not_activated_and_the_default_is_sent(s3: Any) -> None:
     put_template(s3, "_default", "cart-abandoned", subject="default subject")
     s3.put_object(Bucket=BUCKET, Key="templates/shop-1/cart-abandoned/body.html", Body=b"<p>only html</p>")
 
+    outcome = validate_change(s3, BUCKET, "templates/shop-1/cart-abandoned/body.html")
+
+    assert outcome.status == "pending"  # waiting for the other files; no notification
+    assert "also needs subject.txt, body.txt" in outcome.problems[0].message
+    assert TemplateStore(s3, BUCKET).email("shop-1", "cart-abandoned").subject == "default subject"
+
+
+def test_partial_folder_without_the_validator_is_an_error_not_a_mix(s3: Any) -> None:
+    put_template(s3, "_default", "cart-abandoned", subject="default subject", validate=False)
+    s3.put_object(Bucket=BUCKET, Key="templates/shop-1/cart-abandoned/body.html", Body=b"<p>only html</p>")
+
     with pytest.raises(TemplateError, match=r"missing subject\.txt, body\.txt"):
-        TemplateStore(s3, BUCKET).email("shop-1", "cart-abandoned")
+        TemplateStore(s3, BUCKET, active_only=False).email("shop-1", "cart-abandoned")
 
 
 def test_missing_everywhere_raises(s3: Any) -> None:
@@ -96,7 +147,7 @@ def test_missing_everywhere_raises(s3: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("store_id", "name"), [("../other", "cart-abandoned"), ("shop-1", "a/../../b"), ("_default", "x")]
+    ("store_id", "name"), [("../other", "cart-abandoned"), ("shop-1", "a/../../b"), ("shop 1", "x")]
 )
 def test_ids_cannot_escape_their_prefix(s3: Any, store_id: str, name: str) -> None:
     with pytest.raises(ValueError):
@@ -110,7 +161,7 @@ def test_cache_respects_ttl(s3: Any) -> None:
     put_template(s3, "_default", "cart-abandoned", subject="v1")
     assert store.email("shop-1", "cart-abandoned").subject == "v1"
 
-    # When the marketer uploads an override, then within the TTL the cached one is still served
+    # When the marketer's override is validated, then within the TTL the cached one is still served
     put_template(s3, "shop-1", "cart-abandoned", subject="v2")
     clock.now += 59
     assert store.email("shop-1", "cart-abandoned").subject == "v1"
@@ -130,14 +181,55 @@ def test_cache_avoids_s3_calls(s3: Any) -> None:
     first = len(calls)
     store.email("shop-1", "cart-abandoned")
 
-    assert first == 6  # three files looked up for the store, three read from _default
+    # manifests of shop-1, _default and both layout folders, then the three active versions
+    assert first == 7
     assert len(calls) == first
+
+
+def test_locale_folder_then_language_then_root(s3: Any) -> None:
+    put_template(s3, "shop-1", "cart-abandoned", subject="English")
+    put_template(s3, "shop-1", "cart-abandoned", subject="Polski", locale="pl")
+    put_template(s3, "shop-1", "cart-abandoned", subject="Português", locale="pt")
+    put_template(s3, "shop-1", "cart-abandoned", subject="Português do Brasil", locale="pt-BR")
+    store = TemplateStore(s3, BUCKET)
+
+    def subject(locale: str | None) -> tuple[str, str | None]:
+        t = store.email("shop-1", "cart-abandoned", locale=locale)
+        return t.subject, t.locale
+
+    assert subject("pl") == ("Polski", "pl")
+    assert subject("pl_PL") == ("Polski", "pl")  # the language when the region has no folder
+    assert subject("pt-BR") == ("Português do Brasil", "pt-BR")
+    assert subject("pt-PT") == ("Português", "pt")
+    assert subject("ro") == ("English", None)  # the store's default locale (the folder root)
+    assert subject(None) == ("English", None)
+
+
+def test_layout_is_shared_and_locale_aware(s3: Any) -> None:
+    layout = (
+        "<html><body>{% block content %}{% endblock %}"
+        '<footer>{{ store.address }} <a href="{{ unsubscribe_url }}">Unsubscribe</a></footer></body></html>'
+    )
+    s3.put_object(Bucket=BUCKET, Key="templates/shop-1/_layout/layout.html", Body=layout.encode())
+    assert validate_change(s3, BUCKET, "templates/shop-1/_layout/layout.html").status == "active"
+    body = '{% extends "layout.html" %}{% block content %}<p>{{ cart.value | money(cart.currency) }}</p>{% endblock %}'
+    put_template(s3, "shop-1", "cart-abandoned", subject="Koszyk", html=body, locale="pl")
+
+    template = TemplateStore(s3, BUCKET).email("shop-1", "cart-abandoned", locale="pl")
+    rendered = render_email(template, sample_variables("cart-abandoned"))
+
+    assert "128,00\xa0€" in rendered.html  # Polish money, from the pl folder's locale
+    assert (
+        "1 Harbour Street" in rendered.html
+        and 'href="https://api.shop.example.com/v1/unsubscribe' in rendered.html
+    )
 
 
 def test_shipped_default_templates_load_and_render(s3: Any) -> None:
     for file in ("subject.txt", "body.html", "body.txt"):
         key = f"templates/_default/cart-abandoned/{file}"
         s3.put_object(Bucket=BUCKET, Key=key, Body=(DEFAULTS / "cart-abandoned" / file).read_bytes())
+    validate_change(s3, BUCKET, "templates/_default/cart-abandoned/body.txt")
 
     rendered = render_email(TemplateStore(s3, BUCKET).email("shop-1", "cart-abandoned"), cart_context())
 

@@ -33,7 +33,9 @@ from shared.templates import (
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "infra" / "templates"
 DEFAULTS = TEMPLATES_DIR / DEFAULT_STORE
-NAMES = sorted(p.name for p in DEFAULTS.iterdir() if p.is_dir())
+NAMES = sorted(
+    p.name for p in DEFAULTS.iterdir() if p.is_dir() and not p.name.startswith("_")
+)  # _layout: shared
 SCRIPT = "<script>alert(1)</script>"
 
 # --- the variable contract ------------------------------------------------------------------------
@@ -247,7 +249,7 @@ class LocalS3:
         return {"Body": io.BytesIO(path.read_bytes())}
 
 
-STORE = TemplateStore(LocalS3(), "templates-bucket")
+STORE = TemplateStore(LocalS3(), "templates-bucket", active_only=False)  # files, not validated uploads
 STORE_ID = "store-1"  # has no folder of its own: every template comes from the defaults
 
 

@@ -177,8 +177,8 @@ def test_href_keeps_only_web_links() -> None:
     [
         (12.5, "USD", "$12.50"),
         (12.5, "EUR", "€12.50"),
-        (12.5, "PLN", "12.50 PLN"),
-        (12.5, "XYZ", "12.50 XYZ"),
+        (12.5, "PLN", "PLN12.50"),  # English writes the code first; Polish writes 12,50 zł
+        (12.5, "XYZ", "XYZ12.50"),
         (12.5, "eur", "€12.50"),
         (0.1 + 0.2, "USD", "$0.30"),  # no float artefacts
         (Decimal("1234567.005"), "GBP", "£1,234,567.01"),  # half-up

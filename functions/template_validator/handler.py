@@ -1,0 +1,78 @@
+"""Template validator λ: SQS batch of S3 "Object Created/Deleted" events (from the default bus) for
+templates/ and journeys/ -> validate, activate what passes, write the report, notify on rejection.
+
+A push uploads a whole folder, one event per file: the batch is checked once per folder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.aws import client
+from shared.settings import settings
+from shared.template_publish import Outcome, S3Change, parse_s3_event, sns_notifier, validate_changes
+
+logger = Logger(service="boomerang")
+metrics = Metrics(namespace="Boomerang", service="boomerang")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def check_batch(records: list[dict[str, Any]]) -> dict[str, Outcome | Exception]:
+    """Each record's outcome (or why it failed), validating each template folder once."""
+    s = settings()
+    results: dict[str, Outcome | Exception] = {}
+    changes: dict[str, S3Change] = {}
+    for record in records:
+        try:
+            changes[record["messageId"]] = parse_s3_event(record["body"])
+        except ValueError as exc:  # not an S3 event: the record fails and, retried, goes to the DLQ
+            results[record["messageId"]] = exc
+    ours = {mid: c for mid, c in changes.items() if c.bucket == s.templates_bucket}
+    for mid, change in changes.items():
+        if mid not in ours:
+            logger.info("ignored: another bucket", extra={"bucket": change.bucket})
+            results[mid] = Outcome(change.key, "ignored")
+    if ours:
+        notify = sns_notifier(client("sns"), s.reports_topic_arn) if s.reports_topic_arn else None
+        try:
+            outcomes = validate_changes(
+                client("s3"),
+                s.templates_bucket,
+                [(c.key, c.version_id) for c in ours.values()],
+                notify=notify,
+            )
+        except Exception as exc:  # S3 unavailable, too many concurrent updates: retry the records
+            logger.exception("validation failed")
+            outcomes = {}
+            results.update(dict.fromkeys(ours, exc))
+        for mid, change in ours.items():
+            if change.key in outcomes:
+                results[mid] = outcomes[change.key]
+                logger.info(
+                    "template checked", extra={"key": change.key, "status": outcomes[change.key].status}
+                )
+    return results
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    results = check_batch(event.get("Records", []))
+
+    def record_handler(record: SQSRecord) -> dict[str, Any]:
+        result = results[record.message_id]
+        if isinstance(result, Exception):
+            raise result
+        metrics.add_metric(name=f"Template_{result.status}", unit=MetricUnit.Count, value=1)
+        return result.as_dict()
+
+    return dict(
+        process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    )

@@ -1,0 +1,227 @@
+"""The template validator λ on moto: S3 "Object Created" events in, active versions, reports and
+notifications out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.sns.models import sns_backends
+
+from functions.template_validator import handler as validator
+from shared import settings as env
+from shared.settings import settings
+from shared.template_catalog import sample_variables
+from shared.templates import TemplateStore, render_email
+from tests.aws_fixtures import REGION, LambdaContext, World
+
+FOLDER = "templates/shop-1/cart-abandoned/"
+
+
+@pytest.fixture
+def topic(world: World, monkeypatch: pytest.MonkeyPatch) -> str:
+    arn = boto3.client("sns", region_name=REGION).create_topic(Name="reports")["TopicArn"]
+    monkeypatch.setenv(env.REPORTS_TOPIC_ARN, arn)
+    settings.cache_clear()
+    return arn
+
+
+def s3_event(bucket: str, key: str, version_id: str | None, message_id: str = "m-1") -> dict[str, Any]:
+    body = {
+        "version": "0",
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "detail": {
+            "bucket": {"name": bucket},
+            "object": {"key": key, "version-id": version_id},
+            "reason": "PutObject",
+        },
+    }
+    return {
+        "Records": [
+            {
+                "messageId": message_id,
+                "receiptHandle": "r",
+                "body": json.dumps(body),
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:templates",
+                "awsRegion": REGION,
+            }
+        ]
+    }
+
+
+def upload(world: World, file: str, body: str) -> dict[str, Any]:
+    s3 = boto3.client("s3", region_name=REGION)
+    version = s3.put_object(Bucket=world.bucket, Key=FOLDER + file, Body=body.encode())["VersionId"]
+    result = validator.handler(s3_event(world.bucket, FOLDER + file, version), LambdaContext())
+    assert result == {"batchItemFailures": []}
+    report = s3.get_object(Bucket=world.bucket, Key=f"reports/{FOLDER}{file}.json")["Body"].read()
+    return dict(json.loads(report))
+
+
+def copy_default(world: World) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    for file in ("subject.txt", "body.html", "body.txt"):
+        source = {"Bucket": world.bucket, "Key": f"templates/_default/cart-abandoned/{file}"}
+        s3.copy_object(Bucket=world.bucket, Key=FOLDER + file, CopySource=source)
+
+
+def sent_subject(world: World) -> str:
+    store = TemplateStore(boto3.client("s3", region_name=REGION), world.bucket, ttl_seconds=0)
+    return render_email(store.email("shop-1", "cart-abandoned"), sample_variables("cart-abandoned")).subject
+
+
+def notifications(topic: str) -> list[tuple[str, str]]:
+    sent = sns_backends[DEFAULT_ACCOUNT_ID][REGION].topics[topic].sent_notifications
+    return [(subject, message) for _, message, subject, *_ in sent]
+
+
+def test_valid_edit_becomes_active(world: World, topic: str) -> None:
+    copy_default(world)
+    report = upload(world, "subject.txt", "Still thinking it over, {{ customer.first_name }}?")
+
+    assert report["status"] == "active" and report["problems"] == []
+    assert report["active_version_id"] == report["version_id"]
+    assert sent_subject(world) == "Still thinking it over, Ada?"
+    assert notifications(topic) == []
+
+
+def test_broken_edit_is_reported_and_the_old_version_stays(world: World, topic: str) -> None:
+    # Given an active store template
+    copy_default(world)
+    good = upload(world, "subject.txt", "Good {{ customer.first_name }}")
+
+    # When the marketer uploads a subject with a typo in a variable and a syntax error
+    report = upload(world, "subject.txt", "Oops {{ customer.frist_name }}\n{% if %}")
+
+    # Then the report names the file, the line and the problem, and the good version is still sent
+    assert report["status"] == "rejected"
+    assert report["active_version_id"] == good["version_id"]
+    assert [(p["file"], p["line"]) for p in report["problems"]] == [("subject.txt", 2)]
+    assert "syntax error" in report["problems"][0]["message"]
+    assert sent_subject(world) == "Good Ada"
+    ((subject, message),) = notifications(topic)
+    assert subject == f"Boomerang: {FOLDER}subject.txt was rejected"
+    assert f"{FOLDER}subject.txt:2: syntax error" in message and "is still sent" in message
+
+
+def test_template_injection_upload_is_refused(world: World, topic: str) -> None:
+    copy_default(world)
+    report = upload(world, "subject.txt", "{{ ''.__class__.__mro__[1].__subclasses__() }}")
+
+    assert report["status"] == "rejected"
+    assert all("unsafe" in p["message"] for p in report["problems"])
+    assert sent_subject(world) != ""  # the default's subject: nothing of the attempt was activated
+
+
+def test_marketing_email_without_unsubscribe_link_is_refused(world: World, topic: str) -> None:
+    copy_default(world)
+    report = upload(world, "body.html", "<p>Come back, {{ customer.first_name }}!</p>")
+
+    assert report["status"] == "rejected"
+    assert "unsubscribe" in report["problems"][0]["message"]
+
+
+def test_sms_longer_than_its_segments_is_refused(world: World, topic: str) -> None:
+    upload(world, "sms.json", '{"max_segments": 1}')
+    report = upload(
+        world, "sms.txt", "{{ store.name }}: " + "your cart misses you. " * 10 + "{{ recovery_url }}"
+    )
+
+    assert report["status"] == "rejected"
+    assert (
+        "segments" in report["problems"][0]["message"] and "max_segments" in report["problems"][0]["message"]
+    )
+
+
+def test_replayed_event_changes_nothing(world: World, topic: str) -> None:
+    copy_default(world)
+    first = upload(world, "subject.txt", "Hello {{ customer.first_name }}")
+    s3 = boto3.client("s3", region_name=REGION)
+    manifest_before = s3.get_object(Bucket=world.bucket, Key="active/templates/shop-1/cart-abandoned.json")
+
+    event = s3_event(world.bucket, FOLDER + "subject.txt", first["version_id"])
+    validator.handler(event, LambdaContext())
+
+    manifest_after = s3.get_object(Bucket=world.bucket, Key="active/templates/shop-1/cart-abandoned.json")
+    assert manifest_after["VersionId"] == manifest_before["VersionId"]  # not even rewritten
+
+
+def test_event_for_another_bucket_is_ignored(world: World, topic: str) -> None:
+    result = validator.handler(s3_event("someone-elses-bucket", FOLDER + "subject.txt", "v"), LambdaContext())
+    assert result == {"batchItemFailures": []}
+
+
+def test_a_body_that_is_not_an_s3_event_fails_the_record(world: World, topic: str) -> None:
+    event = s3_event(world.bucket, FOLDER + "subject.txt", "v")
+    event["Records"][0]["body"] = json.dumps({"source": "boomerang.storefront", "detail": {}})
+    # every record of the batch failed: Powertools raises, Lambda retries, then the DLQ keeps it
+    with pytest.raises(BatchProcessingError, match="not an S3 event"):
+        validator.handler(event, LambdaContext())
+
+
+def test_broken_journey_file_is_reported_with_its_line(world: World, topic: str) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    key = "journeys/shop-1/cart-abandonment.yaml"
+    text = "name: Cart\nper: cart\ntrigger:\n  event: Product Added\nsteps:\n  - id: one\n    after: soon\n"
+    version = s3.put_object(Bucket=world.bucket, Key=key, Body=text.encode())["VersionId"]
+
+    validator.handler(s3_event(world.bucket, key, version), LambdaContext())
+
+    report = json.loads(s3.get_object(Bucket=world.bucket, Key=f"reports/{key}.json")["Body"].read())
+    assert report["status"] == "rejected"
+    assert report["problems"] and all(p["file"] == "cart-abandonment.yaml" for p in report["problems"])
+    assert any(p["line"] for p in report["problems"])
+    ((subject, message),) = notifications(topic)
+    assert subject == f"Boomerang: {key} was rejected"
+    assert "journeys/shop-1/cart-abandonment.yaml" in message
+
+
+def test_good_journey_file_is_checked_quietly(world: World, topic: str) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    key = "journeys/shop-1/cart-abandonment.yaml"
+    shipped = (Path(__file__).resolve().parents[2] / "infra/journeys/cart-abandonment.yaml").read_text()
+    text = "id: cart-abandonment\n" + shipped  # a store's copy names the journey it overrides
+    version = s3.put_object(Bucket=world.bucket, Key=key, Body=text.encode())["VersionId"]
+
+    validator.handler(s3_event(world.bucket, key, version), LambdaContext())
+
+    report = json.loads(s3.get_object(Bucket=world.bucket, Key=f"reports/{key}.json")["Body"].read())
+    assert (report["status"], report["problems"]) == ("checked", [])
+    assert notifications(topic) == []
+
+
+def test_a_pushed_folder_in_one_batch_is_checked_once(world: World, topic: str) -> None:
+    # Given a push of three files, whose events arrive in one SQS batch
+    s3 = boto3.client("s3", region_name=REGION)
+    records = []
+    for i, file in enumerate(("subject.txt", "body.html", "body.txt")):
+        source = s3.get_object(Bucket=world.bucket, Key=f"templates/_default/cart-abandoned/{file}")[
+            "Body"
+        ].read()
+        version = s3.put_object(Bucket=world.bucket, Key=FOLDER + file, Body=source)["VersionId"]
+        records += s3_event(world.bucket, FOLDER + file, version, message_id=f"m-{i}")["Records"]
+    listings: list[str] = []
+    shared_s3 = validator.client("s3")
+    shared_s3.meta.events.register("before-call.s3.ListObjectVersions", lambda **kw: listings.append("list"))
+
+    # When the validator gets the batch
+    result = validator.handler({"Records": records}, LambdaContext())
+
+    # Then the folder was read once, and every file of it is active
+    assert result == {"batchItemFailures": []}
+    assert listings == ["list"]
+    for file in ("subject.txt", "body.html", "body.txt"):
+        report = json.loads(
+            s3.get_object(Bucket=world.bucket, Key=f"reports/{FOLDER}{file}.json")["Body"].read()
+        )
+        assert report["status"] == "active", file
