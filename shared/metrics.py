@@ -523,8 +523,8 @@ def journey_results(
                     if getattr(e, name):
                         setattr(cell, name, (getattr(cell, name) or 0) + 1)
     per_journey: dict[str, list[EntryRec]] = defaultdict(list)
-    for e in entries:
-        per_journey[e.journey].append(e)
+    for entry in entries:
+        per_journey[entry.journey].append(entry)
     for journey, group in per_journey.items():
         result(journey).entered = len(group)
         if any(e.group for e in group):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 
@@ -16,7 +16,9 @@ def ts(day: str) -> float:
     return datetime.fromisoformat(day + "T00:00:00+00:00").timestamp()
 
 
-def order(customer: str, day: str, total: float, refunded: float = 0.0, status: str = "completed") -> OrderRec:
+def order(
+    customer: str, day: str, total: float, refunded: float = 0.0, status: str = "completed"
+) -> OrderRec:
     return OrderRec(f"{customer}-{day}", customer, ts(day), total, refunded, status)
 
 
