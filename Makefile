@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo local test unit integration infra e2e lint format bench synth deploy assets clean
+.PHONY: help install browser demo local test unit integration infra e2e lint format bench synth deploy assets clean
 
 help:
 	@echo "make demo    replay the demo scenario on the local emulator"
@@ -25,13 +25,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Debian's Chromium and ChromeDriver: the outbox page's browser test and `boomerang templates
+# preview`'s PNG. Installed once (as root, or with sudo); skipped when both are already there.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian chromium + chromium-driver (browser tests, template previews)"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	fi
+
 demo: $(STAMP)
 	$(PY) -m infra.local demo
 
 local: $(STAMP)
 	$(PY) -m infra.local local
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 unit: $(STAMP)
@@ -43,7 +53,7 @@ integration: $(STAMP)
 infra: $(STAMP)
 	$(PY) -m pytest -q tests/infrastructure
 
-e2e: $(STAMP)
+e2e: $(STAMP) browser
 	$(PY) -m pytest -q tests/e2e
 
 lint: $(STAMP)

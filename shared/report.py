@@ -166,7 +166,7 @@ def _line_chart(title: str, labels: Sequence[str], series: dict[str, list[float 
         )
     step = max(1, math.ceil(n / 8))
     for i, label in enumerate(labels):
-        if i % step == 0 or i == n - 1:
+        if i % step == 0:
             parts.append(f'<text x="{x(i):.1f}" y="{h - 14}" text-anchor="middle">{_e(label)}</text>')
     for k, (name, values) in enumerate(series.items()):
         colour = COLOURS[k % len(COLOURS)]
@@ -245,6 +245,11 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _sent(cell: dict[str, Any]) -> str:
+    channels = ", ".join(f"{k} {v}" for k, v in cell["channels"].items())
+    return f"{cell['sent']} ({channels})" if channels else str(cell["sent"])
+
+
 def _engagement(j: dict[str, Any], name: str, reported: bool) -> str:
     if not reported or j[name] is None:
         return "not reported"
@@ -274,7 +279,7 @@ def render_html(report: dict[str, Any]) -> str:
             [
                 j["journey"],
                 j["entered"],
-                j["sent"],
+                _sent(j),
                 _engagement(j, "delivered", reported),
                 _engagement(j, "opened", reported),
                 _engagement(j, "clicked", reported),
@@ -283,6 +288,21 @@ def render_html(report: dict[str, Any]) -> str:
                 lift_text,
             ]
         )
+    detail_rows = [
+        [
+            j["journey"],
+            f"{kind} {name}",
+            _sent(cell),
+            _engagement(cell, "delivered", reported),
+            _engagement(cell, "opened", reported),
+            _engagement(cell, "clicked", reported),
+            cell["conversions"],
+            _money(cell["revenue"]),
+        ]
+        for j in report["journeys"]
+        for kind, cells in (("step", j["steps"]), ("variant", j["variants"]))
+        for name, cell in cells.items()
+    ]
     churn_rows = [
         [
             p["period"],
@@ -331,6 +351,8 @@ def render_html(report: dict[str, Any]) -> str:
 <h2>Journeys</h2>
 {_bars("Revenue recovered per journey (last touch)", recovered)}
 {_table(["journey", "entered", "sent", "delivered", "opened", "clicked", "conversions", "revenue", "lift vs holdout (95% CI)"], journey_rows)}
+<h3>By step and variant</h3>
+{_table(["journey", "step / variant", "sent", "delivered", "opened", "clicked", "conversions", "revenue"], detail_rows)}
 <h2>Definitions</h2>
 <ul class="defs">
 <li>Active at t: a counted order (not cancelled; revenue net of refunds) in the {_e(f"{params['churn_window_days']:g}")} days before t.</li>
