@@ -25,11 +25,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared import keys
 from shared.aws import from_item
 from shared.metrics import EngagementRec, EntryRec, OrderRec, SentRec
 
-ENGAGEMENT_KIND = "MSG"
-ENGAGEMENT_SK = "ENGAGE"
+ENGAGEMENT_KIND = "MSG"  # keys.message_pk
 
 
 class ReportDataError(ValueError):
@@ -92,7 +92,7 @@ def collect(items: Iterable[dict[str, Any]], store: str) -> ReportData:
                     data.known_customers += 1
         elif kind == "CUST" and sk.startswith("HIST#"):
             raw_hist.append((ident, item))
-        elif kind == ENGAGEMENT_KIND and sk == ENGAGEMENT_SK and item.get("journey"):
+        elif kind == ENGAGEMENT_KIND and sk == keys.MESSAGE_ENGAGEMENT_SK and item.get("journey"):
             engagement.append(
                 EngagementRec(
                     journey=str(item["journey"]),
