@@ -5,8 +5,9 @@
 
 Reads the table by a Scan (the local emulator with `--endpoint-url`, or a small store on AWS), or,
 with `--export`, a DynamoDB export to S3 (no table reads: the way to run it at scale). The period
-is [--from, --to): --to defaults to tomorrow (so today counts), --from to the first day of the
-month a year before --to. Definitions: README "Reports and metrics" and shared/metrics.py.
+is [--from, --to): --to defaults to tomorrow (so today counts; or the day after the newest order or
+message, if later: the local emulator's clock runs ahead), --from to the first day of the month a
+year before --to. Definitions: README "Reports and metrics" and shared/metrics.py.
 """
 
 from __future__ import annotations
@@ -35,9 +36,15 @@ def _day(flag: str, value: str | None) -> date | None:
         raise UsageError(f"{flag} must be a date YYYY-MM-DD, got {value!r}") from None
 
 
-def period(start: str | None, end: str | None, today: date) -> tuple[float, float]:
-    """[from, to) as UTC timestamps, with the defaults above."""
-    to = _day("--to", end) or today + timedelta(days=1)
+def period(
+    start: str | None, end: str | None, today: date, latest: float | None = None
+) -> tuple[float, float]:
+    """[from, to) as UTC timestamps, with the defaults above (`latest`: the newest record's time)."""
+    to = _day("--to", end)
+    if to is None:
+        to = today + timedelta(days=1)
+        if latest is not None:
+            to = max(to, datetime.fromtimestamp(latest, tz=UTC).date() + timedelta(days=1))
     frm = _day("--from", start)
     if frm is None:
         frm = date(to.year - 1, to.month, 1)
@@ -48,6 +55,12 @@ def period(start: str | None, end: str | None, today: date) -> tuple[float, floa
         return datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()
 
     return ts(frm), ts(to)
+
+
+def _region_configured() -> bool:
+    import boto3
+
+    return boto3.session.Session().region_name is not None
 
 
 def _positive(flag: str, value: float) -> float:
@@ -64,17 +77,20 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, today: date | None =
     from shared.report_data import ReportDataError, collect, parse_s3_url, read_export, scan_table, stores_in
 
     try:
-        start, end = period(args.start, args.end, today or datetime.now(UTC).date())
+        today = today or datetime.now(UTC).date()
+        period(args.start, args.end, today)  # bad dates fail before anything is read
         window = _positive("--churn-window-days", args.churn_window_days)
         attribution = _positive("--attribution-days", args.attribution_days)
         started = time.monotonic()
+        # the local emulator answers in us-east-1 whatever the profile says
+        region = "us-east-1" if args.endpoint_url and not _region_configured() else None
         if args.export:
             bucket, prefix = parse_s3_url(args.export)
-            s3 = boto3.client("s3", endpoint_url=args.endpoint_url)
+            s3 = boto3.client("s3", endpoint_url=args.endpoint_url, region_name=region)
             items: list[dict[str, Any]] = list(read_export(s3, bucket, prefix))
             source = f"export s3://{bucket}/{prefix}"
         else:
-            ddb = boto3.client("dynamodb", endpoint_url=args.endpoint_url)
+            ddb = boto3.client("dynamodb", endpoint_url=args.endpoint_url, region_name=region)
             items = list(scan_table(ddb, args.table, args.store))
             source = f"table {args.table}"
         store = args.store
@@ -85,6 +101,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, today: date | None =
                 raise UsageError(f"--store is needed: the data holds {len(found)} stores ({listed})")
             store = found[0]
         data = collect(items, store)
+        times = [o.at for o in data.orders] + [m.at for m in data.sends]
+        start, end = period(args.start, args.end, today, max(times) if times else None)
         if not data.customers and not data.orders:
             raise UsageError(f"--store {store}: no profiles or orders for this store in {source}")
         report = build(
@@ -98,7 +116,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, today: date | None =
         print(f"boomerang report: {exc}", file=err)
         return 1
     except botocore.exceptions.NoRegionError:
-        print("boomerang report: no AWS region; set AWS_REGION (the local emulator uses us-east-1)", file=err)
+        print("boomerang report: no AWS region; set AWS_DEFAULT_REGION or configure a profile", file=err)
+        return 1
+    except botocore.exceptions.NoCredentialsError:
+        print("boomerang report: no AWS credentials (aws configure, or AWS_PROFILE)", file=err)
         return 1
     except botocore.exceptions.EndpointConnectionError as exc:
         print(f"boomerang report: cannot reach {exc.kwargs.get('endpoint_url')}", file=err)

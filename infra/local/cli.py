@@ -28,7 +28,8 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(
         f"boomerang local ready on {server.url} (store 'demo', api key '{args.api_key}', speed x{args.speed:g})\n"
-        f"  events:  POST {server.url}/v1/batch   outbox: {server.url}/_local/outbox.html",
+        f"  events:  POST {server.url}/v1/batch   outbox: {server.url}/_local/outbox.html\n"
+        f"  AWS (moto): {emulator.endpoint}  (--endpoint-url for `boomerang report|journeys|offers`)",
         flush=True,
     )
     try:
