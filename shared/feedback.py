@@ -21,9 +21,9 @@ Decisions (pure, tested without AWS):
 - Permanent bounce -> "hard" email suppression for each bounced recipient;
 - complaint -> "marketing" email suppression for each complaining recipient;
 - delivery, open, click -> the message's engagement item (``STORE#s#MSG#<SES message id>`` /
-  ``ENGAGE``: journey, step, first ``delivered_at`` / ``opened_at`` / ``clicked_at``), written
+  ``ENGAGE``: journey, step, variant, first ``delivered_at`` / ``opened_at`` / ``clicked_at``), written
   idempotently so a repeated event (or a second open) changes nothing; the report counts them per
-  (journey, step) from the journey/step tags every journey email carries;
+  (journey, step, variant) from the tags every journey email carries;
 - transient/undetermined bounce, anything else -> nothing (a log line and a metric).
 Addresses are never logged; they only reach the suppression list, which hashes them.
 """
@@ -63,6 +63,7 @@ ENGAGEMENT_TTL_S = 400 * 24 * 3600  # as long as journey history
 STORE_TAG = "store"
 JOURNEY_TAG = "journey"
 STEP_TAG = "step"
+VARIANT_TAG = "variant"
 _STORE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")  # shared.stores.STORE_ID_PATTERN
 
 
@@ -139,6 +140,7 @@ class FeedbackPlan:
     engagement: str | None = None  # delivered_at | opened_at | clicked_at
     journey: str | None = None
     step: str | None = None
+    variant: str | None = None
 
 
 def parse(body: str | dict[str, Any]) -> FeedbackEnvelope:
@@ -194,6 +196,7 @@ def plan(envelope: FeedbackEnvelope, now: float) -> FeedbackPlan:
         source=f"ses:{mail.message_id}",
         journey=_tag(mail, JOURNEY_TAG),
         step=_tag(mail, STEP_TAG),
+        variant=_tag(mail, VARIANT_TAG),
     )
     if event.event_type in ENGAGEMENT_FIELDS:
         result.engagement = ENGAGEMENT_FIELDS[event.event_type]
@@ -239,20 +242,24 @@ def record_engagement(feedback: FeedbackPlan, ddb: Any, table: str) -> str | Non
         return None
     if feedback.store_id is None or feedback.journey is None:
         return "untagged"
-    name = feedback.engagement
+    values = {
+        ":at": {"N": repr(feedback.at)},
+        ":j": {"S": feedback.journey},
+        ":s": {"S": feedback.step or "?"},
+        ":x": {"N": str(int(feedback.at) + ENGAGEMENT_TTL_S)},
+    }
+    update = "SET #f = :at, journey = :j, step = :s, expires_at = if_not_exists(expires_at, :x)"
+    if feedback.variant:
+        update += ", variant = :v"
+        values[":v"] = {"S": feedback.variant}
     try:
         ddb.update_item(
             TableName=table,
             Key=key(keys.message_pk(feedback.store_id, feedback.message_id), keys.MESSAGE_ENGAGEMENT_SK),
-            UpdateExpression="SET #f = :at, journey = :j, step = :s, expires_at = if_not_exists(expires_at, :x)",
+            UpdateExpression=update,
             ConditionExpression="attribute_not_exists(#f)",
-            ExpressionAttributeNames={"#f": name},
-            ExpressionAttributeValues={
-                ":at": {"N": repr(feedback.at)},
-                ":j": {"S": feedback.journey},
-                ":s": {"S": feedback.step or "?"},
-                ":x": {"N": str(int(feedback.at) + ENGAGEMENT_TTL_S)},
-            },
+            ExpressionAttributeNames={"#f": feedback.engagement},
+            ExpressionAttributeValues=values,
         )
     except ddb.exceptions.ConditionalCheckFailedException:
         return "already recorded"

@@ -21,8 +21,10 @@ Definitions
 - Cohort retention: customers grouped by the UTC month of their first counted order; for k = 0..N
   the share of the cohort with a counted order in calendar month cohort + k (k = 0 is 100%).
 - Journey results: a message is a history record ``type: sent``. A conversion is a counted order
-  placed within the attribution window (default 5 days) after a message to the same customer,
-  credited to the last message before it (last touch) with the order's revenue. Lift compares the
+  placed within the attribution window (default 5 days) after a marketing message to the same
+  customer, credited to the last such message before it (last touch) with the order's revenue.
+  Transactional messages (an order confirmation) are counted as sent but never credited: they
+  follow the order rather than bring it. Lift compares the
   conversion rate of the journey's treatment and control (holdout) entries: an entry converts if
   the customer orders within the lift window (default: the attribution window) after entering.
   Lift = p_treatment - p_control, with Newcombe's hybrid score interval (his method 10, built from
@@ -79,6 +81,7 @@ class SentRec:
     variant: str | None = None
     channel: str | None = None
     message_id: str | None = None
+    kind: str | None = None  # marketing | transactional (None: recorded before kinds were)
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class EngagementRec:
     delivered: bool = False
     opened: bool = False
     clicked: bool = False
+    variant: str | None = None
 
 
 # --- time ---------------------------------------------------------------------------------------
@@ -439,11 +443,12 @@ class JourneyResult:
 def attribute(
     orders: Iterable[OrderRec], sends: Iterable[SentRec], window_days: float = DEFAULT_ATTRIBUTION_DAYS
 ) -> list[tuple[OrderRec, SentRec]]:
-    """Last touch: each counted order placed in (sent, sent + window] after a message to the same
-    customer is credited to the latest such message."""
+    """Last touch: each counted order placed in (sent, sent + window] after a marketing message to
+    the same customer is credited to the latest such message (transactional ones never are)."""
     per: dict[str, list[SentRec]] = defaultdict(list)
     for s in sends:
-        per[s.customer_id].append(s)
+        if s.kind != "transactional":
+            per[s.customer_id].append(s)
     for lst in per.values():
         lst.sort(key=lambda s: s.at)
     w = window_days * DAY
@@ -514,11 +519,14 @@ def journey_results(
             cell.revenue += o.revenue
     if engagement is not None:
         for r in results.values():
-            for cell in (r.total, *r.steps.values()):
+            for cell in (r.total, *r.steps.values(), *r.variants.values()):
                 cell.delivered = cell.opened = cell.clicked = 0
         for e in engagement:
             r = result(e.journey)
-            for cell in (r.total, r.steps.setdefault(e.step_id, SendStats())):
+            targets = [r.total, r.steps.setdefault(e.step_id, SendStats())]
+            if e.variant:
+                targets.append(r.variants.setdefault(e.variant, SendStats()))
+            for cell in targets:
                 for name in ("delivered", "opened", "clicked"):
                     if getattr(e, name):
                         setattr(cell, name, (getattr(cell, name) or 0) + 1)

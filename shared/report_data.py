@@ -100,6 +100,7 @@ def collect(items: Iterable[dict[str, Any]], store: str) -> ReportData:
                     delivered="delivered_at" in item,
                     opened="opened_at" in item,
                     clicked="clicked_at" in item,
+                    variant=None if item.get("variant") is None else str(item["variant"]),
                 )
             )
 
@@ -136,6 +137,7 @@ def collect(items: Iterable[dict[str, Any]], store: str) -> ReportData:
                     variant=None if item.get("variant") is None else str(item["variant"]),
                     channel=None if item.get("channel") is None else str(item["channel"]),
                     message_id=None if item.get("message_id") is None else str(item["message_id"]),
+                    kind=None if item.get("kind") is None else str(item["kind"]),
                 )
             )
         elif record_type == "entered":

@@ -243,3 +243,29 @@ def test_months_cross_the_year() -> None:
     spans = m.months(ts("2025-11-15"), ts("2026-02-01"))
     assert [m.month_label(a) for a, _ in spans] == ["2025-11", "2025-12", "2026-01"]
     assert spans[0] == (ts("2025-11-15"), ts("2025-12-01"))
+
+
+def test_transactional_messages_are_sent_but_never_credited() -> None:
+    sends = [
+        sent("c1", "cart-abandonment", T0, "email-1"),
+        # the first order's confirmation, 1 h after the cart email: transactional
+        SentRec("c1", "post-purchase", T0 + 3600, "confirmation", channel="email", kind="transactional"),
+    ]
+    orders = [OrderRec("o1", "c1", T0 + 2 * 3600, 70)]  # after both: last touch is the cart email
+    results = {r.journey: r for r in m.journey_results(orders, sends, [])}
+    assert (results["cart-abandonment"].total.conversions, results["cart-abandonment"].total.revenue) == (
+        1,
+        70,
+    )
+    assert (results["post-purchase"].total.sent, results["post-purchase"].total.conversions) == (1, 0)
+
+
+def test_engagement_per_variant() -> None:
+    sends = [sent("c1", "welcome", T0, "welcome-1", "a"), sent("c2", "welcome", T0, "welcome-1", "b")]
+    engagement = [
+        EngagementRec("welcome", "welcome-1", delivered=True, opened=True, variant="a"),
+        EngagementRec("welcome", "welcome-1", delivered=True, variant="b"),
+    ]
+    (welcome,) = m.journey_results([], sends, [], engagement)
+    assert (welcome.variants["a"].delivered, welcome.variants["a"].opened) == (1, 1)
+    assert (welcome.variants["b"].delivered, welcome.variants["b"].opened) == (1, 0)
