@@ -327,11 +327,17 @@ def render_html(report: dict[str, Any]) -> str:
     ]
     c, params, totals = report["customers"], report["parameters"], report["totals"]
     currency = "/".join(report["currencies"]) or "–"
+    warning = ""
+    if len(report["currencies"]) > 1:
+        warning = (
+            f'<p class="warn">Orders in {len(report["currencies"])} currencies ({_e(currency)}) are summed '
+            "as they are: revenue figures mix them.</p>"
+        )
     recovered = [(j["journey"], float(j["revenue"])) for j in report["journeys"]]
     body = f"""
 <h1>Retention report: {_e(report["store"])}</h1>
 <p class="meta">{_e(report["from"])} to {_e(report["to"])} · source: {_e(report["source"])} · currency: {_e(currency)}</p>
-<section class="cards">
+{warning}<section class="cards">
   <div><b>{_e(c["profiles"])}</b>customers</div>
   <div><b>{_e(c["buyers"])}</b>buyers</div>
   <div><b>{_e(_pct(c["rate"]))}</b>repeat-purchase rate</div>
@@ -382,6 +388,6 @@ th, td {{ border: 1px solid #ddd; padding: 3px 8px; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 svg.chart {{ font-size: 11px; }} svg .title {{ font-weight: bold; font-size: 12px; }}
 svg .grid {{ stroke: #e5e5e5; }}
-.empty {{ color: #777; }}
+.empty {{ color: #777; }} .warn {{ color: #8a4b00; font-weight: bold; }}
 </style></head><body>{body}</body></html>
 """

@@ -52,3 +52,10 @@ def test_an_empty_store_renders() -> None:
     page = render_html(report)
     assert "No first orders in the period." in page and "No journey messages in the period." in page
     assert summary_lines(report)[1].startswith("  customers 0 (0 known); buyers 0")
+
+
+def test_mixed_currencies_are_flagged() -> None:
+    data = sample_data()
+    assert "summed as they are" not in render_html(build(data, START, END))
+    data.currencies = {"EUR", "GBP"}
+    assert "Orders in 2 currencies (EUR/GBP) are summed as they are" in render_html(build(data, START, END))
