@@ -164,7 +164,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         id="feedback",
         handler="functions.feedback.handler.handler",
         source="feedback",
-        description="SES bounces and complaints -> the per-store suppression list",
+        description="SES bounces and complaints -> suppression; deliveries, opens, clicks -> report",
         env=(env.TABLE_NAME,),
         grants=(Grant.TABLE_READ, Grant.TABLE_WRITE),
     ),
@@ -260,7 +260,7 @@ RULES: tuple[RuleSpec, ...] = (
     ),
     RuleSpec(
         id="ses-feedback",
-        description="SES bounces and complaints (from the configuration set's event destination)",
+        description="SES bounces, complaints, deliveries, opens, clicks (the configuration set's destination)",
         pattern={"source": [SES_SOURCE], "detail-type": list(FEEDBACK_DETAIL_TYPES)},
         queue="feedback",
         bus=DEFAULT_BUS,
@@ -279,9 +279,10 @@ RULES: tuple[RuleSpec, ...] = (
 )
 
 # What the SES configuration set publishes to the default bus (SESv2 MatchingEventTypes). BOUNCE
-# covers hard bounces, and soft bounces only once SES has given up retrying; DELIVERY, OPEN, ... would
-# only cost EventBridge matching with nothing to act on.
-SES_FEEDBACK_EVENT_TYPES: tuple[str, ...] = ("BOUNCE", "COMPLAINT")
+# covers hard bounces, and soft bounces only once SES has given up retrying. DELIVERY, OPEN and CLICK
+# feed the report's delivered/opened/clicked per journey step (OPEN and CLICK make SES add its open
+# pixel and wrap the body's links); SEND, REJECT, DELIVERY_DELAY would cost matching for nothing.
+SES_FEEDBACK_EVENT_TYPES: tuple[str, ...] = ("BOUNCE", "COMPLAINT", "DELIVERY", "OPEN", "CLICK")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,11 @@ tags of a configuration-set send into ``mail.tags``: the store comes from there.
 Decisions (pure, tested without AWS):
 - Permanent bounce -> "hard" email suppression for each bounced recipient;
 - complaint -> "marketing" email suppression for each complaining recipient;
-- transient/undetermined bounce, delivery, anything else -> nothing (a log line and a metric).
+- delivery, open, click -> the message's engagement item (``STORE#s#MSG#<SES message id>`` /
+  ``ENGAGE``: journey, step, variant, first ``delivered_at`` / ``opened_at`` / ``clicked_at``), written
+  idempotently so a repeated event (or a second open) changes nothing; the report counts them per
+  (journey, step, variant) from the tags every journey email carries;
+- transient/undetermined bounce, anything else -> nothing (a log line and a metric).
 Addresses are never logged; they only reach the suppression list, which hashes them.
 """
 
@@ -34,15 +38,32 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared import keys
+from shared.aws import key
+
 SES_SOURCE = "aws.ses"
 EMAIL_BOUNCED = "Email Bounced"
 EMAIL_COMPLAINT = "Email Complaint Received"
 EMAIL_DELIVERED = "Email Delivered"
 EMAIL_REJECTED = "Email Rejected"
+EMAIL_OPENED = "Email Opened"
+EMAIL_CLICKED = "Email Clicked"
 # What the feedback rule routes to the feedback queue.
-FEEDBACK_DETAIL_TYPES: tuple[str, ...] = (EMAIL_BOUNCED, EMAIL_COMPLAINT)
+FEEDBACK_DETAIL_TYPES: tuple[str, ...] = (
+    EMAIL_BOUNCED,
+    EMAIL_COMPLAINT,
+    EMAIL_DELIVERED,
+    EMAIL_OPENED,
+    EMAIL_CLICKED,
+)
+# SES eventType -> the engagement item's attribute (the first time it happened)
+ENGAGEMENT_FIELDS = {"Delivery": "delivered_at", "Open": "opened_at", "Click": "clicked_at"}
+ENGAGEMENT_TTL_S = 400 * 24 * 3600  # as long as journey history
 
 STORE_TAG = "store"
+JOURNEY_TAG = "journey"
+STEP_TAG = "step"
+VARIANT_TAG = "variant"
 _STORE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")  # shared.stores.STORE_ID_PATTERN
 
 
@@ -116,6 +137,10 @@ class FeedbackPlan:
     at: float
     source: str
     suppress: list[Suppress] = field(default_factory=list)
+    engagement: str | None = None  # delivered_at | opened_at | clicked_at
+    journey: str | None = None
+    step: str | None = None
+    variant: str | None = None
 
 
 def parse(body: str | dict[str, Any]) -> FeedbackEnvelope:
@@ -133,6 +158,11 @@ def store_of(mail: Mail) -> str | None:
     values = mail.tags.get(STORE_TAG) or []
     value = values[0] if values else ""
     return value if _STORE_ID.match(value) else None
+
+
+def _tag(mail: Mail, name: str) -> str | None:
+    values = mail.tags.get(name) or []
+    return values[0][:100] if values and values[0] else None
 
 
 def _ts(*candidates: str | None, default: float) -> float:
@@ -164,7 +194,13 @@ def plan(envelope: FeedbackEnvelope, now: float) -> FeedbackPlan:
         store_id=store_of(mail),
         at=_ts(envelope.time, mail.timestamp, default=now),
         source=f"ses:{mail.message_id}",
+        journey=_tag(mail, JOURNEY_TAG),
+        step=_tag(mail, STEP_TAG),
+        variant=_tag(mail, VARIANT_TAG),
     )
+    if event.event_type in ENGAGEMENT_FIELDS:
+        result.engagement = ENGAGEMENT_FIELDS[event.event_type]
+        return result
     if event.event_type == "Bounce" and event.bounce is not None:
         bounce = event.bounce
         result.at = _ts(bounce.timestamp, envelope.time, default=now)
@@ -196,6 +232,38 @@ class Applied:
     suppressed: int = 0  # entries the list gained (or upgraded to hard)
     already: int = 0  # entries that were already there (replays, repeated reports)
     skipped: str | None = None  # why nothing was applied, e.g. "no store tag"
+    engagement: str | None = None  # "recorded" | "already recorded"
+
+
+def record_engagement(feedback: FeedbackPlan, ddb: Any, table: str) -> str | None:
+    """The message's engagement item: the first time of each of delivered/opened/clicked. A repeat
+    (SES retries, a second open) leaves it as it was. Only journey emails (store and journey tags)."""
+    if feedback.engagement is None:
+        return None
+    if feedback.store_id is None or feedback.journey is None:
+        return "untagged"
+    values = {
+        ":at": {"N": repr(feedback.at)},
+        ":j": {"S": feedback.journey},
+        ":s": {"S": feedback.step or "?"},
+        ":x": {"N": str(int(feedback.at) + ENGAGEMENT_TTL_S)},
+    }
+    update = "SET #f = :at, journey = :j, step = :s, expires_at = if_not_exists(expires_at, :x)"
+    if feedback.variant:
+        update += ", variant = :v"
+        values[":v"] = {"S": feedback.variant}
+    try:
+        ddb.update_item(
+            TableName=table,
+            Key=key(keys.message_pk(feedback.store_id, feedback.message_id), keys.MESSAGE_ENGAGEMENT_SK),
+            UpdateExpression=update,
+            ConditionExpression="attribute_not_exists(#f)",
+            ExpressionAttributeNames={"#f": feedback.engagement},
+            ExpressionAttributeValues=values,
+        )
+    except ddb.exceptions.ConditionalCheckFailedException:
+        return "already recorded"
+    return "recorded"
 
 
 def apply(feedback: FeedbackPlan, suppressions: Any, stores: Any) -> Applied:

@@ -557,6 +557,7 @@ def _deliver(
             {
                 **base,
                 "type": "sent",
+                "kind": kind,  # the report credits conversions to marketing messages only
                 "channel": channel,
                 "message_id": provider_id,
                 "fallbacks": tried,
@@ -705,7 +706,13 @@ def _send_on(
         to=profile.email,
         raw=raw,
         configuration_set=deps.configuration_set,
-        tags={"journey": journey.id, "step": step.id, "store": store_id},
+        # SES copies these into its delivery/open/click events: the report's per step and variant counts
+        tags={
+            "journey": journey.id,
+            "step": step.id,
+            "store": store_id,
+            **({"variant": variant.id} if variant else {}),
+        },
     )
 
 

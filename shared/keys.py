@@ -56,6 +56,14 @@ def log_sk(at_iso: str, seq: str) -> str:
     return f"LOG#{at_iso}#{seq}"
 
 
+# What SES reported about one email (delivered/opened/clicked), keyed by SES's message id.
+def message_pk(store: str, message_id: str) -> str:
+    return f"STORE#{store}#MSG#{message_id}"
+
+
+MESSAGE_ENGAGEMENT_SK = "ENGAGE"
+
+
 def store_pk(store: str) -> str:
     return f"STORE#{store}"
 

@@ -1,4 +1,5 @@
-"""Feedback λ: SQS batch of SES events (from the default bus) -> the per-store suppression list."""
+"""Feedback λ: SQS batch of SES events (from the default bus) -> the per-store suppression list, and
+each journey email's delivered/opened/clicked item for the report."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def record_handler(record: SQSRecord, stores: StoreDirectory | None = None) -> d
     table = settings().table_name
     stores = stores or StoreDirectory(client("dynamodb"), table)
     applied = feedback.apply(plan, SuppressionList(client("dynamodb"), table), stores)
+    applied.engagement = feedback.record_engagement(plan, client("dynamodb"), table)
     # ids and counts only: never the addresses
     logger.info(
         "ses feedback",
@@ -39,6 +41,7 @@ def record_handler(record: SQSRecord, stores: StoreDirectory | None = None) -> d
             "suppressed": applied.suppressed,
             "already_suppressed": applied.already,
             "skipped": applied.skipped,
+            "engagement": applied.engagement,
         },
     )
     metrics.add_metric(name=f"Feedback_{applied.outcome}", unit=MetricUnit.Count, value=1)
@@ -49,6 +52,7 @@ def record_handler(record: SQSRecord, stores: StoreDirectory | None = None) -> d
         "suppressed": applied.suppressed,
         "already": applied.already,
         "skipped": applied.skipped,
+        "engagement": applied.engagement,
     }
 
 

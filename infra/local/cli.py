@@ -28,7 +28,8 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(
         f"boomerang local ready on {server.url} (store 'demo', api key '{args.api_key}', speed x{args.speed:g})\n"
-        f"  events:  POST {server.url}/v1/batch   outbox: {server.url}/_local/outbox.html",
+        f"  events:  POST {server.url}/v1/batch   outbox: {server.url}/_local/outbox.html\n"
+        f"  AWS (moto): {emulator.endpoint}  (--endpoint-url for `boomerang report|journeys|offers`)",
         flush=True,
     )
     try:
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     from infra.local import templates_cli
 
     templates_cli.add_parser(sub)  # `boomerang templates list|pull|lint|preview|push|rollback`
+    from infra.report_cli import add_parser as add_report_parser
+
+    add_report_parser(sub)  # `boomerang report`
     args = parser.parse_args(argv)
     if args.command == "templates":
         return templates_cli.run(args)

@@ -161,6 +161,14 @@ def run_demo(speed: float | None = None, scenario: str | None = None, out: Any =
         outbox = emulator.outbox()
         dlq = emulator.dlq_depths()
         invocations = dict(emulator.invocations)
+        try:  # the demo store's short report (shared/report.py), read before the emulator stops
+            from shared.report import short_report
+
+            closing = short_report(
+                emulator.env_values["TABLE_NAME"], "demo", clock.now_ts(), emulator.client("dynamodb")
+            )
+        except Exception as exc:  # a report problem must not hide the demo's own result
+            closing = f"Report failed: {type(exc).__name__}: {exc}"
         server.stop()
         emulator.stop()
         log_stream.close()
@@ -168,9 +176,11 @@ def run_demo(speed: float | None = None, scenario: str | None = None, out: Any =
     lines += _timeline(capture, who_by_message, who_by_cart)
     for line in sorted(lines, key=lambda x: x.at):
         print(f"  {_stamp(line.at, origin)}  {line.who:<6} {line.what}", file=out)
-    return _summary(
+    code = _summary(
         plan, outbox, capture, who_by_cart, dlq, invocations, accepted, time.monotonic() - wall0, origin, out
     )
+    print("\n" + closing, file=out)
+    return code
 
 
 def _step_records(capture: Capture) -> list[tuple[float, dict[str, Any]]]:

@@ -42,7 +42,7 @@ from infra.description import (
     QueueSpec,
 )
 from shared import settings as env
-from shared.feedback import EMAIL_BOUNCED, EMAIL_COMPLAINT
+from shared.feedback import EMAIL_BOUNCED, EMAIL_CLICKED, EMAIL_COMPLAINT, EMAIL_DELIVERED, EMAIL_OPENED
 
 # The IAM actions each abstract grant may turn into: written out here, independently of the
 # construct that maps them, so a broadened grant fails this test.
@@ -795,7 +795,10 @@ def test_ses_feedback_rule_listens_on_the_default_bus_for_bounces_and_complaints
         if r["Properties"].get("EventPattern", {}).get("source") == ["aws.ses"]
     ]
     assert rule["EventBusName"] == DEFAULT_BUS == "default"  # SES publishes nowhere else
-    assert rule["EventPattern"] == {"source": ["aws.ses"], "detail-type": [EMAIL_BOUNCED, EMAIL_COMPLAINT]}
+    assert rule["EventPattern"] == {
+        "source": ["aws.ses"],
+        "detail-type": [EMAIL_BOUNCED, EMAIL_COMPLAINT, EMAIL_DELIVERED, EMAIL_OPENED, EMAIL_CLICKED],
+    }
     (target,) = rule["Targets"]
     feedback_queue = synth.queue_consumed_by(next(q for q in QUEUES if q.id == "feedback"))
     assert target["Arn"] == {"Fn::GetAtt": [feedback_queue, "Arn"]}
@@ -813,10 +816,7 @@ def test_configuration_set_publishes_bounces_and_complaints_to_the_default_bus(s
     assert (
         set(event_destination["MatchingEventTypes"])
         == set(SES_FEEDBACK_EVENT_TYPES)
-        >= {
-            "BOUNCE",
-            "COMPLAINT",
-        }
+        == {"BOUNCE", "COMPLAINT", "DELIVERY", "OPEN", "CLICK"}
     )
     bus_arn = json.dumps(event_destination["EventBridgeDestination"]["EventBusArn"])
     assert ":events:" in bus_arn and ":event-bus/default" in bus_arn

@@ -10,7 +10,8 @@ import pytest
 
 from functions.feedback.handler import handler
 from shared.aws import client, from_item
-from shared.feedback import EMAIL_BOUNCED, EMAIL_COMPLAINT
+from shared.feedback import EMAIL_BOUNCED, EMAIL_CLICKED, EMAIL_COMPLAINT, EMAIL_DELIVERED, EMAIL_OPENED
+from shared.report_data import collect, scan_table
 from shared.suppression import SuppressionList
 from tests.aws_fixtures import FixedClock, LambdaContext, World, sqs_batch
 
@@ -205,3 +206,51 @@ def test_suppress_directly_is_idempotent_and_validates(world: World) -> None:
         s.suppress("shop-1", "email", ADDRESS, **{**args, "kind": "soft"})
     with pytest.raises(ValueError):
         s.suppress("shop-1", "email", "  ", **args)
+
+
+def engagement(
+    kind: str, event_type: str, message_id: str, time: str = "2026-09-21T10:05:00Z"
+) -> dict[str, Any]:
+    event = ses_event(
+        kind, {"eventType": event_type, event_type.lower(): {"timestamp": time}}, message_id=message_id
+    )
+    event["time"] = time
+    return event
+
+
+def test_deliveries_opens_and_clicks_are_counted_once_per_message(world: World, ctx: LambdaContext) -> None:
+    # Given two journey emails: one delivered, opened twice and clicked; one only delivered
+    first = [
+        engagement(EMAIL_DELIVERED, "Delivery", "ses-a", "2026-09-21T10:00:01Z"),
+        engagement(EMAIL_OPENED, "Open", "ses-a", "2026-09-21T10:05:00Z"),
+        engagement(EMAIL_OPENED, "Open", "ses-a", "2026-09-21T18:00:00Z"),  # opened again
+        engagement(EMAIL_CLICKED, "Click", "ses-a", "2026-09-21T10:06:00Z"),
+        engagement(EMAIL_DELIVERED, "Delivery", "ses-b"),
+    ]
+    assert handler(sqs_batch(first), ctx) == {"batchItemFailures": []}
+    # When the same events arrive again (at-least-once delivery, archive replay)
+    assert handler(sqs_batch(first), ctx) == {"batchItemFailures": []}
+
+    # Then one item per message, first times kept, no address, no suppression
+    items = {i["pk"]: i for i in all_items(world) if "#MSG#" in i["pk"]}
+    a = items["STORE#shop-1#MSG#ses-a"]
+    assert (a["sk"], a["journey"], a["step"]) == ("ENGAGE", "cart-abandonment", "email-1")
+    # 2026-09-21T10:05:00Z, the first open (not the 18:00 one); the click at 10:06
+    assert (a["delivered_at"], a["opened_at"], a["clicked_at"]) == (1789984801, 1789985100, 1789985160)
+    assert "clicked_at" not in items["STORE#shop-1#MSG#ses-b"]
+    assert "example.com" not in json.dumps(list(items.values())).lower()
+    assert [i for i in all_items(world) if "#SUPPRESS#" in i["pk"]] == []
+    # and the report counts them per journey and step
+    data = collect(scan_table(client("dynamodb"), world.table, "shop-1"), "shop-1")
+    assert data.engagement is not None
+    counted = sorted((e.journey, e.step_id, e.delivered, e.opened, e.clicked) for e in data.engagement)
+    assert counted == [
+        ("cart-abandonment", "email-1", True, False, False),
+        ("cart-abandonment", "email-1", True, True, True),
+    ]
+
+
+def test_engagement_of_untagged_mail_is_not_kept(world: World, ctx: LambdaContext) -> None:
+    event = ses_event(EMAIL_OPENED, {"eventType": "Open", "open": {}}, store=None, message_id="ses-x")
+    assert handler(sqs_batch([event]), ctx) == {"batchItemFailures": []}
+    assert [i for i in all_items(world) if "#MSG#" in i["pk"]] == []

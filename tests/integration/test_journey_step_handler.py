@@ -273,18 +273,19 @@ def test_throttled_send_releases_the_claim_so_the_retry_sends_once(
             "SendEmail",
         )
 
-    monkeypatch.setattr(ses, "send_email", throttled)
+    # (a context of its own: monkeypatch.undo() would also undo the world fixture's environment)
+    with monkeypatch.context() as patched:
+        patched.setattr(ses, "send_email", throttled)
 
-    # When the step runs, it fails so Step Functions retries it with backoff
-    with pytest.raises(TransientSendError):
-        step(ctx, t0)
+        # When the step runs, it fails so Step Functions retries it with backoff
+        with pytest.raises(TransientSendError):
+            step(ctx, t0)
 
     # Then nothing was sent and the claim was released (no send record blocks the retry)
     assert sent() == []
     assert send_record(world, "email-1") is None
 
     # And the retry, with SES healthy again, sends exactly one email
-    monkeypatch.undo()
     out = step(ctx, t0)
     assert out["events"][0]["type"] == "sent"
     assert len(sent()) == 1
@@ -309,12 +310,12 @@ def test_template_store_outage_after_the_claim_does_not_lose_the_email(
             "GetObject",
         )
 
-    monkeypatch.setattr(s3, "get_object", slow_down)
-    with pytest.raises(ClientError):
-        step(ctx, t0)
+    with monkeypatch.context() as patched:  # not monkeypatch.undo(): that undoes the world fixture too
+        patched.setattr(s3, "get_object", slow_down)
+        with pytest.raises(ClientError):
+            step(ctx, t0)
 
     # When Step Functions retries the step once S3 is back
-    monkeypatch.undo()
     out = step(ctx, t0)
 
     # Then the reminder goes out (exactly once)

@@ -10,7 +10,16 @@ from pydantic import ValidationError
 
 from infra.local.ses_simulator import feedback_entries
 from shared import feedback
-from shared.feedback import EMAIL_BOUNCED, EMAIL_COMPLAINT, EMAIL_DELIVERED, apply, parse, plan
+from shared.feedback import (
+    EMAIL_BOUNCED,
+    EMAIL_CLICKED,
+    EMAIL_COMPLAINT,
+    EMAIL_DELIVERED,
+    EMAIL_OPENED,
+    apply,
+    parse,
+    plan,
+)
 
 NOW = 1_790_000_000.0
 TAGS = {"ses:configuration-set": ["boomerang"], "journey": ["cart-abandonment"], "store": ["shop-1"]}
@@ -107,10 +116,27 @@ def test_complaint_without_recipients_falls_back_to_the_single_destination() -> 
     assert result.at == pytest.approx(1789984805.0)  # no complaint timestamp: the event's time
 
 
-def test_delivery_is_only_logged() -> None:
-    result = plan(parse(envelope(EMAIL_DELIVERED, {"eventType": "Delivery", "delivery": {}})), NOW)
+def test_delivery_open_and_click_are_engagement_never_suppression() -> None:
+    tags = {**TAGS, "step": ["email-1"]}
+    cases = [
+        (EMAIL_DELIVERED, {"eventType": "Delivery", "delivery": {"recipients": ["Jane.Doe@Example.com"]}}),
+        (EMAIL_OPENED, {"eventType": "Open", "open": {"timestamp": "2026-09-21T11:00:00.000Z"}}),
+        (EMAIL_CLICKED, {"eventType": "Click", "click": {"link": "https://shop.example.com/x"}}),
+    ]
+    results = [plan(parse(envelope(kind, detail, tags)), NOW) for kind, detail in cases]
 
-    assert (result.outcome, result.suppress) == ("delivery", [])
+    assert [(r.outcome, r.engagement, r.suppress) for r in results] == [
+        ("delivery", "delivered_at", []),
+        ("open", "opened_at", []),
+        ("click", "clicked_at", []),
+    ]
+    assert {(r.store_id, r.journey, r.step, r.message_id) for r in results} == {
+        ("shop-1", "cart-abandonment", "email-1", "0100019a-ses-message-id-000000")
+    }
+
+
+def test_bounces_are_not_engagement() -> None:
+    assert plan(parse(envelope(EMAIL_BOUNCED, bounce("Permanent"))), NOW).engagement is None
 
 
 @pytest.mark.parametrize(
@@ -205,8 +231,14 @@ def test_the_simulator_speaks_the_same_shape() -> None:
     assert feedback_entries(message_id="m-2", destinations=["jane@example.com"], tags=tags, now=NOW) == []
 
 
-def test_the_rule_routes_exactly_bounces_and_complaints() -> None:
-    assert feedback.FEEDBACK_DETAIL_TYPES == ("Email Bounced", "Email Complaint Received")
+def test_the_rule_routes_exactly_feedback_and_engagement() -> None:
+    assert feedback.FEEDBACK_DETAIL_TYPES == (
+        "Email Bounced",
+        "Email Complaint Received",
+        "Email Delivered",
+        "Email Opened",
+        "Email Clicked",
+    )
 
 
 class FakeSuppressions:
