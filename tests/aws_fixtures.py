@@ -164,6 +164,8 @@ def create_world() -> World:
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     for path in sorted((ROOT / d.JOURNEYS_DIR).glob("*.yaml")):
         s3.put_object(Bucket=bucket, Key=f"{d.DEFAULT_JOURNEY_PREFIX}{path.name}", Body=path.read_bytes())
+    for path in sorted((ROOT / d.SEGMENTS_DIR).glob("*.yaml")):
+        s3.put_object(Bucket=bucket, Key=f"{d.DEFAULT_SEGMENT_PREFIX}{path.name}", Body=path.read_bytes())
     templates = ROOT / d.TEMPLATES_DIR
     for path in sorted(p for p in templates.rglob("*") if p.is_file()):
         s3.put_object(
