@@ -595,15 +595,9 @@ class ProfileStore:
                 writes += self._membership_writes(profile, members, now)
                 changes += [f"joined segment {i}" for i in joined] + [f"left segment {i}" for i in left]
                 profile.segments = members
-        due = [
-            t
-            for t in (
-                seg.next_change(definitions or [], profile, now, retention),
-                seg.recency_crossing(profile, edges, now),
-            )
-            if t is not None
-        ]
-        next_due = min(due) if due else None
+        # recency needs no re-check date: the daily run rescores every buyer whose scores its new
+        # edges change, recency included (segment_store.stale_scores on the buyers index)
+        next_due = seg.next_change(definitions or [], profile, now, retention)
         if _day_of(next_due) != _day_of(profile.segments_due):
             changes.append("segments re-check " + (_day_of(next_due) or "none"))
             profile.segments_due = next_due

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import yaml
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from shared.journey_catalog import MAX_FILE_BYTES, MAX_VERSIONS_TRIED, Problem, _line_for, _line_map
@@ -122,6 +123,10 @@ class SegmentCatalog:
                 name = key.rsplit("/", 1)[-1].removesuffix(".yaml")
                 try:
                     found[name] = self._load_file(key, name)
+                except (BotoCoreError, ClientError):
+                    # S3 unavailable: fail (the fold or step is retried); never read as "no segment",
+                    # which would take every customer out of it
+                    raise
                 except Exception:  # one unreadable file never takes the store's other segments down
                     log.exception("segment file could not be loaded; skipped", extra={"key": key})
         enabled = sorted((s for s in found.values() if s is not None and s.enabled), key=lambda s: s.id)

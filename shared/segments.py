@@ -157,16 +157,6 @@ def stale_scores(rows: list[BuyerRow], edges: RfmEdges, now: float) -> list[str]
     return out
 
 
-def recency_crossing(profile: Profile, edges: RfmEdges | None, now: float) -> float | None:
-    """When the recency score next drops with time alone (the next edge the recency passes)."""
-    values = rfm_values(profile, now)
-    last = profile.orders.last_order_at
-    if values is None or edges is None or last is None:
-        return None
-    ahead = [e for e in edges.recency_days if e >= values[0]]
-    return last + min(ahead) * DAY_S + 1 if ahead else None
-
-
 # ---------------------------------------------------------------------------------------------
 # Lifecycle
 

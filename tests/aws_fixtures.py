@@ -27,6 +27,7 @@ from shared import settings as env
 from shared.aws import client
 from shared.events import CanonicalEvent, normalise
 from shared.profile_store import ProfileStore
+from shared.segment_catalog import SegmentCatalog
 from shared.stores import Store, StoreDirectory
 
 REGION = "us-east-1"
@@ -109,7 +110,10 @@ class World:
         }
 
     def profiles(self) -> ProfileStore:
-        return ProfileStore(client("dynamodb"), self.table)
+        """As the profile λ builds it: with the bucket's segment files."""
+        return ProfileStore(
+            client("dynamodb"), self.table, segments=SegmentCatalog(client("s3"), self.bucket)
+        )
 
     def published(self, queue: str = "profile") -> list[dict[str, Any]]:
         """Every bus event the queue behind `queue`'s rule received (consumed as read)."""
