@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     from infra.journeys_cli import add_parser as add_journeys_parser
 
     add_journeys_parser(sub)  # `boomerang journeys lint|history`
+    from infra.segments_cli import add_parser as add_segments_parser
+
+    add_segments_parser(sub)  # `boomerang segments lint|members`
     args = parser.parse_args(argv)
     if (getattr(args, "speed", 1) or 1) <= 0:
         parser.error("--speed must be greater than 0")

@@ -412,3 +412,17 @@ def test_win_back_and_the_at_risk_segment_share_one_definition() -> None:
         for when in (run, run + DAY_S):
             assert segment_problem(at_risk, p, when, POLICY) is None, (orders, when)
         assert segment_problem(at_risk, p, day.timestamp() - 1, POLICY) is not None
+
+
+def test_segments_lint_cli_prints_problems_with_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from infra.local.cli import main
+
+    good, bad = tmp_path / "vips.yaml", tmp_path / "broken.yaml"
+    good.write_text("orders: {gte: 3}\n")
+    bad.write_text("name: Broken\nlifecycle: [vip]\n")
+    assert main(["segments", "lint", str(good)]) == 0
+    assert "vips.yaml: ok (conditions: orders)" in capsys.readouterr().out
+    assert main(["segments", "lint", str(good), str(bad)]) == 1
+    assert f"{bad}:2: lifecycle[0]: Input should be 'prospect'" in capsys.readouterr().err
