@@ -1,5 +1,8 @@
 """Segment membership and the daily segments run, on the table's sparse indexes (never a Scan).
 
+Scale note: the edges step reads a store's whole buyers index in one invocation (the journey-trigger
+λ's 60 s): a few hundred thousand buyers fit; beyond that, compute edges from a sample.
+
 - `members(store, segment)`: one page of a segment's members from the `by-segment` index, with an
   opaque cursor for the next page.
 - The daily run, per store (queued by shared/journey_trigger.schedule_tasks on the journey queue):
@@ -50,9 +53,10 @@ class SegmentStore:
         self.ddb = ddb
         self.table = table
 
-    def _query(
+    def page(
         self, index: indexes.IndexSpec, value: str, limit: int, start: dict[str, Any] | None
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of an index partition: (items, LastEvaluatedKey or None)."""
         args: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": index.name,
@@ -75,7 +79,7 @@ class SegmentStore:
         """
         if not 1 <= limit <= 1000:
             raise ValueError("limit must be between 1 and 1000")
-        items, last = self._query(
+        items, last = self.page(
             indexes.BY_SEGMENT, indexes.segment_key(store, segment), limit, decode_cursor(cursor)
         )
         return [i["customer_id"] for i in items], encode_cursor(last)
@@ -86,7 +90,7 @@ class SegmentStore:
         for shard in range(indexes.BUYER_SHARDS):
             start: dict[str, Any] | None = None
             while True:
-                items, start = self._query(indexes.BUYERS, indexes.buyers_key(store, shard), 1000, start)
+                items, start = self.page(indexes.BUYERS, indexes.buyers_key(store, shard), 1000, start)
                 rows += [
                     BuyerRow(
                         customer_id=i["customer_id"],
@@ -132,7 +136,7 @@ def run_segments_task(
         outcomes = [profiles.refresh_segments(store_id, c) for c in task["customers"]]
         return f"{outcomes.count('changed')} of {len(outcomes)} rescored"
     if phase == "due":
-        items, last = store._query(
+        items, last = store.page(
             indexes.SEGMENTS_DUE,
             indexes.segments_due_key(store_id, task["day"]),
             PAGE,

@@ -228,3 +228,55 @@ steps:
     assert [e["type"] for e in outcomes["u:c1"] if e["type"] == "sent"] == ["sent"]
     [exited] = [e for e in outcomes["u:c2"] if e["type"] == "exit"]
     assert exited["reason"] == "not eligible: not in segment champions: RFM group loyal not in champions"
+
+
+def test_a_visitor_merged_into_a_customer_takes_their_memberships_along(
+    world: World, fixed_clock: FixedClock
+) -> None:
+    # Given an anonymous visitor who ordered once: a first-time buyer under the visitor's id
+    fixed_clock.now = T0
+    anon_order = {
+        "type": "track",
+        "anonymousId": "v-1",
+        "event": "Order Completed",
+        "messageId": "order-v-1",
+        "properties": {"order_id": "v-1-0", "total": 40, "currency": "EUR"},
+    }
+    fold(world, anon_order, at=T0)
+    assert member_items(world, "a:v-1") == ["first-time-buyers"]
+
+    # When they sign in, the fold merges the visitor into the customer in one transaction
+    fold(world, {**identify("zoe"), "anonymousId": "v-1", "messageId": "id-zoe-v1"}, at=T0 + 60)
+
+    # Then the membership moved: the visitor is in no segment, the customer is
+    assert member_items(world, "a:v-1") == []
+    assert member_items(world, "u:zoe") == ["first-time-buyers"]
+    assert all_members(world, "first-time-buyers") == ["u:zoe"]
+
+
+def test_an_s3_outage_fails_the_fold_instead_of_emptying_segments(
+    world: World, fixed_clock: FixedClock, monkeypatch: Any
+) -> None:
+    import pytest
+    from botocore.exceptions import ClientError
+
+    fixed_clock.now = T0
+    fold(world, identify("ada"), order("ada", 0, 30.0), at=T0)
+    assert member_items(world, "u:ada") == ["first-time-buyers"]
+    store = profiles(world)
+    s3 = store.segments._s3
+
+    def down(**_: Any) -> Any:
+        raise ClientError(
+            {"Error": {"Code": "SlowDown", "Message": "Reduce your request rate."}}, "ListObjectsV2"
+        )
+
+    monkeypatch.setattr(s3, "get_paginator", lambda name: type("P", (), {"paginate": staticmethod(down)})())
+    [event] = canonical([order("ada", 1, 30.0)], T0 + 60)
+    with pytest.raises(ClientError):
+        store.apply(event)
+    # nothing committed: the message is retried once S3 answers, and ada is still a member
+    assert member_items(world, "u:ada") == ["first-time-buyers"]
+    monkeypatch.undo()
+    assert profiles(world).apply(event).status == "applied"
+    assert member_items(world, "u:ada") == []  # a repeat buyer now
