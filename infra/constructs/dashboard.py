@@ -3,7 +3,7 @@ journey executions.
 
 Metric names are the ones the handlers emit through Powertools Metrics (namespace Boomerang,
 dimension service=boomerang): EventsAccepted (ingest), MessagesSent_<channel> and
-JourneyStep_failed (journey step), ProfileEvents_applied (profile).
+JourneyStep_failed and OfferPoolExhausted (journey step).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ PERIOD = Duration.minutes(5)
 EVENTS_IN = ("EventsAccepted", "RequestsRejected", "PublishFailures")  # ingest λ
 CHANNELS: tuple[str, ...] = get_args(Channel)
 MESSAGES_OUT = tuple(f"MessagesSent_{c}" for c in CHANNELS)  # journey step λ, one per channel
-STEP_FAILURES = ("JourneyStep_failed",)
+STEP_FAILURES = ("JourneyStep_failed", "OfferPoolExhausted")  # journey step λ
 
 
 def app_metric(name: str, label: str | None = None) -> cw.Metric:

@@ -938,7 +938,7 @@ def test_dashboard_shows_messages_out_for_every_channel(synth: Synth) -> None:
         ("Boomerang", "MessagesSent_push"),
     ]
     source = (Path(__file__).resolve().parents[2] / "functions/journey_step/handler.py").read_text()
-    assert "f\"MessagesSent_{happened['channel']}\"" in source
+    assert "name=f\"MessagesSent_{happened.get('channel', 'email')}\"" in source
 
 
 def test_dashboard_shows_lambda_errors_of_every_function_and_failed_steps(synth: Synth) -> None:

@@ -222,8 +222,14 @@ steps:
         state = json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])
         if state["journey"] != "vip-thanks":
             continue
-        out = step_handler({**state}, ctx)
-        outcomes[state["customer_id"]] = out["events"]
+        events: list[dict[str, Any]] = []
+        for _ in range(5):  # Step Functions' loop: a customer turned away is looked at once more
+            fixed_clock.advance(state["wait_seconds"])
+            state = step_handler({**state}, ctx)
+            events += state["events"]
+            if state["action"] != "wait":
+                break
+        outcomes[state["customer_id"]] = events
     # c1 is a champion and gets the message; c2 (loyal) is stopped at the door, with the reason
     assert [e["type"] for e in outcomes["u:c1"] if e["type"] == "sent"] == ["sent"]
     [exited] = [e for e in outcomes["u:c2"] if e["type"] == "exit"]
