@@ -267,8 +267,8 @@ def schedule_tasks(now: float, t: TriggerDeps) -> list[dict[str, Any]]:
     """
     today = datetime.fromtimestamp(now, tz=UTC).date()
     tasks: list[dict[str, Any]] = []
-    for store_id in t.stores.store_ids():
-        tasks += segments_daily_tasks(store_id, now)  # RFM edges and time-based segments (segment_store)
+    store_ids = t.stores.store_ids()
+    for store_id in store_ids:
         for journey in t.catalog.journeys(store_id):
             schedule = journey.trigger.schedule
             if schedule is None:
@@ -289,6 +289,10 @@ def schedule_tasks(now: float, t: TriggerDeps) -> list[dict[str, Any]]:
                         "started_at": now,
                     }
                 )
+    # then each store's segments run (RFM edges, time-based segments: shared/segment_store.py), queued
+    # behind the audiences, whose 10:00-local sends are time-critical
+    for store_id in store_ids:
+        tasks += segments_daily_tasks(store_id, now)
     return tasks
 
 
