@@ -115,16 +115,17 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         id="profile",
         handler="functions.profile.handler.handler",
         source="profile",
-        description="Keeps customer profiles, carts and order aggregates from storefront events",
-        env=(env.TABLE_NAME, env.BUS_NAME),
-        # bus: what the fold concludes (a loyalty tier reached) goes back out as an event for journeys
-        grants=(Grant.TABLE_READ, Grant.TABLE_WRITE, Grant.BUS_PUT),
+        description="Keeps customer profiles, carts, order aggregates, RFM scores and segments from storefront events",
+        env=(env.TABLE_NAME, env.BUS_NAME, env.TEMPLATES_BUCKET),
+        # bus: what the fold concludes (a loyalty tier reached) goes back out as an event for journeys;
+        # templates bucket: the segment files the fold evaluates
+        grants=(Grant.TABLE_READ, Grant.TABLE_WRITE, Grant.BUS_PUT, Grant.TEMPLATES_READ),
     ),
     FunctionSpec(
         id="journey_trigger",
         handler="functions.journey_trigger.handler.handler",
         source="journey_trigger",
-        description="Starts one journey execution per journey instance (cart, order, customer), from events and the daily schedule",
+        description="Starts one journey execution per journey instance (cart, order, customer), from events and the daily schedule; the daily segments run",
         env=(env.STATE_MACHINE_ARN, env.TABLE_NAME, env.TEMPLATES_BUCKET, env.JOURNEY_QUEUE_URL),
         # table: store settings, audiences (index queries) and re-entry records; templates bucket: the
         # journey files; journey queue: an audience's next page as a task
@@ -232,7 +233,7 @@ RULES: tuple[RuleSpec, ...] = (
     ),
     RuleSpec(
         id="daily-journeys",
-        description="The daily run of scheduled journeys (birthdays, anniversaries, win-back)",
+        description="The daily run of scheduled journeys (birthdays, anniversaries, win-back) and segments",
         pattern=None,
         schedule=DAILY_SCHEDULE,
         queue="journey",
@@ -368,8 +369,11 @@ DEFAULT_TEMPLATE_PREFIX = "templates/_default/"
 # Journey files shipped with Boomerang (stores override them under journeys/<store>/).
 JOURNEYS_DIR = "infra/journeys"
 DEFAULT_JOURNEY_PREFIX = "journeys/_default/"
-# What the functions read from the bucket: templates, journey files, product collections.
-BUCKET_READ_PREFIXES = ("templates/", "journeys/", "catalog/")
+# Segment files shipped with Boomerang (stores override them under segments/<store>/).
+SEGMENTS_DIR = "infra/segments"
+DEFAULT_SEGMENT_PREFIX = "segments/_default/"
+# What the functions read from the bucket: templates, journey and segment files, product collections.
+BUCKET_READ_PREFIXES = ("templates/", "journeys/", "segments/", "catalog/")
 
 
 @dataclass(frozen=True)

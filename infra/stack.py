@@ -12,6 +12,7 @@ from constructs import Construct
 
 from infra.constructs.api import Api
 from infra.constructs.bus import Bus
+from infra.constructs.dashboard import Dashboard
 from infra.constructs.journeys import Journeys
 from infra.constructs.lambdas import GrantTargets, LambdaFunctions
 from infra.constructs.messaging import Messaging
@@ -23,8 +24,10 @@ from infra.constructs.templates import Templates
 from infra.description import (
     API,
     DEFAULT_JOURNEY_PREFIX,
+    DEFAULT_SEGMENT_PREFIX,
     JOURNEYS_DIR,
     QUEUES,
+    SEGMENTS_DIR,
     STATE_MACHINE,
     TEMPLATES_DIR,
 )
@@ -107,6 +110,20 @@ class BoomerangStack(Stack):
             source_dir=REPO_ROOT / JOURNEYS_DIR,
             bucket=storage.templates_bucket,
             prefix=DEFAULT_JOURNEY_PREFIX,
+        )
+        Templates(  # the default segment files, which stores override under segments/<store>/
+            self,
+            "SegmentFiles",
+            source_dir=REPO_ROOT / SEGMENTS_DIR,
+            bucket=storage.templates_bucket,
+            prefix=DEFAULT_SEGMENT_PREFIX,
+        )
+        Dashboard(
+            self,
+            "Dashboard",
+            functions=functions.functions,
+            dlqs={**{f"{q.id} DLQ": bus.dlqs[q.id] for q in QUEUES}, "delivery DLQ": bus.delivery_dlq},
+            state_machine=journeys.state_machine,
         )
 
         CfnOutput(self, "ApiUrl", value=api.url, description="Base URL: POST <url>v1/batch")

@@ -8,6 +8,7 @@ the indexes from this list (through infra/description.py).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 
@@ -29,8 +30,35 @@ AT_RISK = IndexSpec("at-risk", partition="risk", sort="pk", include=("customer_i
 BY_SKU = IndexSpec("by-sku", partition="bis", sort="pk", include=("customer_id", "subscribed_at"))
 # Every store (the scheduled runs go store by store).
 STORES = IndexSpec("stores", partition="listing", sort="pk", include=("store_id",))
+# A store's buyers (profiles with a counted order) with their RFM values and current scores: the
+# daily run pages through it to recompute the store's quintile edges and to find whose scores the
+# new edges change, reading no profile.
+RFM_LAST_ORDER = "rfm_last_order_at"
+RFM_FREQUENCY = "rfm_frequency"
+RFM_MONETARY = "rfm_monetary"
+RFM_SCORE = "rfm_score"  # "RFM" digits as last scored, e.g. "545"
+BUYERS = IndexSpec(
+    "buyers",
+    partition="buyer",
+    sort="pk",
+    include=("customer_id", RFM_LAST_ORDER, RFM_FREQUENCY, RFM_MONETARY, RFM_SCORE),
+)
+# Profiles whose segments or lifecycle stage change with time alone on a given UTC day (an event
+# window closing, the at-risk day, churn, the recency score passing an edge): the daily re-check.
+SEGMENTS_DUE = IndexSpec("segments-due", partition="segdue", sort="pk", include=("customer_id",))
+# Segment membership items, one per (store, segment, customer): members(store, segment) pages it.
+BY_SEGMENT = IndexSpec("by-segment", partition="seg", sort="pk", include=("customer_id", "since"))
 
-INDEXES: tuple[IndexSpec, ...] = (BY_BIRTHDAY, BY_ANNIVERSARY, AT_RISK, BY_SKU, STORES)
+INDEXES: tuple[IndexSpec, ...] = (
+    BY_BIRTHDAY,
+    BY_ANNIVERSARY,
+    AT_RISK,
+    BY_SKU,
+    STORES,
+    BUYERS,
+    SEGMENTS_DUE,
+    BY_SEGMENT,
+)
 
 
 def birthday_key(store: str, month_day: str) -> str:
@@ -47,6 +75,27 @@ def at_risk_key(store: str, day: str) -> str:
 
 def back_in_stock_key(store: str, sku: str) -> str:
     return f"STORE#{store}#BIS#{sku}"
+
+
+# Buyers are spread over a few partitions per store, so a busy store's order folds never heat one
+# index partition; the daily run reads them all.
+BUYER_SHARDS = 4
+
+
+def buyer_shard(customer_id: str) -> int:
+    return int(hashlib.sha256(customer_id.encode()).hexdigest()[:8], 16) % BUYER_SHARDS
+
+
+def buyers_key(store: str, shard: int) -> str:
+    return f"STORE#{store}#BUYERS#{shard}"
+
+
+def segments_due_key(store: str, day: str) -> str:
+    return f"STORE#{store}#SEGDUE#{day}"
+
+
+def segment_key(store: str, segment: str) -> str:
+    return f"STORE#{store}#SEG#{segment}"
 
 
 STORES_LISTING = "STORES"

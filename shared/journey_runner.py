@@ -46,6 +46,7 @@ from shared.offers import GivenOffer, give
 from shared.profile_store import ProfileStore
 from shared.profiles import Cart, Profile
 from shared.push import Device, PushMessage, normalise_platform, send_push
+from shared.segments import segment_problem
 from shared.sms import send_sms
 from shared.stores import Store, StoreDirectory
 from shared.templates import TemplateError, TemplateStore, render_email, render_push, render_sms
@@ -96,14 +97,27 @@ class Deps:
     catalog: Any = None  # shared.journey_catalog.JourneyCatalog (journey files)
     offers: Any = None  # shared.offers.OfferStore
     products: Any = None  # shared.catalog.ProductCatalog (collections a step shows)
+    segments: Any = None  # shared.segment_catalog.SegmentCatalog (entry: segment)
 
 
 # The profile λ folds the triggering event from its own queue, usually within a second; a backlog
 # (or the emulator's compressed clock) can make that much longer. Poll, backing off, for up to 6 h.
 SETTLE_S = 6 * 3600
-
-
 ENTRY_RECHECK_S = 3600  # a customer who fails the entry conditions is looked at once more, an hour on
+
+
+def _segment_check(deps: Deps, run: _Run, profile: Profile | None, now: float) -> Any:
+    """segment id -> why the profile is not in it (None: it is), by the segment's definition."""
+
+    def check(segment_id: str) -> str | None:
+        if deps.segments is None or run.store is None:
+            return "segment definitions are not available"
+        segment = deps.segments.get(run.store.store_id, segment_id)
+        if segment is None:
+            return f"no segment {segment_id} in this store"
+        return segment_problem(segment, profile, now, run.store.retention)
+
+    return check
 
 
 def _settle_poll(started_at: float, now: float) -> int:
@@ -281,7 +295,7 @@ def _decide(
     if journey.per == "cart" and cart is None and now < started_at + SETTLE_S:
         return Decision("wait", "waiting for the profile to record the cart", _settle_poll(started_at, now))
     if index == 0:
-        problem = entry_problem(journey.entry, profile)
+        problem = entry_problem(journey.entry, profile, _segment_check(deps, run, profile, now))
         if problem and now < started_at + ENTRY_RECHECK_S:
             # events of one batch can be folded out of order (the consent in an identify sent with the
             # sign-up): look once more before turning the customer away

@@ -3,7 +3,8 @@
 Three ways in, all ending in `_start` (a deterministically named execution, so a repeat joins):
 - a storefront event matching a journey's trigger (its customer, cart or order enters);
 - a store-level event fanned out to an audience (everyone subscribed to a SKU back in stock);
-- the daily schedule, fanned out per store and journey to an index (birthdays, anniversaries, at risk).
+- the daily schedule, fanned out per store and journey to an index (birthdays, anniversaries, at risk);
+  the same run queues each store's segments tasks (shared/segment_store.py).
 Audiences are read a page at a time; the next page is queued as a task, so no invocation runs long.
 """
 
@@ -19,6 +20,7 @@ from shared import clock, indexes
 from shared.events import CONSENT_UPDATED, DOUBLE_OPT_IN_SOURCE, CanonicalEvent
 from shared.journeys import EMAIL_CONFIRMATION, Journey, OncePer, execution_name, matches
 from shared.keys import anon_customer_id, user_customer_id
+from shared.segment_store import daily_tasks as segments_daily_tasks
 
 PAGE = 100  # audience members started per task (StartExecution refills at 300/s in big regions)
 ORDER_CONTEXT_PRODUCTS = 10  # an execution's input stays small: items beyond these are not shown
@@ -265,7 +267,8 @@ def schedule_tasks(now: float, t: TriggerDeps) -> list[dict[str, Any]]:
     """
     today = datetime.fromtimestamp(now, tz=UTC).date()
     tasks: list[dict[str, Any]] = []
-    for store_id in t.stores.store_ids():
+    store_ids = t.stores.store_ids()
+    for store_id in store_ids:
         for journey in t.catalog.journeys(store_id):
             schedule = journey.trigger.schedule
             if schedule is None:
@@ -286,6 +289,10 @@ def schedule_tasks(now: float, t: TriggerDeps) -> list[dict[str, Any]]:
                         "started_at": now,
                     }
                 )
+    # then each store's segments run (RFM edges, time-based segments: shared/segment_store.py), queued
+    # behind the audiences, whose 10:00-local sends are time-critical
+    for store_id in store_ids:
+        tasks += segments_daily_tasks(store_id, now)
     return tasks
 
 

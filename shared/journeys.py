@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -125,11 +126,22 @@ class Entry(_Strict):
     traits: dict[str, Any] = Field(default_factory=dict)  # trait -> value, list (any of) or operators
     interests_any: list[str] = Field(default_factory=list)  # shares one with the `interests` trait
     loyalty_tiers: list[str] = Field(default_factory=list)
+    # a segment file's id (segments/<store>/<id>.yaml): the customer must be in it / in any of these
+    segment: str | None = Field(default=None, pattern=SLUG)
+    segments_any: list[str] = Field(default_factory=list)
 
     @field_validator("traits")
     @classmethod
     def _traits(cls, v: dict[str, Any]) -> dict[str, Any]:
         return _check_where(v)
+
+    @field_validator("segments_any")
+    @classmethod
+    def _segment_ids(cls, v: list[str]) -> list[str]:
+        for s in v:
+            if not re.match(SLUG, s):
+                raise ValueError(f"{s!r} is not a segment id (lowercase letters, digits and dashes)")
+        return v
 
 
 class OncePer(_Strict):
@@ -333,8 +345,13 @@ def matches(trigger: Trigger, event_name: str | None, properties: dict[str, Any]
     return all(_value_matches(_lookup(properties, p), t) for p, t in trigger.where.items())
 
 
-def entry_problem(entry: Entry, profile: Profile | None) -> str | None:
-    """Why this customer may not enter, or None. Named, so the history answers "why not me?"."""
+def entry_problem(
+    entry: Entry, profile: Profile | None, segment_problem: Callable[[str], str | None] | None = None
+) -> str | None:
+    """Why this customer may not enter, or None. Named, so the history answers "why not me?".
+
+    `segment_problem(segment_id)` says why the profile is not in a segment (None: it is); without
+    it a segment condition cannot hold."""
     if entry.known is not None:
         known = bool(profile and (profile.user_id or profile.email))
         if known != entry.known:
@@ -364,6 +381,14 @@ def entry_problem(entry: Entry, profile: Profile | None) -> str | None:
         consent = profile.consent if profile else {}
         if not any(c in consent and consent[c].status == "subscribed" for c in entry.consent):
             return f"no {' or '.join(entry.consent)} consent"
+    if entry.segment or entry.segments_any:
+        check = segment_problem or (lambda s: "segments cannot be checked here")
+        if entry.segment:
+            problem = check(entry.segment)
+            if problem:
+                return f"not in segment {entry.segment}: {problem}"
+        if entry.segments_any and all(check(s) for s in entry.segments_any):
+            return f"in none of the segments {', '.join(entry.segments_any)}"
     return None
 
 

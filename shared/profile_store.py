@@ -11,6 +11,12 @@ pk=customer_pk / sk="BIS#<sku or product_id>" with `bis` (the by-sku index) whil
 one removes `bis` and keeps the item as history (notified_at). When a visitor is merged into a
 known customer their waiting subscriptions move to the customer (up to MAX_MOVED_SUBSCRIPTIONS in
 the merge's transaction; the rest keep working through the visitor's merged_into).
+
+Segments (shared/segments.py): every fold rescores RFM against the store's latest quintile edges
+(store item `STORE#s` / `RFM`), restages the lifecycle and re-evaluates the store's segment files;
+membership items pk=customer_pk / sk="SEG#<segment>" (with `seg`, the by-segment index) are put or
+deleted in the fold's one transaction, next to the profile that lists them (Profile.segments).
+`refresh_segments` does the same outside a fold, for the daily run.
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from shared import clock, indexes, keys
 from shared import events as ev
+from shared import segments as seg
 from shared.aws import from_item, key, to_item
 from shared.events import CanonicalEvent
 from shared.profiles import (
@@ -64,6 +72,13 @@ MAX_ATTEMPTS = 6
 # 100-item limit); any beyond stay on the visitor's id and still resolve through merged_into.
 MAX_MOVED_SUBSCRIPTIONS = 20
 BIS_SK_PREFIX = "BIS#"
+SEGMENT_SK_PREFIX = "SEG#"
+RFM_SK = "RFM"  # under the store's pk: the store's RFM quintile edges
+EDGES_TTL_S = 60.0
+
+
+def segment_sk(segment_id: str) -> str:
+    return f"{SEGMENT_SK_PREFIX}{segment_id}"
 
 
 def subscription_sk(sku: str) -> str:
@@ -73,6 +88,10 @@ def subscription_sk(sku: str) -> str:
 def product_key(properties: dict[str, Any]) -> str:
     """A product's key in back-in-stock subscriptions (and recently viewed): sku, else product_id."""
     return str(properties.get("sku") or properties.get("product_id"))
+
+
+def _day_of(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
 
 
 def _value(v: Any) -> dict[str, Any]:
@@ -110,10 +129,15 @@ class _Loaded:
 
 
 class ProfileStore:
-    def __init__(self, ddb: Any, table: str) -> None:
+    """`segments` (a SegmentCatalog) lets the fold keep segment memberships; without it memberships
+    are left as they are (RFM scores and the lifecycle stage are kept either way)."""
+
+    def __init__(self, ddb: Any, table: str, segments: Any = None) -> None:
         self.ddb = ddb
         self.table = table
+        self.segments = segments
         self._stores: StoreDirectory | None = None
+        self._edges: dict[str, tuple[float, seg.RfmEdges | None]] = {}
 
     def _settings(self, store_id: str) -> Store | None:
         if self._stores is None:
@@ -310,7 +334,10 @@ class ProfileStore:
             if s.anon_profile.loyalty.points:
                 refresh_tier(profile, loyalty, at)  # the visitor's points came with their orders
             update_retention(profile, retention)
-            # the visitor's item leaves every index (index_attributes is empty once merged)
+            # the visitor's item leaves every index (index_attributes is empty once merged) and
+            # every segment
+            writes += self._membership_writes(s.anon_profile, [], at)
+            s.anon_profile.segments, s.anon_profile.segments_due = [], None
             writes.append(
                 self._put_versioned(
                     keys.customer_pk(store, s.anon_profile.customer_id), keys.PROFILE_SK, s.anon_profile, True
@@ -367,7 +394,10 @@ class ProfileStore:
         if is_order_event(event):
             reached = self._plan_order(event, s, writes, changes)
 
-        # the lifecycle index attributes go in the same write as the profile they describe
+        # scores, stage and memberships, and the lifecycle index attributes, go in the same write as
+        # the profile they describe
+        for change in self._plan_segments(profile, clock.now_ts(), writes):
+            changes.append(change)
         writes.append(
             self._put_versioned(
                 keys.customer_pk(store, profile.customer_id), keys.PROFILE_SK, profile, s.profile_exists
@@ -521,6 +551,99 @@ class ProfileStore:
             self._put_versioned(keys.order_pk(store, existing.order_id), keys.ORDER_SK, existing, True)
         )
         return None
+
+    # -- segments --------------------------------------------------------------------------------
+    def rfm_edges(self, store: str) -> seg.RfmEdges | None:
+        """The store's latest quintile edges (cached briefly; None before the first daily run)."""
+        now = time.monotonic()
+        hit = self._edges.get(store)
+        if hit and now - hit[0] < EDGES_TTL_S:
+            return hit[1]
+        item = self._get(keys.store_pk(store), RFM_SK)
+        edges = seg.RfmEdges.model_validate(item) if item else None
+        self._edges[store] = (now, edges)
+        return edges
+
+    def save_rfm_edges(self, store: str, edges: seg.RfmEdges) -> None:
+        item = {"pk": keys.store_pk(store), "sk": RFM_SK, **edges.model_dump(mode="python")}
+        self.ddb.put_item(TableName=self.table, Item=to_item(item))
+        self._edges[store] = (time.monotonic(), edges)
+
+    def _plan_segments(self, profile: Profile, now: float, writes: list[dict[str, Any]]) -> list[str]:
+        """Rescore, restage and re-evaluate the profile in place; membership changes are appended to
+        `writes`. Returns what changed (empty: nothing, and the profile is as it was)."""
+        if profile.merged_into is not None:
+            return []
+        _, retention = self._policies(profile.store_id)
+        edges = self.rfm_edges(profile.store_id)
+        changes: list[str] = []
+        rfm = seg.score(profile, edges, now)
+        held = profile.rfm
+        if (rfm and (rfm.r, rfm.f, rfm.m, rfm.group)) != (held and (held.r, held.f, held.m, held.group)):
+            changes.append(f"RFM {rfm.r}{rfm.f}{rfm.m} {rfm.group}" if rfm else "RFM cleared")
+            profile.rfm = rfm
+        stage = seg.lifecycle_stage(profile, now, retention)
+        if stage != profile.lifecycle:
+            changes.append(f"lifecycle {stage}")
+            profile.lifecycle = stage
+        definitions = self.segments.segments(profile.store_id) if self.segments is not None else None
+        if definitions is not None:
+            members = seg.memberships(definitions, profile, now, retention)
+            if members != profile.segments:
+                joined = sorted(set(members) - set(profile.segments))
+                left = sorted(set(profile.segments) - set(members))
+                writes += self._membership_writes(profile, members, now)
+                changes += [f"joined segment {i}" for i in joined] + [f"left segment {i}" for i in left]
+                profile.segments = members
+        # recency needs no re-check date: the daily run rescores every buyer whose scores its new
+        # edges change, recency included (segment_store.stale_scores on the buyers index)
+        next_due = seg.next_change(definitions or [], profile, now, retention)
+        if _day_of(next_due) != _day_of(profile.segments_due):
+            changes.append("segments re-check " + (_day_of(next_due) or "none"))
+            profile.segments_due = next_due
+        if changes:
+            profile.segments_at = now
+        return changes
+
+    def _membership_writes(self, profile: Profile, members: list[str], now: float) -> list[dict[str, Any]]:
+        """Put the memberships joined, delete the ones left (relative to Profile.segments)."""
+        store, pk = profile.store_id, keys.customer_pk(profile.store_id, profile.customer_id)
+        out: list[dict[str, Any]] = []
+        for segment_id in sorted(set(members) - set(profile.segments)):
+            item = {
+                "pk": pk,
+                "sk": segment_sk(segment_id),
+                indexes.BY_SEGMENT.partition: indexes.segment_key(store, segment_id),
+                "store_id": store,
+                "customer_id": profile.customer_id,
+                "segment": segment_id,
+                "since": now,
+            }
+            out.append({"Put": {"TableName": self.table, "Item": to_item(item)}})
+        for segment_id in sorted(set(profile.segments) - set(members)):
+            out.append({"Delete": {"TableName": self.table, "Key": key(pk, segment_sk(segment_id))}})
+        return out
+
+    def refresh_segments(self, store: str, customer_id: str, now: float | None = None) -> str:
+        """Rescore and re-evaluate one profile outside a fold (the daily run): changed | unchanged |
+        missing. Idempotent: a second run finds nothing to change."""
+        for attempt in range(MAX_ATTEMPTS):
+            at = clock.now_ts() if now is None else now
+            profile = self.load_profile(store, customer_id)
+            if profile is None or profile.merged_into is not None:
+                return "missing"
+            writes: list[dict[str, Any]] = []
+            if not self._plan_segments(profile, at, writes):
+                return "unchanged"
+            writes.append(
+                self._put_versioned(keys.customer_pk(store, customer_id), keys.PROFILE_SK, profile, True)
+            )
+            try:
+                self.ddb.transact_write_items(TransactItems=writes)
+                return "changed"
+            except self.ddb.exceptions.TransactionCanceledException:
+                time.sleep(min(0.05 * 2**attempt, 1.0))  # a fold won the race: re-read and re-apply
+        raise ConcurrentUpdate(f"gave up refreshing segments of {customer_id} after {MAX_ATTEMPTS} attempts")
 
     # -- write helpers ---------------------------------------------------------------------------
     def _put_versioned(self, pk: str, sk: str, model: Any, exists: bool) -> dict[str, Any]:

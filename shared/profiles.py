@@ -67,6 +67,8 @@ class RetentionPolicy(BaseModel):
     at_risk_min_days: int = Field(default=90, ge=1, le=3650)
     # at risk after this many of the customer's own average intervals between orders (if longer)
     interval_factor: float = Field(default=1.0, gt=0, le=100)
+    # churned after this long without an order (lifecycle stage; see shared/segments.py)
+    churn_after_days: int = Field(default=365, ge=1, le=3650)
 
 
 class Consent(BaseModel):
@@ -97,6 +99,18 @@ class Orders(BaseModel):
     last_order_at: float | None = None
     cancelled_count: int = 0
     refunded: Decimal = Decimal(0)
+
+
+class Rfm(BaseModel):
+    """Recency, frequency and monetary scores (1..5) against the store's quintile edges, and the
+    named group R and F put the customer in (shared/segments.py)."""
+
+    r: int
+    f: int
+    m: int
+    group: str
+    scored_at: float
+    edges_at: float  # when the store's edges used were computed
 
 
 class Loyalty(BaseModel):
@@ -146,6 +160,13 @@ class Profile(BaseModel):
     first_seen_at: float | None = None
     last_seen_at: float | None = None
     merged_into: str | None = None
+    # segments (shared/segments.py): scores, stage and memberships as of segments_at; the daily run
+    # re-checks the profile on the UTC day of segments_due (time alone changes something then)
+    rfm: Rfm | None = None
+    lifecycle: str | None = None
+    segments: list[str] = Field(default_factory=list)
+    segments_at: float | None = None
+    segments_due: float | None = None
     version: int = 0
 
     @property
@@ -524,12 +545,12 @@ def update_retention(profile: Profile, policy: RetentionPolicy) -> None:
     profile.at_risk_on = _utc_day(o.last_order_at + threshold * DAY_S)
 
 
-def index_attributes(profile: Profile) -> dict[str, str]:
+def index_attributes(profile: Profile) -> dict[str, Any]:
     """The sparse-index attributes the profile item carries (shared/indexes.py). A profile merged
     into another carries none: it must not be found by any scheduled run."""
     if profile.merged_into is not None:
         return {}
-    store, out = profile.store_id, dict[str, str]()
+    store, out = profile.store_id, dict[str, Any]()
     if profile.birthday_month_day:
         out[indexes.BY_BIRTHDAY.partition] = indexes.birthday_key(store, profile.birthday_month_day)
     if profile.orders.first_order_at is not None and profile.orders.count > 0:
@@ -537,6 +558,17 @@ def index_attributes(profile: Profile) -> dict[str, str]:
         out[indexes.BY_ANNIVERSARY.partition] = indexes.anniversary_key(store, first)
     if profile.at_risk_on:
         out[indexes.AT_RISK.partition] = indexes.at_risk_key(store, profile.at_risk_on)
+    o = profile.orders
+    if o.count > 0 and o.last_order_at is not None:
+        # the daily RFM run reads every buyer's values from the index, never the profiles
+        out[indexes.BUYERS.partition] = indexes.buyers_key(store, indexes.buyer_shard(profile.customer_id))
+        out[indexes.RFM_LAST_ORDER] = o.last_order_at
+        out[indexes.RFM_FREQUENCY] = o.count
+        out[indexes.RFM_MONETARY] = o.revenue - o.refunded
+        if profile.rfm is not None:
+            out[indexes.RFM_SCORE] = f"{profile.rfm.r}{profile.rfm.f}{profile.rfm.m}"
+    if profile.segments_due is not None:
+        out[indexes.SEGMENTS_DUE.partition] = indexes.segments_due_key(store, _utc_day(profile.segments_due))
     return out
 
 

@@ -27,6 +27,7 @@ from shared import settings as env
 from shared.aws import client
 from shared.events import CanonicalEvent, normalise
 from shared.profile_store import ProfileStore
+from shared.segment_catalog import SegmentCatalog
 from shared.stores import Store, StoreDirectory
 from shared.template_publish import validate_prefix
 
@@ -110,7 +111,10 @@ class World:
         }
 
     def profiles(self) -> ProfileStore:
-        return ProfileStore(client("dynamodb"), self.table)
+        """As the profile λ builds it: with the bucket's segment files."""
+        return ProfileStore(
+            client("dynamodb"), self.table, segments=SegmentCatalog(client("s3"), self.bucket)
+        )
 
     def published(self, queue: str = "profile") -> list[dict[str, Any]]:
         """Every bus event the queue behind `queue`'s rule received (consumed as read)."""
@@ -165,6 +169,8 @@ def create_world() -> World:
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     for path in sorted((ROOT / d.JOURNEYS_DIR).glob("*.yaml")):
         s3.put_object(Bucket=bucket, Key=f"{d.DEFAULT_JOURNEY_PREFIX}{path.name}", Body=path.read_bytes())
+    for path in sorted((ROOT / d.SEGMENTS_DIR).glob("*.yaml")):
+        s3.put_object(Bucket=bucket, Key=f"{d.DEFAULT_SEGMENT_PREFIX}{path.name}", Body=path.read_bytes())
     templates = ROOT / d.TEMPLATES_DIR
     for path in sorted(p for p in templates.rglob("*") if p.is_file()):
         s3.put_object(

@@ -15,6 +15,7 @@ from shared.journey_runner import Deps, StepInput, run_step
 from shared.journey_store import JourneyStore
 from shared.offers import OfferStore
 from shared.profile_store import ProfileStore
+from shared.segment_catalog import SegmentCatalog
 from shared.settings import settings
 from shared.signing import SigningKeyProvider
 from shared.stores import StoreDirectory
@@ -47,6 +48,7 @@ def deps() -> Deps:
             catalog=JourneyCatalog(s3, s.templates_bucket),
             offers=OfferStore(ddb, s.table_name),
             products=ProductCatalog(s3, s.templates_bucket),
+            segments=SegmentCatalog(s3, s.templates_bucket),
         )
     return _deps
 

@@ -1,4 +1,5 @@
-"""Journey-trigger λ: events, audience tasks and the daily schedule -> one execution per journey instance."""
+"""Journey-trigger λ: events, audience tasks and the daily schedule -> one execution per journey instance;
+also each store's daily segments run (RFM edges, rescoring, time-based segments)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from shared.journey_catalog import JourneyCatalog
 from shared.journey_store import JourneyStore
 from shared.journey_trigger import TriggerDeps, TriggerOutcome, run_task, schedule_tasks, start_for
 from shared.profile_store import ProfileStore
+from shared.segment_catalog import SegmentCatalog
+from shared.segment_store import SegmentStore, run_segments_task
 from shared.settings import settings
 from shared.stores import StoreDirectory
 
@@ -39,7 +42,9 @@ def deps() -> TriggerDeps:
             stores=StoreDirectory(ddb, s.table_name),
             catalog=JourneyCatalog(client("s3"), s.templates_bucket),
             journeys=JourneyStore(ddb, s.table_name),
-            profiles=ProfileStore(ddb, s.table_name),
+            profiles=ProfileStore(
+                ddb, s.table_name, segments=SegmentCatalog(client("s3"), s.templates_bucket)
+            ),
             tasks=lambda task: sqs.send_message(QueueUrl=s.journey_queue_url, MessageBody=json.dumps(task)),
             ddb=ddb,
             table=s.table_name,
@@ -49,7 +54,12 @@ def deps() -> TriggerDeps:
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
     body = json.loads(record.body)
-    if body.get("task") == "audience":  # the next page of an audience (ours, from this queue)
+    if body.get("task") == "segments":  # a store's daily segments run, one step at a time
+        d = deps()
+        summary = run_segments_task(body, d.profiles, SegmentStore(d.ddb, d.table), d.tasks)
+        outcomes = [TriggerOutcome("segments", reason=summary)]
+        what = {"store": body["store_id"], "segments": body["phase"]}
+    elif body.get("task") == "audience":  # the next page of an audience (ours, from this queue)
         outcomes = [run_task(body, deps())]
         what = {"store": body["store_id"], "journey": body["journey"], "audience": body["audience"]}
     elif body.get("detail-type") == "Scheduled Event":  # the daily run: one task per store and journey

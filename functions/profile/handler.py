@@ -18,6 +18,7 @@ from shared.aws import client
 from shared.bus import event_from_sqs_body, publish
 from shared.events import CanonicalEvent
 from shared.profile_store import ProfileStore
+from shared.segment_catalog import SegmentCatalog
 from shared.settings import settings
 
 logger = Logger(service="boomerang")
@@ -29,10 +30,13 @@ _profiles: ProfileStore | None = None
 
 
 def _store() -> ProfileStore:
-    # one per container: its store-settings cache (double opt-in) then lasts across batches
+    # one per container: its caches (store settings, RFM edges, segment files) last across batches
     global _profiles
     if _profiles is None:
-        _profiles = ProfileStore(client("dynamodb"), settings().table_name)
+        s = settings()
+        _profiles = ProfileStore(
+            client("dynamodb"), s.table_name, segments=SegmentCatalog(client("s3"), s.templates_bucket)
+        )
     return _profiles
 
 

@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     from infra.report_cli import add_parser as add_report_parser
 
     add_report_parser(sub)  # `boomerang report`
+    from infra.segments_cli import add_parser as add_segments_parser
+
+    add_segments_parser(sub)  # `boomerang segments lint|members`
     args = parser.parse_args(argv)
     if args.command == "templates":
         return templates_cli.run(args)

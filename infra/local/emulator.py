@@ -391,6 +391,8 @@ class Emulator:
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         for path in sorted((REPO_ROOT / d.JOURNEYS_DIR).glob("*.yaml")):
             s3.put_object(Bucket=bucket, Key=f"{d.DEFAULT_JOURNEY_PREFIX}{path.name}", Body=path.read_bytes())
+        for path in sorted((REPO_ROOT / d.SEGMENTS_DIR).glob("*.yaml")):
+            s3.put_object(Bucket=bucket, Key=f"{d.DEFAULT_SEGMENT_PREFIX}{path.name}", Body=path.read_bytes())
         templates_dir = REPO_ROOT / d.TEMPLATES_DIR
         for path in sorted(templates_dir.rglob("*")):
             if path.is_file():

@@ -27,12 +27,14 @@ from infra.description import (
     DAILY_SCHEDULE,
     DEFAULT_BUS,
     DEFAULT_JOURNEY_PREFIX,
+    DEFAULT_SEGMENT_PREFIX,
     DEFAULT_TEMPLATE_PREFIX,
     FUNCTIONS,
     FUNCTIONS_BY_ID,
     JOURNEYS_DIR,
     QUEUES,
     RULES,
+    SEGMENTS_DIR,
     SES_FEEDBACK_EVENT_TYPES,
     STATE_MACHINE,
     TABLE,
@@ -73,7 +75,7 @@ GRANT_ACTIONS: dict[str, set[str]] = {
     Grant.REPORTS_PUBLISH: {"sns:Publish"},
 }
 # Where functions may read bucket objects: written out here too, so a broadened prefix fails.
-READ_PREFIXES = ("templates/", "journeys/", "catalog/")
+READ_PREFIXES = ("templates/", "journeys/", "segments/", "catalog/")
 # The only actions allowed on Resource "*": a phone number has no ARN.
 WILDCARD_RESOURCE_ACTIONS = GRANT_ACTIONS[Grant.SMS_SEND]
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
@@ -294,7 +296,16 @@ def test_table_keys_billing_encryption_recovery_and_retention(synth: Synth) -> N
     )
     indexes = {i["IndexName"]: i for i in props["GlobalSecondaryIndexes"]}
     assert indexes == {i["IndexName"]: i for i in described["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"by-birthday", "by-anniversary", "at-risk", "by-sku", "stores"}
+    assert set(indexes) == {
+        "by-birthday",
+        "by-anniversary",
+        "at-risk",
+        "by-sku",
+        "stores",
+        "buyers",
+        "segments-due",
+        "by-segment",
+    }
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["SSESpecification"]["SSEEnabled"] is True
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
@@ -351,12 +362,17 @@ def test_default_templates_and_journeys_deploy_under_their_prefixes_without_prun
     assert DEFAULT_TEMPLATE_PREFIX.startswith(TEMPLATES_PREFIX)
     assert DEFAULT_TEMPLATE_PREFIX == f"{TEMPLATES_PREFIX}_default/"  # infra/templates/ holds _default/
     assert DEFAULT_JOURNEY_PREFIX == "journeys/_default/"  # where shared.journey_catalog looks
+    assert DEFAULT_SEGMENT_PREFIX == "segments/_default/"  # where shared.segment_catalog looks
     deployments = [d["Properties"] for d in synth.of_type("Custom::CDKBucketDeployment").values()]
     by_prefix = {props["DestinationBucketKeyPrefix"]: props for props in deployments}
     assert sorted(props["DestinationBucketKeyPrefix"] for props in deployments) == sorted(
-        [TEMPLATES_PREFIX, DEFAULT_JOURNEY_PREFIX]
+        [TEMPLATES_PREFIX, DEFAULT_JOURNEY_PREFIX, DEFAULT_SEGMENT_PREFIX]
     )
-    shipped = {TEMPLATES_PREFIX: TEMPLATES_DIR, DEFAULT_JOURNEY_PREFIX: JOURNEYS_DIR}
+    shipped = {
+        TEMPLATES_PREFIX: TEMPLATES_DIR,
+        DEFAULT_JOURNEY_PREFIX: JOURNEYS_DIR,
+        DEFAULT_SEGMENT_PREFIX: SEGMENTS_DIR,
+    }
     for prefix, props in by_prefix.items():
         assert props["DestinationBucketName"] == {"Ref": _templates_bucket_id(synth)}
         assert props["Prune"] is False  # marketers' per-store files live under the same prefixes
@@ -577,15 +593,17 @@ def test_queue_consumers_read_only_their_own_queue(synth: Synth) -> None:
         assert [_resources(s) for s in sqs] == [[{"Fn::GetAtt": [queue_id, "Arn"]}]]
 
 
-def test_bucket_readers_read_only_the_three_prefixes(synth: Synth) -> None:
+def test_bucket_readers_read_only_the_four_prefixes(synth: Synth) -> None:
     assert BUCKET_READ_PREFIXES == READ_PREFIXES
     assert DEFAULT_TEMPLATE_PREFIX.startswith(READ_PREFIXES[0]) and TEMPLATES_PREFIX == READ_PREFIXES[0]
     assert DEFAULT_JOURNEY_PREFIX.startswith(READ_PREFIXES[1])
+    assert DEFAULT_SEGMENT_PREFIX.startswith(READ_PREFIXES[2])
     bucket_arn = _arn(_templates_bucket_id(synth))
     # and the validator's active-version records, which say which template versions may be sent
     objects = _sorted([_under(bucket_arn, f"/{prefix}*") for prefix in (*READ_PREFIXES, "active/")])
     readers = [spec for spec in FUNCTIONS if Grant.TEMPLATES_READ in spec.grants]
-    assert {spec.id for spec in readers} == {"journey_trigger", "journey_step"}
+    # the profile λ reads segment files: the fold keeps memberships current
+    assert {spec.id for spec in readers} == {"journey_trigger", "journey_step", "profile"}
     for spec in FUNCTIONS:
         allowed = _allowed(synth.statements(synth.role_id(spec)))
         s3 = {action: resources for action, resources in allowed.items() if action.startswith("s3:")}
@@ -920,3 +938,89 @@ def test_api_stage_throttles_and_logs(synth: Synth) -> None:
     assert settings["ThrottlingBurstLimit"] == API.throttle_burst_limit
     assert settings["DataTraceEnabled"] is False
     assert settings["LoggingLevel"] in {"ERROR", "INFO"}
+
+
+# --- dashboard -------------------------------------------------------------------------------------
+
+
+def _dashboard(synth: Synth) -> dict[str, Any]:
+    """The dashboard body as JSON, each CloudFormation reference written as <Ref:id> / <id.Attr>."""
+    _, dashboard = synth.only("AWS::CloudWatch::Dashboard")
+    body = dashboard["Properties"]["DashboardBody"]
+    parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
+    text = ""
+    for part in parts:
+        if isinstance(part, str):
+            text += part
+        elif "Ref" in part:
+            text += f"<Ref:{part['Ref']}>"
+        elif "Fn::GetAtt" in part:
+            text += f"<{part['Fn::GetAtt'][0]}.{part['Fn::GetAtt'][1]}>"
+        else:
+            text += json.dumps(part)
+    return dict(json.loads(text))
+
+
+def _widget(synth: Synth, title: str) -> list[list[Any]]:
+    """The metric arrays of the widget with this title."""
+    (widget,) = [w for w in _dashboard(synth)["widgets"] if w["properties"].get("title") == title]
+    return list(widget["properties"]["metrics"])
+
+
+def _metric_names(rows: list[list[Any]]) -> list[tuple[str, str]]:
+    return [(row[0], row[1]) for row in rows]
+
+
+def test_dashboard_shows_events_in_from_the_ingest_metric(synth: Synth) -> None:
+    rows = _widget(synth, "Events in (ingest)")
+    # the names functions/ingest/handler.py emits (Powertools: namespace Boomerang, service dimension)
+    source = (Path(__file__).resolve().parents[2] / "functions/ingest/handler.py").read_text()
+    assert 'name="EventsAccepted"' in source
+    assert ("Boomerang", "EventsAccepted") in _metric_names(rows)
+    accepted = next(r for r in rows if r[1] == "EventsAccepted")
+    assert accepted[2:4] == ["service", "boomerang"]
+
+
+def test_dashboard_shows_messages_out_for_every_channel(synth: Synth) -> None:
+    rows = _widget(synth, "Messages out per channel")
+    assert _metric_names(rows) == [
+        ("Boomerang", "MessagesSent_email"),
+        ("Boomerang", "MessagesSent_sms"),
+        ("Boomerang", "MessagesSent_push"),
+    ]
+    source = (Path(__file__).resolve().parents[2] / "functions/journey_step/handler.py").read_text()
+    assert "name=f\"MessagesSent_{happened.get('channel', 'email')}\"" in source
+
+
+def test_dashboard_shows_lambda_errors_of_every_function_and_failed_steps(synth: Synth) -> None:
+    rows = _widget(synth, "Failures: Lambda errors per function")
+    assert {(r[0], r[1]) for r in rows} == {("AWS/Lambda", "Errors")}
+    shown = {r[3] for r in rows}
+    assert shown == {f"<Ref:{synth.function_id(spec)}>" for spec in FUNCTIONS}
+    assert ("Boomerang", "JourneyStep_failed") in _metric_names(
+        _widget(synth, "Failures: journey steps and throttles")
+    )
+
+
+def test_dashboard_shows_the_depth_of_every_dlq(synth: Synth) -> None:
+    rows = _widget(synth, "DLQ depth (messages visible)")
+    assert {(r[0], r[1]) for r in rows} == {("AWS/SQS", "ApproximateNumberOfMessagesVisible")}
+    shown = {r[3] for r in rows}
+    dlqs = {synth.queue_consumed_by(q) for q in QUEUES}
+    redrive = {
+        props["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for k, props in synth.of_type("AWS::SQS::Queue").items()
+        if k in dlqs
+    }
+    expected = redrive | {_delivery_dlq_id(synth)}
+    assert len(expected) == len(QUEUES) + 1
+    assert shown == {f"<{q}.QueueName>" for q in expected}
+
+
+def test_dashboard_shows_journey_executions_of_the_state_machine(synth: Synth) -> None:
+    machine_id, _ = synth.only("AWS::StepFunctions::StateMachine")
+    rows = _widget(synth, "Journey executions")
+    names = [r[1] for r in rows]
+    assert names[:3] == ["ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed"]
+    for r in rows:
+        assert r[0] == "AWS/States" and r[2] == "StateMachineArn" and r[3] == f"<Ref:{machine_id}>"

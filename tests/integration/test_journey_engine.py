@@ -389,8 +389,13 @@ def test_daily_schedule_starts_birthdays_for_tomorrow_at_ten_local(
 def test_the_scheduled_run_lists_every_store(world: World, fixed_clock: FixedClock) -> None:
     StoreDirectory(client("dynamodb"), world.table).put(STORE.model_copy(update={"store_id": "shop-2"}))
     tasks = journey_trigger.schedule_tasks(fixed_clock.now, trigger_deps())
-    assert {(t["store_id"], t["journey"]) for t in tasks} == {
+    assert {(t["store_id"], t["journey"]) for t in tasks if t["task"] == "audience"} == {
         (s, j) for s in ("shop-1", "shop-2") for j in ("birthday", "order-anniversary", "win-back")
+    }
+    # and each store's daily segments run (shared/segment_store.py)
+    assert {(t["store_id"], t["phase"]) for t in tasks if t["task"] == "segments"} == {
+        ("shop-1", "edges"),
+        ("shop-2", "edges"),
     }
 
 
