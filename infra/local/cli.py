@@ -17,7 +17,16 @@ def _serve(args: argparse.Namespace) -> int:
         from shared.clock import parse_iso
 
         start = parse_iso(args.start)
-    emulator = Emulator(speed=args.speed, api_key=args.api_key, start=start).start()
+    from infra.local.emulator import DEMO_STORE, load_store_settings
+
+    store = DEMO_STORE
+    if args.store:
+        try:
+            store = load_store_settings(args.store)
+        except ValueError as exc:
+            print(f"boomerang local --store {exc}", file=sys.stderr)
+            return 2
+    emulator = Emulator(speed=args.speed, api_key=args.api_key, start=start, store=store).start()
     try:
         server = LocalServer(emulator, port=args.port).start()
     except OSError as exc:
@@ -27,7 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(
-        f"boomerang local ready on {server.url} (store 'demo', api key '{args.api_key}', speed x{args.speed:g})\n"
+        f"boomerang local ready on {server.url} (store '{store.store_id}', api key '{args.api_key}', speed x{args.speed:g})\n"
         f"  events:  POST {server.url}/v1/batch   outbox: {server.url}/_local/outbox.html\n"
         f"  AWS (moto): {emulator.endpoint}  (--endpoint-url for `boomerang report|journeys|offers`)",
         flush=True,
@@ -58,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         "--speed", type=float, default=3600.0, help="Boomerang's clock runs this many times faster"
     )
     local.add_argument("--api-key", default="local-dev-key", help="write key of the 'demo' store")
+    local.add_argument(
+        "--store",
+        default=None,
+        metavar="FILE",
+        help='store settings over the demo store\'s (JSON or YAML, e.g. {"retention": {"at_risk_min_days": 2}})',
+    )
     local.add_argument(
         "--start", default=None, help="Boomerang time to start from (ISO-8601, e.g. 2026-10-24T18:00:00Z)"
     )

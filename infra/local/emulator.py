@@ -44,6 +44,34 @@ DEMO_STORE = Store(
 )
 
 
+def load_store_settings(path: str) -> Store:
+    """The demo store with a file's settings over it (JSON or YAML: any `Store` field, e.g.
+    `timezone`, `locale`, `delivery`, `retention`). Raises ValueError naming the field at fault."""
+    import yaml
+    from pydantic import ValidationError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)  # JSON is YAML
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not JSON or YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected an object of store settings, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(Store.model_fields))
+    if unknown:
+        allowed = ", ".join(sorted(Store.model_fields))
+        raise ValueError(f"{path}: unknown store setting {', '.join(unknown)} (allowed: {allowed})")
+    try:
+        return Store.model_validate({**DEMO_STORE.model_dump(exclude_unset=True), **data})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise ValueError(f"{path}: {problems}") from exc
+
+
 def resource_name(kind: str, ident: str) -> str:
     return f"{d.APP_NAME}-{kind}-{ident}".replace("_", "-")
 
@@ -68,10 +96,15 @@ class FakeContext:
 
 class Emulator:
     def __init__(
-        self, speed: float = 3600.0, api_key: str = "local-dev-key", start: float | None = None
+        self,
+        speed: float = 3600.0,
+        api_key: str = "local-dev-key",
+        start: float | None = None,
+        store: Store = DEMO_STORE,
     ) -> None:
         self.speed = speed
         self.api_key = api_key
+        self.store = store  # the one store the emulator serves (`boomerang local --store FILE`)
         self.clock = clock.CompressedClock(speed, start=start)
         self.start_at = start
         self.faults: dict[str, int] = {"email": 0, "sms": 0, "push": 0}  # injected provider throttling
@@ -340,7 +373,7 @@ class Emulator:
         secret_arn = self.client("secretsmanager").create_secret(
             Name=resource_name("secret", "signing"), SecretString=secrets.token_urlsafe(48)
         )["ARN"]
-        self.client("ses").verify_email_identity(EmailAddress=DEMO_STORE.sender_email)
+        self.client("ses").verify_email_identity(EmailAddress=self.store.sender_email)
 
         iam = self.client("iam")
         role = iam.create_role(RoleName="boomerang-local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
@@ -380,7 +413,7 @@ class Emulator:
         }
         os.environ.update(self.env_values)
         self.table = table
-        StoreDirectory(ddb, table).put(DEMO_STORE, self.api_key)
+        StoreDirectory(ddb, table).put(self.store, self.api_key)
 
     def _create_templates_bucket(self, s3: Any, bucket: str) -> None:
         """Versioned, seeded with the default templates (validated and activated before we are

@@ -222,12 +222,19 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"executions": self.emulator.executions()})
         if method == "GET" and url.path == "/_local/profile":
             q = dict(parse_qsl(url.query))
-            profile = self.emulator.profile(q.get("store", "demo"), q.get("customer", ""))
+            profile = self.emulator.profile(
+                q.get("store", self.emulator.store.store_id), q.get("customer", "")
+            )
             return self._json(200, profile) if profile else self._json(404, {"error": "not_found"})
         if method == "GET" and url.path == "/_local/history":
             q = dict(parse_qsl(url.query))
             return self._json(
-                200, {"history": self.emulator.history(q.get("store", "demo"), q.get("customer", ""))}
+                200,
+                {
+                    "history": self.emulator.history(
+                        q.get("store", self.emulator.store.store_id), q.get("customer", "")
+                    )
+                },
             )
         if method == "GET" and url.path in ("/_local", "/_local/", "/_local/outbox.html"):
             return self._send(200, outbox_page().encode(), "text/html; charset=utf-8")

@@ -189,8 +189,8 @@ def view(user: str, n: int, mid: str | None = None) -> dict[str, Any]:
     )
 
 
-def _start(speed: int, start: str = START) -> Emulator:
-    proc, local = start_local("--speed", str(speed), "--start", start)
+def _start(speed: int, start: str = START, *extra: str) -> Emulator:
+    proc, local = start_local("--speed", str(speed), "--start", start, *extra)
     emulator = Emulator(proc, local, speed)
     try:
         # warm up every λ on the way (ingest, profile, trigger, step, SES) with a throwaway customer

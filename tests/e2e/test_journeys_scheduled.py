@@ -1,18 +1,19 @@
 """Journeys started by a store event fanned out to an audience (back in stock) or by the daily run
 (birthday, win-back), end to end on `boomerang local` with time compressed.
 
-The emulator fires the daily schedule at 12:00 UTC Boomerang time. Two emulators of our own run
-side by side (started together, module-scoped):
-- `daily` at x3600 from 02:00 UTC on Monday 23 November 2026, for back in stock and the birthday;
-- `months` at x86400 (a day per real second) for win-back: a customer in Honolulu orders when the
-  module starts, and her at-risk day (last order + 90 days) comes about a minute and a half later.
+The emulator fires the daily schedule at 12:00 UTC Boomerang time. One emulator of our own runs at
+x3600 from 02:00 UTC on Monday 23 November 2026, for a store whose at-risk minimum is 2 days
+(`boomerang local --store FILE`), so win-back's at-risk day comes within the module's run, at a
+speed where the emulator's latency is minutes of Boomerang time, not hours.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,74 +27,44 @@ from tests.e2e.test_journeys_lifecycle import _start as _start_at
 pytestmark = pytest.mark.e2e
 
 DAILY_SPEED = 3600
-MONTHS_SPEED = 86400
 DAILY_START = "2026-11-23T02:00:00Z"
-MONTHS_START = "2026-01-12T06:00:00Z"
+AT_RISK_DAYS = 2  # the store's at-risk minimum (90 by default)
 
 
 HONOLULU, BEA = who("hana"), who("bea")
 BIRTHDAY: dict[str, Any] = {}
 
 
-def _daily() -> Emulator:
-    daily = _start_at(DAILY_SPEED, DAILY_START)
+@pytest.fixture(scope="module")
+def daily() -> Iterator[Emulator]:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Path(tmp) / "store.json"
+        settings.write_text(json.dumps({"retention": {"at_risk_min_days": AT_RISK_DAYS}}))
+        emulator = _start_at(DAILY_SPEED, DAILY_START, "--store", str(settings))
     try:
-        # Given a consenting customer in Warsaw whose birthday is tomorrow (Boomerang time), known at
-        # once (not after the other emulator has started): before today's daily run at 12:00 UTC
-        today = datetime.fromtimestamp(daily.now(), tz=UTC).date()
+        # Given a consenting customer in Warsaw whose birthday is tomorrow (Boomerang time), known
+        # before today's daily run at 12:00 UTC
+        today = datetime.fromtimestamp(emulator.now(), tz=UTC).date()
         tomorrow = today + timedelta(days=1)
-        daily.known(identify(BEA, timezone="Europe/Warsaw", birthday=f"1990-{tomorrow:%m-%d}"))
+        emulator.known(identify(BEA, timezone="Europe/Warsaw", birthday=f"1990-{tomorrow:%m-%d}"))
         BIRTHDAY["day"] = tomorrow
         run = datetime.combine(today, time(12), tzinfo=UTC).timestamp()
-        BIRTHDAY["known_before_the_run"] = daily.now() < run
-    except BaseException:
-        stop_local(daily.proc)
-        raise
-    return daily
-
-
-@pytest.fixture(scope="module")
-def emulators() -> Iterator[dict[str, Emulator]]:
-    with ThreadPoolExecutor(2) as pool:
-        futures = {
-            "daily": pool.submit(_daily),
-            "months": pool.submit(_start_at, MONTHS_SPEED, MONTHS_START),
-        }
-        started, errors = {}, []
-        for name, future in futures.items():
-            try:
-                started[name] = future.result()
-            except Exception as exc:
-                errors.append(exc)
-    try:
-        if errors:
-            raise errors[0]
-        yield started
+        BIRTHDAY["known_before_the_run"] = emulator.now() < run
+        yield emulator
     finally:
-        for emulator in started.values():
-            stop_local(emulator.proc)
-
-
-@pytest.fixture(scope="module")
-def daily(emulators: dict[str, Emulator]) -> Emulator:
-    return emulators["daily"]
-
-
-@pytest.fixture(scope="module")
-def months(emulators: dict[str, Emulator]) -> Emulator:
-    return emulators["months"]
+        stop_local(emulator.proc)
 
 
 # ---------------------------------------------------------------------------------------------
-# win-back: the order placed when the module starts, so its 90 days pass while the other tests run
+# win-back: the order placed when the module starts, so its at-risk day comes while the others run
 
 
 @pytest.fixture(scope="module", autouse=True)
-def last_order(months: Emulator) -> float:
+def last_order(daily: Emulator) -> float:
     # Given a consenting customer in Honolulu who bought once
-    months.known(identify(HONOLULU, timezone="Pacific/Honolulu"))
-    months.post(order(HONOLULU, f"o-{HONOLULU}", 40))
-    return months.event_at(HONOLULU, "Order Completed")
+    daily.known(identify(HONOLULU, timezone="Pacific/Honolulu"))
+    daily.post(order(HONOLULU, f"o-{HONOLULU}", 40))
+    return daily.event_at(HONOLULU, "Order Completed")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,20 +159,20 @@ def test_birthday_journey_enters_once_per_occasion(daily: Emulator) -> None:
 # win-back
 
 
-def test_win_back_at_ten_local_on_the_at_risk_day(months: Emulator, last_order: float) -> None:
-    # Given the Honolulu customer's only order, and the store's at-risk minimum of 90 days
-    day = datetime.fromtimestamp(last_order + 90 * DAY, tz=UTC).date()
-    assert months.profile(HONOLULU)["at_risk_on"] == day.isoformat()
+def test_win_back_at_ten_local_on_the_at_risk_day(daily: Emulator, last_order: float) -> None:
+    # Given the Honolulu customer's only order, and the store's at-risk minimum of 2 days
+    day = datetime.fromtimestamp(last_order + AT_RISK_DAYS * DAY, tz=UTC).date()
+    assert daily.profile(HONOLULU)["at_risk_on"] == day.isoformat()
 
     # Then the win-back email goes out at 10:00 her time on the at-risk day (found by the 12:00 UTC
     # run: 02:00 in Honolulu, so 10:00 is still ahead whatever the emulator's latency)
     honolulu = ZoneInfo("Pacific/Honolulu")
     ten = datetime.combine(day, time(10), tzinfo=honolulu).timestamp()
     midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=honolulu).timestamp()
-    months.wait_until(midnight, "the end of the at-risk day in Honolulu")
-    sent = months.sent(HONOLULU, "win-back")
+    daily.wait_until(midnight, "the end of the at-risk day in Honolulu")
+    sent = daily.sent(HONOLULU, "win-back")
     assert [m["step"] for m in sent] == ["reactivate"], [(m["step"], m["sent_at"]) for m in sent]
     [mail] = sent
-    # x86400 makes a step's own work hours of Boomerang time: late within the day, never early
+    # late within the day (the emulator's latency), never early
     assert ten <= at(mail) < midnight, (mail["sent_at"], clock.iso(ten))
     assert mail["channel"] == "email" and mail["to"] == f"{HONOLULU}@example.com"
