@@ -18,7 +18,7 @@ from shared.indexes import INDEXES
 
 APP_NAME = "boomerang"
 # Where marketers publish; a change under these prefixes is validated (templates bucket).
-TEMPLATE_WATCHED_PREFIXES = ("templates/", "journeys/")
+TEMPLATE_WATCHED_PREFIXES = ("templates/", "journeys/", "segments/")
 BUS_NAME = "boomerang"
 # The account's default bus: AWS services (SES event destinations among them) publish only there.
 DEFAULT_BUS = "default"
@@ -75,7 +75,7 @@ class Grant:
     SMS_SEND = "sms:send"  # sns:Publish to phone numbers + sns:CheckIfPhoneNumberIsOptedOut
     PUSH_SEND = "push:send"  # mobiletargeting:SendMessages on Boomerang's push application
     JOURNEY_TASKS = "journey:tasks"  # sqs:SendMessage on the journey queue (the next page of an audience)
-    # read every version under templates/ and journeys/, write active/ and reports/
+    # read every version under templates/, journeys/ and segments/, write active/ and reports/
     TEMPLATES_VALIDATE = "templates:validate"
     REPORTS_PUBLISH = "reports:publish"  # sns:Publish on the template reports topic
 

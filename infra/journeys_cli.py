@@ -39,7 +39,7 @@ def _lint(args: argparse.Namespace) -> int:
             print(f"{path}: ok (turns the journey off)")
             continue
         steps = ", ".join(f"{s.id} +{format_duration(s.after)}" if s.after else s.id for s in journey.steps)
-        start = journey.trigger.event or f"daily: {journey.trigger.schedule}"
+        start = journey.trigger.describe()
         print(f"{path}: ok ({journey.kind}, one per {journey.per}, on {start}; steps {steps})")
     return 1 if failed else 0
 

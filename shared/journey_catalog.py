@@ -157,6 +157,35 @@ def problems(text: str | bytes, key: str | None = None) -> list[Problem]:
     return []
 
 
+def segment_problems(text: str | bytes, known: Callable[[], set[str]]) -> list[Problem]:
+    """A valid journey file naming a segment its store does not have (`known()`: the store's enabled
+    segment ids): an entry no one can pass, or a broadcast to no one. [] when all exist."""
+    source = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    try:
+        journey = parse(source)
+    except JourneyFileError:
+        return []  # reported by problems()
+    named: list[tuple[tuple[Any, ...], str]] = []
+    if journey.entry.segment:
+        named.append((("entry", "segment"), journey.entry.segment))
+    named += [(("entry", "segments_any", i), s) for i, s in enumerate(journey.entry.segments_any)]
+    if journey.trigger.broadcast is not None:
+        named.append((("trigger", "broadcast", "segment"), journey.trigger.broadcast.segment))
+    if not named:
+        return []
+    have = known()
+    lines = _line_map(source)
+    found = [
+        (
+            _line_for(lines, loc),
+            f"{_where(loc)}: no segment {sid!r} in this store (segments: {', '.join(sorted(have)) or 'none'})",
+        )
+        for loc, sid in named
+        if sid not in have
+    ]
+    return sorted(found, key=lambda p: p[0] or 0)
+
+
 @dataclass
 class Loaded:
     journey: Journey | None  # None: turned off for this store

@@ -295,7 +295,13 @@ def _decide(
     if journey.per == "cart" and cart is None and now < started_at + SETTLE_S:
         return Decision("wait", "waiting for the profile to record the cart", _settle_poll(started_at, now))
     if index == 0:
-        problem = entry_problem(journey.entry, profile, _segment_check(deps, run, profile, now))
+        in_segment = _segment_check(deps, run, profile, now)
+        problem = entry_problem(journey.entry, profile, in_segment)
+        broadcast = journey.trigger.broadcast
+        if not problem and broadcast is not None:
+            # the index can be a day behind a segment that changes with time: the definition decides
+            left = in_segment(broadcast.segment)
+            problem = f"not in segment {broadcast.segment}: {left}" if left else None
         if problem and now < started_at + ENTRY_RECHECK_S:
             # events of one batch can be folded out of order (the consent in an identify sent with the
             # sign-up): look once more before turning the customer away
@@ -307,7 +313,7 @@ def _decide(
         if problem:
             return Decision("exit", f"not eligible: {problem}")
     occasion_end: float | None = None
-    if state.occasion and journey.trigger.schedule in ("birthday", "anniversary"):
+    if state.occasion and journey.trigger.on_a_day:
         # timed on the day itself, in the customer's time zone (the run started it a day ahead)
         day = date.fromisoformat(state.occasion)
         started_at = datetime.combine(day, dtime(0), tzinfo=tz).timestamp()
@@ -342,12 +348,7 @@ def _decide(
         variant_after=variant.after if variant else None,
     )
     decision = decide(journey, index, situation)
-    if (
-        decision.action == "send"
-        and occasion_end is not None
-        and journey.trigger.schedule in ("birthday", "anniversary")
-        and now >= occasion_end
-    ):
+    if decision.action == "send" and occasion_end is not None and now >= occasion_end:
         return Decision("exit", "the day has passed")
     return decision
 
@@ -853,7 +854,7 @@ def template_variables(
     if step.products:
         variables["products"] = products
     if state.occasion:
-        occasion_kind = journey.trigger.schedule or "occasion"
+        occasion_kind = journey.trigger.schedule or ("broadcast" if journey.trigger.broadcast else "occasion")
         years = None
         if occasion_kind == "anniversary" and profile.orders.first_order_at:
             years = (

@@ -23,6 +23,7 @@ from shared.keys import anon_customer_id, user_customer_id
 from shared.segment_store import daily_tasks as segments_daily_tasks
 
 PAGE = 100  # audience members started per task (StartExecution refills at 300/s in big regions)
+SEGMENT_AUDIENCE = "segment:"  # audience of a broadcast: "segment:<id>", read from the by-segment index
 ORDER_CONTEXT_PRODUCTS = 10  # an execution's input stays small: items beyond these are not shown
 MAX_GENERATIONS = 50  # journeys per instance within Step Functions' 90-day name retention
 
@@ -164,7 +165,7 @@ def _gives_email_consent(event: CanonicalEvent) -> bool:
 def _first_wait(journey: Journey, started_at: float) -> int:
     """Sleep straight to the first step when its time is known here; else let the step work it out."""
     step = journey.steps[0]
-    if step.at is not None or journey.trigger.schedule:
+    if step.at is not None or journey.trigger.event is None:
         return 0
     after = min([step.after, *(v.after for v in step.variants if v.after is not None)])
     return max(0, math.ceil(started_at + after - clock.now_ts()))
@@ -270,6 +271,21 @@ def schedule_tasks(now: float, t: TriggerDeps) -> list[dict[str, Any]]:
     store_ids = t.stores.store_ids()
     for store_id in store_ids:
         for journey in t.catalog.journeys(store_id):
+            broadcast = journey.trigger.broadcast
+            if broadcast is not None:
+                # the day before (10:00 local is ahead everywhere) and the day (a missed run)
+                if today <= broadcast.day <= today + timedelta(days=1):
+                    tasks.append(
+                        {
+                            "task": "audience",
+                            "store_id": store_id,
+                            "journey": journey.id,
+                            "audience": f"{SEGMENT_AUDIENCE}{broadcast.segment}",
+                            "key": broadcast.day.isoformat(),
+                            "started_at": now,
+                        }
+                    )
+                continue
             schedule = journey.trigger.schedule
             if schedule is None:
                 continue
@@ -362,6 +378,9 @@ def _partitions(store_id: str, audience: str, key_: str) -> list[tuple[indexes.I
         return [(indexes.BY_SKU, indexes.back_in_stock_key(store_id, key_))]
     if audience == "at-risk":
         return [(indexes.AT_RISK, indexes.at_risk_key(store_id, key_))]
+    if audience.startswith(SEGMENT_AUDIENCE):
+        segment = audience.removeprefix(SEGMENT_AUDIENCE)
+        return [(indexes.BY_SEGMENT, indexes.segment_key(store_id, segment))]
     day = date.fromisoformat(key_)
     month_days = [day.strftime("%m-%d")]
     if month_days == ["02-28"] and not _leap(day.year):

@@ -82,8 +82,29 @@ def _check_where(where: dict[str, Any]) -> dict[str, Any]:
     return where
 
 
+class Broadcast(_Strict):
+    """A one-off send to a segment's members on one day, in each customer's own time zone (a flash
+    sale, a launch). The daily run of the day before starts it, so 10:00 local is still ahead even
+    at UTC+14; the segment is read from its `by-segment` index and checked again on each profile."""
+
+    segment: str = Field(pattern=SLUG)
+    # `day`, not `on`: YAML reads a bare `on` key as the boolean true
+    day: date
+
+    @field_validator("day", mode="before")
+    @classmethod
+    def _iso_day(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                return date.fromisoformat(v)
+            except ValueError as exc:
+                raise ValueError(f"{v!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-27") from exc
+        return v
+
+
 class Trigger(_Strict):
-    """What starts the journey: a storefront event (optionally filtered), or a daily audience."""
+    """What starts the journey: a storefront event (optionally filtered), a daily audience, or a
+    broadcast to a segment on a day."""
 
     event: str | None = None
     where: dict[str, Any] = Field(default_factory=dict)  # property -> value or {gte: 50, in: [...]}
@@ -91,6 +112,7 @@ class Trigger(_Strict):
     fan_out: Literal["back-in-stock-subscribers"] | None = None
     # a daily run over an index: birthdays today, first-order anniversaries today, newly at risk
     schedule: Literal["birthday", "anniversary", "at-risk"] | None = None
+    broadcast: Broadcast | None = None
 
     @field_validator("event")
     @classmethod
@@ -106,13 +128,27 @@ class Trigger(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> Trigger:
-        if (self.event is None) == (self.schedule is None):
-            raise ValueError("give exactly one of trigger.event or trigger.schedule")
+        given = [n for n in ("event", "schedule", "broadcast") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of trigger.event, trigger.schedule or trigger.broadcast"
+                + (f" (got {' and '.join(given)})" if given else "")
+            )
         if self.fan_out and not self.event:
             raise ValueError("trigger.fan_out needs trigger.event (the store event naming the SKU)")
-        if self.where and self.schedule:
-            raise ValueError("trigger.where filters event properties; a schedule has none")
+        if self.where and not self.event:
+            raise ValueError("trigger.where filters event properties; a schedule or broadcast has none")
         return self
+
+    @property
+    def on_a_day(self) -> bool:
+        """Timed on an occasion's day itself, in the customer's time zone (started a day ahead)."""
+        return self.schedule in ("birthday", "anniversary") or self.broadcast is not None
+
+    def describe(self) -> str:
+        if self.broadcast is not None:
+            return f"broadcast to segment {self.broadcast.segment} on {self.broadcast.day.isoformat()}"
+        return self.event or f"daily: {self.schedule}"
 
 
 class Entry(_Strict):
@@ -256,6 +292,8 @@ class Journey(_Strict):
         ids = [s.id for s in self.steps]
         if len(set(ids)) != len(ids):
             raise ValueError("step ids must be distinct (they key the exactly-once send records)")
+        if self.trigger.broadcast is not None and self.per != "customer":
+            raise ValueError("a broadcast goes to customers: use per: customer")
         if self.per == "cart" and self.trigger.event is None:
             raise ValueError("per: cart needs an event trigger carrying a cart (e.g. Product Added)")
         if self.per == "order" and self.trigger.event is None:
@@ -265,8 +303,8 @@ class Journey(_Strict):
         if self.trigger.event is None or self.trigger.fan_out:
             if self.re_entry != "every-time":
                 raise ValueError(
-                    "re_entry applies to journeys a customer's own event starts; a scheduled or fanned-out "
-                    "journey runs once per occasion (birthday, at-risk day, restock)"
+                    "re_entry applies to journeys a customer's own event starts; a scheduled, fanned-out "
+                    "or broadcast journey runs once per occasion (birthday, at-risk day, restock, broadcast day)"
                 )
         if self.kind == "transactional" and any(s.kind == "marketing" for s in self.steps):
             raise ValueError("a transactional journey cannot hold marketing steps")
@@ -275,8 +313,10 @@ class Journey(_Strict):
         if self.id in self.yields_to:
             raise ValueError("a journey cannot yield to itself")
         for s in self.steps:
-            if s.from_ == "activity" and self.trigger.schedule:
-                raise ValueError(f"step {s.id}: a scheduled journey has no activity to count from")
+            if s.from_ == "activity" and self.trigger.event is None:
+                raise ValueError(
+                    f"step {s.id}: a scheduled journey or broadcast has no activity to count from"
+                )
         return self
 
 

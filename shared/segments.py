@@ -259,6 +259,15 @@ class RfmScores(_Strict):
     f: Range | None = None
     m: Range | None = None
 
+    @model_validator(mode="after")
+    def _scores(self) -> RfmScores:
+        # a test no quintile score can pass is a typo (gte: 40 for gte: 4), not an empty segment
+        for name in ("r", "f", "m"):
+            test = getattr(self, name)
+            if test is not None and not any(test.holds(score) for score in range(1, 6)):
+                raise ValueError(f"{name}: no score is {test.describe()} (RFM scores are 1 to 5)")
+        return self
+
 
 class EventWindow(_Strict):
     """The event happened within the last N days, or did not (never counts as not within)."""

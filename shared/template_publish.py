@@ -182,6 +182,8 @@ def validate_changes(
         match = TEMPLATE_KEY.match(key)
         if key.startswith("journeys/"):
             out[key] = _validate_journey(s3, bucket, key, version_id, notify)
+        elif key.startswith("segments/"):
+            out[key] = _validate_segment(s3, bucket, key, version_id, notify)
         elif match:
             folders.setdefault((match["owner"], match["name"]), {})[key] = version_id
         else:
@@ -341,16 +343,55 @@ def _validate_journey(
         checker = importlib.import_module("shared.journey_catalog").problems
     except (ImportError, AttributeError):
         return Outcome(key, "ignored")  # journeys as data are not part of this build
+
+    def check(text: str) -> list[tuple[int | None, str]]:
+        return checker(text) or _journey_segment_problems(s3, bucket, key, text)
+
+    return _validate_data_file(s3, bucket, key, version_id, notify, check)
+
+
+SEGMENT_KEY = re.compile(r"^segments/(?P<owner>[A-Za-z0-9_][A-Za-z0-9_.-]*)/(?P<id>[^/]+)\.yaml$")
+
+
+def _validate_segment(
+    s3: Any, bucket: str, key: str, version_id: str | None, notify: Callable[[str, str], None] | None
+) -> Outcome:
+    from shared.segment_catalog import problems as segment_file_problems
+
+    if not SEGMENT_KEY.match(key):
+        return Outcome(key, "ignored")
+    return _validate_data_file(s3, bucket, key, version_id, notify, lambda t: segment_file_problems(t, key))
+
+
+def _validate_data_file(
+    s3: Any,
+    bucket: str,
+    key: str,
+    version_id: str | None,
+    notify: Callable[[str, str], None] | None,
+    check: Callable[[str], list[tuple[int | None, str]]],
+) -> Outcome:
+    """A journey or segment file: a report next to it, and a notification when rejected (their
+    catalogs keep the newest valid version in force, so nothing is activated here)."""
     text = read_object(s3, bucket, key, version_id)
     if text is None:
         return Outcome(key, "removed", version_id)
     file = key.rsplit("/", 1)[1]
-    problems = [lint.Problem(file, line, message) for line, message in checker(text)]
+    problems = [lint.Problem(file, line, message) for line, message in check(text)]
     outcome = Outcome(key, "rejected" if problems else "checked", version_id, problems, None, report_key(key))
     _write_report(s3, bucket, outcome, problems, _now_iso())
     if problems and notify:
         notify(f"Boomerang: {key} was rejected", _notification(outcome, problems))
     return outcome
+
+
+def _journey_segment_problems(s3: Any, bucket: str, key: str, text: str) -> list[tuple[int | None, str]]:
+    """The segments a journey file names must exist for its store (the defaults, or the store's own)."""
+    from shared.journey_catalog import segment_problems
+    from shared.segment_catalog import SegmentCatalog
+
+    owner = key.split("/")[1]
+    return segment_problems(text, lambda: {s.id for s in SegmentCatalog(s3, bucket, 0).segments(owner)})
 
 
 def validate_prefix(s3: Any, bucket: str, prefix: str = "templates/") -> list[Outcome]:

@@ -175,7 +175,7 @@ def _templates_validate(role: iam.Role, t: GrantTargets) -> None:
         role,
         Waiver(
             "AwsSolutions-IAM5",
-            "The validator reads every version of the files marketers upload (templates/, journeys/) and "
+            "The validator reads every version of the files marketers upload (templates/, journeys/, segments/) and "
             "writes only the active-version records (active/) and reports (reports/) of the templates bucket.",
             applies_to=[
                 f"Resource::<{bucket_id}.Arn>/{p}*"

@@ -3,6 +3,7 @@ turns one off, and a broken newer version never replaces the last valid one."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,67 @@ def test_an_s3_outage_is_an_error_to_retry_never_an_empty_catalog(world: World, 
     finally:
         s3.get_object = original
     assert ids(catalog, "shop-1") == DEFAULTS
+
+
+def test_the_validator_refuses_a_journey_naming_a_segment_the_store_does_not_have(
+    world: World, s3: Any
+) -> None:
+    from shared.template_publish import validate_change
+
+    text = (
+        "name: Sale\n"
+        "trigger:\n"
+        "  broadcast:\n"
+        "    segment: champs\n"
+        "    day: 2026-11-27\n"
+        "entry:\n"
+        "  segments_any: [loyal, vips]\n"
+        "steps:\n"
+        "  - id: a\n"
+        "    template: flash-sale\n"
+    )
+    key = "journeys/shop-1/sale.yaml"
+    version = s3.put_object(Bucket=world.bucket, Key=key, Body=text.encode())["VersionId"]
+    outcome = validate_change(s3, world.bucket, key, version_id=version)
+    assert outcome.status == "rejected"
+    found = [(p.line, p.message) for p in outcome.problems]
+    assert found == [
+        (
+            4,
+            "trigger.broadcast.segment: no segment 'champs' in this store (segments: at-risk, champions, "
+            "churned, first-time-buyers, lapsed-vips, loyal, new-subscribers, window-shoppers)",
+        ),
+        (
+            7,
+            "entry.segments_any[1]: no segment 'vips' in this store (segments: at-risk, champions, churned, "
+            "first-time-buyers, lapsed-vips, loyal, new-subscribers, window-shoppers)",
+        ),
+    ]
+
+    # a segment of the store's own makes the same names valid
+    for segment in ("champs", "vips"):
+        s3.put_object(
+            Bucket=world.bucket,
+            Key=f"segments/shop-1/{segment}.yaml",
+            Body=b"name: X\nlifecycle: [repeat-buyer]\n",
+        )
+    assert validate_change(s3, world.bucket, key, version_id=version).status == "checked"
+
+
+def test_the_validator_reports_a_broken_segment_file_with_its_line(world: World, s3: Any) -> None:
+    from shared.template_publish import validate_changes
+
+    key = "segments/shop-1/vips.yaml"
+    version = s3.put_object(Bucket=world.bucket, Key=key, Body=b"name: VIPs\nrfm:\n  m: {gte: 9}\n")[
+        "VersionId"
+    ]
+    notes: list[tuple[str, str]] = []
+    [outcome] = validate_changes(
+        s3, world.bucket, [(key, version)], notify=lambda s, b: notes.append((s, b))
+    ).values()
+    assert outcome.status == "rejected"
+    [problem] = outcome.problems
+    assert (problem.line, problem.message) == (3, "rfm: m: no score is >= 9 (RFM scores are 1 to 5)")
+    assert notes and notes[0][0] == f"Boomerang: {key} was rejected"
+    report = json.loads(s3.get_object(Bucket=world.bucket, Key=f"reports/{key}.json")["Body"].read())
+    assert report["status"] == "rejected"

@@ -48,7 +48,7 @@ LISTED_PRODUCT = dict.fromkeys(("name", "price", "currency", "image_url", "url")
 CONTRACT: dict[str, Any] = {
     # what every journey step passes
     "customer": dict.fromkeys(("first_name", "last_name", "locale")),
-    "store": dict.fromkeys(("name", "url")),
+    "store": dict.fromkeys(("name", "url", "address")),
     "journey": dict.fromkeys(("id", "name")),
     "step": dict.fromkeys(("id", "index", "is_last")),
     "links": dict.fromkeys(("shop", "recovery", "review", "referral")),
@@ -88,12 +88,13 @@ VARIABLES: dict[str, frozenset[str]] = {
     "order-anniversary": BASE | {"occasion"},
     "loyalty-tier": BASE,
     "birthday": BASE | {"occasion"},
+    "flash-sale": BASE | {"occasion"},
     "back-in-stock": BASE | {"product"},
     "confirm-email": BASE | {"confirm_url"},
 }
 # Sent because the customer asked (an order, a stock alert, a subscription): no unsubscribe needed.
 TRANSACTIONAL = frozenset(("order-confirmation", "back-in-stock", "confirm-email"))
-OFFER_TEMPLATES = ("welcome", "cart-offer", "birthday", "win-back-offer", "referral-loyalty")
+OFFER_TEMPLATES = ("welcome", "cart-offer", "birthday", "win-back-offer", "referral-loyalty", "flash-sale")
 
 # --- sample variables -----------------------------------------------------------------------------
 
@@ -141,7 +142,11 @@ def sample(name: str, *, variant: str = "full", first_name: str | None = "Ada") 
     journey = {"id": journey_id, "name": journey_id.replace("-", " ").capitalize()}
     step_id = "step-1"
     medium = "sms" if long else "email"
-    store = {"name": "Lovelace & Company Goods" if long else "Lovelace & Co", "url": SHOP}
+    store = {
+        "name": "Lovelace & Company Goods" if long else "Lovelace & Co",
+        "url": SHOP,
+        "address": None if sparse else "12 Ada Street, London EC1A 1AA, United Kingdom",
+    }
     offer = {
         "code": "BIRTHDAY15-7KQ2" if long else "SAVE10",
         "description": "10% off the items in your cart" if long else "10% off your order",

@@ -299,7 +299,68 @@ def test_a_trigger_with_both_an_event_and_a_schedule() -> None:
           - id: a
             template: t
         """
-    ) == [(2, "trigger: give exactly one of trigger.event or trigger.schedule")]  # the trigger's body
+    ) == [
+        (
+            2,
+            "trigger: give exactly one of trigger.event, trigger.schedule or trigger.broadcast (got event and schedule)",
+        )
+    ]  # the trigger's body
+
+
+def test_a_broadcast_names_a_segment_and_a_day() -> None:
+    journey = parse(
+        textwrap.dedent(
+            """\
+            name: Black Friday
+            trigger:
+              broadcast: {segment: champions, day: 2026-11-27}
+            steps:
+              - id: announce
+                at: "10:00"
+                template: flash-sale
+            """
+        ),
+        "black-friday.yaml",
+    )
+    assert journey.trigger.broadcast is not None
+    assert (journey.trigger.broadcast.segment, journey.trigger.broadcast.day.isoformat()) == (
+        "champions",
+        "2026-11-27",
+    )
+    assert journey.trigger.on_a_day and journey.trigger.event is None
+    assert journey.trigger.describe() == "broadcast to segment champions on 2026-11-27"
+
+
+@pytest.mark.parametrize(
+    ("broadcast", "extra", "message"),
+    [
+        (
+            "{segment: champions, day: 27.11.2026}",
+            "",
+            "trigger.broadcast.day: '27.11.2026' is not a date: use YYYY-MM-DD, e.g. 2026-11-27",
+        ),
+        (
+            "{segment: Champions!, day: 2026-11-27}",
+            "",
+            "trigger.broadcast.segment: use lowercase letters, digits and dashes",
+        ),
+        ("{segment: champions}", "", "trigger.broadcast.day: field required"),
+        ("{segment: champions, on: 2026-11-27}", "", "trigger.broadcast"),
+        (
+            "{segment: champions, day: 2026-11-27}",
+            "per: cart\n",
+            "a broadcast goes to customers: use per: customer",
+        ),
+        (
+            "{segment: champions, day: 2026-11-27}",
+            "re_entry: once\n",
+            "or broadcast journey runs once per occasion",
+        ),
+    ],
+)
+def test_a_broadcast_with_a_mistake_says_what_is_allowed(broadcast: str, extra: str, message: str) -> None:
+    found = file_problems(f"{extra}trigger:\n  broadcast: {broadcast}\nsteps:\n  - id: a\n    template: t\n")
+    assert any(message.lower() in m.lower() for _, m in found), found
 
 
 def test_per_cart_with_a_schedule() -> None:

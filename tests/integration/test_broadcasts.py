@@ -1,0 +1,125 @@
+"""Broadcasts on moto: a journey file whose trigger is a segment and a day. The daily run of the day
+before reads the segment's members from the by-segment index, a page at a time, and starts one run
+each; each customer gets the message at 10:00 on the day in their own time zone, once, and only if
+the segment's definition still holds for them when their run begins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moto.ses.models import ses_backends
+
+from shared import journey_trigger
+from tests.aws_fixtures import ACCOUNT, REGION, FixedClock, LambdaContext, World
+from tests.integration.test_journey_engine import (
+    daily_run,
+    executions,
+    identify,
+    post,
+    put_journey,
+    run,
+    track,
+)
+
+DAY = 86400
+T0 = 1_772_366_400.0  # 2026-03-01 12:00 UTC: a daily run
+FLASH_SALE = """
+name: Spring flash sale
+kind: marketing
+category: offers
+trigger:
+  broadcast: {segment: first-time-buyers, day: 2026-03-03}
+steps:
+  - id: announce
+    at: "10:00"
+    template: flash-sale
+    offer: {code: SPRING25, description: 25% off everything}
+"""
+
+
+def buyer(
+    world: World, ctx: LambdaContext, clock: FixedClock, user: str, at: float, orders: int = 1, **traits: Any
+) -> None:
+    clock.now = at
+    post(world, ctx, identify(user, **traits), at=at)
+    for n in range(orders):
+        order = track(user, "Order Completed", f"order-{user}-{n}", order_id=f"o-{user}-{n}", total=30)
+        post(world, ctx, order, at=at + 60 + n)
+
+
+def test_a_broadcast_reaches_the_segment_at_ten_local_on_its_day_once(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock, monkeypatch: Any
+) -> None:
+    # Given first-time buyers in Warsaw and Honolulu, one more in Warsaw, a repeat buyer and a subscriber
+    # who never ordered; and pages of 2 members, so the audience takes more than one task
+    monkeypatch.setattr(journey_trigger, "PAGE", 2)
+    put_journey(world, "spring-sale", FLASH_SALE)
+    ordered = T0 - 10 * DAY
+    buyer(world, ctx, fixed_clock, "ala", ordered, timezone="Europe/Warsaw")
+    buyer(world, ctx, fixed_clock, "hoku", ordered, timezone="Pacific/Honolulu")
+    buyer(world, ctx, fixed_clock, "bart", ordered, timezone="Europe/Warsaw")
+    buyer(world, ctx, fixed_clock, "rita", ordered, orders=2)
+    buyer(world, ctx, fixed_clock, "sub", ordered, orders=0)
+
+    # When the daily run two days before the broadcast comes: nothing starts yet
+    fixed_clock.now = T0
+    daily_run(world, ctx)
+    assert executions(world, "spring-sale") == []
+
+    # The run of the day before starts the segment's members, and only them
+    fixed_clock.now = T0 + DAY
+    daily_run(world, ctx)
+    started = {s["customer_id"]: s for s in executions(world, "spring-sale")}
+    assert sorted(started) == ["u:ala", "u:bart", "u:hoku"]
+    assert {s["occasion"] for s in started.values()} == {"2026-03-03"}
+
+    # Bart orders again before his run looks at him: no longer a first-time buyer, he gets nothing
+    post(
+        world,
+        ctx,
+        track("bart", "Order Completed", "order-bart-9", order_id="o-bart-9", total=30),
+        at=T0 + DAY + 60,
+    )
+    happened = {}
+    for customer, state in started.items():
+        fixed_clock.now = T0 + DAY + 120
+        happened[customer] = run({**state}, ctx, fixed_clock)
+
+    sent = {c: [(e["step_id"], e["sent_at"]) for e in h if e["type"] == "sent"] for c, h in happened.items()}
+    # Then 10:00 on 3 March in each one's time zone: Warsaw (UTC+1) 09:00 UTC, Honolulu 20:00 UTC
+    assert sent["u:ala"] == [("announce", T0 + 2 * DAY - 3 * 3600)]
+    assert sent["u:hoku"] == [("announce", T0 + 2 * DAY + 8 * 3600)]
+    assert sent["u:bart"] == []
+    [exited] = [e for e in happened["u:bart"] if e["type"] == "exit"]
+    assert exited["reason"].startswith("not eligible: not in segment first-time-buyers")
+    mails = ses_backends[ACCOUNT][REGION].sent_messages
+    flash = [m for m in mails if "SPRING25" in m.raw_data]
+    assert len(flash) == 2
+
+    # And the run on the day (a catch-up) and the day after start nobody again
+    for day in (2, 3):
+        fixed_clock.now = T0 + day * DAY
+        daily_run(world, ctx)
+    assert len(executions(world, "spring-sale")) == 3
+
+
+def test_broadcast_tasks_only_on_the_day_before_and_the_day(world: World, fixed_clock: FixedClock) -> None:
+    from functions.journey_trigger.handler import deps as trigger_deps
+
+    put_journey(world, "spring-sale", FLASH_SALE)
+    by_day = {}
+    for offset in range(-1, 4):
+        now = T0 + offset * DAY
+        tasks = journey_trigger.schedule_tasks(now, trigger_deps())
+        by_day[offset] = [
+            (t["audience"], t["key"])
+            for t in tasks
+            if t.get("journey") == "spring-sale" and t["store_id"] == "shop-1"
+        ]
+    assert by_day == {
+        -1: [],
+        0: [],
+        1: [("segment:first-time-buyers", "2026-03-03")],
+        2: [("segment:first-time-buyers", "2026-03-03")],
+        3: [],
+    }
