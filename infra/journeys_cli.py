@@ -1,4 +1,4 @@
-"""`boomerang journeys lint|history`: check journey files before upload; read a customer's history.
+"""`boomerang journeys lint|push|history`: check journey files, upload one, read a customer's history.
 
 lint reads local files (no AWS needed) and prints every problem with its line, exiting 1 if any.
 history reads the table (`--endpoint-url` for the local emulator's moto server, as for `offers`)
@@ -18,6 +18,24 @@ from typing import Any
 from infra.offers_cli import TABLE_ENV, default_table
 from shared.journey_catalog import JourneyFileError, parse
 from shared.journeys import format_duration
+
+
+def _push(args: argparse.Namespace) -> int:
+    from infra.local.templates_cli import push_data_file
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{path}: cannot read ({exc})", file=sys.stderr)
+        return 2
+    try:
+        parse(text, str(path), expected_id=path.stem)
+    except JourneyFileError as exc:
+        print("lint found problems (the validator refuses them; pushing anyway so you get its report):")
+        for line, message in exc.problems:
+            print(f"  {path}:{line or 1}: {message}")
+    return push_data_file(args, f"journeys/{args.store}/{path.stem}.yaml", text)
 
 
 def _lint(args: argparse.Namespace) -> int:
@@ -68,12 +86,22 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
+    from infra.local.templates_cli import remote
+
     """Register `journeys` on the `boomerang` command's subparsers."""
     journeys = sub.add_parser("journeys", help="lint journey files; show a customer's journey history")
     actions = journeys.add_subparsers(dest="journeys_command", required=True)
     lint = actions.add_parser("lint", help="check journey YAML files (line-level errors)")
     lint.add_argument("files", nargs="+", metavar="FILE")
     lint.set_defaults(func=_lint)
+    push = actions.add_parser(
+        "push", help="upload a journey file for a store and show the validator's report (AWS or --local)"
+    )
+    push.add_argument("file", metavar="FILE", help="<id>.yaml: the file name is the journey's id")
+    push.add_argument("--store", required=True, help="store id, or _default for every store")
+    push.add_argument("--wait", type=float, default=120, help="seconds to wait for the validator (0: don't)")
+    remote(push)
+    push.set_defaults(func=_push)
     history = actions.add_parser("history", help="everything journeys did for one customer, and why")
     history.add_argument("--store", required=True)
     history.add_argument("--customer", required=True, help="customer id, e.g. u:<userId> or a:<anonymousId>")

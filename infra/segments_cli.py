@@ -1,4 +1,4 @@
-"""`boomerang segments lint|members`: check segment files before upload; list a segment's members.
+"""`boomerang segments lint|push|members`: check segment files, upload one, list a segment's members.
 
 lint reads local files (no AWS needed) and prints every problem with its line, exiting 1 if any.
 members pages the table's `by-segment` index (`--endpoint-url` for the local emulator's moto
@@ -14,6 +14,24 @@ from typing import Any
 
 from infra.offers_cli import TABLE_ENV, default_table
 from shared.segment_catalog import SegmentFileError, parse
+
+
+def _push(args: argparse.Namespace) -> int:
+    from infra.local.templates_cli import push_data_file
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{path}: cannot read ({exc})", file=sys.stderr)
+        return 2
+    try:
+        parse(text, str(path), expected_id=path.stem)
+    except SegmentFileError as exc:
+        print("lint found problems (the validator refuses them; pushing anyway so you get its report):")
+        for line, message in exc.problems:
+            print(f"  {path}:{line or 1}: {message}")
+    return push_data_file(args, f"segments/{args.store}/{path.stem}.yaml", text)
 
 
 def _lint(args: argparse.Namespace) -> int:
@@ -61,12 +79,22 @@ def _members(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
+    from infra.local.templates_cli import remote
+
     """Register `segments` on the `boomerang` command's subparsers."""
     segments = sub.add_parser("segments", help="lint segment files; list a segment's members")
     actions = segments.add_subparsers(dest="segments_command", required=True)
     lint = actions.add_parser("lint", help="check segment YAML files (line-level errors)")
     lint.add_argument("files", nargs="+", metavar="FILE")
     lint.set_defaults(func=_lint)
+    push = actions.add_parser(
+        "push", help="upload a segment file for a store and show the validator's report (AWS or --local)"
+    )
+    push.add_argument("file", metavar="FILE", help="<id>.yaml: the file name is the segment's id")
+    push.add_argument("--store", required=True, help="store id, or _default for every store")
+    push.add_argument("--wait", type=float, default=120, help="seconds to wait for the validator (0: don't)")
+    remote(push)
+    push.set_defaults(func=_push)
     members = actions.add_parser("members", help="the customer ids in a segment (from the by-segment index)")
     members.add_argument("--store", required=True)
     members.add_argument("--segment", required=True)

@@ -23,6 +23,7 @@ PUSH_APP_ID = "PUSH_APP_ID"  # the Pinpoint (End User Messaging Push) applicatio
 JOURNEY_QUEUE_URL = "JOURNEY_QUEUE_URL"  # the trigger λ queues an audience's next page here
 REPORTS_TOPIC_ARN = "REPORTS_TOPIC_ARN"  # SNS topic: template/journey files rejected by the validator
 TEMPLATES_CACHE_SECONDS = "TEMPLATES_CACHE_SECONDS"  # optional: how long active versions are cached
+FILES_CACHE_SECONDS = "FILES_CACHE_SECONDS"  # optional: how long journey and segment files are cached
 
 
 class Settings(BaseModel):
@@ -37,6 +38,7 @@ class Settings(BaseModel):
     journey_queue_url: str = ""
     reports_topic_arn: str = ""
     templates_cache_seconds: float = Field(default=60, ge=0)
+    files_cache_seconds: float = Field(default=60, ge=0)
 
 
 class ConfigurationError(RuntimeError):
@@ -59,6 +61,7 @@ def settings() -> Settings:
             journey_queue_url=env.get(JOURNEY_QUEUE_URL, ""),
             reports_topic_arn=env.get(REPORTS_TOPIC_ARN, ""),
             templates_cache_seconds=env.get(TEMPLATES_CACHE_SECONDS) or 60,
+            files_cache_seconds=env.get(FILES_CACHE_SECONDS) or 60,
         )
     except ValidationError as exc:  # a deployment mistake, not bad input: fail loudly
         raise ConfigurationError(f"invalid Boomerang environment: {exc}") from exc

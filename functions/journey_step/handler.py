@@ -45,10 +45,10 @@ def deps() -> Deps:
             pinpoint=client("pinpoint"),
             push_app_id=s.push_app_id,
             suppressions=SuppressionList(ddb, s.table_name),
-            catalog=JourneyCatalog(s3, s.templates_bucket),
+            catalog=JourneyCatalog(s3, s.templates_bucket, s.files_cache_seconds),
             offers=OfferStore(ddb, s.table_name),
             products=ProductCatalog(s3, s.templates_bucket),
-            segments=SegmentCatalog(s3, s.templates_bucket),
+            segments=SegmentCatalog(s3, s.templates_bucket, s.files_cache_seconds),
         )
     return _deps
 

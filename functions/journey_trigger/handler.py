@@ -40,10 +40,12 @@ def deps() -> TriggerDeps:
             sfn=client("stepfunctions"),
             state_machine_arn=s.state_machine_arn,
             stores=StoreDirectory(ddb, s.table_name),
-            catalog=JourneyCatalog(client("s3"), s.templates_bucket),
+            catalog=JourneyCatalog(client("s3"), s.templates_bucket, s.files_cache_seconds),
             journeys=JourneyStore(ddb, s.table_name),
             profiles=ProfileStore(
-                ddb, s.table_name, segments=SegmentCatalog(client("s3"), s.templates_bucket)
+                ddb,
+                s.table_name,
+                segments=SegmentCatalog(client("s3"), s.templates_bucket, s.files_cache_seconds),
             ),
             tasks=lambda task: sqs.send_message(QueueUrl=s.journey_queue_url, MessageBody=json.dumps(task)),
             ddb=ddb,

@@ -35,7 +35,9 @@ def _store() -> ProfileStore:
     if _profiles is None:
         s = settings()
         _profiles = ProfileStore(
-            client("dynamodb"), s.table_name, segments=SegmentCatalog(client("s3"), s.templates_bucket)
+            client("dynamodb"),
+            s.table_name,
+            segments=SegmentCatalog(client("s3"), s.templates_bucket, s.files_cache_seconds),
         )
     return _profiles
 

@@ -410,6 +410,8 @@ class Emulator:
                 Name=resource_name("topic", "reports")
             )["TopicArn"],
             env_names.TEMPLATES_CACHE_SECONDS: "1",  # a marketer's validated edit shows up at once
+            # journey and segment edits within seconds (each reload lists and reads every file)
+            env_names.FILES_CACHE_SECONDS: "5",
         }
         os.environ.update(self.env_values)
         self.table = table

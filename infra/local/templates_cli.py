@@ -56,24 +56,42 @@ class CliError(Exception):
     pass
 
 
+def remote(p: argparse.ArgumentParser) -> None:
+    """Where the templates bucket is: the local emulator or AWS (also `journeys|segments push`)."""
+    p.add_argument(
+        "--local",
+        nargs="?",
+        const=DEFAULT_LOCAL,
+        default=None,
+        metavar="URL",
+        help=f"a running `boomerang local` (default {DEFAULT_LOCAL})",
+    )
+    p.add_argument("--bucket", default=os.environ.get("BOOMERANG_TEMPLATES_BUCKET"), help="templates bucket")
+    p.add_argument("--endpoint-url", default=None, help="S3 endpoint (e.g. the emulator's moto server)")
+    p.add_argument("--region", default=None)
+
+
+def push_data_file(args: argparse.Namespace, key: str, text: str) -> int:
+    """Upload a journey or segment file (`journeys|segments push`) and print the validator's report.
+    A rejected version never replaces the one in force: the report says why."""
+    try:
+        s3, bucket = _connect(args)
+    except CliError as exc:
+        print(f"boomerang: {exc}", file=sys.stderr)
+        return 2
+    if publish.read_object(s3, bucket, key) == text:
+        print(f"s3://{bucket}/{key}: unchanged")
+        return 0
+    version = s3.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8")).get("VersionId") or "null"
+    print(f"uploaded s3://{bucket}/{key} ({_short(version)})")
+    if args.wait <= 0:
+        return 0
+    return _print_reports(wait_for_reports(s3, bucket, {key: version}, args.wait))
+
+
 def add_parser(sub: Any) -> None:
     templates = sub.add_parser("templates", help="list, pull, lint, preview, push and roll back templates")
     tsub = templates.add_subparsers(dest="templates_command", required=True)
-
-    def remote(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--local",
-            nargs="?",
-            const=DEFAULT_LOCAL,
-            default=None,
-            metavar="URL",
-            help=f"a running `boomerang local` (default {DEFAULT_LOCAL})",
-        )
-        p.add_argument(
-            "--bucket", default=os.environ.get("BOOMERANG_TEMPLATES_BUCKET"), help="templates bucket"
-        )
-        p.add_argument("--endpoint-url", default=None, help="S3 endpoint (e.g. the emulator's moto server)")
-        p.add_argument("--region", default=None)
 
     p = tsub.add_parser("list", help="templates, their versions, which is active, the last report")
     p.add_argument("store", nargs="?", default=None, help="only this store's (and the default) templates")
@@ -441,8 +459,8 @@ def _print_reports(reports: dict[str, dict[str, Any] | None]) -> int:
             print(f"{key}: not checked yet (is the validator running?)")
             failed += 1
             continue
-        print(f"{key}: {report['status']} — {report.get('summary', '')}")
-        if report["status"] != "active":
+        print(f"{key}: {report['status']} — {report.get('summary', '')}".rstrip(" —"))
+        if report["status"] not in ("active", "checked"):  # checked: a journey or segment file
             failed += 1
             for p in report.get("problems", []):
                 print(f"    {_problem_text(p)}")

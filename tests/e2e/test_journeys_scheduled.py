@@ -10,6 +10,8 @@ speed where the emulator's latency is minutes of Boomerang time, not hours.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -20,7 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared import clock
-from tests.e2e.conftest import stop_local
+from tests.e2e.conftest import ROOT, stop_local
 from tests.e2e.test_journeys_lifecycle import DAY, HOUR, Emulator, at, identify, order, track, who
 from tests.e2e.test_journeys_lifecycle import _start as _start_at
 
@@ -176,3 +178,75 @@ def test_win_back_at_ten_local_on_the_at_risk_day(daily: Emulator, last_order: f
     # late within the day (the emulator's latency), never early
     assert ten <= at(mail) < midnight, (mail["sent_at"], clock.iso(ten))
     assert mail["channel"] == "email" and mail["to"] == f"{HONOLULU}@example.com"
+
+
+# ---------------------------------------------------------------------------------------------
+# broadcast: a marketer pushes a flash sale for a segment, for the day after tomorrow
+
+FAY, GUS = who("fay"), who("gus")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def flash_sale(daily: Emulator, tmp_path_factory: pytest.TempPathFactory) -> date:
+    # Given a window shopper (known, viewed a product, never ordered) and a buyer who also viewed
+    daily.known(identify(FAY, timezone="Europe/Warsaw"), identify(GUS, timezone="Europe/Warsaw"))
+    daily.post(order(GUS, f"o-{GUS}", 25))
+    daily.event_at(GUS, "Order Completed")
+    daily.post(
+        track(FAY, "Product Viewed", "view", sku="LAMP-1"), track(GUS, "Product Viewed", "view", sku="LAMP-1")
+    )
+    for customer in (FAY, GUS):
+        daily.event_at(customer, "Product Viewed")
+    # When the marketer pushes a broadcast to the window shoppers with the real CLI
+    # (its day: the daily run the day before, at 12:00 UTC on the 24th, starts it)
+    day = datetime.fromtimestamp(clock.parse_iso(DAILY_START), tz=UTC).date() + timedelta(days=2)
+    path = tmp_path_factory.mktemp("journeys") / "flash-sale-e2e.yaml"
+    path.write_text(
+        "name: Flash sale for window shoppers\n"
+        "kind: marketing\n"
+        "category: offers\n"
+        f"trigger:\n  broadcast: {{segment: window-shoppers, day: {day.isoformat()}}}\n"
+        "steps:\n"
+        "  - id: announce\n"
+        '    at: "10:00"\n'
+        "    template: flash-sale\n"
+        "    offer: {code: FLASH30, description: 30% off today}\n"
+    )
+    pushed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infra.local",
+            "journeys",
+            "push",
+            str(path),
+            "--store",
+            "demo",
+            "--local",
+            daily.local.url,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    assert "journeys/demo/flash-sale-e2e.yaml: checked" in pushed.stdout, pushed.stdout
+    return day
+
+
+def test_a_broadcast_reaches_the_segment_at_ten_local_on_its_day(daily: Emulator, flash_sale: date) -> None:
+    warsaw = ZoneInfo("Europe/Warsaw")
+    ten = datetime.combine(flash_sale, time(10), tzinfo=warsaw).timestamp()
+    midnight = datetime.combine(flash_sale + timedelta(days=1), time(0), tzinfo=warsaw).timestamp()
+    daily.wait_until(midnight, "the end of the broadcast day in Warsaw")
+
+    # Then the window shopper gets it once, at 10:00 her time on the day, with the code
+    [mail] = daily.sent(FAY, "flash-sale-e2e")
+    assert mail["step"] == "announce" and mail["channel"] == "email"
+    assert ten <= at(mail) < ten + daily.late, (mail["sent_at"], clock.iso(ten))
+    assert "FLASH30" in mail["text"] and "30% off today" in mail["subject"]
+    assert daily.reasons(FAY, "flash-sale-e2e") == [":entered:", "announce:sent:", ":exited:all steps done"]
+    # and the buyer, who is not in the segment, gets nothing: his run never started
+    assert daily.sent(GUS, "flash-sale-e2e") == []
+    assert daily.reasons(GUS, "flash-sale-e2e") == []
