@@ -647,7 +647,7 @@ def test_template_uploads_reach_the_validator_through_the_default_bus(synth: Syn
     ]
     assert len(rules) == 1 and rules[0].get("EventBusName", "default") == "default"  # where S3 publishes
     keys = rules[0]["EventPattern"]["detail"]["object"]["key"]
-    assert keys == [{"prefix": "templates/"}, {"prefix": "journeys/"}]
+    assert keys == [{"prefix": "templates/"}, {"prefix": "journeys/"}, {"prefix": "segments/"}]
 
 
 def test_reports_topic_is_encrypted_and_tls_only(synth: Synth) -> None:
