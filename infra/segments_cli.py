@@ -9,54 +9,27 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
+from infra.data_files_cli import add_lint_and_push, lint_files, push_file
 from infra.offers_cli import TABLE_ENV, default_table
-from shared.segment_catalog import SegmentFileError, parse
+from shared.segment_catalog import parse
+from shared.segments import Segment
+
+
+def _describe(segment: Segment) -> str:
+    given = sorted(
+        k for k, v in segment.model_dump(exclude={"id", "name", "description", "enabled"}).items() if v
+    )
+    return f"conditions: {', '.join(given)}"
 
 
 def _push(args: argparse.Namespace) -> int:
-    from infra.local.templates_cli import push_data_file
-
-    path = Path(args.file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"{path}: cannot read ({exc})", file=sys.stderr)
-        return 2
-    try:
-        parse(text, str(path), expected_id=path.stem)
-    except SegmentFileError as exc:
-        print("lint found problems (the validator refuses them; pushing anyway so you get its report):")
-        for line, message in exc.problems:
-            print(f"  {path}:{line or 1}: {message}")
-    return push_data_file(args, f"segments/{args.store}/{path.stem}.yaml", text)
+    return push_file(args, "segments/", parse)
 
 
 def _lint(args: argparse.Namespace) -> int:
-    failed = 0
-    for name in args.files:
-        path = Path(name)
-        try:
-            segment = parse(path.read_bytes(), str(path), expected_id=path.stem)
-        except OSError as exc:
-            print(f"{path}: cannot read ({exc.strerror})", file=sys.stderr)
-            failed += 1
-            continue
-        except SegmentFileError as exc:
-            failed += 1
-            for line, message in exc.problems:
-                print(f"{path}:{line or 1}: {message}", file=sys.stderr)
-            continue
-        if not segment.enabled:
-            print(f"{path}: ok (turns the segment off)")
-            continue
-        given = sorted(
-            k for k, v in segment.model_dump(exclude={"id", "name", "description", "enabled"}).items() if v
-        )
-        print(f"{path}: ok (conditions: {', '.join(given)})")
-    return 1 if failed else 0
+    return lint_files(args.files, parse, "segment", _describe)
 
 
 def _members(args: argparse.Namespace) -> int:
@@ -79,22 +52,10 @@ def _members(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    from infra.local.templates_cli import remote
-
     """Register `segments` on the `boomerang` command's subparsers."""
     segments = sub.add_parser("segments", help="lint segment files; list a segment's members")
     actions = segments.add_subparsers(dest="segments_command", required=True)
-    lint = actions.add_parser("lint", help="check segment YAML files (line-level errors)")
-    lint.add_argument("files", nargs="+", metavar="FILE")
-    lint.set_defaults(func=_lint)
-    push = actions.add_parser(
-        "push", help="upload a segment file for a store and show the validator's report (AWS or --local)"
-    )
-    push.add_argument("file", metavar="FILE", help="<id>.yaml: the file name is the segment's id")
-    push.add_argument("--store", required=True, help="store id, or _default for every store")
-    push.add_argument("--wait", type=float, default=120, help="seconds to wait for the validator (0: don't)")
-    remote(push)
-    push.set_defaults(func=_push)
+    add_lint_and_push(actions, "segment", _lint, _push)
     members = actions.add_parser("members", help="the customer ids in a segment (from the by-segment index)")
     members.add_argument("--store", required=True)
     members.add_argument("--segment", required=True)

@@ -84,7 +84,7 @@ def test_enabled_false_turns_a_default_off_for_that_store_only(world: World, s3:
     assert ids(catalog, "shop-1") == [i for i in DEFAULTS if i != "welcome"]
     assert catalog.get("shop-1", "welcome") is None
     loaded = catalog.loaded("shop-1")["welcome"]
-    assert (loaded.journey, loaded.key, loaded.rejected) == (None, STORE_WELCOME, [])
+    assert (loaded.item, loaded.key, loaded.rejected) == (None, STORE_WELCOME, [])
     assert ids(catalog, "shop-2") == DEFAULTS
 
 

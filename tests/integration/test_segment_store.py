@@ -261,7 +261,7 @@ def test_a_visitor_merged_into_a_customer_takes_their_memberships_along(
 
 
 def test_an_s3_outage_fails_the_fold_instead_of_emptying_segments(
-    world: World, fixed_clock: FixedClock, monkeypatch: Any
+    world: World, fixed_clock: FixedClock
 ) -> None:
     import pytest
     from botocore.exceptions import ClientError
@@ -270,19 +270,20 @@ def test_an_s3_outage_fails_the_fold_instead_of_emptying_segments(
     fold(world, identify("ada"), order("ada", 0, 30.0), at=T0)
     assert member_items(world, "u:ada") == ["first-time-buyers"]
     store = profiles(world)
-    s3 = store.segments._s3
+    s3 = store.segments._files._s3
 
     def down(**_: Any) -> Any:
         raise ClientError(
             {"Error": {"Code": "SlowDown", "Message": "Reduce your request rate."}}, "ListObjectsV2"
         )
 
-    monkeypatch.setattr(s3, "get_paginator", lambda name: type("P", (), {"paginate": staticmethod(down)})())
     [event] = canonical([order("ada", 1, 30.0)], T0 + 60)
-    with pytest.raises(ClientError):
-        store.apply(event)
+    # a context of its own: undoing the test's monkeypatch would undo the world's environment too
+    with pytest.MonkeyPatch.context() as outage:
+        outage.setattr(s3, "get_paginator", lambda name: type("P", (), {"paginate": staticmethod(down)})())
+        with pytest.raises(ClientError):
+            store.apply(event)
     # nothing committed: the message is retried once S3 answers, and ada is still a member
     assert member_items(world, "u:ada") == ["first-time-buyers"]
-    monkeypatch.undo()
     assert profiles(world).apply(event).status == "applied"
     assert member_items(world, "u:ada") == []  # a repeat buyer now
