@@ -201,7 +201,9 @@ def test_caps_count_across_two_cart_journeys(local: Local, sent: None) -> None:
     times = [clock.parse_iso(m["sent_at"]) for m in mails]
     # 1 marketing message a day, whichever journey sends it
     assert all(later - earlier >= 24 * HOUR for earlier, later in pairwise(times)), mails
-    assert {m["instance"] for m in mails} == {f"cart-a-{RUN}", f"cart-b-{RUN}"}
+    assert {m["instance"] for m in mails} == {f"cart-a-{RUN}", f"cart-b-{RUN}"}, [
+        (m["instance"], m["step"], m["sent_at"]) for m in mails
+    ]
 
 
 def test_throttled_providers_still_deliver_every_message_exactly_once(local: Local, sent: None) -> None:
