@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install browser demo local test unit integration infra e2e lint format bench synth deploy assets clean
+.PHONY: help install browser demo local test unit integration infra e2e lint format bench bench-report synth deploy assets clean
 
 help:
 	@echo "make demo    replay the demo scenario on the local emulator"
@@ -15,6 +15,7 @@ help:
 	@echo "make test    run every test offline (unit, integration, infrastructure, e2e)"
 	@echo "make lint    ruff + mypy"
 	@echo "make bench   throughput, cold imports, AWS calls per event, state transitions"
+	@echo "make bench-report   the report λ's collect phase on a synthetic 20,000-customer store"
 	@echo "make synth   CDK synth (no Docker)      make deploy   cdk deploy"
 
 $(STAMP): pyproject.toml
@@ -67,6 +68,9 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m tests.bench
+
+bench-report: $(STAMP)
+	$(PY) -m tests.bench_report
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -8,6 +8,7 @@ machine, function names, handlers, environment and permissions. Change it here a
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,11 @@ ARCHIVE_RETENTION_DAYS = 30
 # 12:00 UTC: occasions are started for the next day, so 10:00 local is ahead everywhere (UTC-12..+14)
 DAILY_SCHEDULE = "cron(0 12 * * ? *)"
 DAILY_SCHEDULE_HOUR_UTC = 12
+# Monthly, on the 1st at 03:00 UTC: the report's periods are calendar months, so a month's figures
+# are final once it has ended; a full-table export is billed per GB each time, so a daily run would
+# cost 30 times as much for figures that change only at a month's end (queue an export task by hand
+# for fresher ones, README "Reports at scale").
+MONTHLY_REPORT_SCHEDULE = "cron(0 3 1 * ? *)"
 LAMBDA_RUNTIME = "python3.13"
 LAMBDA_ARCHITECTURE = "arm64"
 
@@ -78,6 +84,11 @@ class Grant:
     # read every version under templates/, journeys/ and segments/, write active/ and reports/
     TEMPLATES_VALIDATE = "templates:validate"
     REPORTS_PUBLISH = "reports:publish"  # sns:Publish on the template reports topic
+    # dynamodb:ExportTableToPointInTime + DescribeExport on the table; s3 writes under exports/
+    # (DynamoDB writes the export with the caller's permissions)
+    TABLE_EXPORT = "table:export"
+    ANALYTICS_WRITE = "analytics:write"  # read exports/, write metrics/ in the analytics bucket
+    REPORT_TASKS = "report:tasks"  # sqs:SendMessage on the report queue (the delayed collect task)
 
 
 @dataclass(frozen=True)
@@ -179,6 +190,18 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         memory_mb=1024,  # trial renders (MJML, CSS inlining) of a whole template folder
         timeout_s=60,
     ),
+    FunctionSpec(
+        id="report",
+        handler="functions.report.handler.handler",
+        source="report",
+        description="Monthly retention reports at scale: exports the table to S3, then computes every store's report from the export",
+        env=(env.TABLE_NAME, env.TABLE_ARN, env.ANALYTICS_BUCKET, env.REPORT_QUEUE_URL),
+        # table: the store list (the sparse stores index, a Query); the export itself reads nothing
+        grants=(Grant.TABLE_READ, Grant.TABLE_EXPORT, Grant.ANALYTICS_WRITE, Grant.REPORT_TASKS),
+        # the whole export is held in memory (README "Reports at scale": the ceiling, and Athena past it)
+        memory_mb=3008,
+        timeout_s=900,
+    ),
 )
 
 FUNCTIONS_BY_ID = {f.id: f for f in FUNCTIONS}
@@ -204,7 +227,30 @@ QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec(id="journey", consumer="journey_trigger"),
     QueueSpec(id="feedback", consumer="feedback"),
     QueueSpec(id="templates", consumer="template_validator"),
+    # one task at a time: a collect task may take the function's whole 15 minutes
+    QueueSpec(id="report", consumer="report", batch_size=1, max_batching_window_s=0, max_receive_count=3),
 )
+
+
+def next_fire(schedule: str, after: float) -> float:
+    """The first time after `after` (UTC epoch seconds) that a schedule of ours fires.
+
+    The local emulator has no EventBridge scheduler, so it computes the same times itself. Only the
+    shapes used here are understood (minute, hour, day of month or every day): anything else is an
+    error, never a schedule silently run at the wrong cadence."""
+    from datetime import UTC, datetime, timedelta
+
+    match = re.fullmatch(r"cron\((\d+) (\d+) (\d+|\*) \* \? \*\)", schedule)
+    if not match:
+        raise ValueError(f"the local emulator cannot run schedule {schedule!r}")
+    minute, hour = int(match.group(1)), int(match.group(2))
+    day = None if match.group(3) == "*" else int(match.group(3))
+    t = datetime.fromtimestamp(after, tz=UTC).replace(second=0, microsecond=0)
+    candidate = t.replace(hour=hour, minute=minute)
+    while True:
+        if (day is None or candidate.day == day) and candidate.timestamp() > after:
+            return candidate.timestamp()
+        candidate += timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -237,6 +283,14 @@ RULES: tuple[RuleSpec, ...] = (
         pattern=None,
         schedule=DAILY_SCHEDULE,
         queue="journey",
+        bus=DEFAULT_BUS,
+    ),
+    RuleSpec(
+        id="monthly-report",
+        description="The monthly retention reports: export the table, then every store's report from the export",
+        pattern=None,
+        schedule=MONTHLY_REPORT_SCHEDULE,
+        queue="report",
         bus=DEFAULT_BUS,
     ),
     RuleSpec(

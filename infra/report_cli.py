@@ -2,18 +2,24 @@
 
     boomerang report [--store S] [--from YYYY-MM-DD --to YYYY-MM-DD] [--format html|json] [--out FILE]
                      [--endpoint-url URL | --export s3://bucket/prefix]
+    boomerang report --latest --store S [--bucket B] [--format html|json] [--out FILE]
 
 Reads the table by a Scan (the local emulator with `--endpoint-url`, or a small store on AWS), or,
 with `--export`, a DynamoDB export to S3 (no table reads: the way to run it at scale). The period
 is [--from, --to): --to defaults to tomorrow (so today counts; or the day after the newest order or
 message, if later: the local emulator's clock runs ahead), --from to the first day of the month a
 year before --to. Definitions: README "Reports and metrics" and shared/metrics.py.
+
+With `--latest`, nothing is computed here: the report λ's latest monthly report of the store is
+downloaded from the analytics bucket (--bucket, or $BOOMERANG_ANALYTICS_BUCKET; the stack's
+AnalyticsBucketName output), metrics/<store>/latest.html or .json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -69,7 +75,67 @@ def _positive(flag: str, value: float) -> float:
     return value
 
 
+ANALYTICS_BUCKET_ENV = "BOOMERANG_ANALYTICS_BUCKET"
+
+
+def fetch_latest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Download the latest report the report λ computed in AWS (README "Reports at scale")."""
+    import boto3
+    import botocore.exceptions
+
+    from shared.report_job import LATEST, report_key
+
+    bucket = str(args.bucket or os.environ.get(ANALYTICS_BUCKET_ENV) or "")
+    problem = None
+    if not args.store:
+        problem = "--latest needs --store"
+    elif not bucket:
+        problem = (
+            f"--latest needs --bucket (the stack's AnalyticsBucketName output) or ${ANALYTICS_BUCKET_ENV}"
+        )
+    elif args.export or args.start or args.end:
+        problem = "--latest downloads a report computed in AWS: --export, --from and --to do not apply"
+    if problem:
+        print(f"boomerang report: {problem}", file=err)
+        return 2
+    key = report_key(args.store, LATEST, args.format)
+    region = "us-east-1" if args.endpoint_url and not _region_configured() else None
+    try:
+        s3 = boto3.client("s3", endpoint_url=args.endpoint_url, region_name=region)
+        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in ("NoSuchKey", "404"):
+            print(
+                f"boomerang report: no report for store {args.store} yet (s3://{bucket}/{key}); the "
+                "report λ writes one after each monthly export",
+                file=err,
+            )
+        elif code == "NoSuchBucket":
+            print(f"boomerang report: no such bucket {bucket} (--bucket)", file=err)
+        else:
+            print(
+                f"boomerang report: AWS said {code}: {exc.response.get('Error', {}).get('Message')}", file=err
+            )
+        return 1
+    except (botocore.exceptions.NoRegionError, botocore.exceptions.NoCredentialsError) as exc:
+        print(f"boomerang report: {exc}", file=err)
+        return 1
+    if args.out:
+        try:
+            Path(args.out).write_bytes(body)
+        except OSError as exc:
+            print(f"boomerang report: --out {args.out}: {exc.strerror}", file=err)
+            return 1
+        print(f"boomerang report: s3://{bucket}/{key} written to {args.out}", file=err)
+    else:
+        out.write(body.decode("utf-8"))
+    return 0
+
+
 def run(args: argparse.Namespace, out: TextIO, err: TextIO, today: date | None = None) -> int:
+    if getattr(args, "latest", False):
+        return fetch_latest(args, out, err)
     import boto3
     import botocore.exceptions
 
@@ -177,6 +243,16 @@ def add_parser(sub: Any) -> None:
         default=None,
         metavar="s3://bucket/prefix",
         help="read a DynamoDB export instead of the table",
+    )
+    report.add_argument(
+        "--latest",
+        action="store_true",
+        help="download the store's latest report computed in AWS (the monthly report λ) instead",
+    )
+    report.add_argument(
+        "--bucket",
+        default=None,
+        help=f"with --latest: the analytics bucket (default: ${ANALYTICS_BUCKET_ENV})",
     )
     report.add_argument("--churn-window-days", type=float, default=90.0, help="active = ordered within (90)")
     report.add_argument(

@@ -10,6 +10,7 @@ from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.constructs.analytics import Analytics
 from infra.constructs.api import Api
 from infra.constructs.bus import Bus
 from infra.constructs.dashboard import Dashboard
@@ -56,6 +57,7 @@ class BoomerangStack(Stack):
         push = Push(self, "Push")  # channel credentials (APNs/FCM) are the operator's, set after deploy
         bus = Bus(self, "EventBus")
         reports = Reports(self, "TemplateReports")  # validator -> marketers: rejected uploads
+        analytics = Analytics(self, "Analytics", access_logs=storage.access_logs_bucket)
         functions = LambdaFunctions(
             self, "Functions", assets=assets, log_level=log_level, log_retention=LOG_RETENTION
         )
@@ -80,6 +82,9 @@ class BoomerangStack(Stack):
                 env.PUSH_APP_ID: push.app_id,
                 env.JOURNEY_QUEUE_URL: bus.queues["journey"].queue_url,
                 env.REPORTS_TOPIC_ARN: reports.topic.topic_arn,
+                env.TABLE_ARN: storage.table.table_arn,
+                env.ANALYTICS_BUCKET: analytics.bucket.bucket_name,
+                env.REPORT_QUEUE_URL: bus.queues["report"].queue_url,
             },
             targets=GrantTargets(
                 table=storage.table,
@@ -92,6 +97,8 @@ class BoomerangStack(Stack):
                 push=push,
                 journey_queue=bus.queues["journey"],
                 reports=reports,
+                analytics_bucket=analytics.bucket,
+                report_queue=bus.queues["report"],
             ),
         )
         for queue in QUEUES:
@@ -129,6 +136,12 @@ class BoomerangStack(Stack):
         CfnOutput(self, "ApiUrl", value=api.url, description="Base URL: POST <url>v1/batch")
         CfnOutput(self, "TableName", value=storage.table.table_name)
         CfnOutput(self, "TemplatesBucketName", value=storage.templates_bucket.bucket_name)
+        CfnOutput(
+            self,
+            "AnalyticsBucketName",
+            value=analytics.bucket.bucket_name,
+            description="Monthly reports: metrics/<store>/latest.html (boomerang report --latest --bucket)",
+        )
         CfnOutput(self, "EventBusName", value=bus.bus.event_bus_name)
         CfnOutput(self, "JourneyStateMachineArn", value=journeys.state_machine.state_machine_arn)
         CfnOutput(self, "SigningSecretArn", value=secrets.signing_key.secret_arn)

@@ -185,7 +185,8 @@ def export_files(s3: Any, bucket: str, prefix: str) -> list[str]:
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=f"{prefix}/" if prefix else ""):
         keys += [o["Key"] for o in page.get("Contents", [])]
-    data = sorted(k for k in keys if "/AWSDynamoDB/" in k and "/data/" in k and k.endswith(".json.gz"))
+    # DynamoDB names its data files <random>.json.gz; moto 5.2.5 (the local emulator's exports) <uuid>.gz
+    data = sorted(k for k in keys if "/AWSDynamoDB/" in k and "/data/" in k and k.endswith(".gz"))
     exports = sorted({k.split("/AWSDynamoDB/", 1)[1].split("/", 1)[0] for k in data})
     if not exports:
         raise ReportDataError(

@@ -22,6 +22,9 @@ SIGNING_SECRET_ARN = "SIGNING_SECRET_ARN"
 PUSH_APP_ID = "PUSH_APP_ID"  # the Pinpoint (End User Messaging Push) application id
 JOURNEY_QUEUE_URL = "JOURNEY_QUEUE_URL"  # the trigger λ queues an audience's next page here
 REPORTS_TOPIC_ARN = "REPORTS_TOPIC_ARN"  # SNS topic: template/journey files rejected by the validator
+TABLE_ARN = "TABLE_ARN"  # ExportTableToPointInTime names the table by ARN
+ANALYTICS_BUCKET = "ANALYTICS_BUCKET"  # table exports (exports/) and computed reports (metrics/)
+REPORT_QUEUE_URL = "REPORT_QUEUE_URL"  # the report λ queues its next phase (collect) here
 TEMPLATES_CACHE_SECONDS = "TEMPLATES_CACHE_SECONDS"  # optional: how long active versions are cached
 FILES_CACHE_SECONDS = "FILES_CACHE_SECONDS"  # optional: how long journey and segment files are cached
 
@@ -39,6 +42,9 @@ class Settings(BaseModel):
     reports_topic_arn: str = ""
     templates_cache_seconds: float = Field(default=60, ge=0)
     files_cache_seconds: float = Field(default=60, ge=0)
+    table_arn: str = ""
+    analytics_bucket: str = ""
+    report_queue_url: str = ""
 
 
 class ConfigurationError(RuntimeError):
@@ -62,6 +68,9 @@ def settings() -> Settings:
             reports_topic_arn=env.get(REPORTS_TOPIC_ARN, ""),
             templates_cache_seconds=env.get(TEMPLATES_CACHE_SECONDS) or 60,
             files_cache_seconds=env.get(FILES_CACHE_SECONDS) or 60,
+            table_arn=env.get(TABLE_ARN, ""),
+            analytics_bucket=env.get(ANALYTICS_BUCKET, ""),
+            report_queue_url=env.get(REPORT_QUEUE_URL, ""),
         )
     except ValidationError as exc:  # a deployment mistake, not bad input: fail loudly
         raise ConfigurationError(f"invalid Boomerang environment: {exc}") from exc

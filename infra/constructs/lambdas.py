@@ -38,6 +38,7 @@ from infra.description import (
     FunctionSpec,
     Grant,
 )
+from shared.report_job import EXPORTS_PREFIX, METRICS_PREFIX
 from shared.template_publish import REPORTS_PREFIX
 from shared.templates import ACTIVE_PREFIX
 
@@ -73,6 +74,8 @@ class GrantTargets:
     push: Push
     journey_queue: sqs.IQueue
     reports: Reports | None = None  # the template validator's SNS topic
+    analytics_bucket: s3.IBucket | None = None  # table exports and computed reports
+    report_queue: sqs.IQueue | None = None  # the report λ's own queue (its delayed collect tasks)
 
 
 def _table_read(role: iam.Role, t: GrantTargets) -> None:
@@ -192,6 +195,79 @@ def _reports_publish(role: iam.Role, t: GrantTargets) -> None:
     t.reports.grant_publish(role)
 
 
+# What DynamoDB needs of the caller to write an export into a bucket (it writes as the caller).
+EXPORT_WRITE_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload", "s3:PutObjectAcl")
+
+
+def _analytics(t: GrantTargets) -> s3.IBucket:
+    if t.analytics_bucket is None:
+        raise ValueError("the report grants need the analytics bucket")
+    return t.analytics_bucket
+
+
+def _table_export(role: iam.Role, t: GrantTargets) -> None:
+    bucket = _analytics(t)
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["dynamodb:ExportTableToPointInTime"], resources=[t.table.table_arn])
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["dynamodb:DescribeExport"], resources=[f"{t.table.table_arn}/export/*"])
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=list(EXPORT_WRITE_ACTIONS), resources=[bucket.arn_for_objects(f"{EXPORTS_PREFIX}*")]
+        )
+    )
+    suppress(
+        role,
+        Waiver(
+            "AwsSolutions-IAM5",
+            "Export ids are chosen by DynamoDB: DescribeExport is limited to this table's exports. Exports "
+            "are written (by DynamoDB, as the caller) only under the analytics bucket's exports/ prefix.",
+            applies_to=[
+                f"Resource::<{_table_logical_id(t.table)}.Arn>/export/*",
+                f"Resource::<{_logical_id_hint(bucket)}.Arn>/{EXPORTS_PREFIX}*",
+            ],
+        ),
+        apply_to_children=True,
+    )
+
+
+def _analytics_write(role: iam.Role, t: GrantTargets) -> None:
+    bucket = _analytics(t)
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{EXPORTS_PREFIX}*")]
+        )
+    )
+    # listing finds an export's data files; it also turns a missing marker into 404 instead of 403
+    role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]))
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{METRICS_PREFIX}*")]
+        )
+    )
+    suppress(
+        role,
+        Waiver(
+            "AwsSolutions-IAM5",
+            "Export files and report keys are per run and per store: reads are limited to the analytics "
+            "bucket's exports/ prefix, writes to its metrics/ prefix.",
+            applies_to=[
+                f"Resource::<{_logical_id_hint(bucket)}.Arn>/{EXPORTS_PREFIX}*",
+                f"Resource::<{_logical_id_hint(bucket)}.Arn>/{METRICS_PREFIX}*",
+            ],
+        ),
+        apply_to_children=True,
+    )
+
+
+def _report_tasks(role: iam.Role, t: GrantTargets) -> None:
+    if t.report_queue is None:
+        raise ValueError("report:tasks needs the report queue")
+    t.report_queue.grant_send_messages(role)
+
+
 def _email_send(role: iam.Role, t: GrantTargets) -> None:
     t.messaging.grant_send(role)
 
@@ -241,6 +317,9 @@ GRANTS: Mapping[str, Callable[[iam.Role, GrantTargets], None]] = {
     Grant.JOURNEY_TASKS: _journey_tasks,
     Grant.TEMPLATES_VALIDATE: _templates_validate,
     Grant.REPORTS_PUBLISH: _reports_publish,
+    Grant.TABLE_EXPORT: _table_export,
+    Grant.ANALYTICS_WRITE: _analytics_write,
+    Grant.REPORT_TASKS: _report_tasks,
 }
 
 
@@ -255,7 +334,7 @@ def _logical_id_hint(bucket: s3.IBucket) -> str:
     # cdk-nag names a resource by its logical id in `applies_to`; resolve it from the construct.
     child = bucket.node.default_child
     if child is None:
-        raise ValueError("templates bucket must be a bucket defined in this stack")
+        raise ValueError("the bucket must be a bucket defined in this stack")
     return Stack.of(bucket).get_logical_id(child)  # type: ignore[arg-type]
 
 

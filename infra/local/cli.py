@@ -38,7 +38,9 @@ def _serve(args: argparse.Namespace) -> int:
     print(
         f"boomerang local ready on {server.url} (store '{store.store_id}', api key '{args.api_key}', speed x{args.speed:g})\n"
         f"  events:  POST {server.url}/v1/batch   outbox: {server.url}/_local/outbox.html\n"
-        f"  AWS (moto): {emulator.endpoint}  (--endpoint-url for `boomerang report|journeys|offers`)",
+        f"  AWS (moto): {emulator.endpoint}  (--endpoint-url for `boomerang report|journeys|offers`)\n"
+        f"  monthly reports (1st, 03:00 UTC, emulator time): `boomerang report --latest --store {store.store_id} "
+        f"--bucket {emulator.analytics_bucket} --endpoint-url {emulator.endpoint}`",
         flush=True,
     )
     try:

@@ -152,21 +152,20 @@ class Emulator:
         return self
 
     def _schedule(self, rule: d.RuleSpec) -> None:
-        """EventBridge Scheduler's part: the daily event on the compressed clock, into the rule's queue."""
+        """EventBridge's part: the rule's schedule (daily, monthly) on the compressed clock, into its queue.
+
+        Each rule fires at its own times (description.next_fire reads its cron), so the monthly report
+        runs once a month here too, not with every daily run."""
+        assert rule.schedule is not None
         sqs = self.client("sqs")
-        day = 86400
-        hour = d.DAILY_SCHEDULE_HOUR_UTC * 3600
-        now = clock.now_ts()
-        next_fire = (now - now % day) + hour
-        if next_fire <= now:
-            next_fire += day
+        next_fire = d.next_fire(rule.schedule, clock.now_ts())
         while not self._stop.is_set():
             if self._stop.wait(timeout=max(0.01, self.clock.real_seconds(next_fire - clock.now_ts()))):
                 return
             if clock.now_ts() < next_fire:
                 continue
             self.fire_schedule(rule, next_fire, sqs)
-            next_fire += day
+            next_fire = d.next_fire(rule.schedule, next_fire)
 
     def fire_schedule(self, rule: d.RuleSpec, at: float, sqs: Any = None) -> None:
         body = {
@@ -321,7 +320,11 @@ class Emulator:
     def _create_resources(self) -> None:
         ddb, events, sqs, s3 = (self.client(s) for s in ("dynamodb", "events", "sqs", "s3"))
         table = resource_name("table", "main")
-        ddb.create_table(**d.TABLE.create_table_args(table))
+        table_arn = ddb.create_table(**d.TABLE.create_table_args(table))["TableDescription"]["TableArn"]
+        # as on AWS (infra/constructs/storage.py): the report λ exports the table to point in time
+        ddb.update_continuous_backups(
+            TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
         ddb.update_time_to_live(
             TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": d.TABLE.ttl_attribute}
         )
@@ -370,6 +373,8 @@ class Emulator:
             )
         bucket = resource_name("templates", "bucket")
         self._create_templates_bucket(s3, bucket)
+        self.analytics_bucket = resource_name("analytics", "bucket")
+        s3.create_bucket(Bucket=self.analytics_bucket)
         secret_arn = self.client("secretsmanager").create_secret(
             Name=resource_name("secret", "signing"), SecretString=secrets.token_urlsafe(48)
         )["ARN"]
@@ -412,6 +417,10 @@ class Emulator:
             env_names.TEMPLATES_CACHE_SECONDS: "1",  # a marketer's validated edit shows up at once
             # journey and segment edits within seconds (each reload lists and reads every file)
             env_names.FILES_CACHE_SECONDS: "5",
+            env_names.TABLE_ARN: table_arn,
+            env_names.ANALYTICS_BUCKET: self.analytics_bucket,
+            env_names.REPORT_QUEUE_URL: self.queue_urls["report"],
+            "REPORT_POLL_SECONDS": "1",  # moto's exports finish at once; SQS delays are real seconds
         }
         os.environ.update(self.env_values)
         self.table = table

@@ -32,6 +32,7 @@ from infra.description import (
     FUNCTIONS,
     FUNCTIONS_BY_ID,
     JOURNEYS_DIR,
+    MONTHLY_REPORT_SCHEDULE,
     QUEUES,
     RULES,
     SEGMENTS_DIR,
@@ -73,6 +74,16 @@ GRANT_ACTIONS: dict[str, set[str]] = {
         "s3:ListBucketVersions",
     },
     Grant.REPORTS_PUBLISH: {"sns:Publish"},
+    # DynamoDB writes the export into the bucket as the caller
+    Grant.TABLE_EXPORT: {
+        "dynamodb:ExportTableToPointInTime",
+        "dynamodb:DescribeExport",
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "s3:PutObjectAcl",
+    },
+    Grant.ANALYTICS_WRITE: {"s3:GetObject", "s3:ListBucket", "s3:PutObject"},
+    Grant.REPORT_TASKS: {"sqs:SendMessage"},
 }
 # Where functions may read bucket objects: written out here too, so a broadened prefix fails.
 READ_PREFIXES = ("templates/", "journeys/", "segments/", "catalog/")
@@ -326,7 +337,7 @@ def _templates_bucket_id(synth: Synth) -> str:
 
 def test_buckets_are_encrypted_private_and_ssl_only(synth: Synth) -> None:
     buckets = synth.of_type("AWS::S3::Bucket")
-    assert len(buckets) == 2  # templates + its access logs
+    assert len(buckets) == 3  # templates, analytics, and their access logs
     for bucket in buckets.values():
         props = bucket["Properties"]
         assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
@@ -340,7 +351,83 @@ def test_buckets_are_encrypted_private_and_ssl_only(synth: Synth) -> None:
     for policy in synth.of_type("AWS::S3::BucketPolicy").values():
         denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
         assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
-    assert len(synth.of_type("AWS::S3::BucketPolicy")) == 2
+    assert len(synth.of_type("AWS::S3::BucketPolicy")) == 3
+
+
+def _analytics_bucket_id(synth: Synth) -> str:
+    (found,) = [
+        k
+        for k, v in synth.of_type("AWS::S3::Bucket").items()
+        if any(
+            r.get("Prefix") == "exports/"
+            for r in v["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])
+        )
+    ]
+    return found
+
+
+def test_analytics_bucket_expires_exports_and_logs_access(synth: Synth) -> None:
+    bucket = synth.resources[_analytics_bucket_id(synth)]
+    props = bucket["Properties"]
+    # exports are full copies of the customer data: gone after 30 days; reports (metrics/) are kept
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert (rule["Prefix"], rule["ExpirationInDays"], rule["Status"]) == ("exports/", 30, "Enabled")
+    assert "VersioningConfiguration" not in props  # recomputable objects: no old versions kept around
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"] == [
+        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    ]
+    assert props["LoggingConfiguration"]["LogFilePrefix"] == "analytics-bucket/"
+    assert synth.json["Outputs"]["AnalyticsBucketName"]["Value"] == {"Ref": _analytics_bucket_id(synth)}
+
+
+def test_report_role_exports_the_table_and_writes_only_its_prefixes(synth: Synth) -> None:
+    spec = FUNCTIONS_BY_ID["report"]
+    assert (spec.timeout_s, spec.memory_mb) == (900, 3008)  # Lambda's ceiling: README "Reports at scale"
+    table_id, _ = synth.only("AWS::DynamoDB::Table")
+    bucket = _arn(_analytics_bucket_id(synth))
+    queue = synth.queue_consumed_by(next(q for q in QUEUES if q.id == "report"))
+    log_group_id = synth.function(spec)["LoggingConfig"]["LogGroup"]["Ref"]
+    allowed = _allowed(synth.statements(synth.role_id(spec)))
+    exports, metrics = _under(bucket, "/exports/*"), _under(bucket, "/metrics/*")
+    assert allowed == {
+        **dict.fromkeys(LOG_ACTIONS, [_arn(log_group_id)]),
+        # the store list: the stores index (a Query), never a Scan
+        **dict.fromkeys(GRANT_ACTIONS[Grant.TABLE_READ], _table_and_indexes(table_id)),
+        "dynamodb:ExportTableToPointInTime": [_arn(table_id)],
+        "dynamodb:DescribeExport": [_under(_arn(table_id), "/export/*")],
+        # DynamoDB writes the export under exports/ as the caller; the report λ writes metrics/
+        "s3:PutObject": _sorted([exports, metrics]),
+        "s3:AbortMultipartUpload": [exports],
+        "s3:PutObjectAcl": [exports],
+        "s3:GetObject": [exports],
+        "s3:ListBucket": [bucket],
+        **dict.fromkeys(SQS_CONSUMER_ACTIONS | {"sqs:SendMessage"}, [_arn(queue)]),
+    }
+    # no other function touches the analytics bucket or exports the table
+    for other in FUNCTIONS:
+        if other.id != "report":
+            rendered = json.dumps(synth.statements(synth.role_id(other)))
+            assert _analytics_bucket_id(synth) not in rendered and "Export" not in rendered, other.id
+
+
+def test_monthly_report_schedule_feeds_the_report_queue(synth: Synth) -> None:
+    (spec,) = [r for r in RULES if r.id == "monthly-report"]
+    assert spec.schedule == MONTHLY_REPORT_SCHEDULE == "cron(0 3 1 * ? *)"  # the 1st, 03:00 UTC
+    assert spec.pattern is None and spec.queue == "report"
+    report = next(q for q in QUEUES if q.id == "report")
+    assert report.consumer == "report" and report.batch_size == 1
+    queue_id = synth.queue_consumed_by(report)
+    ((rule_id, rule),) = [
+        (k, r["Properties"])
+        for k, r in synth.of_type("AWS::Events::Rule").items()
+        if r["Properties"].get("ScheduleExpression") == MONTHLY_REPORT_SCHEDULE
+    ]
+    assert "EventPattern" not in rule and "EventBusName" not in rule
+    (target,) = rule["Targets"]
+    assert target["Arn"] == _arn(queue_id)
+    assert _queue_allows_rule(synth, queue_id, rule_id)
+    # a collect task may take the function's 15 minutes: the queue hides it 6 times as long
+    assert synth.resources[queue_id]["Properties"]["VisibilityTimeout"] == 6 * 900
 
 
 def test_templates_bucket_is_versioned_and_logs_access(synth: Synth) -> None:
@@ -384,13 +471,14 @@ def test_default_templates_and_journeys_deploy_under_their_prefixes_without_prun
 
 
 def test_daily_schedule_feeds_the_journey_queue(synth: Synth) -> None:
-    (spec,) = [r for r in RULES if r.schedule is not None]
+    assert [r.id for r in RULES if r.schedule is not None] == ["daily-journeys", "monthly-report"]
+    (spec,) = [r for r in RULES if r.schedule == DAILY_SCHEDULE]
     assert spec.schedule == DAILY_SCHEDULE == "cron(0 12 * * ? *)"  # 12:00 UTC, every day
     assert spec.pattern is None and spec.bus == DEFAULT_BUS and spec.queue == "journey"
     scheduled = {
         k: r["Properties"]
         for k, r in synth.of_type("AWS::Events::Rule").items()
-        if "ScheduleExpression" in r["Properties"]
+        if r["Properties"].get("ScheduleExpression") == DAILY_SCHEDULE
     }
     ((rule_id, rule),) = scheduled.items()
     assert rule["Description"] == spec.description
@@ -457,6 +545,9 @@ def test_environment_values_point_at_the_right_resources(synth: Synth) -> None:
         # Ref of an AWS::SQS::Queue is its URL (what sqs.send_message takes), not its ARN
         env.JOURNEY_QUEUE_URL: {"Ref": _journey_queue_id(synth)},
         env.REPORTS_TOPIC_ARN: {"Ref": topic_id},
+        env.TABLE_ARN: _arn(table_id),
+        env.ANALYTICS_BUCKET: {"Ref": _analytics_bucket_id(synth)},
+        env.REPORT_QUEUE_URL: {"Ref": synth.queue_consumed_by(next(q for q in QUEUES if q.id == "report"))},
     }
     assert set(expected) | {env.UNSUBSCRIBE_BASE_URL} >= {name for spec in FUNCTIONS for name in spec.env}
     for spec in FUNCTIONS:
@@ -550,15 +641,19 @@ def test_journey_trigger_role_allows_its_grants_on_exactly_their_resources(synth
     assert {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": machine_id}]}]} in parts  # its name
 
 
-def test_only_the_journey_trigger_sends_to_a_queue(synth: Synth) -> None:
+def test_only_the_journey_trigger_and_the_report_send_to_a_queue_their_own(synth: Synth) -> None:
+    report_queue = synth.queue_consumed_by(next(q for q in QUEUES if q.id == "report"))
     for spec in FUNCTIONS:
         allowed = _allowed(synth.statements(synth.role_id(spec)))
         sends = allowed.get("sqs:SendMessage")
         if Grant.JOURNEY_TASKS in spec.grants:
             assert sends == [_arn(_journey_queue_id(synth))], spec.id
+        elif Grant.REPORT_TASKS in spec.grants:
+            assert sends == [_arn(report_queue)], spec.id
         else:
             assert sends is None, spec.id
     assert [s.id for s in FUNCTIONS if Grant.JOURNEY_TASKS in s.grants] == ["journey_trigger"]
+    assert [s.id for s in FUNCTIONS if Grant.REPORT_TASKS in s.grants] == ["report"]
 
 
 def test_table_readers_may_query_its_indexes_with_a_waiver_on_their_own_role(synth: Synth) -> None:
@@ -615,8 +710,8 @@ def test_bucket_readers_read_only_the_four_prefixes(synth: Synth) -> None:
                 "s3:ListBucket": [bucket_arn],
                 "s3:ListBucketVersions": [bucket_arn],
             }, spec.id
-        elif Grant.TEMPLATES_VALIDATE not in spec.grants:  # the validator: see below
-            assert s3 == {}, spec.id
+        elif Grant.TEMPLATES_VALIDATE not in spec.grants and Grant.ANALYTICS_WRITE not in spec.grants:
+            assert s3 == {}, spec.id  # the validator and the report λ: see their own tests
 
 
 def test_template_validator_writes_only_records_and_reports(synth: Synth) -> None:

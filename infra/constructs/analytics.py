@@ -1,0 +1,39 @@
+"""The analytics bucket: table exports (exports/, short-lived) and the reports computed from them
+(metrics/<store>/), written by the report λ and fetched with `boomerang report --latest`."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from shared.report_job import EXPORTS_PREFIX
+
+# An export is a full copy of the customer data: kept only as long as a report might be recomputed.
+EXPORT_RETENTION_DAYS = 30
+
+
+class Analytics(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, access_logs: s3.IBucket) -> None:
+        super().__init__(scope, construct_id)
+        # Not versioned: every object here is recomputable (an export from the table, a report from an
+        # export), and versions would keep deleted exports' customer data around.
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # DynamoDB exports need no KMS grant with SSE-S3
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="analytics-bucket/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-exports",
+                    prefix=EXPORTS_PREFIX,
+                    expiration=Duration.days(EXPORT_RETENTION_DAYS),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
