@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,12 +80,43 @@ def build(
         "cohorts": [c.to_dict() for c in m.cohort_retention(orders, start, end, max_k=min(span - 1, 24))],
         "engagement_reported": data.engagement is not None,
         "journeys": [j.to_dict() for j in journeys],
+        # a snapshot (the profiles as the data holds them), not bound to the period
+        "customers_now": {
+            "lifecycle": _tally(data.stages, "stage", _STAGES),
+            "rfm_groups": _tally(data.rfm_groups, "group", _GROUPS),
+            "segments": _tally(data.segments, "segment", ()),
+        },
         "totals": {
             "messages_sent": sum(j.total.sent for j in journeys),
             "conversions": sum(j.total.conversions for j in journeys),
             "revenue_attributed": round(sum(j.total.revenue for j in journeys), 2),
         },
     }
+
+
+_STAGES = ("prospect", "first-time-buyer", "repeat-buyer", "at-risk", "churned")
+_GROUPS = (
+    "champions",
+    "loyal",
+    "promising",
+    "new",
+    "at-risk",
+    "cant-lose",
+    "hibernating",
+    "lost",
+    "unscored",
+)
+
+
+def _count(v: float) -> str:
+    return f"{v:g}"
+
+
+def _tally(counts: dict[str, list[float]], name: str, order: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Rows in the known order first (lifecycle, the RFM grid's groups), then by name."""
+    rank = {k: i for i, k in enumerate(order)}
+    keys = sorted(counts, key=lambda k: (rank.get(k, len(order)), k))
+    return [{name: k, "customers": int(counts[k][0]), "revenue": round(counts[k][1], 2)} for k in keys]
 
 
 # --- text ---------------------------------------------------------------------------------------
@@ -108,6 +139,10 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f"  orders {report['orders']['count']}, revenue {_money(report['orders']['revenue'])} "
         f"{'/'.join(report['currencies'])}".rstrip(),
     ]
+    now = report.get("customers_now") or {}
+    if now.get("lifecycle"):
+        stages = ", ".join(f"{r['stage']} {r['customers']}" for r in now["lifecycle"])
+        lines.append(f"  customers now: {stages}")
     for j in report["journeys"]:
         lines.append(
             f"  {j['journey']}: entered {j['entered']}, sent {j['sent']}, conversions {j['conversions']}, "
@@ -217,9 +252,14 @@ def _heat_map(cohorts: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def _bars(title: str, rows: list[tuple[str, float]]) -> str:
+def _bars(
+    title: str,
+    rows: list[tuple[str, float]],
+    fmt: Callable[[float], str] = lambda v: _money(v),
+    empty: str = "No journey messages in the period.",
+) -> str:
     if not rows:
-        return '<p class="empty">No journey messages in the period.</p>'
+        return f'<p class="empty">{_e(empty)}</p>'
     top_value = max([v for _, v in rows] + [1e-9])
     left, bar_w, top = 190, 330, 30
     w, h = left + bar_w + 90, top + 26 * len(rows) + 8
@@ -233,7 +273,7 @@ def _bars(title: str, rows: list[tuple[str, float]]) -> str:
         parts.append(
             f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{_e(label)}</text>'
             f'<rect x="{left}" y="{y}" width="{length:.1f}" height="20" fill="#2e8540"/>'
-            f'<text x="{left + length + 6:.1f}" y="{y + 15}">{_e(_money(value))}</text>'
+            f'<text x="{left + length + 6:.1f}" y="{y + 15}">{_e(fmt(value))}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -326,6 +366,7 @@ def render_html(report: dict[str, Any]) -> str:
         for v in report["order_values"]
     ]
     c, params, totals = report["customers"], report["parameters"], report["totals"]
+    now = report["customers_now"]
     currency = "/".join(report["currencies"]) or "–"
     warning = ""
     if len(report["currencies"]) > 1:
@@ -350,6 +391,10 @@ def render_html(report: dict[str, Any]) -> str:
 <div class="row">{_line_chart("Customer churn per month", labels, series("customer_churn"))}
 {_line_chart("Revenue churn per month", labels, series("revenue_churn"))}</div>
 {_table(["month", "active at start", "churned", "customer churn", "revenue at start", "churned revenue", "revenue churn"], churn_rows)}
+<h2>Customers now: lifecycle, RFM groups, segments</h2>
+<div class="row">{_bars("Customers by lifecycle stage", [(r["stage"], r["customers"]) for r in now["lifecycle"]], _count, "No customers.")}
+{_bars("Customers by RFM group", [(r["group"], r["customers"]) for r in now["rfm_groups"]], _count, "No customers.")}</div>
+{_table(["segment", "customers", "lifetime revenue (net)"], [[r["segment"], r["customers"], _money(r["revenue"])] for r in now["segments"]])}
 <h2>Cohort retention</h2>
 {_heat_map(report["cohorts"])}
 <h2>Average order value</h2>

@@ -48,6 +48,10 @@ class ReportData:
     engagement: list[EngagementRec] | None = None
     currencies: set[str] = field(default_factory=set)
     items_read: int = 0
+    # the customers as the data holds them now: (stage | group | segment) -> [customers, net revenue]
+    stages: dict[str, list[float]] = field(default_factory=dict)
+    rfm_groups: dict[str, list[float]] = field(default_factory=dict)
+    segments: dict[str, list[float]] = field(default_factory=dict)
 
 
 def _split(pk: str) -> tuple[str, str, str] | None:
@@ -90,6 +94,7 @@ def collect(items: Iterable[dict[str, Any]], store: str) -> ReportData:
                 data.customers += 1
                 if item.get("user_id") or item.get("email"):
                     data.known_customers += 1
+                _count_segments(data, item)
         elif kind == "CUST" and sk.startswith("HIST#"):
             raw_hist.append((ident, item))
         elif kind == ENGAGEMENT_KIND and sk == keys.MESSAGE_ENGAGEMENT_SK and item.get("journey"):
@@ -148,6 +153,23 @@ def collect(items: Iterable[dict[str, Any]], store: str) -> ReportData:
     data.entries.sort(key=lambda e: e.at)
     data.engagement = engagement or None
     return data
+
+
+def _count_segments(data: ReportData, profile: dict[str, Any]) -> None:
+    """Tally a profile's lifecycle stage, RFM group and segment memberships (as the fold keeps them)."""
+    stats = profile.get("orders") or {}
+    revenue = float(stats.get("revenue") or 0) - float(stats.get("refunded") or 0)
+    rfm = profile.get("rfm") or {}
+    tallies = [
+        (data.stages, [str(profile.get("lifecycle") or "prospect")]),
+        (data.rfm_groups, [str(rfm.get("group") or "unscored")]),
+        (data.segments, [str(s) for s in profile.get("segments") or []]),
+    ]
+    for tally, names in tallies:
+        for name in names:
+            row = tally.setdefault(name, [0, 0.0])
+            row[0] += 1
+            row[1] += revenue
 
 
 # --- sources ------------------------------------------------------------------------------------

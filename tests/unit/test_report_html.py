@@ -59,3 +59,61 @@ def test_mixed_currencies_are_flagged() -> None:
     assert "summed as they are" not in render_html(build(data, START, END))
     data.currencies = {"EUR", "GBP"}
     assert "Orders in 2 currencies (EUR/GBP) are summed as they are" in render_html(build(data, START, END))
+
+
+def test_customers_now_counts_stages_groups_and_segments_with_net_revenue() -> None:
+    from shared.report_data import collect
+
+    def profile(cid: str, **fields: object) -> dict[str, object]:
+        return {"pk": f"STORE#s1#CUST#{cid}", "sk": "PROFILE", "customer_id": cid, **fields}
+
+    items = [
+        profile(
+            "u:a",
+            lifecycle="repeat-buyer",
+            rfm={"group": "champions"},
+            segments=["champions", "loyal"],
+            orders={"revenue": "300", "refunded": "50"},
+        ),
+        profile(
+            "u:b",
+            lifecycle="repeat-buyer",
+            rfm={"group": "loyal"},
+            segments=["loyal"],
+            orders={"revenue": "100"},
+        ),
+        profile(
+            "u:c",
+            lifecycle="at-risk",
+            rfm={"group": "at-risk"},
+            segments=["at-risk", "lapsed-vips"],
+            orders={"revenue": "80"},
+        ),
+        profile("a:v", segments=[]),  # a visitor: a prospect, unscored
+        profile("a:w", merged_into="u:a", lifecycle="first-time-buyer"),  # merged: not counted again
+        profile("u:z", lifecycle="churned"),  # no counted order left
+        {"pk": "STORE#s2#CUST#u:x", "sk": "PROFILE", "lifecycle": "champions"},  # another store
+    ]
+    now = build(collect(items, "s1"), START, END)["customers_now"]
+    assert now["lifecycle"] == [
+        {"stage": "prospect", "customers": 1, "revenue": 0.0},
+        {"stage": "repeat-buyer", "customers": 2, "revenue": 350.0},
+        {"stage": "at-risk", "customers": 1, "revenue": 80.0},
+        {"stage": "churned", "customers": 1, "revenue": 0.0},
+    ]
+    assert [(r["group"], r["customers"]) for r in now["rfm_groups"]] == [
+        ("champions", 1),
+        ("loyal", 1),
+        ("at-risk", 1),
+        ("unscored", 2),
+    ]
+    assert now["segments"] == [
+        {"segment": "at-risk", "customers": 1, "revenue": 80.0},
+        {"segment": "champions", "customers": 1, "revenue": 250.0},
+        {"segment": "lapsed-vips", "customers": 1, "revenue": 80.0},
+        {"segment": "loyal", "customers": 2, "revenue": 350.0},
+    ]
+    page = render_html(build(collect(items, "s1"), START, END))
+    assert (
+        'aria-label="Customers by lifecycle stage"' in page and 'aria-label="Customers by RFM group"' in page
+    )
