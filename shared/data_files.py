@@ -205,6 +205,11 @@ class VersionedFiles(Generic[T]):
             self._cache[store_id] = (now, found)
         return found
 
+    def forget(self) -> None:
+        """Drop what is cached: the next read sees the bucket as it is now."""
+        with self._lock:
+            self._cache.clear()
+
     def _keys(self, prefix: str) -> list[str]:
         keys: list[str] = []
         for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):

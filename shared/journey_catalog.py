@@ -163,3 +163,6 @@ class JourneyCatalog:
 
     def loaded(self, store_id: str) -> dict[str, Loaded[Journey]]:
         return dict(self._files.load(store_id))
+
+    def forget(self) -> None:
+        self._files.forget()

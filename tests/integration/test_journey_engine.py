@@ -656,10 +656,10 @@ def test_a_step_inserted_by_an_edit_does_not_shift_running_journeys(
         "edited",
         two.replace("  - id: second", "  - id: extra\n    after: 1d\n    template: welcome\n  - id: second"),
     )
-    trigger_deps().catalog._cache.clear()
+    trigger_deps().catalog.forget()
     from functions.journey_step.handler import deps as step_deps
 
-    step_deps().catalog._cache.clear()
+    step_deps().catalog.forget()
     fixed_clock.advance(2 * DAY)
     later = step_handler({**out}, ctx)
     assert sent_types(later["events"]) == [("second", "sent")]
