@@ -158,6 +158,7 @@ class StoreVars(_Vars):
     name: str
     url: str | None
     address: str | None = None
+    address_lines: list[str] = []
 
 
 class CartItemVars(_Vars):
@@ -191,6 +192,7 @@ class CartAbandonedVariables(_Vars):
     cart: CartVars
     recovery_url: str
     unsubscribe_url: str
+    preferences_url: str
     step: StepVars
 
     def context(self) -> dict[str, Any]:
@@ -766,6 +768,16 @@ def render_email(
     if not subject:
         raise TemplateError("subject renders empty", template=name, file="subject.txt")
     return RenderedEmail(subject=subject, html=html, text=text)
+
+
+def shows_address(html: str, lines: list[str]) -> bool:
+    """Whether every line of a postal address is visible in an email's HTML (on one line or several).
+
+    Compared unescaped: Jinja escapes ``&`` and quotes, and the CSS inliner re-serialises entities."""
+    import html as html_lib
+
+    text = " ".join(html_lib.unescape(re.sub(r"<[^>]*>", " ", html)).split())
+    return all(" ".join(line.split()) in text for line in lines)
 
 
 def render_sms(template: SmsTemplate, variables: Mapping[str, Any], *, locale: str | None = None) -> str:
