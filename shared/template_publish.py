@@ -57,6 +57,7 @@ TEMPLATE_KEY = re.compile(
 )
 JOURNEY_KEY = re.compile(r"^journeys/(?P<owner>[A-Za-z0-9_][A-Za-z0-9_.-]*)/(?P<id>[^/]+)\.ya?ml$")
 HISTORY = 10  # earlier active versions remembered per file, for rollback
+_ONE_CHECK = 300.0  # the stores below live for one check: each manifest is read once, not per file
 _ATTEMPTS = 6
 
 
@@ -169,7 +170,7 @@ class _WithCandidateLayout(TemplateStore):
     were replaced by the candidate: its files, and none of the unit's others."""
 
     def __init__(self, s3: Any, bucket: str, owner: str, locale: str, files: dict[str, str]) -> None:
-        super().__init__(s3, bucket, ttl_seconds=0)
+        super().__init__(s3, bucket, ttl_seconds=_ONE_CHECK)
         prefix = f"{locale}/" if locale else ""
         self._candidate = {prefix + f: files.get(f) for f in LAYOUT_FILES}
         self._owner = owner
@@ -205,7 +206,7 @@ def _broken_by_layout(
 ) -> list[tuple[str, lint.Problem]]:
     """(folder, problem) for each active template unit that extends a layout and passes with the
     layout in force but fails with the candidate layout unit ``files`` of ``owner``/``locale``."""
-    current = TemplateStore(s3, bucket, ttl_seconds=0)
+    current = TemplateStore(s3, bucket, ttl_seconds=_ONE_CHECK)
     candidate = _WithCandidateLayout(s3, bucket, owner, locale, files)
     broken: list[tuple[str, lint.Problem]] = []
     for dep_owner, name in _dependent_folders(s3, bucket, owner):
