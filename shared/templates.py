@@ -661,6 +661,8 @@ def _compile(source: str, *, file: str, html: bool, template_name: str) -> jinja
         raise TemplateError(
             f"syntax error: {exc.message}", template=template_name, file=file, line=exc.lineno
         ) from exc
+    except jinja2.sandbox.SecurityError as exc:  # constant folding met an unsafe attribute
+        raise TemplateError(f"refused by the sandbox: {exc}", template=template_name, file=file) from exc
     compiled = env.template_class.from_code(env, code, env.make_globals(None))
     with _compiled_lock:
         if len(_compiled) >= _COMPILED_MAX:
@@ -751,6 +753,15 @@ def mjml_to_html(source: str, *, template_name: str = "", file: str = MJML_BODY)
 
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _INHERITANCE = re.compile(r"^\{%-?\s*(extends|block|endblock)\b")
+# The only inheritance tags resolved ahead: a literal layout name and plain block names (an
+# expression in ``extends`` would be evaluated before any data exists; such a body goes per send).
+_SAFE_INHERITANCE = re.compile(
+    r"^\{%-?\s*(extends\s+([\"'])layout\.mjml\2|block\s+[A-Za-z_]\w*|endblock(\s+[A-Za-z_]\w*)?)\s*-?%\}$"
+)
+# MJML attributes it copies into the HTML as they are: a variable may fill them. Others (width,
+# padding...) MJML computes with, so they need the value itself: such a body goes per send.
+_PASS_THROUGH_ATTRIBUTES = frozenset({"href", "src", "alt", "title", "lang", "rel", "name", "target"})
+_ATTRIBUTE = re.compile(r"([\w-]+)\s*=\s*(\"[^\"]*\"|'[^']*')")
 _MARKER = re.compile(r"BMRG([ES])(\d+)X")
 # MJML components whose content is HTML passed through as is (a statement there needs no mj-raw)
 _MJML_ENDING_TAGS = frozenset(
@@ -784,6 +795,8 @@ def _mask(source: str, tags: list[str]) -> str:
         if tag.startswith("{#"):
             return ""
         if _INHERITANCE.match(tag):
+            if not _SAFE_INHERITANCE.match(tag):
+                raise _Unsupported(tag)
             return tag  # resolved below, before MJML sees the source
         if re.match(r"^\{%-?\s*(raw|call|macro|set)\b", tag) or "super(" in tag:
             raise _Unsupported(tag)
@@ -804,6 +817,9 @@ def _raw_statements(mjml: str) -> str:
         closing, name, self_closing = tag.group(1), tag.group(2), tag.group(3)
         if "BMRGS" in tag.group(0):
             raise _Unsupported("a statement inside an MJML tag")
+        for attribute, value in _ATTRIBUTE.findall(tag.group(0)):
+            if "BMRGE" in value and attribute not in _PASS_THROUGH_ATTRIBUTES:
+                raise _Unsupported(f"a variable in the {attribute} attribute")
         if name in _MJML_ENDING_TAGS and not self_closing:
             depth += -1 if closing else 1
         out.append(tag.group(0))
@@ -816,12 +832,9 @@ def _precompile_mjml(body: str, layouts: Mapping[str, str]) -> str:
     tags: list[str] = []
     masked_layouts = {name: _mask(text, tags) for name, text in layouts.items() if name == "layout.mjml"}
     masked = _mask(body, tags)
-    # Only extends/block tags are left: a plain environment resolves the inheritance, nothing else.
-    flat = (
-        jinja2.Environment(loader=jinja2.DictLoader(masked_layouts), autoescape=False)
-        .from_string(masked)
-        .render()
-    )
+    # Only a literal extends and block tags are left; the sandbox resolves the inheritance anyway.
+    env = ImmutableSandboxedEnvironment(loader=jinja2.DictLoader(masked_layouts), autoescape=False)
+    flat = env.from_string(masked).render()
     result = mjml_to_html(_raw_statements(flat))
     found: dict[str, int] = {}
     for kind, index in _MARKER.findall(result):

@@ -119,3 +119,27 @@ def test_a_render_error_still_names_the_source_line(compiles: list[str]) -> None
         )
         + 1
     )
+
+
+@pytest.mark.parametrize(
+    "extends",
+    [
+        "{% extends ''.__class__.__mro__[1].__subclasses__()[0].__name__ %}",
+        '{% extends "layout.mjml" if "".__class__ else "layout.mjml" %}',
+    ],
+)
+def test_only_a_literal_layout_is_resolved_ahead_the_rest_goes_to_the_sandbox(
+    compiles: list[str], extends: str
+) -> None:
+    # an injection in extends must never be evaluated outside the sandbox, before any data exists
+    body = polish_cart().html.replace('{% extends "layout.mjml" %}', extends)
+    assert templates.precompiled_mjml(body, LAYOUTS) is None
+    with pytest.raises(TemplateError):
+        render_email(polish_cart(body=body), customer("Ada"))
+
+
+def test_a_variable_mjml_computes_with_is_compiled_per_send(compiles: list[str]) -> None:
+    # mj-column's width decides the column classes: MJML needs the value, not a placeholder
+    body = polish_cart().html.replace('<mj-column width="75%">', '<mj-column width="{{ 75 }}%">')
+    assert templates.precompiled_mjml(body, LAYOUTS) is None
+    assert "mj-column-per-75" in render_email(polish_cart(body=body), customer("Ada")).html
