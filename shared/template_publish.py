@@ -230,10 +230,11 @@ def _broken_by_layout(
 
 
 def _layout_problems(
-    s3: Any, bucket: str, owner: str, locale: str, files: dict[str, str]
+    s3: Any, bucket: str, owner: str, locale: str, files: dict[str, str], where: str = ""
 ) -> list[lint.Problem]:
-    prefix = f"{locale}/" if locale else ""
-    where = prefix + min(files)  # the unit's first file carries the problem (all its files share it)
+    """Problems for a layout unit about to change to ``files`` ({}: deleted), one per broken template.
+    The unit's first file (or ``where``) carries them: all its files share them."""
+    where = where or (f"{locale}/" if locale else "") + min(files)
     return [
         lint.Problem(
             where,
@@ -338,6 +339,13 @@ def _validate_folder(
         files = dict(manifest.get("files", {}))
         now = _now_iso()
         seq = int(manifest.get("seq", 0)) + 1
+        kept: dict[tuple[str, str], list[lint.Problem]] = {}  # deleted layout units still needed
+        if name == LAYOUT_NAME:
+            for (locale, channel), rels in lint.units(list(files), name).items():
+                if (locale, channel) not in present_units:  # every file of this layout unit deleted
+                    problems = _layout_problems(s3, bucket, owner, locale, {}, where=min(rels))
+                    if problems:
+                        kept[(locale, channel)] = problems
         for (locale, channel), problems in per_unit.items():
             if problems:
                 continue  # the unit's previous active versions stay in force
@@ -354,7 +362,7 @@ def _validate_folder(
                 files[rel] = {"version_id": vid, "activated_at": now, "seq": seq, "previous": previous}
         for rel in list(files):
             unit = next(iter(lint.units([rel], name)), None)
-            if unit is None or unit not in present_units:
+            if (unit is None or unit not in present_units) and unit not in kept:
                 del files[rel]  # the whole unit was deleted: the next locale (or the default) applies
         new_manifest = {"folder": prefix, "files": files, "seq": seq}
         changed = files != manifest.get("files", {})
@@ -365,7 +373,7 @@ def _validate_folder(
     if name == LAYOUT_NAME and changed and recheck:
         _recheck_waiting(s3, bucket, owner, notify)
 
-    all_problems = general + [p for problems in per_unit.values() for p in problems]
+    all_problems = general + [p for problems in (*per_unit.values(), *kept.values()) for p in problems]
 
     def status_of(rel: str, latest: str) -> tuple[str, list[lint.Problem]]:
         locale, file = lint.split_locale(rel)
@@ -384,6 +392,17 @@ def _validate_folder(
         file_outcome = Outcome(k, status, latest, mine, files.get(rel, {}).get("version_id"), report_key(k))
         _write_report(s3, bucket, file_outcome, mine, now)
         by_key[k] = (file_outcome, mine)
+    for key in triggers:
+        rel = key[len(prefix) :]
+        if key not in by_key and rel in files:  # deleted, yet still in force: what extends it needs it
+            locale, file = lint.split_locale(rel)
+            unit = (locale, lint.unit_of(file) or "")
+            mine = per_unit.get(unit, []) + kept.get(unit, [])
+            refused = Outcome(key, "rejected", None, mine, files[rel].get("version_id"), report_key(key))
+            _write_report(s3, bucket, refused, mine, now)
+            by_key[key] = (refused, mine)
+        elif key not in by_key:  # deleted: its last report would otherwise still say "active"
+            _write_report(s3, bucket, Outcome(key, "removed", triggers[key]), [], now)
     out: dict[str, Outcome] = {}
     for key, version_id in triggers.items():
         found, trigger_problems = by_key.get(key, (Outcome(key, "removed", version_id), []))

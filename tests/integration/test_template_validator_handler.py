@@ -344,3 +344,64 @@ def test_a_fixed_layout_reactivates_the_template_it_blocked(world: World, topic:
     )
     assert report["status"] == "active"
     assert "Layout v1" in sent_html(world, "welcome")
+
+
+def deleted(world: World, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """Delete the keys, deliver their "Object Deleted" events in one batch, return their reports."""
+    s3 = boto3.client("s3", region_name=REGION)
+    records = []
+    for i, key in enumerate(keys):
+        marker = s3.delete_object(Bucket=world.bucket, Key=key)["VersionId"]
+        (record,) = s3_event(world.bucket, key, marker, message_id=f"d-{i}")["Records"]
+        body = json.loads(record["body"])
+        body["detail-type"], body["detail"]["reason"] = "Object Deleted", "DeleteObject"
+        records.append({**record, "body": json.dumps(body)})
+    assert validator.handler({"Records": records}, LambdaContext()) == {"batchItemFailures": []}
+    return {
+        key: json.loads(s3.get_object(Bucket=world.bucket, Key=f"reports/{key}.json")["Body"].read())
+        for key in keys
+    }
+
+
+def polish_cart_html(world: World) -> str:
+    store = TemplateStore(boto3.client("s3", region_name=REGION), world.bucket, ttl_seconds=0)
+    template = store.email("shop-1", "cart-abandoned", locale="pl")
+    return render_email(template, sample_variables("cart-abandoned", "pl")).html
+
+
+@pytest.mark.parametrize(
+    "files", [["layout.mjml"], ["layout.html", "layout.mjml", "layout.txt"]], ids=["one-file", "whole-layout"]
+)
+def test_deleting_a_layout_that_templates_extend_is_refused(
+    world: World, topic: str, files: list[str]
+) -> None:
+    # Given the shipped Polish cart email, which extends the default layout.mjml and layout.txt
+    assert "Wypisz się" in polish_cart_html(world)
+
+    # When the default layout is deleted
+    reports = deleted(world, [f"templates/_default/_layout/{f}" for f in files])
+
+    # Then the deletion is refused: the layout stays in force, and the report says what needs it
+    for key, report in reports.items():
+        assert report["status"] == "rejected", key
+        assert "is still sent" in report["summary"]
+        assert any(
+            "would break the active email template templates/_default/cart-abandoned/pl/" in p["message"]
+            and "no such layout" in p["message"]
+            for p in report["problems"]
+        ), report["problems"]
+    assert "Wypisz się" in polish_cart_html(world)
+    assert len(notifications(topic)) == len(files)
+
+
+def test_deleting_a_layout_the_default_can_stand_in_for_is_allowed(world: World, topic: str) -> None:
+    # Given a store layout in force and a store template that extends it
+    put(world, STORE_LAYOUT + "layout.html", LAYOUT_V1)
+    extending_template(world)
+
+    # When the store's layout is deleted, the default layout takes over
+    reports = deleted(world, [STORE_LAYOUT + "layout.html"])
+
+    assert reports[STORE_LAYOUT + "layout.html"]["status"] == "removed"
+    assert "Layout v1" not in sent_html(world) and "Manage preferences" in sent_html(world)
+    assert notifications(topic) == []
