@@ -639,18 +639,20 @@ def _send_on(
     journey = run.journey
     store_id, marketing = state.store_id, journey.step_kind(step) == "marketing"
     template_name = (variant.template if variant and variant.template else None) or step.template
-    key = deps.signing_keys.key()
-    unsub = unsubscribe_url(deps.unsubscribe_base_url, key, store_id, profile.customer_id, channel, now)
+    signing_key = deps.signing_keys.key()
+    unsub = unsubscribe_url(
+        deps.unsubscribe_base_url, signing_key, store_id, profile.customer_id, channel, now
+    )
     variables = template_variables(
         state, journey, step, index, cart, profile, store, channel, unsub, offer, products
     )
     # the same signed token as the unsubscribe link, on the page where every channel can be chosen
     variables["preferences_url"] = preferences_url(
-        deps.unsubscribe_base_url, key, store_id, profile.customer_id, channel, now
+        deps.unsubscribe_base_url, signing_key, store_id, profile.customer_id, channel, now
     )
     if journey.id == EMAIL_CONFIRMATION.id:
         variables["confirm_url"] = confirm_url(
-            deps.unsubscribe_base_url, deps.signing_keys.key(), store_id, profile.customer_id, now
+            deps.unsubscribe_base_url, signing_key, store_id, profile.customer_id, now
         )
     # the customer's locale folder (pl/, pt-BR/...), else the store's default (the folder root)
     locale = profile.traits.get("locale") or getattr(store, "locale", None)
