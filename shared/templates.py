@@ -829,6 +829,8 @@ def _raw_statements(mjml: str) -> str:
 
 
 def _precompile_mjml(body: str, layouts: Mapping[str, str]) -> str:
+    if "BMRG" in body or "BMRG" in layouts.get("layout.mjml", ""):
+        raise _Unsupported("the text already looks like a marker")
     tags: list[str] = []
     masked_layouts = {name: _mask(text, tags) for name, text in layouts.items() if name == "layout.mjml"}
     masked = _mask(body, tags)

@@ -143,3 +143,9 @@ def test_a_variable_mjml_computes_with_is_compiled_per_send(compiles: list[str])
     body = polish_cart().html.replace('<mj-column width="75%">', '<mj-column width="{{ 75 }}%">')
     assert templates.precompiled_mjml(body, LAYOUTS) is None
     assert "mj-column-per-75" in render_email(polish_cart(body=body), customer("Ada")).html
+
+
+def test_text_that_looks_like_a_marker_is_left_alone(compiles: list[str]) -> None:
+    body = polish_cart().html.replace("Wróć do koszyka", "BMRGS0X")
+    assert templates.precompiled_mjml(body, LAYOUTS) is None
+    assert "BMRGS0X" in render_email(polish_cart(body=body), customer("Ada")).html
