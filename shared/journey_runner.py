@@ -43,13 +43,21 @@ from shared.journeys import (
 )
 from shared.keys import anon_customer_id, user_customer_id
 from shared.offers import GivenOffer, give
+from shared.preferences import preferences_url
 from shared.profile_store import ProfileStore
 from shared.profiles import Cart, Profile
 from shared.push import Device, PushMessage, normalise_platform, send_push
 from shared.segments import segment_problem
 from shared.sms import send_sms
 from shared.stores import Store, StoreDirectory
-from shared.templates import TemplateError, TemplateStore, render_email, render_push, render_sms
+from shared.templates import (
+    TemplateError,
+    TemplateStore,
+    render_email,
+    render_push,
+    render_sms,
+    shows_address,
+)
 from shared.unsubscribe import confirm_url, unsubscribe_url
 
 
@@ -646,15 +654,20 @@ def _send_on(
     journey = run.journey
     store_id, marketing = state.store_id, journey.step_kind(step) == "marketing"
     template_name = (variant.template if variant and variant.template else None) or step.template
+    signing_key = deps.signing_keys.key()
     unsub = unsubscribe_url(
-        deps.unsubscribe_base_url, deps.signing_keys.key(), store_id, profile.customer_id, channel, now
+        deps.unsubscribe_base_url, signing_key, store_id, profile.customer_id, channel, now
     )
     variables = template_variables(
         state, journey, step, index, cart, profile, store, channel, unsub, offer, products
     )
+    # the same signed token as the unsubscribe link, on the page where every channel can be chosen
+    variables["preferences_url"] = preferences_url(
+        deps.unsubscribe_base_url, signing_key, store_id, profile.customer_id, channel, now
+    )
     if journey.id == EMAIL_CONFIRMATION.id:
         variables["confirm_url"] = confirm_url(
-            deps.unsubscribe_base_url, deps.signing_keys.key(), store_id, profile.customer_id, now
+            deps.unsubscribe_base_url, signing_key, store_id, profile.customer_id, now
         )
     # the customer's locale folder (pl/, pt-BR/...), else the store's default (the folder root)
     locale = profile.traits.get("locale") or getattr(store, "locale", None)
@@ -700,10 +713,24 @@ def _send_on(
         if result.transient:
             raise TransientSendError("push provider busy", code="TEMPORARY_FAILURE")
         raise PermanentSendError("every registered device was rejected", code="NoValidDevice")
+    if marketing and store.address is None:
+        # CAN-SPAM: commercial email must carry the sender's valid physical postal address
+        raise TemplateError(
+            "marketing email needs the store's postal address (Store.address), which is not set",
+            template=template_name,
+        )
     rendered_email = render_email(deps.templates.email(store_id, template_name, locale=locale), variables)
     if marketing and unsub not in rendered_email.html:
         # Gmail/Yahoo bulk-sender rules: a visible unsubscribe link in every marketing email
         raise TemplateError("marketing email has no visible unsubscribe link", template=template_name)
+    if (
+        marketing
+        and store.address
+        and not shows_address(rendered_email.html, store.address.formatted_lines())
+    ):
+        raise TemplateError(
+            "marketing email does not show the store's postal address", template=template_name
+        )
     assert profile.email is not None
     raw = build_mime(
         sender=store.sender,
@@ -776,7 +803,7 @@ def template_variables(
             "last_name": profile.traits.get("last_name"),
             "locale": profile.traits.get("locale"),
         },
-        "store": {"name": store.name, "url": store.url, "address": getattr(store, "address", None)},
+        "store": store.template_vars(),
         "journey": {"id": journey.id, "name": journey.name or journey.id},
         "step": {"id": step.id, "index": index, "is_last": index == len(journey.steps) - 1},
         "links": {

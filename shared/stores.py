@@ -6,9 +6,10 @@ import re
 import secrets
 import threading
 import time
+from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared import indexes, keys
 from shared.aws import from_item, key, to_item
@@ -16,6 +17,77 @@ from shared.delivery import DeliveryPolicy
 from shared.profiles import LoyaltyPolicy, RetentionPolicy
 
 STORE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+# Countries that write the postal code before the city ("10115 Berlin", "00-001 Warszawa").
+_POSTCODE_FIRST = frozenset(
+    "AT BE BG CH CZ DE DK EE ES FI FR GR HR HU IL IS IT LI LT LU LV MC NL NO PL PT RO SE SI SK TR".split()
+)
+_NOT_COUNTRIES = frozenset({"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"})
+_ADDRESS_TEXT = re.compile(r"^[^\x00-\x1f\x7f<>]+$")  # one printable line; no markup
+
+
+@lru_cache(maxsize=1)
+def _country_names() -> dict[str, str]:
+    from babel import Locale
+
+    # CLDR's two-letter territories, less the groupings and the unknown region, which are not countries
+    names = Locale.parse("en").territories
+    return {c: str(n) for c, n in names.items() if re.fullmatch(r"[A-Z]{2}", c) and c not in _NOT_COUNTRIES}
+
+
+class PostalAddress(BaseModel):
+    """The store's physical postal address, shown in the footer of every marketing email (CAN-SPAM
+    requires a valid one: a street address, or a PO box registered with the postal service)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lines: list[str] = Field(min_length=1, max_length=3)  # street, building, PO box
+    city: str = Field(min_length=1, max_length=100)
+    postal_code: str | None = Field(default=None, max_length=20, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$")
+    region: str | None = Field(default=None, max_length=100)  # state, province, county
+    country: str  # ISO 3166-1 alpha-2, e.g. GB, US, PL
+
+    @field_validator("lines")
+    @classmethod
+    def _lines(cls, v: list[str]) -> list[str]:
+        out = [" ".join(line.split()) for line in v]
+        for n, line in enumerate(out, 1):
+            if not line or len(line) > 100 or not _ADDRESS_TEXT.match(line):
+                raise ValueError(
+                    f"line {n} must be 1 to 100 printable characters on one line, without < or >"
+                )
+        return out
+
+    @field_validator("city", "region")
+    @classmethod
+    def _text(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = " ".join(v.split())
+        if not v or not _ADDRESS_TEXT.match(v):
+            raise ValueError("must be printable text on one line, without < or >")
+        return v
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, v: str) -> str:
+        code = v.strip().upper()
+        if code not in _country_names():
+            raise ValueError(f"{v!r} is not an ISO 3166-1 alpha-2 country code; use e.g. GB, US, PL, DE")
+        return code
+
+    def formatted_lines(self) -> list[str]:
+        """The address as it is written on an envelope, one element per line."""
+        if self.country in _POSTCODE_FIRST:
+            place = " ".join(p for p in (self.postal_code, self.city) if p)
+            if self.region:
+                place += f", {self.region}"
+        else:  # "Springfield, IL 62701", "Bristol BS1 4AA"
+            place = self.city + (f", {self.region}" if self.region else "")
+            place += f" {self.postal_code}" if self.postal_code else ""
+        return [*self.lines, place, _country_names()[self.country]]
+
+    def one_line(self) -> str:
+        return ", ".join(self.formatted_lines())
 
 
 class Store(BaseModel):
@@ -35,6 +107,8 @@ class Store(BaseModel):
     sms_sender_id: str | None = None  # alphanumeric sender ID where the country allows one
     loyalty: LoyaltyPolicy = Field(default_factory=LoyaltyPolicy)  # points per order, tiers by points
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)  # when a customer is at risk
+    # Shown in every marketing email's footer; without it marketing email is not sent (CAN-SPAM)
+    address: PostalAddress | None = None
 
     @field_validator("sms_sender_id")
     @classmethod
@@ -49,6 +123,15 @@ class Store(BaseModel):
     @classmethod
     def _strip_slash(cls, v: str) -> str:
         return v.rstrip("/")
+
+    def template_vars(self) -> dict[str, Any]:
+        """What templates see as ``store`` (the shape is in shared/template_catalog.py)."""
+        return {
+            "name": self.name,
+            "url": self.url,
+            "address": self.address.one_line() if self.address else None,
+            "address_lines": self.address.formatted_lines() if self.address else [],
+        }
 
     def recovery_url(self, cart_id: str, campaign: str, medium: str = "email") -> str:
         base = (self.cart_url or f"{self.url}/cart").replace("{cart_id}", cart_id)

@@ -31,11 +31,13 @@ ORDER_LINE: dict[str, Shape] = {**PRODUCT, "quantity": "int"}
 # Every variable group a journey step can pass, and its shape (shared/journey_runner.py builds them).
 GROUPS: dict[str, Shape] = {
     "customer": {"first_name": "str", "last_name": "str", "locale": "str"},
-    "store": {"name": "str", "url": "url", "address": "str"},
+    # address: the postal address on one line; address_lines: the same, one element per line
+    "store": {"name": "str", "url": "url", "address": "str", "address_lines": ["str"]},
     "journey": {"id": "str", "name": "str"},
     "step": {"id": "str", "index": "int", "is_last": "bool"},
     "links": {"shop": "url", "recovery": "url", "review": "url", "referral": "url"},  # with UTM
     "unsubscribe_url": "url",
+    "preferences_url": "url",  # signed link to the customer's preferences page (channels, topics)
     "offer": {"code": "str", "description": "str", "expires_at": "epoch", "expires_on": "str"},
     "loyalty": {"points": "int", "tier": "str", "next_tier": "str", "points_to_next": "int"},
     "cart": {"items": [CART_LINE], "value": "number", "currency": "str", "item_count": "int"},
@@ -49,7 +51,17 @@ GROUPS: dict[str, Shape] = {
 }
 
 # What every journey message gets; offer and loyalty may be None (test with {% if offer %}).
-BASE = ("customer", "store", "journey", "step", "links", "unsubscribe_url", "offer", "loyalty")
+BASE = (
+    "customer",
+    "store",
+    "journey",
+    "step",
+    "links",
+    "unsubscribe_url",
+    "preferences_url",
+    "offer",
+    "loyalty",
+)
 CART = ("cart", "recovery_url")
 
 
@@ -145,6 +157,7 @@ SAMPLES: dict[str, Any] = {
         "name": "Acme Outdoor",
         "url": "https://shop.example.com",
         "address": "1 Harbour Street, Bristol BS1 4AA, United Kingdom",
+        "address_lines": ["1 Harbour Street", "Bristol BS1 4AA", "United Kingdom"],
     },
     "cart": {"items": _LINES, "value": Decimal("128.00"), "currency": "EUR", "item_count": 3},
     "viewed": _PRODUCTS,
@@ -168,6 +181,7 @@ SAMPLES: dict[str, Any] = {
     },
     "recovery_url": f"https://shop.example.com/cart?boomerang_cart=c-1&{UTM}",
     "unsubscribe_url": "https://api.shop.example.com/v1/unsubscribe?t=sample-token",
+    "preferences_url": "https://api.shop.example.com/v1/preferences?t=sample-token",
     "confirm_url": "https://api.shop.example.com/v1/confirm?t=sample-token",
     "step": {"id": "sample", "index": 0, "is_last": False},
 }

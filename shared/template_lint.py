@@ -9,7 +9,7 @@ Every problem names the file, the line (when there is one) and what is wrong and
   anything but the shared layout;
 - unknown variables and attributes, against the template's row in shared/template_catalog.py;
 - a trial render with sample data in the folder's locale: runtime errors, a marketing email with no
-  visible unsubscribe link, an SMS longer than its declared segments, an empty push;
+  visible unsubscribe link or postal address, an SMS longer than its declared segments, an empty push;
 - files with names Boomerang does not know, and channels missing a required file.
 """
 
@@ -39,6 +39,7 @@ from shared.templates import (
     render_email,
     render_push,
     render_sms,
+    shows_address,
     sms_segments_budget,
 )
 
@@ -388,6 +389,15 @@ def _check_layout(files: Mapping[str, str], prefix: str) -> list[Problem]:
                     "the layout's footer must link {{ unsubscribe_url }} (marketing email)",
                 )
             )
+        if file in files and not re.search(r"store\s*\.\s*address", files[file]):
+            problems.append(
+                Problem(
+                    prefix + file,
+                    None,
+                    "the layout's footer must show the store's postal address, {{ store.address }} "
+                    "(or store.address_lines): the law (CAN-SPAM) requires it in marketing email",
+                )
+            )
     return problems
 
 
@@ -419,6 +429,16 @@ def _trial(
                         None,
                         "marketing email without a visible unsubscribe link: add "
                         '<a href="{{ unsubscribe_url }}">Unsubscribe</a> (or extend the layout, whose footer has it)',
+                    )
+                ]
+            address = variables.get("store", {}).get("address_lines")
+            if spec.marketing and address and not shows_address(rendered.html, address):
+                return [
+                    Problem(
+                        MJML_BODY if mjml else "body.html",
+                        None,
+                        "marketing email without the store's postal address (CAN-SPAM requires it): add "
+                        "{{ store.address }} to the footer (or extend the layout, whose footer has it)",
                     )
                 ]
         elif channel == "sms":

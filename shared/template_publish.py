@@ -13,6 +13,13 @@ The manifest is written with an S3 conditional write (If-Match on its ETag), so 
 the same folder at once cannot lose each other's activation; each run re-reads the folder, so the
 outcome does not depend on the order events arrive in. Running it twice changes nothing.
 
+A layout (``templates/<store>/_layout/``) is shared: before a new layout becomes active, every
+active template it would be rendered with (the store's folders and the defaults; for ``_default``,
+every store's) is re-checked against it. One it would break keeps the previous layout in force, and
+the layout's report names each broken template, file and line. Once a layout is activated, the
+folders still waiting on an upload that was rejected are checked again (the new layout may be what
+they needed).
+
 Journey files (``journeys/<store>/<id>.yaml``) get the same report and notification, checked by
 ``shared.journey_catalog.problems`` when that exists; which journey file is in force is decided there.
 """
@@ -33,6 +40,8 @@ from shared import template_lint as lint
 from shared.template_catalog import LAYOUT_NAME
 from shared.templates import (
     ACTIVE_PREFIX,
+    DEFAULT_STORE,
+    LAYOUT_FILES,
     TemplateError,
     TemplateStore,
     folder_prefix,
@@ -48,6 +57,7 @@ TEMPLATE_KEY = re.compile(
 )
 JOURNEY_KEY = re.compile(r"^journeys/(?P<owner>[A-Za-z0-9_][A-Za-z0-9_.-]*)/(?P<id>[^/]+)\.ya?ml$")
 HISTORY = 10  # earlier active versions remembered per file, for rollback
+_ONE_CHECK = 300.0  # the stores below live for one check: each manifest is read once, not per file
 _ATTEMPTS = 6
 
 
@@ -155,6 +165,98 @@ def _layouts(store: TemplateStore, owner: str, locale: str) -> dict[str, str]:
     return store.layouts(owner, locale=locale or None)
 
 
+class _WithCandidateLayout(TemplateStore):
+    """The active templates, as they would resolve if one layout unit (a locale's layout files)
+    were replaced by the candidate: its files, and none of the unit's others."""
+
+    def __init__(self, s3: Any, bucket: str, owner: str, locale: str, files: dict[str, str]) -> None:
+        super().__init__(s3, bucket, ttl_seconds=_ONE_CHECK)
+        prefix = f"{locale}/" if locale else ""
+        self._candidate = {prefix + f: files.get(f) for f in LAYOUT_FILES}
+        self._owner = owner
+
+    def _file(self, owner: str, name: str, relpath: str) -> str | None:
+        if owner == self._owner and name == LAYOUT_NAME and relpath in self._candidate:
+            return self._candidate[relpath]
+        return super()._file(owner, name, relpath)
+
+
+def _dependent_folders(s3: Any, bucket: str, owner: str) -> list[tuple[str, str]]:
+    """Folders whose sends may render with ``owner``'s layout: a store's own and the defaults (a
+    store's sends of a default template use the store's layout); for ``_default``, every folder."""
+    folders = list_folders(s3, bucket, None if owner == DEFAULT_STORE else owner)
+    if owner != DEFAULT_STORE:
+        folders += list_folders(s3, bucket, DEFAULT_STORE)
+    return [(o, n) for o, n in folders if n != LAYOUT_NAME]
+
+
+def _active_texts(store: TemplateStore, owner: str, name: str) -> dict[str, str]:
+    """The files in force of a template folder (relative path -> text); {} when none."""
+    manifest = store.manifest(owner, name) or {}
+    out = {}
+    for rel in manifest.get("files", {}):
+        text = store._file(owner, name, rel)
+        if text is not None:
+            out[rel] = text
+    return out
+
+
+def _broken_by_layout(
+    s3: Any, bucket: str, owner: str, locale: str, files: dict[str, str]
+) -> list[tuple[str, lint.Problem]]:
+    """(folder, problem) for each active template unit that extends a layout and passes with the
+    layout in force but fails with the candidate layout unit ``files`` of ``owner``/``locale``."""
+    current = TemplateStore(s3, bucket, ttl_seconds=_ONE_CHECK)
+    candidate = _WithCandidateLayout(s3, bucket, owner, locale, files)
+    broken: list[tuple[str, lint.Problem]] = []
+    for dep_owner, name in _dependent_folders(s3, bucket, owner):
+        texts = _active_texts(current, dep_owner, name)
+        layout_owner = owner if dep_owner == DEFAULT_STORE else dep_owner
+        for (dep_locale, channel), rels in lint.units(texts, name).items():
+            if not any("extends" in texts[r] for r in rels):
+                continue  # a standalone template never sees the layout
+            unit = {lint.split_locale(r)[1]: texts[r] for r in rels}
+            with_new = lint.lint_unit(
+                name, dep_locale, channel, unit, _layouts(candidate, layout_owner, dep_locale)
+            )
+            if not with_new:
+                continue
+            before = lint.lint_unit(
+                name, dep_locale, channel, unit, _layouts(current, layout_owner, dep_locale)
+            )
+            where = folder_prefix(dep_owner, name) + (f"{dep_locale}/" if dep_locale else "")
+            broken += [(f"{channel} template {where}", p) for p in with_new if p not in before]
+    return broken
+
+
+def _layout_problems(
+    s3: Any, bucket: str, owner: str, locale: str, files: dict[str, str], where: str = ""
+) -> list[lint.Problem]:
+    """Problems for a layout unit about to change to ``files`` ({}: deleted), one per broken template.
+    The unit's first file (or ``where``) carries them: all its files share them."""
+    where = where or (f"{locale}/" if locale else "") + min(files)
+    return [
+        lint.Problem(
+            where,
+            None,
+            f"would break the active {unit}: {p}; the current layout stays in force "
+            f"until the layout (or that template) is fixed",
+        )
+        for unit, p in _broken_by_layout(s3, bucket, owner, locale, files)
+    ]
+
+
+def _recheck_waiting(s3: Any, bucket: str, owner: str, notify: Callable[[str, str], None] | None) -> None:
+    """After a layout change is activated: re-validate the folders whose newest upload is not
+    active (rejected or pending), in case the new layout was what they needed."""
+    for dep_owner, name in _dependent_folders(s3, bucket, owner):
+        manifest, _ = _read_manifest(s3, bucket, manifest_key(dep_owner, name))
+        prefix = folder_prefix(dep_owner, name)
+        active = {prefix + rel: f.get("version_id") for rel, f in manifest["files"].items()}
+        if any(active.get(k) != v for k, v in _current_versions(s3, bucket, prefix).items()):
+            _validate_folder(s3, bucket, dep_owner, name, {}, notify)
+
+
 def validate_change(
     s3: Any,
     bucket: str,
@@ -162,9 +264,10 @@ def validate_change(
     *,
     version_id: str | None = None,
     notify: Callable[[str, str], None] | None = None,
+    recheck: bool = True,
 ) -> Outcome:
     """Validate the folder a changed key belongs to, activate what passes, report on the key."""
-    return validate_changes(s3, bucket, [(key, version_id)], notify=notify)[key]
+    return validate_changes(s3, bucket, [(key, version_id)], notify=notify, recheck=recheck)[key]
 
 
 def validate_changes(
@@ -173,9 +276,13 @@ def validate_changes(
     changes: list[tuple[str, str | None]],
     *,
     notify: Callable[[str, str], None] | None = None,
+    recheck: bool = True,
 ) -> dict[str, Outcome]:
     """Several changed keys (e.g. one SQS batch): each template folder is checked once, however
-    many of its files changed (a push uploads a whole folder, one event per file)."""
+    many of its files changed (a push uploads a whole folder, one event per file).
+
+    ``recheck``: after a layout is activated, re-validate the folders waiting on a rejected upload
+    (off when every folder is validated anyway, as on the first seed)."""
     out: dict[str, Outcome] = {}
     folders: dict[tuple[str, str], dict[str, str | None]] = {}
     for key, version_id in changes:
@@ -188,8 +295,9 @@ def validate_changes(
             folders.setdefault((match["owner"], match["name"]), {})[key] = version_id
         else:
             out[key] = Outcome(key, "ignored")
-    for (owner, name), triggers in folders.items():
-        out.update(_validate_folder(s3, bucket, owner, name, triggers, notify))
+    # layouts first: the folders that extend them are checked against the layout in force
+    for (owner, name), triggers in sorted(folders.items(), key=lambda f: (f[0][1] != LAYOUT_NAME, f[0])):
+        out.update(_validate_folder(s3, bucket, owner, name, triggers, notify, recheck=recheck))
     return out
 
 
@@ -200,6 +308,8 @@ def _validate_folder(
     name: str,
     triggers: dict[str, str | None],
     notify: Callable[[str, str], None] | None,
+    *,
+    recheck: bool = True,
 ) -> dict[str, Outcome]:
     prefix = folder_prefix(owner, name)
     for _ in range(_ATTEMPTS):
@@ -218,12 +328,26 @@ def _validate_folder(
             layouts_for=None if name == LAYOUT_NAME else functools.partial(_layouts, store, owner),
         )
         general = unreadable + general
+        present_units = lint.units(texts, name)
+        if name == LAYOUT_NAME:
+            for (locale, channel), problems in per_unit.items():
+                if not problems:
+                    layout_unit = {
+                        lint.split_locale(r)[1]: texts[r] for r in present_units[(locale, channel)]
+                    }
+                    problems += _layout_problems(s3, bucket, owner, locale, layout_unit)
         mkey = manifest_key(owner, name)
         manifest, etag = _read_manifest(s3, bucket, mkey)
         files = dict(manifest.get("files", {}))
         now = _now_iso()
         seq = int(manifest.get("seq", 0)) + 1
-        present_units = lint.units(texts, name)
+        kept: dict[tuple[str, str], list[lint.Problem]] = {}  # deleted layout units still needed
+        if name == LAYOUT_NAME:
+            for (locale, channel), rels in lint.units(list(files), name).items():
+                if (locale, channel) not in present_units:  # every file of this layout unit deleted
+                    problems = _layout_problems(s3, bucket, owner, locale, {}, where=min(rels))
+                    if problems:
+                        kept[(locale, channel)] = problems
         for (locale, channel), problems in per_unit.items():
             if problems:
                 continue  # the unit's previous active versions stay in force
@@ -240,17 +364,18 @@ def _validate_folder(
                 files[rel] = {"version_id": vid, "activated_at": now, "seq": seq, "previous": previous}
         for rel in list(files):
             unit = next(iter(lint.units([rel], name)), None)
-            if unit is None or unit not in present_units:
+            if (unit is None or unit not in present_units) and unit not in kept:
                 del files[rel]  # the whole unit was deleted: the next locale (or the default) applies
         new_manifest = {"folder": prefix, "files": files, "seq": seq}
-        if files == manifest.get("files", {}) or _write_manifest(
-            s3, bucket, mkey, {**new_manifest, "updated_at": now}, etag
-        ):
+        changed = files != manifest.get("files", {})
+        if not changed or _write_manifest(s3, bucket, mkey, {**new_manifest, "updated_at": now}, etag):
             break
     else:
         raise RuntimeError(f"{mkey}: gave up after {_ATTEMPTS} concurrent updates")
+    if name == LAYOUT_NAME and changed and recheck:
+        _recheck_waiting(s3, bucket, owner, notify)
 
-    all_problems = general + [p for problems in per_unit.values() for p in problems]
+    all_problems = general + [p for problems in (*per_unit.values(), *kept.values()) for p in problems]
 
     def status_of(rel: str, latest: str) -> tuple[str, list[lint.Problem]]:
         locale, file = lint.split_locale(rel)
@@ -269,6 +394,17 @@ def _validate_folder(
         file_outcome = Outcome(k, status, latest, mine, files.get(rel, {}).get("version_id"), report_key(k))
         _write_report(s3, bucket, file_outcome, mine, now)
         by_key[k] = (file_outcome, mine)
+    for key in triggers:
+        rel = key[len(prefix) :]
+        if key not in by_key and rel in files:  # deleted, yet still in force: what extends it needs it
+            locale, file = lint.split_locale(rel)
+            unit = (locale, lint.unit_of(file) or "")
+            mine = per_unit.get(unit, []) + kept.get(unit, [])
+            refused = Outcome(key, "rejected", None, mine, files[rel].get("version_id"), report_key(key))
+            _write_report(s3, bucket, refused, mine, now)
+            by_key[key] = (refused, mine)
+        elif key not in by_key:  # deleted: its last report would otherwise still say "active"
+            _write_report(s3, bucket, Outcome(key, "removed", triggers[key]), [], now)
     out: dict[str, Outcome] = {}
     for key, version_id in triggers.items():
         found, trigger_problems = by_key.get(key, (Outcome(key, "removed", version_id), []))
@@ -404,7 +540,7 @@ def validate_prefix(s3: Any, bucket: str, prefix: str = "templates/") -> list[Ou
                 seen.setdefault(folder_prefix(m["owner"], m["name"]), obj["Key"])
     # layouts first: the folders that extend them are checked against the active layout
     keys = sorted(seen.values(), key=lambda k: (f"/{LAYOUT_NAME}/" not in k, k))
-    return [validate_change(s3, bucket, key) for key in keys]
+    return [validate_change(s3, bucket, key, recheck=False) for key in keys]
 
 
 # --- what the CLI shows and does ------------------------------------------------------------------

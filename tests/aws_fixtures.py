@@ -28,7 +28,7 @@ from shared.aws import client
 from shared.events import CanonicalEvent, normalise
 from shared.profile_store import ProfileStore
 from shared.segment_catalog import SegmentCatalog
-from shared.stores import Store, StoreDirectory
+from shared.stores import PostalAddress, Store, StoreDirectory
 from shared.template_publish import validate_prefix
 
 REGION = "us-east-1"
@@ -44,6 +44,7 @@ STORE = Store(
     sender_email="hello@shop.example.com",
     sender_name="Acme Outdoor",
     unsubscribe_email="unsubscribe@shop.example.com",
+    address=PostalAddress(lines=["1 Harbour Street"], city="Bristol", postal_code="BS1 4AA", country="GB"),
 )
 
 FAKE_CREDENTIALS = {

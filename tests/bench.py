@@ -4,7 +4,9 @@
    each call is a network round trip instead, so read this as handler overhead + an upper bound);
 2. cold import time of each handler module, next to `import boto3` alone;
 3. AWS API calls per event, by event type;
-4. Step Functions state transitions per cart journey (two emails; bought before the first).
+4. Step Functions state transitions per cart journey (two emails; bought before the first);
+5. rendering one email per send: the Polish MJML cart email and the HTML one, first and later sends
+   (`python -m tests.bench templates` runs only this part).
 """
 
 from __future__ import annotations
@@ -228,6 +230,49 @@ def pure_logic(n: int = 5000) -> tuple[float, float]:
     return n / t_norm, n / (time.perf_counter() - t0)
 
 
+def template_renders(n: int = 30) -> dict[str, tuple[float, float]]:
+    """(first send, median of the next n) ms to render the shipped cart email, each send to another
+    customer (a cache of the rendered output would not help)."""
+    from pathlib import Path
+
+    from shared.template_catalog import sample_variables
+    from shared.templates import EmailTemplate, render_email
+
+    root = Path(ROOT) / "infra" / "templates" / "_default"
+    layouts = {p.name: p.read_text(encoding="utf-8") for p in (root / "_layout").iterdir()}
+    out = {}
+    for label, folder, body in (
+        ("MJML (pl)", "cart-abandoned/pl", "body.mjml"),
+        ("HTML", "cart-abandoned", "body.html"),
+    ):
+        d = root / folder
+        template = EmailTemplate(
+            name="cart-abandoned",
+            subject=(d / "subject.txt").read_text(encoding="utf-8"),
+            html=(d / body).read_text(encoding="utf-8"),
+            text=(d / "body.txt").read_text(encoding="utf-8"),
+            locale="pl" if "pl" in folder else None,
+            layouts=layouts,
+            mjml=body.endswith(".mjml"),
+        )
+        times = []
+        for i in range(n + 1):
+            variables = sample_variables("cart-abandoned", "pl")
+            variables["customer"] = {**variables["customer"], "first_name": f"Ada{i}"}
+            t0 = time.perf_counter()
+            email = render_email(template, variables)
+            times.append((time.perf_counter() - t0) * 1000)
+            assert f"Ada{i}" in email.html
+        out[label] = (times[0], statistics.median(times[1:]))
+    return out
+
+
+def print_template_renders() -> None:
+    print("\nRendering the cart email, per send (Jinja + MJML + CSS inlining; another customer each time):")
+    for label, (first, later) in template_renders().items():
+        print(f"  {label:<10} first send {first:6.1f} ms; later sends {later:6.1f} ms (median of 30)")
+
+
 def transitions_per_journey() -> dict[str, Any]:
     import base64
     import urllib.request
@@ -320,6 +365,7 @@ def main() -> None:
     for kind, calls in sorted(per_event.items()):
         total = sum(calls.values())
         print(f"  {kind:<36} {total:5.2f}  " + ", ".join(f"{k} {v:g}" for k, v in sorted(calls.items())))
+    print_template_renders()
     print("\nStep Functions state transitions per cart journey:")
     # a fresh interpreter: handler modules cache clients bound to the first emulator's endpoint
     code = "import json; from tests.bench import transitions_per_journey as t; print(json.dumps(t()))"
@@ -332,4 +378,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["templates"]:
+        print_template_renders()
+    else:
+        main()

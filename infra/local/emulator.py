@@ -29,7 +29,7 @@ from typing import Any
 from infra import description as d
 from shared import clock
 from shared import settings as env_names
-from shared.stores import Store, StoreDirectory
+from shared.stores import PostalAddress, Store, StoreDirectory
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -41,6 +41,7 @@ DEMO_STORE = Store(
     sender_email="hello@shop.example.com",
     sender_name="Demo Store",
     unsubscribe_email="unsubscribe@shop.example.com",
+    address=PostalAddress(lines=["1 Harbour Street"], city="Bristol", postal_code="BS1 4AA", country="GB"),
 )
 
 

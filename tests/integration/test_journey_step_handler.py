@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +19,7 @@ from shared import signing
 from shared.aws import client
 from shared.email import TransientSendError
 from shared.journey_store import JourneyStore
+from shared.stores import StoreDirectory
 from tests.aws_fixtures import (
     ACCOUNT,
     REGION,
@@ -150,6 +152,46 @@ def test_due_with_consent_sends_one_compliant_email(
         message.id,
         "u:user-42",
     )
+
+
+def test_marketing_email_shows_the_store_address_and_a_signed_preferences_link(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock, t0: float
+) -> None:
+    # Given a store with a postal address and a subscribed customer whose cart is idle
+    shopper(world, t0)
+    fixed_clock.advance(HOUR)
+
+    # When the reminder is sent
+    step(ctx, t0)
+
+    # Then both parts show the address (CAN-SPAM) and link the customer's own preferences page
+    msg = parsed(sent()[0])
+    html, text = part(msg, "html"), part(msg, "plain")
+    assert "1 Harbour Street, Bristol BS1 4AA, United Kingdom" in html
+    assert "1 Harbour Street, Bristol BS1 4AA, United Kingdom" in text
+    [link] = re.findall(r'href="([^"]*/v1/preferences\?[^"]*)"', html)
+    link = link.replace("&amp;", "&")
+    assert link.startswith(f"{UNSUBSCRIBE_BASE_URL}/v1/preferences?t=") and link in text
+    claims = signing.verify(SIGNING_SECRET.encode(), parse_qs(urlsplit(link).query)["t"][0], fixed_clock.now)
+    assert (claims.store_id, claims.customer_id, claims.channel) == ("shop-1", "u:user-42", "email")
+
+
+def test_store_without_a_postal_address_sends_no_marketing_email(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock, t0: float
+) -> None:
+    # Given a store whose record has no postal address
+    StoreDirectory(client("dynamodb"), world.table).put(world.store.model_copy(update={"address": None}))
+    shopper(world, t0)
+    fixed_clock.advance(HOUR)
+
+    # When the reminder is due
+    out = step(ctx, t0)
+
+    # Then no email goes out (recorded as a failed send, like a broken template), and the reason
+    # names what is missing
+    assert sent() == []
+    assert out["events"][0]["type"] == "failed"
+    assert "postal address (Store.address)" in out["events"][0]["reason"]
 
 
 def test_running_the_same_step_again_never_sends_twice(

@@ -52,7 +52,7 @@ def put_template(
     name: str,
     *,
     subject: str,
-    html: str = '<p>h {{ unsubscribe_url }}</p><a href="{{ unsubscribe_url }}">u</a>',
+    html: str = '<p>h {{ unsubscribe_url }}</p><a href="{{ unsubscribe_url }}">u</a> {{ store.address }}',
     text: str = "t",
     locale: str = "",
     validate: bool = True,
@@ -242,7 +242,7 @@ def test_shipped_default_templates_load_and_render(s3: Any) -> None:
 def cart_context() -> dict[str, Any]:
     return {
         "customer": {"first_name": "Łucja"},
-        "store": {"name": "Acme", "url": "https://shop.example.com"},
+        "store": {"name": "Acme", "url": "https://shop.example.com", "address": None, "address_lines": []},
         "cart": {
             "items": [
                 {
@@ -261,6 +261,7 @@ def cart_context() -> dict[str, Any]:
         },
         "recovery_url": "https://shop.example.com/cart/recover?c=1",
         "unsubscribe_url": "https://api.example.com/v1/unsubscribe?t=v1.x.y",
+        "preferences_url": "https://api.example.com/v1/preferences?t=v1.x.y",
         "step": {"id": "reminder-1", "index": 0, "is_last": False},
     }
 

@@ -225,3 +225,183 @@ def test_a_pushed_folder_in_one_batch_is_checked_once(world: World, topic: str) 
             s3.get_object(Bucket=world.bucket, Key=f"reports/{FOLDER}{file}.json")["Body"].read()
         )
         assert report["status"] == "active", file
+
+
+# --- a layout change re-checks the templates that extend it ---------------------------------------
+
+STORE_LAYOUT = "templates/shop-1/_layout/"
+LAYOUT_V1 = (
+    "<html><body><h1>Layout v1</h1>{% block content %}{% endblock %}"
+    '<footer>{{ store.address }} <a href="{{ unsubscribe_url }}">Unsubscribe</a></footer></body></html>'
+)
+EXTENDS = '{% extends "layout.html" %}{% block content %}<p>Hi {{ customer.first_name }}</p>{% endblock %}'
+
+
+def put(world: World, key: str, body: str) -> dict[str, Any]:
+    """Upload one file, deliver its S3 event to the validator, return the file's report."""
+    s3 = boto3.client("s3", region_name=REGION)
+    version = s3.put_object(Bucket=world.bucket, Key=key, Body=body.encode())["VersionId"]
+    assert validator.handler(s3_event(world.bucket, key, version), LambdaContext()) == {
+        "batchItemFailures": []
+    }
+    return dict(json.loads(s3.get_object(Bucket=world.bucket, Key=f"reports/{key}.json")["Body"].read()))
+
+
+def extending_template(world: World, name: str = "cart-abandoned") -> None:
+    folder = f"templates/shop-1/{name}/"
+    put(world, folder + "subject.txt", "Hello {{ customer.first_name }}")
+    put(world, folder + "body.txt", "Hello {{ customer.first_name }} {{ unsubscribe_url }}")
+    assert put(world, folder + "body.html", EXTENDS)["status"] == "active"
+
+
+def sent_html(world: World, name: str = "cart-abandoned") -> str:
+    store = TemplateStore(boto3.client("s3", region_name=REGION), world.bucket, ttl_seconds=0)
+    return render_email(store.email("shop-1", name), sample_variables(name)).html
+
+
+def test_a_layout_that_would_break_an_active_template_is_refused_and_the_old_layout_stays(
+    world: World, topic: str
+) -> None:
+    # Given a store layout in force, and an active store template that extends it
+    v1 = put(world, STORE_LAYOUT + "layout.html", LAYOUT_V1)
+    assert v1["status"] == "active"
+    extending_template(world)
+
+    # When the marketer pushes a layout that uses a variable only order emails get
+    broken = LAYOUT_V1.replace("Layout v1", "Order {{ order.order_id }}")
+    report = put(world, STORE_LAYOUT + "layout.html", broken)
+
+    # Then the new layout is not activated, and its report names the template, file and problem
+    assert report["status"] == "rejected"
+    assert report["active_version_id"] == v1["version_id"]
+    (problem,) = report["problems"]
+    assert problem["file"] == "layout.html"
+    assert problem["message"].startswith(
+        "would break the active email template templates/shop-1/cart-abandoned/: layout.html:1: "
+        "with sample data: missing variable: 'order' is undefined"
+    )
+    assert "current layout stays in force" in problem["message"]
+    # And the template is still sent with the previous layout
+    assert "Layout v1" in sent_html(world)
+    # And the marketer is told
+    ((subject, message),) = notifications(topic)
+    assert subject == f"Boomerang: {STORE_LAYOUT}layout.html was rejected"
+    assert "templates/shop-1/cart-abandoned/" in message and "'order' is undefined" in message
+
+
+def test_a_layout_that_keeps_every_template_working_becomes_active(world: World, topic: str) -> None:
+    put(world, STORE_LAYOUT + "layout.html", LAYOUT_V1)
+    extending_template(world)
+
+    report = put(world, STORE_LAYOUT + "layout.html", LAYOUT_V1.replace("Layout v1", "Layout v2"))
+
+    assert report["status"] == "active" and report["problems"] == []
+    assert "Layout v2" in sent_html(world)
+    assert notifications(topic) == []
+
+
+def test_a_default_layout_change_is_checked_against_every_store_and_the_defaults(
+    world: World, topic: str
+) -> None:
+    # Given two store templates that extend the default layout (the store has none of its own)
+    extending_template(world, "cart-abandoned")
+    extending_template(world, "welcome")
+    key = "templates/_default/_layout/layout.html"
+    s3 = boto3.client("s3", region_name=REGION)
+    shipped = s3.get_object(Bucket=world.bucket, Key=key)["Body"].read().decode()
+
+    # When the default layout starts using a cart-only variable
+    report = put(
+        world, key, shipped.replace("{% block content %}", "{{ cart.item_count }}{% block content %}")
+    )
+
+    # Then it is refused for the store's welcome email, which has no cart; the cart email is fine
+    assert report["status"] == "rejected"
+    messages = [p["message"] for p in report["problems"]]
+    assert any(
+        m.startswith("would break the active email template templates/shop-1/welcome/:") for m in messages
+    )
+    assert not any("templates/shop-1/cart-abandoned/" in m for m in messages)
+    assert "item_count" not in sent_html(world, "welcome")
+
+
+def test_a_fixed_layout_reactivates_the_template_it_blocked(world: World, topic: str) -> None:
+    # Given a store layout that only cart emails can use, and a welcome email that was rejected for it
+    cart_only = LAYOUT_V1.replace("Layout v1", "{{ cart.item_count }} items")
+    assert put(world, STORE_LAYOUT + "layout.html", cart_only)["status"] == "active"
+    folder = "templates/shop-1/welcome/"
+    put(world, folder + "subject.txt", "Welcome")
+    put(world, folder + "body.txt", "Welcome {{ unsubscribe_url }}")
+    assert put(world, folder + "body.html", EXTENDS)["status"] == "rejected"
+
+    # When the marketer fixes the layout
+    assert put(world, STORE_LAYOUT + "layout.html", LAYOUT_V1)["status"] == "active"
+
+    # Then the welcome email is checked again and becomes active without another upload
+    s3 = boto3.client("s3", region_name=REGION)
+    report = json.loads(
+        s3.get_object(Bucket=world.bucket, Key=f"reports/{folder}body.html.json")["Body"].read()
+    )
+    assert report["status"] == "active"
+    assert "Layout v1" in sent_html(world, "welcome")
+
+
+def deleted(world: World, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """Delete the keys, deliver their "Object Deleted" events in one batch, return their reports."""
+    s3 = boto3.client("s3", region_name=REGION)
+    records = []
+    for i, key in enumerate(keys):
+        marker = s3.delete_object(Bucket=world.bucket, Key=key)["VersionId"]
+        (record,) = s3_event(world.bucket, key, marker, message_id=f"d-{i}")["Records"]
+        body = json.loads(record["body"])
+        body["detail-type"], body["detail"]["reason"] = "Object Deleted", "DeleteObject"
+        records.append({**record, "body": json.dumps(body)})
+    assert validator.handler({"Records": records}, LambdaContext()) == {"batchItemFailures": []}
+    return {
+        key: json.loads(s3.get_object(Bucket=world.bucket, Key=f"reports/{key}.json")["Body"].read())
+        for key in keys
+    }
+
+
+def polish_cart_html(world: World) -> str:
+    store = TemplateStore(boto3.client("s3", region_name=REGION), world.bucket, ttl_seconds=0)
+    template = store.email("shop-1", "cart-abandoned", locale="pl")
+    return render_email(template, sample_variables("cart-abandoned", "pl")).html
+
+
+@pytest.mark.parametrize(
+    "files", [["layout.mjml"], ["layout.html", "layout.mjml", "layout.txt"]], ids=["one-file", "whole-layout"]
+)
+def test_deleting_a_layout_that_templates_extend_is_refused(
+    world: World, topic: str, files: list[str]
+) -> None:
+    # Given the shipped Polish cart email, which extends the default layout.mjml and layout.txt
+    assert "Wypisz się" in polish_cart_html(world)
+
+    # When the default layout is deleted
+    reports = deleted(world, [f"templates/_default/_layout/{f}" for f in files])
+
+    # Then the deletion is refused: the layout stays in force, and the report says what needs it
+    for key, report in reports.items():
+        assert report["status"] == "rejected", key
+        assert "is still sent" in report["summary"]
+        assert any(
+            "would break the active email template templates/_default/cart-abandoned/pl/" in p["message"]
+            and "no such layout" in p["message"]
+            for p in report["problems"]
+        ), report["problems"]
+    assert "Wypisz się" in polish_cart_html(world)
+    assert len(notifications(topic)) == len(files)
+
+
+def test_deleting_a_layout_the_default_can_stand_in_for_is_allowed(world: World, topic: str) -> None:
+    # Given a store layout in force and a store template that extends it
+    put(world, STORE_LAYOUT + "layout.html", LAYOUT_V1)
+    extending_template(world)
+
+    # When the store's layout is deleted, the default layout takes over
+    reports = deleted(world, [STORE_LAYOUT + "layout.html"])
+
+    assert reports[STORE_LAYOUT + "layout.html"]["status"] == "removed"
+    assert "Layout v1" not in sent_html(world) and "Manage preferences" in sent_html(world)
+    assert notifications(topic) == []

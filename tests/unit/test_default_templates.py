@@ -29,6 +29,7 @@ from shared.templates import (
     render_email,
     render_push,
     render_sms,
+    shows_address,
 )
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "infra" / "templates"
@@ -48,11 +49,12 @@ LISTED_PRODUCT = dict.fromkeys(("name", "price", "currency", "image_url", "url")
 CONTRACT: dict[str, Any] = {
     # what every journey step passes
     "customer": dict.fromkeys(("first_name", "last_name", "locale")),
-    "store": dict.fromkeys(("name", "url", "address")),
+    "store": dict.fromkeys(("name", "url", "address", "address_lines")),
     "journey": dict.fromkeys(("id", "name")),
     "step": dict.fromkeys(("id", "index", "is_last")),
     "links": dict.fromkeys(("shop", "recovery", "review", "referral")),
     "unsubscribe_url": None,
+    "preferences_url": None,
     "offer": dict.fromkeys(("code", "description", "expires_at", "expires_on")),
     "loyalty": dict.fromkeys(("points", "tier", "next_tier", "points_to_next")),
     # what some journeys add
@@ -66,7 +68,19 @@ CONTRACT: dict[str, Any] = {
     # the double opt-in message only (not a journey template)
     "confirm_url": None,
 }
-BASE = frozenset(("customer", "store", "journey", "step", "links", "unsubscribe_url", "offer", "loyalty"))
+BASE = frozenset(
+    (
+        "customer",
+        "store",
+        "journey",
+        "step",
+        "links",
+        "unsubscribe_url",
+        "preferences_url",
+        "offer",
+        "loyalty",
+    )
+)
 CART_VARS = frozenset(("cart", "recovery_url"))
 
 # The variables each template is given: the base plus what its journey adds.
@@ -100,6 +114,8 @@ OFFER_TEMPLATES = ("welcome", "cart-offer", "birthday", "win-back-offer", "refer
 
 SHOP = "https://shop.example.com"
 UNSUBSCRIBE = "https://api.example.com/v1/unsubscribe?t=v1.czE.Y3VzdC0x.ZW1haWw.1767225600.c2lnbmF0dXJl"
+PREFERENCES = "https://api.example.com/v1/preferences?t=v1.czE.Y3VzdC0x.ZW1haWw.1767225600.c2lnbmF0dXJl"
+ADDRESS_LINES = ["1 Harbour Street", "Bristol BS1 4AA", "United Kingdom"]
 
 
 def utm(url: str, journey: str, step: str, medium: str = "email") -> str:
@@ -145,7 +161,8 @@ def sample(name: str, *, variant: str = "full", first_name: str | None = "Ada") 
     store = {
         "name": "Lovelace & Company Goods" if long else "Lovelace & Co",
         "url": SHOP,
-        "address": None if sparse else "12 Ada Street, London EC1A 1AA, United Kingdom",
+        "address": None if sparse else ", ".join(ADDRESS_LINES),
+        "address_lines": [] if sparse else ADDRESS_LINES,
     }
     offer = {
         "code": "BIRTHDAY15-7KQ2" if long else "SAVE10",
@@ -170,6 +187,7 @@ def sample(name: str, *, variant: str = "full", first_name: str | None = "Ada") 
             "referral": None if sparse else utm(f"{SHOP}/?ref={offer['code']}", journey_id, step_id, medium),
         },
         "unsubscribe_url": UNSUBSCRIBE,
+        "preferences_url": PREFERENCES,
         "offer": None if sparse else offer,
         "loyalty": {
             "points": 0 if sparse else 1250,
@@ -379,6 +397,15 @@ def test_marketing_email_shows_an_unsubscribe_link(name: str) -> None:
         assert UNSUBSCRIBE in email.html
         assert UNSUBSCRIBE in email.text
         assert ">Unsubscribe</a>" in email.html
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in TRANSACTIONAL and "email" in channels(n)])
+def test_marketing_email_shows_the_postal_address_and_a_preferences_link(name: str) -> None:
+    email = render(name, sample(name))["email"]
+    assert shows_address(email.html, ADDRESS_LINES)  # CAN-SPAM: the sender's postal address
+    assert ", ".join(ADDRESS_LINES) in email.text
+    assert f'href="{html.escape(PREFERENCES)}"' in email.html and PREFERENCES in email.text
+    assert ">Manage preferences</a>" in email.html
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if "email" in channels(n)])

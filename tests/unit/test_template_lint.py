@@ -112,6 +112,65 @@ def test_marketing_email_needs_a_visible_unsubscribe_link() -> None:
     assert lint_unit("order-confirmation", "", "email", files) == []
 
 
+def test_marketing_email_needs_the_store_postal_address() -> None:
+    # Given a marketing email with an unsubscribe link but no address in its footer
+    files = {
+        "subject.txt": "Hi",
+        "body.html": '<p>Come back</p><a href="{{ unsubscribe_url }}">Unsubscribe</a>',
+        "body.txt": "Come back {{ unsubscribe_url }}",
+    }
+    (problem,) = lint_unit("cart-abandoned", "", "email", files)
+    assert problem.file == "body.html" and "postal address" in problem.message
+    assert "{{ store.address }}" in problem.message
+    # the one-line form or the lines one by one both count; a transactional email needs neither
+    one_line = {**files, "body.html": files["body.html"] + "<p>{{ store.address }}</p>"}
+    assert lint_unit("cart-abandoned", "", "email", one_line) == []
+    lines = "{% for line in store.address_lines %}{{ line }}<br>{% endfor %}"
+    assert lint_unit("cart-abandoned", "", "email", {**files, "body.html": files["body.html"] + lines}) == []
+    assert lint_unit("order-confirmation", "", "email", files) == []
+
+
+def test_layout_must_show_the_address_and_link_unsubscribe() -> None:
+    layout = '{% block content %}{% endblock %}<a href="{{ unsubscribe_url }}">Unsubscribe</a>'
+    (problem,) = lint_unit("_layout", "", "layout", {"layout.html": layout})
+    assert problem.file == "layout.html" and "postal address" in problem.message
+    assert lint_unit("_layout", "", "layout", {"layout.html": layout + "{{ store.address }}"}) == []
+
+
+def test_layout_footer_shows_address_and_preferences_link() -> None:
+    # Given a body that extends the shipped layout
+    files = {
+        "subject.txt": "Hi",
+        "body.html": '{% extends "layout.html" %}{% block content %}<p>Come back</p>{% endblock %}',
+        "body.txt": '{% extends "layout.txt" %}{% block content %}Come back{% endblock %}',
+    }
+    assert lint_unit("cart-abandoned", "", "email", files, _default_layouts("")) == []
+    email = render_email(
+        EmailTemplate(
+            "cart-abandoned",
+            files["subject.txt"],
+            files["body.html"],
+            files["body.txt"],
+            layouts=_default_layouts(""),
+        ),
+        catalog.sample_variables("cart-abandoned"),
+    )
+    for rendered in (email.html, email.text):
+        assert "1 Harbour Street, Bristol BS1 4AA, United Kingdom" in rendered
+        assert catalog.SAMPLES["preferences_url"] in rendered
+    assert "Manage preferences</a>" in email.html
+    # a template without a preferences link (the double opt-in message) still renders the layout
+    confirm = catalog.sample_variables("confirm-email")
+    assert "preferences_url" not in confirm
+    bare = render_email(
+        EmailTemplate(
+            "confirm-email", "Hi", files["body.html"], files["body.txt"], layouts=_default_layouts("")
+        ),
+        confirm,
+    )
+    assert "Manage preferences" not in bare.html + bare.text
+
+
 def test_sms_over_its_segments_is_refused_with_the_count() -> None:
     long = "{{ store.name }}: " + "a" * 200 + " {{ recovery_url }}"
     (problem,) = lint_unit("cart-abandoned", "", "sms", {"sms.txt": long, "sms.json": '{"max_segments": 2}'})

@@ -63,6 +63,7 @@ def cart_context(
             },
             "recovery_url": "https://shop.example.com/cart/recover?cart=c1&sig=abc",
             "unsubscribe_url": "https://api.example.com/v1/unsubscribe?t=v1.payload.sig",
+            "preferences_url": "https://api.example.com/v1/preferences?t=v1.payload.sig",
             "step": {"id": "reminder-1", "index": 0, "is_last": is_last},
         }
     )
