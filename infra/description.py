@@ -26,7 +26,6 @@ DEFAULT_BUS = "default"
 ARCHIVE_RETENTION_DAYS = 30
 # 12:00 UTC: occasions are started for the next day, so 10:00 local is ahead everywhere (UTC-12..+14)
 DAILY_SCHEDULE = "cron(0 12 * * ? *)"
-DAILY_SCHEDULE_HOUR_UTC = 12
 # Monthly, on the 1st at 03:00 UTC: the report's periods are calendar months, so a month's figures
 # are final once it has ended; a full-table export is billed per GB each time, so a daily run would
 # cost 30 times as much for figures that change only at a month's end (queue an export task by hand

@@ -3,7 +3,7 @@ journey executions.
 
 Metric names are the ones the handlers emit through Powertools Metrics (namespace Boomerang,
 dimension service=boomerang): EventsAccepted (ingest), MessagesSent_<channel> and
-JourneyStep_failed and OfferPoolExhausted (journey step).
+JourneyStep_failed and OfferPoolExhausted (journey step), Report_failed (report λ).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ PERIOD = Duration.minutes(5)
 EVENTS_IN = ("EventsAccepted", "RequestsRejected", "PublishFailures")  # ingest λ
 CHANNELS: tuple[str, ...] = get_args(Channel)
 MESSAGES_OUT = tuple(f"MessagesSent_{c}" for c in CHANNELS)  # journey step λ, one per channel
-STEP_FAILURES = ("JourneyStep_failed", "OfferPoolExhausted")  # journey step λ
+STEP_FAILURES = ("JourneyStep_failed", "OfferPoolExhausted", "Report_failed")  # journey step λ, report λ
 
 
 def app_metric(name: str, label: str | None = None) -> cw.Metric:
@@ -76,7 +76,7 @@ class Dashboard(Construct):
                 width=width,
             ),
             cw.GraphWidget(
-                title="Failures: journey steps and throttles",
+                title="Failures: journey steps, reports and throttles",
                 left=[app_metric(name) for name in STEP_FAILURES],
                 right=[
                     fn.metric_throttles(period=PERIOD, statistic="Sum", label=f"{name} throttles")

@@ -1092,9 +1092,8 @@ def test_dashboard_shows_lambda_errors_of_every_function_and_failed_steps(synth:
     assert {(r[0], r[1]) for r in rows} == {("AWS/Lambda", "Errors")}
     shown = {r[3] for r in rows}
     assert shown == {f"<Ref:{synth.function_id(spec)}>" for spec in FUNCTIONS}
-    assert ("Boomerang", "JourneyStep_failed") in _metric_names(
-        _widget(synth, "Failures: journey steps and throttles")
-    )
+    failures = _metric_names(_widget(synth, "Failures: journey steps, reports and throttles"))
+    assert {("Boomerang", "JourneyStep_failed"), ("Boomerang", "Report_failed")} <= set(failures)
 
 
 def test_dashboard_shows_the_depth_of_every_dlq(synth: Synth) -> None:
