@@ -176,6 +176,8 @@ class VersionedFiles(Generic[T]):
         self._ttl = ttl_seconds
         self._clock = clock
         self._cache: dict[str, tuple[float, dict[str, Loaded[T]]]] = {}
+        # key -> (ETag, what it held): a reload whose listing shows the same ETag reads nothing more
+        self._files: dict[str, tuple[str, Loaded[T] | None]] = {}
         self._reported: set[tuple[str, str | None]] = set()
         self._lock = threading.Lock()
 
@@ -188,8 +190,14 @@ class VersionedFiles(Generic[T]):
             return hit[1]
         found: dict[str, Loaded[T]] = {}
         for owner in (DEFAULT_STORE, store_id):
-            for key in self._keys(f"{self._prefix}{owner}/"):
+            for key, etag in self._keys(f"{self._prefix}{owner}/"):
                 name = key.rsplit("/", 1)[-1].removesuffix(".yaml")
+                with self._lock:
+                    known = self._files.get(key)
+                if known is not None and known[0] == etag:
+                    if known[1] is not None:
+                        found[name] = known[1]
+                    continue
                 try:
                     loaded = self._load_file(key, name)
                 except (BotoCoreError, ClientError):
@@ -199,6 +207,8 @@ class VersionedFiles(Generic[T]):
                 except Exception:  # one unreadable file never takes the store's others down
                     log.exception(f"{self._kind} file could not be loaded; skipped", extra={"key": key})
                     continue
+                with self._lock:
+                    self._files[key] = (etag, loaded)
                 if loaded is not None:
                     found[name] = loaded
         with self._lock:
@@ -209,12 +219,14 @@ class VersionedFiles(Generic[T]):
         """Drop what is cached: the next read sees the bucket as it is now."""
         with self._lock:
             self._cache.clear()
+            self._files.clear()
 
-    def _keys(self, prefix: str) -> list[str]:
-        keys: list[str] = []
+    def _keys(self, prefix: str) -> list[tuple[str, str]]:
+        """(key, ETag) of the files directly under `prefix`."""
+        keys: list[tuple[str, str]] = []
         for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
             keys += [
-                o["Key"]
+                (o["Key"], str(o.get("ETag", "")))
                 for o in page.get("Contents", [])
                 if o["Key"].endswith(".yaml") and "/" not in o["Key"][len(prefix) :]
             ]

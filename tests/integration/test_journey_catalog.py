@@ -159,6 +159,24 @@ def test_the_cache_hides_an_edit_until_its_ttl_passes(world: World, s3: Any) -> 
     assert fresh is not None and fresh.steps[1].after == 3 * DAY
 
 
+def test_a_reload_reads_only_the_files_whose_etag_changed(world: World, s3: Any) -> None:
+    gets: list[str] = []
+    s3.meta.events.register("provide-client-params.s3.GetObject", lambda params, **_: gets.append(params["Key"]))
+    now = [1000.0]
+    catalog = JourneyCatalog(s3, world.bucket, ttl_seconds=60, clock=lambda: now[0])
+    assert len(catalog.journeys("shop-1")) == 10
+    assert len(gets) == 10  # every default, once
+    gets.clear()
+    now[0] += 60
+    assert len(catalog.journeys("shop-1")) == 10
+    assert gets == []  # the listing's ETags say nothing changed: two List calls, no reads
+    put(s3, world, STORE_WELCOME, WELCOME_3D)
+    now[0] += 60
+    fresh = catalog.get("shop-1", "welcome")
+    assert fresh is not None and fresh.steps[1].after == 3 * DAY
+    assert gets == [STORE_WELCOME]
+
+
 def test_a_store_file_that_never_validated_leaves_the_default_in_force(world: World, s3: Any) -> None:
     # _load_file returns None when no version validates, and _load then keeps the default already
     # found under the same name: the store's broken override is ignored (and logged), not an off switch
