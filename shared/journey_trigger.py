@@ -271,45 +271,38 @@ def schedule_tasks(now: float, t: TriggerDeps) -> list[dict[str, Any]]:
     store_ids = t.stores.store_ids()
     for store_id in store_ids:
         for journey in t.catalog.journeys(store_id):
-            broadcast = journey.trigger.broadcast
-            if broadcast is not None:
-                # the day before (10:00 local is ahead everywhere) and the day (a missed run)
-                if today <= broadcast.day <= today + timedelta(days=1):
-                    tasks.append(
-                        {
-                            "task": "audience",
-                            "store_id": store_id,
-                            "journey": journey.id,
-                            "audience": f"{SEGMENT_AUDIENCE}{broadcast.segment}",
-                            "key": broadcast.day.isoformat(),
-                            "started_at": now,
-                        }
-                    )
-                continue
-            schedule = journey.trigger.schedule
-            if schedule is None:
-                continue
-            days = (
-                [today, today + timedelta(days=1)]
-                if schedule != "at-risk"
-                else [today - timedelta(days=1), today]
-            )
-            for day in days:
-                tasks.append(
-                    {
-                        "task": "audience",
-                        "store_id": store_id,
-                        "journey": journey.id,
-                        "audience": schedule,
-                        "key": day.isoformat(),
-                        "started_at": now,
-                    }
-                )
+            audience, days = _daily_audience(journey, today)
+            tasks += [
+                {
+                    "task": "audience",
+                    "store_id": store_id,
+                    "journey": journey.id,
+                    "audience": audience,
+                    "key": day.isoformat(),
+                    "started_at": now,
+                }
+                for day in days
+            ]
     # then each store's segments run (RFM edges, time-based segments: shared/segment_store.py), queued
     # behind the audiences, whose 10:00-local sends are time-critical
     for store_id in store_ids:
         tasks += segments_daily_tasks(store_id, now)
     return tasks
+
+
+def _daily_audience(journey: Journey, today: date) -> tuple[str, list[date]]:
+    """The index a journey's daily run reads, and for which days (none: not a daily journey)."""
+    one_day = timedelta(days=1)
+    broadcast, schedule = journey.trigger.broadcast, journey.trigger.schedule
+    if broadcast is not None:
+        # the day before (10:00 local is ahead everywhere) and the day (a missed run)
+        days = [broadcast.day] if today <= broadcast.day <= today + one_day else []
+        return f"{SEGMENT_AUDIENCE}{broadcast.segment}", days
+    if schedule == "at-risk":
+        return schedule, [today - one_day, today]
+    if schedule is not None:
+        return schedule, [today, today + one_day]
+    return "", []
 
 
 def run_task(task: dict[str, Any], t: TriggerDeps) -> TriggerOutcome:
