@@ -161,7 +161,9 @@ def test_the_cache_hides_an_edit_until_its_ttl_passes(world: World, s3: Any) -> 
 
 def test_a_reload_reads_only_the_files_whose_etag_changed(world: World, s3: Any) -> None:
     gets: list[str] = []
-    s3.meta.events.register("provide-client-params.s3.GetObject", lambda params, **_: gets.append(params["Key"]))
+    s3.meta.events.register(
+        "provide-client-params.s3.GetObject", lambda params, **_: gets.append(params["Key"])
+    )
     now = [1000.0]
     catalog = JourneyCatalog(s3, world.bucket, ttl_seconds=60, clock=lambda: now[0])
     assert len(catalog.journeys("shop-1")) == 10
