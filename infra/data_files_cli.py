@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shared.data_files import DataFileError
+from shared.platform.data_files import DataFileError
 
 Parse = Callable[..., Any]  # (text, source, expected_id=...) -> the parsed file, or DataFileError
 

@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import settings as env
-from shared.events import CONSENT_UPDATED, EVENT_SOURCE
-from shared.feedback import FEEDBACK_DETAIL_TYPES, SES_SOURCE
-from shared.indexes import INDEXES
+from shared.domain.events import CONSENT_UPDATED, EVENT_SOURCE
+from shared.platform import settings as env
+from shared.platform.indexes import INDEXES
+from shared.services.consent.feedback import FEEDBACK_DETAIL_TYPES, SES_SOURCE
 
 APP_NAME = "boomerang"
 # Where marketers publish; a change under these prefixes is validated (templates bucket).

@@ -15,8 +15,8 @@ from typing import Any
 
 from infra.data_files_cli import add_lint_and_push, lint_files, push_file
 from infra.offers_cli import TABLE_ENV, default_table
-from shared.journey_catalog import parse
-from shared.journeys import Journey, format_duration
+from shared.adapters.journey_catalog import parse
+from shared.domain.journeys import Journey, format_duration
 
 
 def _describe(journey: Journey) -> str:
@@ -35,8 +35,8 @@ def _lint(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     import boto3
 
-    from shared.journey_store import JourneyStore
-    from shared.profile_store import ProfileStore
+    from shared.adapters.journey_store import JourneyStore
+    from shared.adapters.profile_store import ProfileStore
 
     ddb = boto3.client("dynamodb", endpoint_url=args.endpoint_url)
     profile = ProfileStore(ddb, args.table).load_profile(args.store, args.customer)

@@ -85,7 +85,8 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _upload(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from shared.offers import OfferStore, code_problem
+    from shared.adapters.offer_store import OfferStore
+    from shared.domain.offers import code_problem
 
     codes = read_codes(Path(args.file))
     problems = [(c, p) for c in codes if (p := code_problem(c.code))]
@@ -110,8 +111,8 @@ def _upload(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from shared.clock import iso
-    from shared.offers import OfferStore, UnknownPool
+    from shared.adapters.offer_store import OfferStore, UnknownPool
+    from shared.platform.clock import iso
 
     offers = OfferStore(_client(args), args.table)
     if args.pool:
@@ -170,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _pool_id(value: str) -> str:
-    from shared.offers import POOL_PATTERN
+    from shared.domain.offers import POOL_PATTERN
 
     if not POOL_PATTERN.fullmatch(value):
         raise argparse.ArgumentTypeError(

@@ -8,7 +8,7 @@ Reads the table by a Scan (the local emulator with `--endpoint-url`, or a small 
 with `--export`, a DynamoDB export to S3 (no table reads: the way to run it at scale). The period
 is [--from, --to): --to defaults to tomorrow (so today counts; or the day after the newest order or
 message, if later: the local emulator's clock runs ahead), --from to the first day of the month a
-year before --to. Definitions: README "Reports and metrics" and shared/metrics.py.
+year before --to. Definitions: README "Reports and metrics" and shared/domain/metrics.py.
 
 With `--latest`, nothing is computed here: the report λ's latest monthly report of the store is
 downloaded from the analytics bucket (--bucket, or $BOOMERANG_ANALYTICS_BUCKET; the stack's
@@ -83,7 +83,7 @@ def fetch_latest(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import boto3
     import botocore.exceptions
 
-    from shared.report_job import LATEST, report_key
+    from shared.services.analytics.report_job import LATEST, report_key
 
     bucket = str(args.bucket or os.environ.get(ANALYTICS_BUCKET_ENV) or "")
     problem = None
@@ -139,8 +139,15 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, today: date | None =
     import boto3
     import botocore.exceptions
 
-    from shared.report import build, render_html
-    from shared.report_data import ReportDataError, collect, parse_s3_url, read_export, scan_table, stores_in
+    from shared.adapters.report_data import (
+        ReportDataError,
+        collect,
+        parse_s3_url,
+        read_export,
+        scan_table,
+        stores_in,
+    )
+    from shared.services.analytics.report import build, render_html
 
     try:
         today = today or datetime.now(UTC).date()

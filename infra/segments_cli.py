@@ -13,8 +13,8 @@ from typing import Any
 
 from infra.data_files_cli import add_lint_and_push, lint_files, push_file
 from infra.offers_cli import TABLE_ENV, default_table
-from shared.segment_catalog import parse
-from shared.segments import Segment
+from shared.adapters.segment_catalog import parse
+from shared.domain.segments import Segment
 
 
 def _describe(segment: Segment) -> str:
@@ -35,7 +35,7 @@ def _lint(args: argparse.Namespace) -> int:
 def _members(args: argparse.Namespace) -> int:
     import boto3
 
-    from shared.segment_store import SegmentStore
+    from shared.adapters.segment_store import SegmentStore
 
     store = SegmentStore(boto3.client("dynamodb", endpoint_url=args.endpoint_url), args.table)
     cursor, shown = None, 0

@@ -32,7 +32,7 @@ from infra.description import (
     STATE_MACHINE,
     TEMPLATES_DIR,
 )
-from shared import settings as env
+from shared.platform import settings as env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,13 +23,14 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 from infra import description as d
 from infra.local.server import proxy_event
-from shared import settings as env
-from shared.aws import client
-from shared.events import CanonicalEvent, normalise
-from shared.profile_store import ProfileStore
-from shared.segment_catalog import SegmentCatalog
-from shared.stores import PostalAddress, Store, StoreDirectory
-from shared.template_publish import validate_prefix
+from shared.adapters.profile_store import ProfileStore
+from shared.adapters.segment_catalog import SegmentCatalog
+from shared.adapters.store_directory import StoreDirectory
+from shared.domain.events import CanonicalEvent, normalise
+from shared.domain.stores import PostalAddress, Store
+from shared.platform import settings as env
+from shared.platform.aws import client
+from shared.templates.publish import validate_prefix
 
 REGION = "us-east-1"
 ACCOUNT = DEFAULT_ACCOUNT_ID
@@ -75,7 +76,7 @@ class LambdaContext:
 
 
 class FixedClock:
-    """Boomerang's clock (shared.clock), stopped at `now` until a test moves it."""
+    """Boomerang's clock (shared.platform.clock), stopped at `now` until a test moves it."""
 
     def __init__(self, now: float) -> None:
         self.now = now

@@ -110,7 +110,7 @@ def throughput_and_calls(n: int = 400) -> tuple[float, float, float, dict[str, d
     emu._stop.set()  # stop the SQS pollers; the bench reads the queue itself
     import base64
 
-    from shared.aws import client
+    from shared.platform.aws import client
 
     counter = CallCounter()
     for service in ("dynamodb", "events", "stepfunctions", "s3", "sesv2", "secretsmanager", "sqs"):
@@ -207,8 +207,8 @@ def throughput_and_calls(n: int = 400) -> tuple[float, float, float, dict[str, d
 
 def pure_logic(n: int = 5000) -> tuple[float, float]:
     """The handlers' own work without any AWS call: validate+normalise, and the profile/cart fold."""
-    from shared.events import normalise
-    from shared.profiles import Cart, Profile, apply_cart_event, apply_consent, apply_traits, touch
+    from shared.domain.events import normalise
+    from shared.domain.profiles import Cart, Profile, apply_cart_event, apply_consent, apply_traits, touch
 
     calls = _events(n, "pure")
     t0 = time.perf_counter()
@@ -235,8 +235,8 @@ def template_renders(n: int = 30) -> dict[str, tuple[float, float]]:
     customer (a cache of the rendered output would not help)."""
     from pathlib import Path
 
-    from shared.template_catalog import sample_variables
-    from shared.templates import EmailTemplate, render_email
+    from shared.domain.template_variables import sample_variables
+    from shared.templates.store import EmailTemplate, render_email
 
     root = Path(ROOT) / "infra" / "templates" / "_default"
     layouts = {p.name: p.read_text(encoding="utf-8") for p in (root / "_layout").iterdir()}

@@ -2,7 +2,7 @@
 
 The store's table items (profiles, orders, journey history, SES engagement: the shapes the fold and the
 journey engine write, with ids only) are written as a DynamoDB export in AWS's own layout to
-in-process moto S3; the report λ's collect phase (shared/report_job.py) then reads the export and
+in-process moto S3; the report λ's collect phase (shared/services/analytics/report_job.py) then reads the export and
 writes the store's report. Printed: items, export size, seconds to read and parse the export, to
 compute the report, and the peak memory of the whole (the figure to hold against the Lambda's memory).
 
@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     import boto3
     from moto import mock_aws
 
-    from shared.report_data import export_lines
-    from shared.report_job import ReportJobDeps, ReportTask, run_collect
+    from shared.adapters.report_data import export_lines
+    from shared.services.analytics.report_job import ReportJobDeps, ReportTask, run_collect
 
     stores = [f"bench-{i}" for i in range(args.stores)]
     t0 = time.perf_counter()

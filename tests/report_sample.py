@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-from shared.metrics import DAY, EngagementRec, EntryRec, OrderRec, SentRec
-from shared.report_data import ReportData
+from shared.adapters.report_data import ReportData
+from shared.domain.metrics import DAY, EngagementRec, EntryRec, OrderRec, SentRec
 
 START = datetime(2025, 9, 1, tzinfo=UTC).timestamp()
 END = datetime(2026, 11, 1, tzinfo=UTC).timestamp()

@@ -12,11 +12,12 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import clock, feedback
-from shared.aws import client
-from shared.settings import settings
-from shared.stores import StoreDirectory
-from shared.suppression import SuppressionList
+from shared.adapters.store_directory import StoreDirectory
+from shared.adapters.suppression import SuppressionList
+from shared.platform import clock
+from shared.platform.aws import client
+from shared.platform.settings import settings
+from shared.services.consent import feedback
 
 logger = Logger(service="boomerang")
 metrics = Metrics(namespace="Boomerang", service="boomerang")

@@ -9,16 +9,23 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import clock
-from shared.aws import client
-from shared.bus import PublishFailed, publish
-from shared.ingest import UNAUTHORIZED, ApiProblem, api_key_from_headers, parse_calls, read_body, validate
-from shared.preferences import PreferenceCenter
-from shared.profile_store import ProfileStore
-from shared.settings import settings
-from shared.signing import SigningKeyProvider
-from shared.stores import StoreDirectory
-from shared.unsubscribe import Confirmer, Unsubscriber
+from shared.adapters.bus import PublishFailed, publish
+from shared.adapters.profile_store import ProfileStore
+from shared.adapters.store_directory import StoreDirectory
+from shared.platform import clock
+from shared.platform.aws import client
+from shared.platform.settings import settings
+from shared.platform.signing import SigningKeyProvider
+from shared.services.consent.preferences import PreferenceCenter
+from shared.services.consent.unsubscribe import Confirmer, Unsubscriber
+from shared.services.ingest import (
+    UNAUTHORIZED,
+    ApiProblem,
+    api_key_from_headers,
+    parse_calls,
+    read_body,
+    validate,
+)
 
 logger = Logger(service="boomerang")
 metrics = Metrics(namespace="Boomerang", service="boomerang")

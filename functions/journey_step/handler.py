@@ -8,19 +8,20 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.aws import client
-from shared.catalog import ProductCatalog
-from shared.journey_catalog import JourneyCatalog
-from shared.journey_runner import Deps, StepInput, run_step
-from shared.journey_store import JourneyStore
-from shared.offers import OfferStore
-from shared.profile_store import ProfileStore
-from shared.segment_catalog import SegmentCatalog
-from shared.settings import settings
-from shared.signing import SigningKeyProvider
-from shared.stores import StoreDirectory
-from shared.suppression import SuppressionList
-from shared.templates import TemplateStore
+from shared.adapters.journey_catalog import JourneyCatalog
+from shared.adapters.journey_store import JourneyStore
+from shared.adapters.offer_store import OfferStore
+from shared.adapters.product_catalog import ProductCatalog
+from shared.adapters.profile_store import ProfileStore
+from shared.adapters.segment_catalog import SegmentCatalog
+from shared.adapters.store_directory import StoreDirectory
+from shared.adapters.suppression import SuppressionList
+from shared.platform.aws import client
+from shared.platform.settings import settings
+from shared.platform.signing import SigningKeyProvider
+from shared.services.journeys.context import Deps, StepInput
+from shared.services.journeys.step import run_step
+from shared.templates.store import TemplateStore
 
 logger = Logger(service="boomerang")
 metrics = Metrics(namespace="Boomerang", service="boomerang")

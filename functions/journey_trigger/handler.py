@@ -12,18 +12,18 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import clock
-from shared.aws import client
-from shared.bus import event_from_sqs_body
-from shared.events import EVENT_SOURCE
-from shared.journey_catalog import JourneyCatalog
-from shared.journey_store import JourneyStore
-from shared.journey_trigger import TriggerDeps, TriggerOutcome, run_task, schedule_tasks, start_for
-from shared.profile_store import ProfileStore
-from shared.segment_catalog import SegmentCatalog
-from shared.segment_store import SegmentStore, run_segments_task
-from shared.settings import settings
-from shared.stores import StoreDirectory
+from shared.adapters.bus import event_from_sqs_body
+from shared.adapters.journey_catalog import JourneyCatalog
+from shared.adapters.journey_store import JourneyStore
+from shared.adapters.profile_store import ProfileStore
+from shared.adapters.segment_catalog import SegmentCatalog
+from shared.adapters.segment_store import SegmentStore, run_segments_task
+from shared.adapters.store_directory import StoreDirectory
+from shared.domain.events import EVENT_SOURCE
+from shared.platform import clock
+from shared.platform.aws import client
+from shared.platform.settings import settings
+from shared.services.journeys.trigger import TriggerDeps, TriggerOutcome, run_task, schedule_tasks, start_for
 
 logger = Logger(service="boomerang")
 metrics = Metrics(namespace="Boomerang", service="boomerang")

@@ -14,12 +14,12 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.aws import client
-from shared.bus import event_from_sqs_body, publish
-from shared.events import CanonicalEvent
-from shared.profile_store import ProfileStore
-from shared.segment_catalog import SegmentCatalog
-from shared.settings import settings
+from shared.adapters.bus import event_from_sqs_body, publish
+from shared.adapters.profile_store import ProfileStore
+from shared.adapters.segment_catalog import SegmentCatalog
+from shared.domain.events import CanonicalEvent
+from shared.platform.aws import client
+from shared.platform.settings import settings
 
 logger = Logger(service="boomerang")
 metrics = Metrics(namespace="Boomerang", service="boomerang")

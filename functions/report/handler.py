@@ -1,5 +1,5 @@
 """Report λ: the monthly schedule and report tasks -> a table export, then every store's report from it
-(shared/report_job.py)."""
+(shared/services/analytics/report_job.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,17 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.aws import client
-from shared.report_job import DEFAULT_POLL_SECONDS, TASK, ReportJobDeps, ReportTask, run, scheduled_task
-from shared.settings import settings
-from shared.stores import StoreDirectory
+from shared.adapters.store_directory import StoreDirectory
+from shared.platform.aws import client
+from shared.platform.settings import settings
+from shared.services.analytics.report_job import (
+    DEFAULT_POLL_SECONDS,
+    TASK,
+    ReportJobDeps,
+    ReportTask,
+    run,
+    scheduled_task,
+)
 
 logger = Logger(service="boomerang")
 metrics = Metrics(namespace="Boomerang", service="boomerang")

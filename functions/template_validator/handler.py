@@ -13,9 +13,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.aws import client
-from shared.settings import settings
-from shared.template_publish import Outcome, S3Change, parse_s3_event, sns_notifier, validate_changes
+from shared.platform.aws import client
+from shared.platform.settings import settings
+from shared.templates.publish import Outcome, S3Change, parse_s3_event, sns_notifier, validate_changes
 
 logger = Logger(service="boomerang")
 metrics = Metrics(namespace="Boomerang", service="boomerang")

@@ -7,7 +7,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from shared.report_job import EXPORTS_PREFIX
+from shared.services.analytics.report_job import EXPORTS_PREFIX
 
 # An export is a full copy of the customer data: kept only as long as a report might be recomputed.
 EXPORT_RETENTION_DAYS = 30

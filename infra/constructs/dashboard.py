@@ -19,7 +19,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.description import APP_NAME
-from shared.journeys import Channel
+from shared.domain.journeys import Channel
 
 NAMESPACE = "Boomerang"  # POWERTOOLS_METRICS_NAMESPACE (infra/constructs/lambdas.py)
 SERVICE = APP_NAME  # POWERTOOLS_SERVICE_NAME: Powertools adds it as the `service` dimension

@@ -38,9 +38,9 @@ from infra.description import (
     FunctionSpec,
     Grant,
 )
-from shared.report_job import EXPORTS_PREFIX, METRICS_PREFIX
-from shared.template_publish import REPORTS_PREFIX
-from shared.templates import ACTIVE_PREFIX
+from shared.services.analytics.report_job import EXPORTS_PREFIX, METRICS_PREFIX
+from shared.templates.publish import REPORTS_PREFIX
+from shared.templates.store import ACTIVE_PREFIX
 
 # Set on every function, on top of the names each FunctionSpec lists.
 POWERTOOLS_ENV = {"POWERTOOLS_SERVICE_NAME": APP_NAME, "POWERTOOLS_METRICS_NAMESPACE": "Boomerang"}

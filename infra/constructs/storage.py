@@ -9,7 +9,7 @@ from constructs import Construct
 
 from infra.constructs.nag import Waiver, suppress
 from infra.description import TABLE
-from shared.indexes import INDEXES
+from shared.platform.indexes import INDEXES
 
 # Everything the functions read lives under this prefix (DEFAULT_TEMPLATE_PREFIX is inside it).
 TEMPLATES_PREFIX = "templates/"

@@ -14,7 +14,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     start = None
     if args.start:
-        from shared.clock import parse_iso
+        from shared.platform.clock import parse_iso
 
         start = parse_iso(args.start)
     from infra.local.emulator import DEMO_STORE, load_store_settings

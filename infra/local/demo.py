@@ -23,7 +23,7 @@ from typing import Any
 from infra import description as d
 from infra.local.emulator import REPO_ROOT, Emulator
 from infra.local.server import LocalServer
-from shared import clock
+from shared.platform import clock
 
 DEFAULT_SCENARIO = REPO_ROOT / "events" / "demo" / "cart-abandonment.json"
 LOG_FILE = REPO_ROOT / ".boomerang" / "demo-handlers.log"
@@ -161,8 +161,8 @@ def run_demo(speed: float | None = None, scenario: str | None = None, out: Any =
         outbox = emulator.outbox()
         dlq = emulator.dlq_depths()
         invocations = dict(emulator.invocations)
-        try:  # the demo store's short report (shared/report.py), read before the emulator stops
-            from shared.report import short_report
+        try:  # the demo store's short report (shared/services/analytics/report.py), read before the emulator stops
+            from shared.services.analytics.report import short_report
 
             closing = short_report(
                 emulator.env_values["TABLE_NAME"], "demo", clock.now_ts(), emulator.client("dynamodb")

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from infra import description as d
-from shared import clock
-from shared import settings as env_names
-from shared.stores import PostalAddress, Store, StoreDirectory
+from shared.adapters.store_directory import StoreDirectory
+from shared.domain.stores import PostalAddress, Store
+from shared.platform import clock
+from shared.platform import settings as env_names
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -214,8 +215,8 @@ class Emulator:
                 "POWERTOOLS_DEV": "false",
             }
         )
-        from shared.aws import reset_clients
-        from shared.settings import settings
+        from shared.platform.aws import reset_clients
+        from shared.platform.settings import settings
 
         reset_clients()
         settings.cache_clear()
@@ -430,7 +431,7 @@ class Emulator:
     def _create_templates_bucket(self, s3: Any, bucket: str) -> None:
         """Versioned, seeded with the default templates (validated and activated before we are
         ready), then sending its S3 events to EventBridge, as the CDK bucket does."""
-        from shared.template_publish import validate_prefix
+        from shared.templates.publish import validate_prefix
 
         s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -465,7 +466,7 @@ class Emulator:
         ]
 
     def set_public_url(self, url: str) -> None:
-        from shared.settings import settings
+        from shared.platform.settings import settings
 
         os.environ[env_names.UNSUBSCRIBE_BASE_URL] = url
         settings.cache_clear()
@@ -664,17 +665,17 @@ class Emulator:
 
     def profile(self, store: str, customer_id: str) -> dict[str, Any] | None:
         """Developer view of one profile (the local emulator only; no such route exists on AWS)."""
-        from shared.aws import client
-        from shared.profile_store import ProfileStore
+        from shared.adapters.profile_store import ProfileStore
+        from shared.platform.aws import client
 
         found = ProfileStore(client("dynamodb"), self.table).load_profile(store, customer_id)
         return found.model_dump(mode="json") if found else None
 
     def history(self, store: str, customer_id: str) -> list[dict[str, Any]]:
         """A customer's journey history, merged anonymous visits included ("why did I get this?")."""
-        from shared.aws import client
-        from shared.journey_store import JourneyStore
-        from shared.profile_store import ProfileStore
+        from shared.adapters.journey_store import JourneyStore
+        from shared.adapters.profile_store import ProfileStore
+        from shared.platform.aws import client
 
         ddb = client("dynamodb")
         profile = ProfileStore(ddb, self.table).load_profile(store, customer_id)

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from infra import description as d
 from infra.local.emulator import ACCOUNT, Emulator, resource_name
-from shared import clock
+from shared.platform import clock
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit; the λ enforces 500 KB
 ROUTES = {(m, p) for m, p in d.API.routes}

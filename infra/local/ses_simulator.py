@@ -5,7 +5,7 @@ moto accepts every send and never reports back. Real SES answers mail to its mai
 with feedback: bounce@simulator.amazonses.com bounces permanently, complaint@simulator.amazonses.com
 complains. These are the EventBridge PutEvents entries SES would publish for them through the
 configuration set's EventBridge destination: on the default bus, source "aws.ses", with the SES
-event record as detail (same shape shared/feedback.py parses; see the sources cited there).
+event record as detail (same shape shared/services/consent/feedback.py parses; see the sources cited there).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from infra.description import DEFAULT_BUS
-from shared.feedback import EMAIL_BOUNCED, EMAIL_COMPLAINT, SES_SOURCE
+from shared.services.consent.feedback import EMAIL_BOUNCED, EMAIL_COMPLAINT, SES_SOURCE
 
 BOUNCE_ADDRESS = "bounce@simulator.amazonses.com"
 COMPLAINT_ADDRESS = "complaint@simulator.amazonses.com"

@@ -19,10 +19,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from shared import template_publish as publish
-from shared.template_catalog import LAYOUT_NAME, sample_variables
-from shared.template_lint import Problem, lint_folder, split_locale
-from shared.templates import (
+from shared.domain.template_variables import LAYOUT_NAME, sample_variables
+from shared.templates import publish
+from shared.templates.lint import Problem, lint_folder, split_locale
+from shared.templates.store import (
     LAYOUT_FILES,
     MJML_BODY,
     EmailTemplate,
@@ -353,7 +353,7 @@ def preview(
         if png:
             written.append(screenshot(out / "email.html", out / "email.png", size=size, offline=offline))
     if "sms.txt" in here:
-        from shared.sms import segments
+        from shared.domain.contacts import segments
 
         sms = SmsTemplate(
             name, here["sms.txt"], sms_segments_budget(here.get("sms.json"), name), locale=locale

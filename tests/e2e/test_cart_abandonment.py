@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from shared import clock
-from shared.journeys import execution_name
+from shared.domain.journeys import execution_name
+from shared.platform import clock
 from tests.e2e.conftest import Local
 
 pytestmark = pytest.mark.e2e

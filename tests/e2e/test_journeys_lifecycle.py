@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from shared import clock
+from shared.platform import clock
 from tests.e2e.conftest import Local, start_local, stop_local
 
 pytestmark = pytest.mark.e2e

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared import clock
+from shared.platform import clock
 from tests.e2e.conftest import ROOT, stop_local
 from tests.e2e.test_journeys_lifecycle import DAY, HOUR, Emulator, at, identify, order, track, who
 from tests.e2e.test_journeys_lifecycle import _start as _start_at

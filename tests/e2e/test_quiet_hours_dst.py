@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared import clock
+from shared.platform import clock
 from tests.e2e.conftest import Local, start_local, stop_local
 
 pytestmark = pytest.mark.e2e

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.report import build, render_html
+from shared.services.analytics.report import build, render_html
 from tests.report_sample import END, START, sample_data
 
 pytestmark = pytest.mark.e2e

@@ -44,8 +44,14 @@ from infra.description import (
     Grant,
     QueueSpec,
 )
-from shared import settings as env
-from shared.feedback import EMAIL_BOUNCED, EMAIL_CLICKED, EMAIL_COMPLAINT, EMAIL_DELIVERED, EMAIL_OPENED
+from shared.platform import settings as env
+from shared.services.consent.feedback import (
+    EMAIL_BOUNCED,
+    EMAIL_CLICKED,
+    EMAIL_COMPLAINT,
+    EMAIL_DELIVERED,
+    EMAIL_OPENED,
+)
 
 # The IAM actions each abstract grant may turn into: written out here, independently of the
 # construct that maps them, so a broadened grant fails this test.
@@ -448,8 +454,8 @@ def _files(folder: Path) -> list[str]:
 def test_default_templates_and_journeys_deploy_under_their_prefixes_without_pruning(synth: Synth) -> None:
     assert DEFAULT_TEMPLATE_PREFIX.startswith(TEMPLATES_PREFIX)
     assert DEFAULT_TEMPLATE_PREFIX == f"{TEMPLATES_PREFIX}_default/"  # infra/templates/ holds _default/
-    assert DEFAULT_JOURNEY_PREFIX == "journeys/_default/"  # where shared.journey_catalog looks
-    assert DEFAULT_SEGMENT_PREFIX == "segments/_default/"  # where shared.segment_catalog looks
+    assert DEFAULT_JOURNEY_PREFIX == "journeys/_default/"  # where shared.adapters.journey_catalog looks
+    assert DEFAULT_SEGMENT_PREFIX == "segments/_default/"  # where shared.adapters.segment_catalog looks
     deployments = [d["Properties"] for d in synth.of_type("Custom::CDKBucketDeployment").values()]
     by_prefix = {props["DestinationBucketKeyPrefix"]: props for props in deployments}
     assert sorted(props["DestinationBucketKeyPrefix"] for props in deployments) == sorted(

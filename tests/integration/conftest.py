@@ -12,9 +12,9 @@ from functions.ingest import handler as ingest_handler
 from functions.journey_step import handler as step_handler
 from functions.journey_trigger import handler as trigger_handler
 from functions.profile import handler as profile_handler
-from shared import clock
-from shared.aws import reset_clients
-from shared.settings import settings
+from shared.platform import clock
+from shared.platform.aws import reset_clients
+from shared.platform.settings import settings
 from tests.aws_fixtures import (
     FAKE_CREDENTIALS,
     FixedClock,

@@ -9,7 +9,7 @@ from typing import Any
 
 from moto.ses.models import ses_backends
 
-from shared import journey_trigger
+from shared.services.journeys import trigger as journey_trigger
 from tests.aws_fixtures import ACCOUNT, REGION, FixedClock, LambdaContext, World
 from tests.integration.test_journey_engine import (
     daily_run,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from infra.local.cli import main as boomerang
-from shared.aws import client
-from shared.template_publish import validate_change
+from shared.platform.aws import client
+from shared.templates.publish import validate_change
 from tests.aws_fixtures import World
 
 SEGMENT = "name: Big spenders\nrevenue: {gte: 500}\n"

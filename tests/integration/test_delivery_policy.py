@@ -16,10 +16,10 @@ from moto.sns.models import sns_backends
 
 from functions.journey_step import handler as step_module
 from functions.journey_step.handler import handler
-from shared.aws import client
-from shared.delivery import Cap, QuietHours
-from shared.stores import StoreDirectory
-from shared.suppression import SuppressionList
+from shared.adapters.store_directory import StoreDirectory
+from shared.adapters.suppression import SuppressionList
+from shared.domain.delivery import Cap, QuietHours
+from shared.platform.aws import client
 from tests.aws_fixtures import ACCOUNT, REGION, FixedClock, LambdaContext, World, canonical
 from tests.events import load_event
 

@@ -15,11 +15,11 @@ from functions.ingest.handler import handler as ingest
 from functions.journey_step.handler import handler as step
 from functions.journey_trigger.handler import handler as trigger
 from functions.profile.handler import handler as fold
-from shared import signing
-from shared.aws import client
-from shared.events import normalise
-from shared.stores import StoreDirectory
-from shared.unsubscribe import unsubscribe_url
+from shared.adapters.store_directory import StoreDirectory
+from shared.domain.events import normalise
+from shared.platform import signing
+from shared.platform.aws import client
+from shared.services.consent.unsubscribe import unsubscribe_url
 from tests.aws_fixtures import (
     ACCOUNT,
     REGION,

@@ -9,10 +9,16 @@ from typing import Any
 import pytest
 
 from functions.feedback.handler import handler
-from shared.aws import client, from_item
-from shared.feedback import EMAIL_BOUNCED, EMAIL_CLICKED, EMAIL_COMPLAINT, EMAIL_DELIVERED, EMAIL_OPENED
-from shared.report_data import collect, scan_table
-from shared.suppression import SuppressionList
+from shared.adapters.report_data import collect, scan_table
+from shared.adapters.suppression import SuppressionList
+from shared.platform.aws import client, from_item
+from shared.services.consent.feedback import (
+    EMAIL_BOUNCED,
+    EMAIL_CLICKED,
+    EMAIL_COMPLAINT,
+    EMAIL_DELIVERED,
+    EMAIL_OPENED,
+)
 from tests.aws_fixtures import FixedClock, LambdaContext, World, sqs_batch
 
 ADDRESS = "Jane.Doe@Example.com"

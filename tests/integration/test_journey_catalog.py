@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from shared.aws import client
-from shared.journey_catalog import JourneyCatalog
+from shared.adapters.journey_catalog import JourneyCatalog
+from shared.platform.aws import client
 from tests.aws_fixtures import World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -229,7 +229,7 @@ def test_an_s3_outage_is_an_error_to_retry_never_an_empty_catalog(world: World, 
 def test_the_validator_refuses_a_journey_naming_a_segment_the_store_does_not_have(
     world: World, s3: Any
 ) -> None:
-    from shared.template_publish import validate_change
+    from shared.templates.publish import validate_change
 
     text = (
         "name: Sale\n"
@@ -272,7 +272,7 @@ def test_the_validator_refuses_a_journey_naming_a_segment_the_store_does_not_hav
 
 
 def test_the_validator_reports_a_broken_segment_file_with_its_line(world: World, s3: Any) -> None:
-    from shared.template_publish import validate_changes
+    from shared.templates.publish import validate_changes
 
     key = "segments/shop-1/vips.yaml"
     version = s3.put_object(Bucket=world.bucket, Key=key, Body=b"name: VIPs\nrfm:\n  m: {gte: 9}\n")[

@@ -17,12 +17,12 @@ from moto.ses.models import ses_backends
 from functions.journey_step.handler import handler as step_handler
 from functions.journey_trigger.handler import deps as trigger_deps
 from functions.journey_trigger.handler import handler as trigger_handler
-from shared import journey_trigger
-from shared.aws import client
-from shared.journey_store import JourneyStore
-from shared.journeys import in_holdout
-from shared.offers import OfferStore
-from shared.stores import StoreDirectory
+from shared.adapters.journey_store import JourneyStore
+from shared.adapters.offer_store import OfferStore
+from shared.adapters.store_directory import StoreDirectory
+from shared.domain.journeys import in_holdout
+from shared.platform.aws import client
+from shared.services.journeys import trigger as journey_trigger
 from tests.aws_fixtures import (
     ACCOUNT,
     REGION,
@@ -392,7 +392,7 @@ def test_the_scheduled_run_lists_every_store(world: World, fixed_clock: FixedClo
     assert {(t["store_id"], t["journey"]) for t in tasks if t["task"] == "audience"} == {
         (s, j) for s in ("shop-1", "shop-2") for j in ("birthday", "order-anniversary", "win-back")
     }
-    # and each store's daily segments run (shared/segment_store.py)
+    # and each store's daily segments run (shared/adapters/segment_store.py)
     assert {(t["store_id"], t["phase"]) for t in tasks if t["task"] == "segments"} == {
         ("shop-1", "edges"),
         ("shop-2", "edges"),

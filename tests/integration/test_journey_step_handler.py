@@ -15,11 +15,11 @@ from moto.ses.models import ses_backends
 
 from functions.journey_step import handler as step_module
 from functions.journey_step.handler import handler
-from shared import signing
-from shared.aws import client
-from shared.email import TransientSendError
-from shared.journey_store import JourneyStore
-from shared.stores import StoreDirectory
+from shared.adapters.channels.email import TransientSendError
+from shared.adapters.journey_store import JourneyStore
+from shared.adapters.store_directory import StoreDirectory
+from shared.platform import signing
+from shared.platform.aws import client
 from tests.aws_fixtures import (
     ACCOUNT,
     REGION,

@@ -14,9 +14,10 @@ import pytest
 from moto.dynamodb.responses import DynamoHandler
 
 from infra.local.cli import main as boomerang
-from shared import offers as offers_module
-from shared.aws import client
-from shared.offers import Offer, OfferStore, UnknownPool, give
+from shared.adapters import offer_store as offers_module
+from shared.adapters.offer_store import OfferStore, UnknownPool
+from shared.domain.offers import Offer, give
+from shared.platform.aws import client
 from tests.aws_fixtures import World
 
 STORE = "shop-1"
@@ -163,7 +164,7 @@ def test_running_out_is_recorded_once_and_logged_without_personal_data(
     assert offers.draw(STORE, "bf", "j|a|s", now=NOW) == "ONLY-1"
     status = offers.status(STORE, "bf")
     assert (status.exhausted_at, status.low) == (None, True)
-    with caplog.at_level(logging.WARNING, logger="shared.offers"):
+    with caplog.at_level(logging.WARNING, logger="shared.adapters.offer_store"):
         assert offers.draw(STORE, "bf", "j|b|s", now=NOW + 10) is None
         assert offers.draw(STORE, "bf", "j|c|s", now=NOW + 20) is None
     assert offers.status(STORE, "bf").exhausted_at == NOW + 10
@@ -179,7 +180,7 @@ def test_running_out_is_recorded_once_and_logged_without_personal_data(
 
 
 def test_a_pool_never_uploaded_gives_nothing(offers: OfferStore, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="shared.offers"):
+    with caplog.at_level(logging.WARNING, logger="shared.adapters.offer_store"):
         assert offers.draw(STORE, "typo", "j|a|s") is None
     assert "offer pool not found" in caplog.text
     with pytest.raises(UnknownPool):

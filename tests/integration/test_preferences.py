@@ -11,8 +11,15 @@ import pytest
 
 from functions.ingest.handler import handler
 from functions.profile.handler import handler as profile_handler
-from shared import signing
-from shared.preferences import CATEGORIES, CHANNELS, CONSENT_SOURCE, CONSENT_TEXT, changes, preferences_url
+from shared.platform import signing
+from shared.services.consent.preferences import (
+    CATEGORIES,
+    CHANNELS,
+    CONSENT_SOURCE,
+    CONSENT_TEXT,
+    changes,
+    preferences_url,
+)
 from tests.aws_fixtures import (
     SIGNING_SECRET,
     UNSUBSCRIBE_BASE_URL,

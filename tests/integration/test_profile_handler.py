@@ -6,9 +6,9 @@ from decimal import Decimal
 from typing import Any
 
 from functions.profile.handler import handler
-from shared import keys
-from shared.aws import client, from_item, key
-from shared.events import CanonicalEvent
+from shared.domain.events import CanonicalEvent
+from shared.platform import keys
+from shared.platform.aws import client, from_item, key
 from tests.aws_fixtures import LambdaContext, World, bus_envelope, canonical, sqs_batch
 from tests.events import load_event
 
@@ -199,7 +199,7 @@ def test_the_tier_event_is_published_before_the_fold_commits(
     world: World, ctx: LambdaContext, monkeypatch: Any
 ) -> None:
     from functions.profile import handler as profile_module
-    from shared.bus import PublishFailed
+    from shared.adapters.bus import PublishFailed
 
     # Given a bus that refuses the first publication
     real_publish = profile_module.publish
@@ -267,7 +267,8 @@ def test_refund_takes_points_back_and_can_lower_the_tier(world: World, ctx: Lamb
 
 
 def test_store_loyalty_policy_applies(world: World, ctx: LambdaContext) -> None:
-    from shared.stores import LoyaltyPolicy, StoreDirectory
+    from shared.adapters.store_directory import StoreDirectory
+    from shared.domain.stores import LoyaltyPolicy
 
     StoreDirectory(client("dynamodb"), world.table).put(
         world.store.model_copy(update={"loyalty": LoyaltyPolicy(enabled=False)}), world.api_key

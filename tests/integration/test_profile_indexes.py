@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from functions.profile.handler import handler
-from shared import indexes, keys
-from shared.aws import client, from_item, key
-from shared.events import CanonicalEvent
+from shared.domain.events import CanonicalEvent
+from shared.platform import indexes, keys
+from shared.platform.aws import client, from_item, key
 from tests.aws_fixtures import LambdaContext, World, bus_envelope, canonical, sqs_batch
 
 STORE = "shop-1"
@@ -137,7 +137,8 @@ def test_a_late_order_never_moves_the_at_risk_day_back(world: World, ctx: Lambda
 
 
 def test_store_retention_policy_sets_the_at_risk_day(world: World, ctx: LambdaContext) -> None:
-    from shared.stores import RetentionPolicy, StoreDirectory
+    from shared.adapters.store_directory import StoreDirectory
+    from shared.domain.stores import RetentionPolicy
 
     StoreDirectory(client("dynamodb"), world.table).put(
         world.store.model_copy(update={"retention": RetentionPolicy(at_risk_min_days=30)}), world.api_key

@@ -14,8 +14,8 @@ import pytest_socket
 from botocore.config import Config
 
 from infra.local.pinpoint_fake import PinpointFake
-from shared.email import TransientSendError
-from shared.push import Device, PushMessage, send_push
+from shared.adapters.channels.email import TransientSendError
+from shared.adapters.channels.push import Device, PushMessage, send_push
 
 APP_ID = "0123456789abcdef0123456789abcdef"
 IPHONE = Device("a1" * 32, "APNS")

@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 
 from infra.local.cli import main as boomerang
-from shared import clock
-from shared.aws import client
-from shared.journey_store import JourneyStore
-from shared.profile_store import ProfileStore
-from shared.report import short_report
-from shared.report_data import collect, export_lines, scan_table
+from shared.adapters.journey_store import JourneyStore
+from shared.adapters.profile_store import ProfileStore
+from shared.adapters.report_data import collect, export_lines, scan_table
+from shared.platform import clock
+from shared.platform.aws import client
+from shared.services.analytics.report import short_report
 from tests.aws_fixtures import FixedClock, World, canonical
 
 STORE = "shop-1"

@@ -21,21 +21,21 @@ import pytest
 
 from functions.report import handler as report_handler
 from infra.local.cli import main as boomerang
-from shared import settings as env
-from shared.aws import client
-from shared.events import normalise
-from shared.profile_store import ProfileStore
-from shared.report import render_html
-from shared.report_data import export_lines, scan_table
-from shared.report_job import (
+from shared.adapters.profile_store import ProfileStore
+from shared.adapters.report_data import export_lines, scan_table
+from shared.adapters.store_directory import StoreDirectory
+from shared.domain.events import normalise
+from shared.platform import settings as env
+from shared.platform.aws import client
+from shared.platform.settings import settings
+from shared.services.analytics.report import render_html
+from shared.services.analytics.report_job import (
     MAX_DELAY_SECONDS,
     ReportJobDeps,
     ReportTask,
     run_collect,
     run_export,
 )
-from shared.settings import settings
-from shared.stores import StoreDirectory
 from tests.aws_fixtures import STORE, LambdaContext, World, sqs_batch
 from tests.integration.test_report import call, scenario, ts
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from functions.journey_step.handler import handler as step_handler
 from functions.journey_trigger.handler import handler as trigger_handler
-from shared import indexes, keys
-from shared.aws import client, from_item
-from shared.profile_store import ProfileStore
-from shared.segment_catalog import SegmentCatalog
-from shared.segment_store import SegmentStore
+from shared.adapters.profile_store import ProfileStore
+from shared.adapters.segment_catalog import SegmentCatalog
+from shared.adapters.segment_store import SegmentStore
+from shared.platform import indexes, keys
+from shared.platform.aws import client, from_item
 from tests.aws_fixtures import REGION, FixedClock, LambdaContext, World, canonical, sqs_batch
 
 DAY = 86400.0

@@ -12,8 +12,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.sns.models import sns_backends
 
-from shared.email import PermanentSendError, TransientSendError
-from shared.sms import OptedOut, send_sms
+from shared.adapters.channels.email import PermanentSendError, TransientSendError
+from shared.adapters.channels.sms import OptedOut, send_sms
 from tests.aws_fixtures import ACCOUNT, FAKE_CREDENTIALS, REGION
 
 PHONE = "+48601234567"
@@ -55,7 +55,9 @@ def attributes(wire: dict[str, str]) -> dict[str, str]:
 
 
 def test_promotional_sms_is_published(sns: Any, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="shared.sms")  # botocore DEBUG logs do quote the number
+    caplog.set_level(
+        logging.DEBUG, logger="shared.adapters.channels.sms"
+    )  # botocore DEBUG logs do quote the number
     wire = publish_wire_params(sns)
     # When a marketing SMS goes out
     message_id = send_sms(sns, to=PHONE, body="Your cart misses you", transactional=False, max_segments=2)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shared.aws import client
-from shared.stores import StoreDirectory
+from shared.adapters.store_directory import StoreDirectory
+from shared.platform.aws import client
 from tests.aws_fixtures import STORE, World
 
 

@@ -14,10 +14,10 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
-from shared.email import PermanentSendError, build_mime, send_raw
-from shared.template_catalog import sample_variables
-from shared.template_publish import validate_change
-from shared.templates import EmailTemplate, TemplateError, TemplateStore, render_email
+from shared.adapters.channels.email import PermanentSendError, build_mime, send_raw
+from shared.domain.template_variables import sample_variables
+from shared.templates.publish import validate_change
+from shared.templates.store import EmailTemplate, TemplateError, TemplateStore, render_email
 
 REGION = "us-east-1"
 BUCKET = "boomerang-templates"

@@ -14,10 +14,10 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
 from functions.template_validator import handler as validator
-from shared import settings as env
-from shared.settings import settings
-from shared.template_catalog import sample_variables
-from shared.templates import TemplateStore, render_email
+from shared.domain.template_variables import sample_variables
+from shared.platform import settings as env
+from shared.platform.settings import settings
+from shared.templates.store import TemplateStore, render_email
 from tests.aws_fixtures import REGION, LambdaContext, World
 
 FOLDER = "templates/shop-1/cart-abandoned/"

@@ -13,8 +13,8 @@ from moto.ses.models import ses_backends
 from functions.ingest.handler import handler
 from functions.journey_step.handler import handler as step_handler
 from functions.profile.handler import handler as profile_handler
-from shared import signing
-from shared.unsubscribe import unsubscribe_url
+from shared.platform import signing
+from shared.services.consent.unsubscribe import unsubscribe_url
 from tests.aws_fixtures import (
     ACCOUNT,
     REGION,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from shared import bus
-from shared.bus import PublishFailed, event_from_sqs_body, publish
-from shared.events import EVENT_SOURCE, CanonicalEvent
+from shared.adapters import bus
+from shared.adapters.bus import PublishFailed, event_from_sqs_body, publish
+from shared.domain.events import EVENT_SOURCE, CanonicalEvent
 
 BUS = "boomerang"
 

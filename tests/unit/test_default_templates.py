@@ -18,8 +18,8 @@ import jinja2
 import pytest
 from jinja2 import meta, nodes
 
-from shared.sms import segments
-from shared.templates import (
+from shared.domain.contacts import segments
+from shared.templates.store import (
     DEFAULT_STORE,
     RenderedEmail,
     RenderedPush,

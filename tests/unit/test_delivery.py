@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.delivery import (
+from shared.domain.delivery import (
     DAY,
     Cap,
     CapEntry,
@@ -18,7 +18,7 @@ from shared.delivery import (
     eligibility,
     quiet_until,
 )
-from shared.profiles import Consent, Device, Profile
+from shared.domain.profiles import Consent, Device, Profile
 
 
 def ts(*args: int, tz: str = "UTC") -> float:

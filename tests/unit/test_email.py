@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
-from shared.email import PermanentSendError, TransientSendError, build_mime, classify, send_raw
+from shared.adapters.channels.email import (
+    PermanentSendError,
+    TransientSendError,
+    build_mime,
+    classify,
+    send_raw,
+)
 
 TOKEN_URL = "https://api.example.com/v1/unsubscribe?t=v1." + "A" * 140 + "." + "B" * 43
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.events import MAX_CALL_BYTES, canonical_event_name, normalise
+from shared.domain.events import MAX_CALL_BYTES, canonical_event_name, normalise
 from tests.events import load_event, sample_names
 
 STORE = "shop-1"

@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from infra.local.ses_simulator import feedback_entries
-from shared import feedback
-from shared.feedback import (
+from shared.services.consent import feedback
+from shared.services.consent.feedback import (
     EMAIL_BOUNCED,
     EMAIL_CLICKED,
     EMAIL_COMPLAINT,

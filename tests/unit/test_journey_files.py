@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.journey_catalog import MAX_FILE_BYTES, JourneyFileError, Problem, parse, problems
-from shared.journeys import (
+from shared.adapters.journey_catalog import MAX_FILE_BYTES, JourneyFileError, Problem, parse, problems
+from shared.domain.journeys import (
     Decision,
     Entry,
     Journey,
@@ -30,7 +30,7 @@ from shared.journeys import (
     in_holdout,
     matches,
 )
-from shared.profiles import Consent, Profile
+from shared.domain.profiles import Consent, Profile
 
 ROOT = Path(__file__).resolve().parents[2]
 JOURNEYS = ROOT / "infra" / "journeys"

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.journey_catalog import parse
-from shared.journeys import Decision, Journey, Situation, decide, execution_name
-from shared.profiles import Cart, CartLine, Profile
+from shared.adapters.journey_catalog import parse
+from shared.domain.journeys import Decision, Journey, Situation, decide, execution_name
+from shared.domain.profiles import Cart, CartLine, Profile
 
 ROOT = Path(__file__).resolve().parents[2]
 CART_ABANDONMENT = parse(
@@ -175,7 +175,7 @@ def test_long_store_ids_do_not_collide_after_truncation() -> None:
 
 
 def test_re_entry_rules_are_refused_on_scheduled_journeys() -> None:
-    from shared.journey_catalog import JourneyFileError
+    from shared.adapters.journey_catalog import JourneyFileError
 
     text = 'trigger: {schedule: at-risk}\nre_entry: {once_per_days: 365}\nsteps:\n  - id: a\n    at: "10:00"\n    template: t\n'
     with pytest.raises(JourneyFileError) as info:

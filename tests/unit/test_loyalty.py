@@ -8,8 +8,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from shared import indexes
-from shared.profiles import (
+from shared.domain.profiles import (
     LoyaltyPolicy,
     Order,
     Profile,
@@ -29,6 +28,7 @@ from shared.profiles import (
     tier_reached_event,
     update_retention,
 )
+from shared.platform import indexes
 
 STORE = "shop-1"
 DAY = 86400

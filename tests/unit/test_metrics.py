@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from shared import metrics as m
-from shared.metrics import EngagementRec, EntryRec, OrderRec, SentRec
+from shared.domain import metrics as m
+from shared.domain.metrics import EngagementRec, EntryRec, OrderRec, SentRec
 
 DAY = 86400.0
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from shared import templates
-from shared.template_catalog import sample_variables
-from shared.templates import EmailTemplate, TemplateError, render_email
+from shared.domain.template_variables import sample_variables
+from shared.templates import store as templates
+from shared.templates.store import EmailTemplate, TemplateError, render_email
 
 DEFAULTS = Path(__file__).resolve().parents[2] / "infra" / "templates" / "_default"
 LAYOUTS = {p.name: p.read_text(encoding="utf-8") for p in (DEFAULTS / "_layout").iterdir()}

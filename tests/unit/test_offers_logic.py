@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from infra.offers_cli import CodeFileError, CodeLine, read_codes
-from shared.offers import GivenOffer, Offer, code_problem, give, running_low
+from shared.domain.offers import GivenOffer, Offer, code_problem, give, running_low
 
 NOW = 1_790_000_000.0
 

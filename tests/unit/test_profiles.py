@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from shared.events import CanonicalEvent, normalise
-from shared.profiles import (
+from shared.domain.events import CanonicalEvent, normalise
+from shared.domain.profiles import (
     MAX_EVENT_NAMES,
     MAX_VIEWED,
     Cart,

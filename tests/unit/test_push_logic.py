@@ -10,8 +10,9 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.validate import validate_parameters
 
-from shared.email import PermanentSendError, TransientSendError
-from shared.push import Device, PushMessage, PushResult, normalise_platform, send_push
+from shared.adapters.channels.email import PermanentSendError, TransientSendError
+from shared.adapters.channels.push import Device, PushMessage, PushResult, send_push
+from shared.domain.contacts import normalise_platform
 
 
 @pytest.mark.parametrize(
@@ -186,7 +187,7 @@ def test_whole_call_permanent_failures(code: str, status: int) -> None:
 
 
 def test_tokens_never_appear_in_full(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="shared.push")
+    caplog.set_level(logging.DEBUG, logger="shared.adapters.channels.push")
     stub = StubPinpoint({IOS.token: {"DeliveryStatus": "PERMANENT_FAILURE", "StatusCode": 410}})
     send_push(stub, app_id="a", devices=[IOS], message=MESSAGE, transactional=False)
     stub.error = _client_error("BadRequestException", 400, f"Invalid address {IOS.token}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from shared.report import build, render_html, summary_lines
-from shared.report_data import ReportData
+from shared.adapters.report_data import ReportData
+from shared.services.analytics.report import build, render_html, summary_lines
 from tests.report_sample import END, START, sample_data
 
 HOSTILE = '<script>alert("x")</script>&"'
@@ -62,7 +62,7 @@ def test_mixed_currencies_are_flagged() -> None:
 
 
 def test_customers_now_counts_stages_groups_and_segments_with_net_revenue() -> None:
-    from shared.report_data import collect
+    from shared.adapters.report_data import collect
 
     def profile(cid: str, **fields: object) -> dict[str, object]:
         return {"pk": f"STORE#s1#CUST#{cid}", "sk": "PROFILE", "customer_id": cid, **fields}

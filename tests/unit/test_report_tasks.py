@@ -9,7 +9,14 @@ import pytest
 from pydantic import ValidationError
 
 from infra.description import DAILY_SCHEDULE, MONTHLY_REPORT_SCHEDULE, RULES, next_fire
-from shared.report_job import ReportJobError, ReportTask, export_folder, period, report_key, scheduled_task
+from shared.services.analytics.report_job import (
+    ReportJobError,
+    ReportTask,
+    export_folder,
+    period,
+    report_key,
+    scheduled_task,
+)
 
 
 def at(text: str) -> float:

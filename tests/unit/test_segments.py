@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from shared import indexes
-from shared.journey_catalog import parse as parse_journey
-from shared.journeys import Entry, entry_problem
-from shared.profiles import (
+from shared.adapters.journey_catalog import parse as parse_journey
+from shared.adapters.segment_catalog import SegmentFileError, parse, problems
+from shared.domain.journeys import Entry, entry_problem
+from shared.domain.profiles import (
     DAY_S,
     Consent,
     Order,
@@ -23,8 +23,7 @@ from shared.profiles import (
     refund_order,
     update_retention,
 )
-from shared.segment_catalog import SegmentFileError, parse, problems
-from shared.segments import (
+from shared.domain.segments import (
     RFM_GRID,
     RFM_GROUPS,
     BuyerRow,
@@ -42,6 +41,7 @@ from shared.segments import (
     segment_problem,
     stale_scores,
 )
+from shared.platform import indexes
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC).timestamp()

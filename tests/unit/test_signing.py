@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.signing import Claims, InvalidToken, SigningKeyProvider, sign, verify
+from shared.platform.signing import Claims, InvalidToken, SigningKeyProvider, sign, verify
 
 KEY = b"k" * 32
 NOW = 1_800_000_000.0

@@ -7,16 +7,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from shared.email import PermanentSendError, TransientSendError
-from shared.sms import (
-    OptedOut,
-    SmsSegments,
-    classify_sns,
-    normalise_phone,
-    phone_region,
-    segments,
-    timezone_for_phone,
-)
+from shared.adapters.channels.email import PermanentSendError, TransientSendError
+from shared.adapters.channels.sms import OptedOut, classify_sns
+from shared.domain.contacts import SmsSegments, normalise_phone, phone_region, segments, timezone_for_phone
 
 # --- segments: GSM-7 --------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from shared.stores import PostalAddress, Store
+from shared.domain.stores import PostalAddress, Store
 
 STORE: dict[str, Any] = {
     "store_id": "shop-1",

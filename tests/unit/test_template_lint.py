@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from shared import template_catalog as catalog
-from shared.template_lint import lint_folder, lint_source, lint_unit
-from shared.templates import EmailTemplate, SmsTemplate, TemplateError, render_email, render_sms
+from shared.domain import template_variables as catalog
+from shared.templates.lint import lint_folder, lint_source, lint_unit
+from shared.templates.store import EmailTemplate, SmsTemplate, TemplateError, render_email, render_sms
 
 DEFAULTS = Path(__file__).resolve().parents[2] / "infra" / "templates" / "_default"
 

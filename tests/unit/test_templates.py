@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.templates import (
+from shared.templates.store import (
     CartAbandonedVariables,
     EmailTemplate,
     TemplateError,

@@ -1,0 +1,1 @@
+"""Channels: one module per provider API that sends a message (email: SES, sms: SNS, push: Pinpoint)."""

@@ -1,0 +1,354 @@
+"""Journey instance records: the send records that make each step exactly-once, and the log."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from shared.platform import clock, keys
+from shared.platform.aws import from_item, key, to_item
+
+LOG_TTL_S = 400 * 24 * 3600
+
+
+CAP_SK = "CAP"
+
+
+class CapConflict(Exception):
+    """Another send to the same customer changed the cap ledger first; re-read and decide again."""
+
+
+class JourneyStore:
+    def __init__(self, ddb: Any, table: str) -> None:
+        self.ddb = ddb
+        self.table = table
+
+    def claim_send(
+        self,
+        store: str,
+        journey: str,
+        instance: str,
+        step_id: str,
+        record: dict[str, Any],
+        cap: tuple[str, list[dict[str, Any]], int] | None = None,
+        token: str | None = None,
+    ) -> str | None:
+        """Write the send record before calling a provider. Returns a claim token, or None if the step
+        was already handled (sent, skipped or in flight): the caller then never sends again.
+
+        With `cap` = (customer id, new ledger entries, version read), the customer's frequency-cap
+        ledger is updated in the same transaction, so two journeys cannot both take the last place.
+        """
+        token = token or uuid.uuid4().hex
+        item = {
+            "pk": keys.journey_pk(store, journey, instance),
+            "sk": keys.send_sk(step_id),
+            "status": "claimed",
+            "claim": token,
+            **record,
+        }
+        put = {
+            "TableName": self.table,
+            "Item": to_item(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        if cap is None:
+            try:
+                self.ddb.put_item(**put)
+            except self.ddb.exceptions.ConditionalCheckFailedException:
+                return None
+            return token
+        try:
+            self.ddb.transact_write_items(TransactItems=[{"Put": put}, self._cap_put(store, *cap)])
+        except self.ddb.exceptions.TransactionCanceledException as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return None
+            raise CapConflict() from exc
+        return token
+
+    def cap_ledger(self, store: str, customer_id: str) -> tuple[list[dict[str, Any]], int]:
+        resp = self.ddb.get_item(
+            TableName=self.table, Key=key(keys.customer_pk(store, customer_id), CAP_SK), ConsistentRead=True
+        )
+        item = from_item(resp["Item"]) if "Item" in resp else {}
+        return list(item.get("entries", [])), int(item.get("version", 0))
+
+    def _cap_put(
+        self, store: str, customer_id: str, entries: list[dict[str, Any]], version: int
+    ) -> dict[str, Any]:
+        item = {
+            "pk": keys.customer_pk(store, customer_id),
+            "sk": CAP_SK,
+            "entries": entries,
+            "version": version + 1,
+        }
+        put: dict[str, Any] = {"TableName": self.table, "Item": to_item(item)}
+        if version == 0:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put["ConditionExpression"] = "#v = :v"
+            put["ExpressionAttributeNames"] = {"#v": "version"}
+            put["ExpressionAttributeValues"] = {":v": {"N": str(version)}}
+        return {"Put": put}
+
+    def confirm_cap(self, store: str, customer_id: str, send_id: str, sent_at: float, channel: str) -> None:
+        """Date the cap place by when, and mark it with the channel on which, the message actually
+        left (the claim may be a moment older, and a fallback channel may have sent it)."""
+        self._edit_cap(
+            store,
+            customer_id,
+            lambda es: [
+                {**e, "at": sent_at, "channel": channel} if e.get("send_id") == send_id else e for e in es
+            ],
+        )
+
+    def release_cap(self, store: str, customer_id: str, send_id: str) -> None:
+        """Give back a cap place taken for a message that never went out."""
+        self._edit_cap(store, customer_id, lambda es: [e for e in es if e.get("send_id") != send_id])
+
+    def _edit_cap(
+        self, store: str, customer_id: str, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+    ) -> None:
+        for _ in range(5):  # optimistic: re-read when another send changed the ledger meanwhile
+            entries, version = self.cap_ledger(store, customer_id)
+            updated = edit(entries)
+            if updated == entries:
+                return
+            try:
+                self.ddb.transact_write_items(
+                    TransactItems=[self._cap_put(store, customer_id, updated, version)]
+                )
+                return
+            except self.ddb.exceptions.TransactionCanceledException:
+                time.sleep(random.uniform(0, 0.05))
+                continue
+        raise CapConflict(f"cap ledger of {customer_id} kept changing")
+
+    def finish_send(
+        self, store: str, journey: str, instance: str, step_id: str, token: str, fields: dict[str, Any]
+    ) -> None:
+        names = {f"#f{i}": k for i, k in enumerate(fields)}
+        values = {f":v{i}": v for i, v in enumerate(fields.values())}
+        sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
+        self.ddb.update_item(
+            TableName=self.table,
+            Key=key(keys.journey_pk(store, journey, instance), keys.send_sk(step_id)),
+            UpdateExpression=f"SET {sets}",
+            ConditionExpression="#claim = :claim",
+            ExpressionAttributeNames={**names, "#claim": "claim"},
+            ExpressionAttributeValues={**to_item(values), ":claim": {"S": token}},
+        )
+
+    def release_send(self, store: str, journey: str, instance: str, step_id: str, token: str) -> None:
+        """The provider refused before accepting the message (e.g. throttled): let a retry send it."""
+        self.ddb.delete_item(
+            TableName=self.table,
+            Key=key(keys.journey_pk(store, journey, instance), keys.send_sk(step_id)),
+            ConditionExpression="#claim = :claim",
+            ExpressionAttributeNames={"#claim": "claim"},
+            ExpressionAttributeValues={":claim": {"S": token}},
+        )
+
+    def get_send(self, store: str, journey: str, instance: str, step_id: str) -> dict[str, Any] | None:
+        resp = self.ddb.get_item(
+            TableName=self.table,
+            Key=key(keys.journey_pk(store, journey, instance), keys.send_sk(step_id)),
+            ConsistentRead=True,
+        )
+        return from_item(resp["Item"]) if "Item" in resp else None
+
+    def log(self, store: str, journey: str, instance: str, entry: dict[str, Any]) -> None:
+        """Append to the instance's history (entered, waited, sent/skipped and why, exited and why)."""
+        now = clock.now_ts()
+        item = {
+            "pk": keys.journey_pk(store, journey, instance),
+            "sk": keys.log_sk(clock.iso(now), uuid.uuid4().hex[:8]),
+            "at": now,
+            "expires_at": int(now) + LOG_TTL_S,
+            **entry,
+        }
+        self.ddb.put_item(TableName=self.table, Item=to_item(item))
+
+    def history(self, store: str, journey: str, instance: str) -> list[dict[str, Any]]:
+        resp = self.ddb.query(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :log)",
+            ExpressionAttributeValues={
+                ":pk": {"S": keys.journey_pk(store, journey, instance)},
+                ":log": {"S": "LOG#"},
+            },
+            ConsistentRead=True,
+        )
+        return [from_item(i) for i in resp.get("Items", [])]
+
+    # --- instance state, entries and the customer's history ---------------------------------------
+
+    def note_started(self, store: str, journey: str, instance: str, generation: int, at: float) -> None:
+        """Written by the trigger as soon as the execution starts, so a journey that yields to this
+        one (the cart journey to checkout abandonment) sees it before this one's first step."""
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
+                UpdateExpression="SET #s = :s, #g = :g, started_at = :at",
+                ConditionExpression="attribute_not_exists(#g) OR #g < :g",
+                ExpressionAttributeNames={"#s": "status", "#g": "generation"},
+                ExpressionAttributeValues={
+                    ":s": {"S": "active"},
+                    ":g": {"N": str(generation)},
+                    ":at": {"N": repr(at)},
+                },
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            pass  # already noted (a repeat), or a later generation runs
+
+    def mark_started(self, store: str, journey: str, instance: str, generation: int, at: float) -> bool:
+        """The instance's state record; True only the first time (so "entered" is logged once)."""
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
+                UpdateExpression="SET #s = :s, #g = :g, started_at = if_not_exists(started_at, :at), entered = :g",
+                ConditionExpression="(attribute_not_exists(#g) OR #g <= :g) AND (attribute_not_exists(entered) OR entered < :g)",
+                ExpressionAttributeNames={"#s": "status", "#g": "generation"},
+                ExpressionAttributeValues={
+                    ":s": {"S": "active"},
+                    ":g": {"N": str(generation)},
+                    ":at": {"N": repr(at)},
+                },
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def note_sent(self, store: str, journey: str, instance: str) -> None:
+        """This run has messaged the customer (a journey yielding to it then stays out of the way)."""
+        self.ddb.update_item(
+            TableName=self.table,
+            Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
+            UpdateExpression="SET sent_any = :t",
+            ExpressionAttributeValues={":t": {"BOOL": True}},
+        )
+
+    def mark_ended(self, store: str, journey: str, instance: str, generation: int, reason: str) -> None:
+        self.ddb.update_item(
+            TableName=self.table,
+            Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
+            UpdateExpression="SET #s = :s, ended_reason = :r",
+            ConditionExpression="#g = :g",
+            ExpressionAttributeNames={"#s": "status", "#g": "generation"},
+            ExpressionAttributeValues={
+                ":s": {"S": "ended"},
+                ":r": {"S": reason[:300]},
+                ":g": {"N": str(generation)},
+            },
+        )
+
+    def state(self, store: str, journey: str, instance: str) -> dict[str, Any] | None:
+        resp = self.ddb.get_item(
+            TableName=self.table,
+            Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
+            ConsistentRead=True,
+        )
+        return from_item(resp["Item"]) if "Item" in resp else None
+
+    def claim_entry(
+        self, store: str, journey: str, customer_id: str, trigger: str, at: float, min_gap_s: float | None
+    ) -> bool:
+        """Re-entry policy for one customer: `min_gap_s` None = once ever, else at most once per gap.
+        The same trigger may claim again (a retried or duplicated delivery starts the same instance)."""
+        names = {"#t": "trigger"}
+        values: dict[str, Any] = {":t": {"S": trigger}}
+        condition = "attribute_not_exists(pk) OR #t = :t"
+        if min_gap_s is not None:
+            condition += " OR entered_at <= :cut"
+            values[":cut"] = {"N": repr(at - min_gap_s)}
+        try:
+            self.ddb.put_item(
+                TableName=self.table,
+                Item=to_item(
+                    {
+                        "pk": keys.customer_pk(store, customer_id),
+                        "sk": f"ENTRY#{journey}",
+                        "trigger": trigger,
+                        "entered_at": at,
+                    }
+                ),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release_entry(self, store: str, journey: str, customer_id: str, trigger: str) -> None:
+        """A customer stopped at the entry conditions did not really enter: they may enter later."""
+        try:
+            self.ddb.delete_item(
+                TableName=self.table,
+                Key=key(keys.customer_pk(store, customer_id), f"ENTRY#{journey}"),
+                ConditionExpression="#t = :t",
+                ExpressionAttributeNames={"#t": "trigger"},
+                ExpressionAttributeValues={":t": {"S": trigger}},
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            pass
+
+    def record(
+        self, store: str, journey: str, instance: str, customer_id: str | None, entry: dict[str, Any]
+    ) -> None:
+        """One line of history, kept under the customer ("why did I get this?") and the instance."""
+        now = clock.now_ts()
+        # ordered within one Boomerang instant too (a test clock, or the emulator's compressed one)
+        seq = f"{time.time_ns():016x}{uuid.uuid4().hex[:4]}"
+        base = {
+            "at": now,
+            "expires_at": int(now) + LOG_TTL_S,
+            "journey": journey,
+            "instance": instance,
+            **entry,
+        }
+        items = [
+            {"pk": keys.journey_pk(store, journey, instance), "sk": keys.log_sk(clock.iso(now), seq), **base}
+        ]
+        if customer_id:
+            items.append(
+                {"pk": keys.customer_pk(store, customer_id), "sk": f"HIST#{clock.iso(now)}#{seq}", **base}
+            )
+        for item in items:
+            self.ddb.put_item(TableName=self.table, Item=to_item(item))
+
+    def customer_history(self, store: str, customer_ids: list[str]) -> list[dict[str, Any]]:
+        """Everything journeys did for a customer (and the anonymous ids merged into them), oldest first."""
+        found: list[dict[str, Any]] = []
+        for customer_id in customer_ids:
+            args: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :h)",
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": keys.customer_pk(store, customer_id)},
+                    ":h": {"S": "HIST#"},
+                },
+            }
+            while True:
+                resp = self.ddb.query(**args)
+                found += [from_item(i) for i in resp.get("Items", [])]
+                if "LastEvaluatedKey" not in resp:
+                    break
+                args["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return sorted(
+            ({k: v for k, v in i.items() if k not in ("pk", "sk", "expires_at")} for i in found),
+            key=lambda i: float(i["at"]),
+        )
+
+    def load_order(self, store: str, order_id: str) -> dict[str, Any] | None:
+        resp = self.ddb.get_item(TableName=self.table, Key=key(keys.order_pk(store, order_id), keys.ORDER_SK))
+        return from_item(resp["Item"]) if "Item" in resp else None
+
+
+STATE_SK = "STATE"

@@ -1,0 +1,682 @@
+"""Folds one canonical event into DynamoDB, exactly once.
+
+Read the items the event touches, apply the pure rules in shared/domain/profiles.py, then write everything
+in one transaction together with a marker for the event's messageId. The marker makes a replay a
+no-op; the version conditions make concurrent writers retry instead of overwriting each other.
+
+The profile item carries the sparse lifecycle index attributes (bday, anniv, risk; see
+profiles.index_attributes) in that same write, so an index never disagrees with its profile; a
+profile merged into another carries none. Back-in-stock subscriptions are items of their own,
+pk=customer_pk / sk="BIS#<sku or product_id>" with `bis` (the by-sku index) while waiting; ending
+one removes `bis` and keeps the item as history (notified_at). When a visitor is merged into a
+known customer their waiting subscriptions move to the customer (up to MAX_MOVED_SUBSCRIPTIONS in
+the merge's transaction; the rest keep working through the visitor's merged_into).
+
+Segments (shared/domain/segments.py): every fold rescores RFM against the store's latest quintile edges
+(store item `STORE#s` / `RFM`), restages the lifecycle and re-evaluates the store's segment files;
+membership items pk=customer_pk / sk="SEG#<segment>" (with `seg`, the by-segment index) are put or
+deleted in the fold's one transaction, next to the profile that lists them (Profile.segments).
+`refresh_segments` does the same outside a fold, for the daily run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from shared.adapters.store_directory import StoreDirectory
+from shared.domain import events as ev
+from shared.domain import segments as seg
+from shared.domain.events import CanonicalEvent
+from shared.domain.profiles import (
+    Cart,
+    LoyaltyPolicy,
+    Order,
+    Profile,
+    RetentionPolicy,
+    TierReached,
+    apply_cart_event,
+    apply_consent,
+    apply_context,
+    apply_traits,
+    cancel_order,
+    convert_cart,
+    credit_points,
+    index_attributes,
+    is_cart_event,
+    is_order_event,
+    merge_profiles,
+    new_cart,
+    order_from,
+    record_order,
+    refresh_tier,
+    refund_order,
+    register_device,
+    reverse_points,
+    tier_reached_event,
+    touch,
+    unregister_device,
+    update_retention,
+    view_product,
+)
+from shared.domain.stores import Store
+from shared.platform import clock, indexes, keys
+from shared.platform.aws import from_item, key, to_item
+
+EVENT_MARKER_TTL_S = 35 * 24 * 3600  # longer than the bus archive's replay window
+MAX_ATTEMPTS = 6
+# Back-in-stock subscriptions moved from a visitor to the customer in one merge (the transaction's
+# 100-item limit); any beyond stay on the visitor's id and still resolve through merged_into.
+MAX_MOVED_SUBSCRIPTIONS = 20
+BIS_SK_PREFIX = "BIS#"
+SEGMENT_SK_PREFIX = "SEG#"
+RFM_SK = "RFM"  # under the store's pk: the store's RFM quintile edges
+EDGES_TTL_S = 60.0
+
+
+def segment_sk(segment_id: str) -> str:
+    return f"{SEGMENT_SK_PREFIX}{segment_id}"
+
+
+def subscription_sk(sku: str) -> str:
+    return f"{BIS_SK_PREFIX}{sku}"
+
+
+def product_key(properties: dict[str, Any]) -> str:
+    """A product's key in back-in-stock subscriptions (and recently viewed): sku, else product_id."""
+    return str(properties.get("sku") or properties.get("product_id"))
+
+
+def _day_of(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
+
+
+def _value(v: Any) -> dict[str, Any]:
+    """One attribute value in DynamoDB's wire format."""
+    return to_item({"v": v})["v"]
+
+
+_SUBSCRIPTION_FIELDS = ("product_id", "sku", "name", "url", "image_url", "price", "currency")
+
+
+class ConcurrentUpdate(Exception):
+    """Another writer kept winning; the message goes back to the queue and is retried."""
+
+
+@dataclass
+class Outcome:
+    status: str  # applied | duplicate | ignored (a store-level event: no customer to fold into)
+    customer_id: str
+    changes: list[str] = field(default_factory=list)
+    tier_reached: TierReached | None = None  # announced (before the commit) as Loyalty Tier Reached
+
+
+@dataclass
+class _Loaded:
+    profile: Profile
+    profile_exists: bool
+    anon_profile: Profile | None = None
+    cart: Cart | None = None
+    cart_exists: bool = False
+    order: Order | None = None
+    alias_target: str | None = None
+    subscription: dict[str, Any] | None = None  # Back In Stock Subscribed: the item held for the SKU
+    anon_subscriptions: list[dict[str, Any]] = field(default_factory=list)  # active, to move on merge
+    own_subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)  # the customer's, by sk
+
+
+class ProfileStore:
+    """`segments` (a SegmentCatalog) lets the fold keep segment memberships; without it memberships
+    are left as they are (RFM scores and the lifecycle stage are kept either way)."""
+
+    def __init__(self, ddb: Any, table: str, segments: Any = None) -> None:
+        self.ddb = ddb
+        self.table = table
+        self.segments = segments
+        self._stores: StoreDirectory | None = None
+        self._edges: dict[str, tuple[float, seg.RfmEdges | None]] = {}
+
+    def _settings(self, store_id: str) -> Store | None:
+        if self._stores is None:
+            self._stores = StoreDirectory(self.ddb, self.table)
+        return self._stores.get(store_id)
+
+    def _double_opt_in(self, store_id: str) -> bool:
+        store = self._settings(store_id)
+        return bool(store and store.double_opt_in_email)
+
+    def _policies(self, store_id: str) -> tuple[LoyaltyPolicy, RetentionPolicy]:
+        store = self._settings(store_id)
+        return (store.loyalty, store.retention) if store else (LoyaltyPolicy(), RetentionPolicy())
+
+    # -- reads ---------------------------------------------------------------------------------
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        resp = self.ddb.get_item(TableName=self.table, Key=key(pk, sk), ConsistentRead=True)
+        return from_item(resp["Item"]) if "Item" in resp else None
+
+    def alias_target(self, store: str, anonymous_id: str) -> str | None:
+        """The known customer an anonymous id has been linked to, if any."""
+        alias = self._get(keys.alias_pk(store, "anon", anonymous_id), keys.ALIAS_SK)
+        return alias["customer_id"] if alias else None
+
+    def resolve_customer(self, event: CanonicalEvent) -> tuple[str, str | None]:
+        """(customer id, current alias target of the anonymous id if any)."""
+        alias_target = self.alias_target(event.store_id, event.anonymous_id) if event.anonymous_id else None
+        if event.user_id:
+            return keys.user_customer_id(event.user_id), alias_target
+        assert event.anonymous_id  # validated at ingest: one of the two is always present
+        return alias_target or keys.anon_customer_id(event.anonymous_id), alias_target
+
+    def load_profile(self, store: str, customer_id: str) -> Profile | None:
+        item = self._get(keys.customer_pk(store, customer_id), keys.PROFILE_SK)
+        return Profile.model_validate(item) if item else None
+
+    def load_cart(self, store: str, cart_id: str) -> Cart | None:
+        item = self._get(keys.cart_pk(store, cart_id), keys.CART_SK)
+        return Cart.model_validate(item) if item else None
+
+    def _load(self, event: CanonicalEvent) -> _Loaded:
+        customer_id, alias_target = self.resolve_customer(event)
+        store = event.store_id
+        profile = self.load_profile(store, customer_id)
+        loaded = _Loaded(
+            profile=profile or Profile(store_id=store, customer_id=customer_id),
+            profile_exists=profile is not None,
+            alias_target=alias_target,
+        )
+        # A known customer seen with a never-linked anonymous id: fold the visitor's profile in.
+        # (An id already linked to someone else is a shared device: relink, never merge two people.)
+        if event.user_id and event.anonymous_id and alias_target is None:
+            loaded.anon_profile = self.load_profile(store, keys.anon_customer_id(event.anonymous_id))
+            if loaded.anon_profile is not None and loaded.anon_profile.merged_into is None:
+                anon = self._subscriptions(store, loaded.anon_profile.customer_id)
+                loaded.anon_subscriptions = [i for i in anon if indexes.BY_SKU.partition in i]
+                if loaded.anon_subscriptions:
+                    loaded.own_subscriptions = {i["sk"]: i for i in self._subscriptions(store, customer_id)}
+        if event.type == "track" and event.event == ev.BACK_IN_STOCK_SUBSCRIBED:
+            loaded.subscription = self._get(
+                keys.customer_pk(store, customer_id), subscription_sk(product_key(event.properties))
+            )
+        if is_cart_event(event):
+            loaded.cart = self.load_cart(store, event.cart_id)
+            loaded.cart_exists = loaded.cart is not None
+        if is_order_event(event):
+            item = self._get(keys.order_pk(store, str(event.properties["order_id"])), keys.ORDER_SK)
+            loaded.order = Order.model_validate(item) if item else None
+            cart_id = event.properties.get("cart_id") or loaded.profile.open_cart_id
+            if event.event == ev.ORDER_COMPLETED and cart_id:
+                loaded.cart = self.load_cart(store, str(cart_id))
+                loaded.cart_exists = loaded.cart is not None
+        return loaded
+
+    def _subscriptions(self, store: str, customer_id: str) -> list[dict[str, Any]]:
+        """A customer's back-in-stock subscription items (active and ended)."""
+        found: list[dict[str, Any]] = []
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :bis)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": keys.customer_pk(store, customer_id)},
+                ":bis": {"S": BIS_SK_PREFIX},
+            },
+            "ConsistentRead": True,
+        }
+        while True:
+            resp = self.ddb.query(**args)
+            found += [from_item(i) for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                return found
+            args["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    # -- back in stock -----------------------------------------------------------------------------
+    def back_in_stock_subscribers(
+        self, store: str, sku: str, limit: int = 100, start_key: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of the customers waiting for `sku` (from the sparse `by-sku` index): dicts with
+        customer_id and subscribed_at, and the key to pass back for the next page (None at the end).
+
+        customer_id may be an anonymous visitor's ("a:...") whose profile has since been merged:
+        follow Profile.merged_into. The index is eventually consistent, so a page can still list a
+        subscription that just ended; end_back_in_stock() is the exactly-once gate.
+        """
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": indexes.BY_SKU.name,
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": indexes.BY_SKU.partition},
+            "ExpressionAttributeValues": {":p": {"S": indexes.back_in_stock_key(store, sku)}},
+            "Limit": limit,
+        }
+        if start_key:
+            args["ExclusiveStartKey"] = start_key
+        resp = self.ddb.query(**args)
+        items = [from_item(i) for i in resp.get("Items", [])]
+        found = [{"customer_id": i["customer_id"], "subscribed_at": i.get("subscribed_at")} for i in items]
+        return found, resp.get("LastEvaluatedKey")
+
+    def end_back_in_stock(self, store: str, customer_id: str, sku: str, at: float | None = None) -> bool:
+        """Take a subscription out of the `by-sku` index, once: True only for the caller that did.
+
+        The item stays, with notified_at, as the customer's history.
+        """
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=key(keys.customer_pk(store, customer_id), subscription_sk(sku)),
+                UpdateExpression="REMOVE #bis SET notified_at = :at",
+                ConditionExpression="attribute_exists(#bis)",
+                ExpressionAttributeNames={"#bis": indexes.BY_SKU.partition},
+                ExpressionAttributeValues={":at": _value(clock.now_ts() if at is None else at)},
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    # -- the fold --------------------------------------------------------------------------------
+    def apply(
+        self, event: CanonicalEvent, announce: Callable[[CanonicalEvent], None] | None = None
+    ) -> Outcome:
+        """Fold one event, exactly once.
+
+        `announce` gets the events the fold concludes (Loyalty Tier Reached) BEFORE the transaction
+        commits: if it raises, nothing is committed and the message is retried, so a crash between
+        the two can repeat an announcement (same messageId) but never lose one.
+        """
+        if event.type == "track" and event.event == ev.BACK_IN_STOCK:
+            # about a SKU, sent by the store's backend: no customer's profile to create or change
+            return Outcome("ignored", "", ["store-level event"])
+        for attempt in range(MAX_ATTEMPTS):
+            loaded = self._load(event)
+            writes, changes, reached = self._plan(event, loaded)
+            if reached is not None and announce is not None:
+                announce(tier_reached_event(event.store_id, loaded.profile.customer_id, reached))
+            try:
+                self.ddb.transact_write_items(TransactItems=writes)
+                return Outcome("applied", loaded.profile.customer_id, changes, reached)
+            except self.ddb.exceptions.TransactionCanceledException as exc:
+                reasons = exc.response.get("CancellationReasons", [])
+                if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                    return Outcome("duplicate", loaded.profile.customer_id)
+                time.sleep(min(0.05 * 2**attempt, 1.0))  # lost a race: re-read and re-apply
+        raise ConcurrentUpdate(f"gave up after {MAX_ATTEMPTS} attempts on message {event.message_id}")
+
+    def _plan(
+        self, event: CanonicalEvent, s: _Loaded
+    ) -> tuple[list[dict[str, Any]], list[str], TierReached | None]:
+        store, at, p = event.store_id, event.received_at, event.properties
+        profile = s.profile
+        changes: list[str] = []
+        reached: TierReached | None = None
+        marker = {
+            "pk": keys.event_pk(store, event.message_id),
+            "sk": keys.EVENT_SK,
+            "customer_id": profile.customer_id,
+            "received_at": at,
+            "expires_at": int(at) + EVENT_MARKER_TTL_S,
+        }
+        # The marker goes first: a cancelled transaction's first reason tells a replay apart.
+        writes: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": to_item(marker),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        ]
+        touch(profile, event)
+        if s.anon_profile is not None and s.anon_profile.merged_into is None:
+            merge_profiles(profile, s.anon_profile)
+            loyalty, retention = self._policies(store)
+            if s.anon_profile.loyalty.points:
+                refresh_tier(profile, loyalty, at)  # the visitor's points came with their orders
+            update_retention(profile, retention)
+            # the visitor's item leaves every index (index_attributes is empty once merged) and
+            # every segment
+            writes += self._membership_writes(s.anon_profile, [], at)
+            s.anon_profile.segments, s.anon_profile.segments_due = [], None
+            writes.append(
+                self._put_versioned(
+                    keys.customer_pk(store, s.anon_profile.customer_id), keys.PROFILE_SK, s.anon_profile, True
+                )
+            )
+            changes.append("merged anonymous profile")
+            self._plan_moved_subscriptions(store, s, at, writes, changes)
+        if event.user_id and event.anonymous_id and s.alias_target != profile.customer_id:
+            alias = {
+                "pk": keys.alias_pk(store, "anon", event.anonymous_id),
+                "sk": keys.ALIAS_SK,
+                "customer_id": profile.customer_id,
+                "at": at,
+            }
+            writes.append({"Put": {"TableName": self.table, "Item": to_item(alias)}})
+            changes.append("linked anonymous id")
+
+        if event.type == "identify":
+            apply_traits(profile, event.traits, at)
+            apply_consent(profile, event.traits, at, event.message_id, self._double_opt_in(store))
+            changes.append("traits")
+            if event.traits.get("consent"):
+                changes.append("consent")
+        apply_context(profile, event.context, at)
+        if event.type == "track" and event.event == ev.CONSENT_UPDATED:
+            apply_consent(profile, p, at, event.message_id, self._double_opt_in(store))
+            changes.append("consent")
+        if event.type == "identify" and event.traits.get("device_token"):
+            register_device(profile, event.traits["device_token"], event.traits["device_platform"], at)
+            changes.append("device registered")
+        if event.type == "track" and event.event == ev.DEVICE_REGISTERED:
+            register_device(profile, p["token"], p["platform"], at)
+            changes.append("device registered")
+        if event.type == "track" and event.event == ev.DEVICE_UNREGISTERED:
+            unregister_device(profile, p["token"], at)
+            changes.append("device removed")
+        if event.type == "track" and event.event == ev.PRODUCT_VIEWED:
+            view_product(profile, p, at)
+            changes.append("product viewed")
+        if event.type == "track" and event.event == ev.BACK_IN_STOCK_SUBSCRIBED:
+            self._plan_subscription(event, s, writes, changes)
+
+        if is_cart_event(event):
+            cart = s.cart or new_cart(event, event.cart_id)
+            apply_cart_event(cart, event)
+            writes.append(
+                self._put_versioned(keys.cart_pk(store, cart.cart_id), keys.CART_SK, cart, s.cart_exists)
+            )
+            if cart.status == "open" and at >= (profile.updated.get("open_cart_id") or 0):
+                profile.open_cart_id = cart.cart_id
+                profile.updated["open_cart_id"] = at
+            changes.append(f"cart {len(cart.items)} item(s), value {cart.value}")
+
+        if is_order_event(event):
+            reached = self._plan_order(event, s, writes, changes)
+
+        # scores, stage and memberships, and the lifecycle index attributes, go in the same write as
+        # the profile they describe
+        for change in self._plan_segments(profile, clock.now_ts(), writes):
+            changes.append(change)
+        writes.append(
+            self._put_versioned(
+                keys.customer_pk(store, profile.customer_id), keys.PROFILE_SK, profile, s.profile_exists
+            )
+        )
+        return writes, changes, reached
+
+    def _plan_subscription(
+        self, event: CanonicalEvent, s: _Loaded, writes: list[dict[str, Any]], changes: list[str]
+    ) -> None:
+        store, at, p = event.store_id, event.received_at, event.properties
+        sku, held = product_key(p), s.subscription
+        moving = any(
+            sub["sk"] == subscription_sk(sku) for sub in s.anon_subscriptions[:MAX_MOVED_SUBSCRIPTIONS]
+        )
+        if moving or (held is not None and indexes.BY_SKU.partition in held):
+            changes.append("already subscribed")  # keeps the original subscribed_at
+            return
+        if held is not None and max(held.get("notified_at") or 0, held.get("moved_at") or 0) >= at:
+            changes.append("subscription already ended")  # a late event: the notification came after it
+            return
+        item = {
+            "pk": keys.customer_pk(store, s.profile.customer_id),
+            "sk": subscription_sk(sku),
+            indexes.BY_SKU.partition: indexes.back_in_stock_key(store, sku),
+            "store_id": store,
+            "customer_id": s.profile.customer_id,
+            "subscribed_at": at,
+            "message_id": event.message_id,
+            **{f: p[f] for f in _SUBSCRIPTION_FIELDS if p.get(f) is not None},
+        }
+        put: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": to_item(item),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        if held is not None:  # again after an ended one, provided nobody re-subscribed meanwhile
+            put["ConditionExpression"] = "attribute_not_exists(#bis)"
+            put["ExpressionAttributeNames"] = {"#bis": indexes.BY_SKU.partition}
+        writes.append({"Put": put})
+        changes.append("subscribed to back in stock")
+
+    def _plan_moved_subscriptions(
+        self, store: str, s: _Loaded, at: float, writes: list[dict[str, Any]], changes: list[str]
+    ) -> None:
+        """The visitor's waiting back-in-stock subscriptions follow them to the customer."""
+        bis = indexes.BY_SKU.partition
+        names = {"#bis": bis}
+        target = s.profile.customer_id
+        moved = 0
+        for sub in s.anon_subscriptions[:MAX_MOVED_SUBSCRIPTIONS]:
+            own = s.own_subscriptions.get(sub["sk"])
+            if own is not None and bis in own:
+                # the customer already waits for it: keep the earlier subscription time
+                if sub["subscribed_at"] < own["subscribed_at"]:
+                    writes.append(
+                        {
+                            "Update": {
+                                "TableName": self.table,
+                                "Key": key(own["pk"], own["sk"]),
+                                "UpdateExpression": "SET subscribed_at = :s",
+                                "ConditionExpression": "attribute_exists(#bis)",
+                                "ExpressionAttributeNames": names,
+                                "ExpressionAttributeValues": {":s": _value(sub["subscribed_at"])},
+                            }
+                        }
+                    )
+            else:
+                fresh = {**sub, "pk": keys.customer_pk(store, target), "customer_id": target}
+                fresh.pop("notified_at", None)
+                writes.append(
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": to_item(fresh),
+                            "ConditionExpression": "attribute_not_exists(#bis)",
+                            "ExpressionAttributeNames": names,
+                        }
+                    }
+                )
+            # the visitor's item leaves the index (history: where it went); fails if notified meanwhile
+            writes.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": key(sub["pk"], sub["sk"]),
+                        "UpdateExpression": "REMOVE #bis SET moved_to = :to, moved_at = :at",
+                        "ConditionExpression": "attribute_exists(#bis)",
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": to_item({":to": target, ":at": at}),
+                    }
+                }
+            )
+            moved += 1
+        if moved:
+            changes.append(f"moved {moved} back-in-stock subscription(s)")
+
+    def _plan_order(
+        self, event: CanonicalEvent, s: _Loaded, writes: list[dict[str, Any]], changes: list[str]
+    ) -> TierReached | None:
+        store, at, p = event.store_id, event.received_at, event.properties
+        profile = s.profile
+        existing = s.order
+        loyalty, retention = self._policies(store)
+        if event.event == ev.ORDER_COMPLETED:
+            if existing is not None:
+                changes.append("order already counted")  # same order, new messageId: count once
+                return None
+            order = order_from(event, profile.customer_id)
+            record_order(profile, order)
+            reached = credit_points(profile, order, loyalty)  # the points awarded stay on the order
+            update_retention(profile, retention)
+            writes.append(self._put_new(keys.order_pk(store, order.order_id), keys.ORDER_SK, order))
+            changes.append(f"order {order.total} {order.currency or ''}".strip())
+            if order.points:
+                changes.append(f"{order.points} points")
+            if reached is not None:
+                changes.append(f"tier {reached.previous_tier} -> {reached.tier}")
+            if s.cart is not None:
+                convert_cart(s.cart, order.order_id, at)
+                writes.append(
+                    self._put_versioned(
+                        keys.cart_pk(store, s.cart.cart_id), keys.CART_SK, s.cart, s.cart_exists
+                    )
+                )
+                if s.cart.status == "converted" and profile.open_cart_id == s.cart.cart_id:
+                    profile.open_cart_id = None
+                    profile.updated["open_cart_id"] = at
+                changes.append("cart converted")
+            return reached
+        if existing is None:
+            changes.append("unknown order ignored")
+            return None
+        if event.event == ev.ORDER_CANCELLED and existing.status != "cancelled":
+            cancel_order(profile, existing)
+            existing.status = "cancelled"
+            changes.append("order cancelled")
+        elif event.event == ev.ORDER_REFUNDED:
+            amount = Decimal(str(p.get("total", p.get("revenue", existing.total))))
+            amount = min(amount, existing.total - existing.refunded)
+            if amount > 0:
+                refund_order(profile, amount)
+                existing.refunded += amount
+                changes.append(f"refund {amount}")
+        taken = reverse_points(profile, existing, loyalty, at)
+        if taken:
+            changes.append(f"{taken} points reversed")
+        update_retention(profile, retention)
+        existing.message_ids = [*existing.message_ids, event.message_id][-20:]
+        writes.append(
+            self._put_versioned(keys.order_pk(store, existing.order_id), keys.ORDER_SK, existing, True)
+        )
+        return None
+
+    # -- segments --------------------------------------------------------------------------------
+    def rfm_edges(self, store: str) -> seg.RfmEdges | None:
+        """The store's latest quintile edges (cached briefly; None before the first daily run)."""
+        now = time.monotonic()
+        hit = self._edges.get(store)
+        if hit and now - hit[0] < EDGES_TTL_S:
+            return hit[1]
+        item = self._get(keys.store_pk(store), RFM_SK)
+        edges = seg.RfmEdges.model_validate(item) if item else None
+        self._edges[store] = (now, edges)
+        return edges
+
+    def save_rfm_edges(self, store: str, edges: seg.RfmEdges) -> None:
+        item = {"pk": keys.store_pk(store), "sk": RFM_SK, **edges.model_dump(mode="python")}
+        self.ddb.put_item(TableName=self.table, Item=to_item(item))
+        self._edges[store] = (time.monotonic(), edges)
+
+    def _plan_segments(self, profile: Profile, now: float, writes: list[dict[str, Any]]) -> list[str]:
+        """Rescore, restage and re-evaluate the profile in place; membership changes are appended to
+        `writes`. Returns what changed (empty: nothing, and the profile is as it was)."""
+        if profile.merged_into is not None:
+            return []
+        _, retention = self._policies(profile.store_id)
+        edges = self.rfm_edges(profile.store_id)
+        changes: list[str] = []
+        rfm = seg.score(profile, edges, now)
+        held = profile.rfm
+        if (rfm and (rfm.r, rfm.f, rfm.m, rfm.group)) != (held and (held.r, held.f, held.m, held.group)):
+            changes.append(f"RFM {rfm.r}{rfm.f}{rfm.m} {rfm.group}" if rfm else "RFM cleared")
+            profile.rfm = rfm
+        stage = seg.lifecycle_stage(profile, now, retention)
+        if stage != profile.lifecycle:
+            changes.append(f"lifecycle {stage}")
+            profile.lifecycle = stage
+        definitions = self.segments.segments(profile.store_id) if self.segments is not None else None
+        if definitions is not None:
+            members = seg.memberships(definitions, profile, now, retention)
+            if members != profile.segments:
+                joined = sorted(set(members) - set(profile.segments))
+                left = sorted(set(profile.segments) - set(members))
+                writes += self._membership_writes(profile, members, now)
+                changes += [f"joined segment {i}" for i in joined] + [f"left segment {i}" for i in left]
+                profile.segments = members
+        # recency needs no re-check date: the daily run rescores every buyer whose scores its new
+        # edges change, recency included (segment_store.stale_scores on the buyers index)
+        next_due = seg.next_change(definitions or [], profile, now, retention)
+        if _day_of(next_due) != _day_of(profile.segments_due):
+            changes.append("segments re-check " + (_day_of(next_due) or "none"))
+            profile.segments_due = next_due
+        if changes:
+            profile.segments_at = now
+        return changes
+
+    def _membership_writes(self, profile: Profile, members: list[str], now: float) -> list[dict[str, Any]]:
+        """Put the memberships joined, delete the ones left (relative to Profile.segments)."""
+        store, pk = profile.store_id, keys.customer_pk(profile.store_id, profile.customer_id)
+        out: list[dict[str, Any]] = []
+        for segment_id in sorted(set(members) - set(profile.segments)):
+            item = {
+                "pk": pk,
+                "sk": segment_sk(segment_id),
+                indexes.BY_SEGMENT.partition: indexes.segment_key(store, segment_id),
+                "store_id": store,
+                "customer_id": profile.customer_id,
+                "segment": segment_id,
+                "since": now,
+            }
+            out.append({"Put": {"TableName": self.table, "Item": to_item(item)}})
+        for segment_id in sorted(set(profile.segments) - set(members)):
+            out.append({"Delete": {"TableName": self.table, "Key": key(pk, segment_sk(segment_id))}})
+        return out
+
+    def refresh_segments(self, store: str, customer_id: str, now: float | None = None) -> str:
+        """Rescore and re-evaluate one profile outside a fold (the daily run): changed | unchanged |
+        missing. Idempotent: a second run finds nothing to change."""
+        for attempt in range(MAX_ATTEMPTS):
+            at = clock.now_ts() if now is None else now
+            profile = self.load_profile(store, customer_id)
+            if profile is None or profile.merged_into is not None:
+                return "missing"
+            writes: list[dict[str, Any]] = []
+            if not self._plan_segments(profile, at, writes):
+                return "unchanged"
+            writes.append(
+                self._put_versioned(keys.customer_pk(store, customer_id), keys.PROFILE_SK, profile, True)
+            )
+            try:
+                self.ddb.transact_write_items(TransactItems=writes)
+                return "changed"
+            except self.ddb.exceptions.TransactionCanceledException:
+                time.sleep(min(0.05 * 2**attempt, 1.0))  # a fold won the race: re-read and re-apply
+        raise ConcurrentUpdate(f"gave up refreshing segments of {customer_id} after {MAX_ATTEMPTS} attempts")
+
+    # -- write helpers ---------------------------------------------------------------------------
+    def _put_versioned(self, pk: str, sk: str, model: Any, exists: bool) -> dict[str, Any]:
+        expected = model.version
+        data = {**model.model_dump(mode="python"), "version": expected + 1}
+        if isinstance(model, Profile):
+            data.update(index_attributes(model))  # a Put: an attribute left out leaves its index
+        item = {"pk": pk, "sk": sk, **data}
+        if not exists:
+            return {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": to_item(item),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": to_item(item),
+                "ConditionExpression": "#v = :v",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": {":v": {"N": str(expected)}},
+            }
+        }
+
+    def _put_new(self, pk: str, sk: str, model: Any) -> dict[str, Any]:
+        item = {"pk": pk, "sk": sk, **model.model_dump(mode="python")}
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": to_item(item),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }

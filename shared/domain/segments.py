@@ -1,0 +1,417 @@
+"""Segments: RFM scores, lifecycle stages and segment definitions, as pure functions.
+
+- RFM: recency (days since the last order), frequency (orders, net of cancellations) and monetary
+  (revenue net of cancellations and refunds), each scored 1..5 against quintile edges computed per
+  store by the daily run (`quintile_edges`) and kept on a store-level item. Equal values always get
+  equal scores, so a store where most customers ordered once has few frequency scores in use.
+- Named RFM groups from R and F (the common "RFM segments" grid, `RFM_GRID`).
+- Lifecycle stage: prospect, first-time buyer, repeat buyer, at-risk (past the customer's own
+  expected interval, at least the store's minimum: the same day the win-back journey uses),
+  churned (no order for longer than the churn window).
+- Segment definitions are data (YAML, see infra/segments/ and the README): conditions over traits,
+  aggregates, RFM group and scores, lifecycle stage, consent and events in a time window; every
+  condition must hold. `segment_problem` says why a profile is not a member (None: it is), and
+  `next_change` when time alone could change that, so the daily run re-checks exactly then.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.domain.events import KNOWN_EVENTS, canonical_event_name
+from shared.domain.journeys import _check_where, _known_event, _value_matches
+from shared.domain.profiles import DAY_S, Profile, RetentionPolicy, Rfm
+
+SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
+MAX_SEGMENTS = 20  # per store: a fold writes every membership change in its one transaction
+CHURN_GRACE_DAYS = 30  # at least this long at risk (win-back's window) before counting as churned
+
+RfmGroup = Literal["champions", "loyal", "new", "promising", "at-risk", "cant-lose", "hibernating", "lost"]
+RFM_GROUPS: tuple[str, ...] = (
+    "champions",
+    "loyal",
+    "new",
+    "promising",
+    "at-risk",
+    "cant-lose",
+    "hibernating",
+    "lost",
+)
+Stage = Literal["prospect", "first-time-buyer", "repeat-buyer", "at-risk", "churned"]
+STAGES: tuple[str, ...] = ("prospect", "first-time-buyer", "repeat-buyer", "at-risk", "churned")
+Channel = Literal["email", "sms", "push"]
+
+# Rows: R score 5 (ordered most recently) .. 1; columns: F score 1 .. 5. Monetary is kept on the
+# profile and usable in segment files (rfm: {m: {gte: 4}}) but, as in the common grid, does not
+# name the group.
+RFM_GRID: dict[int, tuple[str, str, str, str, str]] = {
+    5: ("new", "promising", "promising", "champions", "champions"),
+    4: ("promising", "promising", "promising", "loyal", "champions"),
+    3: ("hibernating", "hibernating", "loyal", "loyal", "loyal"),
+    2: ("hibernating", "hibernating", "at-risk", "at-risk", "cant-lose"),
+    1: ("lost", "lost", "at-risk", "at-risk", "cant-lose"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# RFM
+
+
+class RfmEdges(BaseModel):
+    """A store's quintile edges (4 ascending cut points per measure), from the daily run."""
+
+    recency_days: list[float]
+    frequency: list[float]
+    monetary: list[float]
+    computed_at: float
+    buyers: int
+
+
+def quintile_edges(values: list[float]) -> list[float]:
+    """The 20th, 40th, 60th and 80th percentiles (nearest rank) of `values`: 4 ascending edges.
+
+    With ties an edge repeats (e.g. [1, 1, 1, 2] when most customers ordered once).
+    """
+    if not values:
+        return []
+    ordered = sorted(values)
+    n = len(ordered)
+    return [ordered[max(0, math.ceil(k * n / 5) - 1)] for k in (1, 2, 3, 4)]
+
+
+def score_high(value: float, edges: list[float]) -> int:
+    """1..5, higher is better: 1 + the number of edges the value is above (equal values score equal)."""
+    return 1 + sum(1 for e in edges if value > e)
+
+
+def score_low(value: float, edges: list[float]) -> int:
+    """1..5 where lower is better (recency: fewer days since the last order scores 5)."""
+    return 5 - sum(1 for e in edges if value > e)
+
+
+def rfm_group(r: int, f: int) -> str:
+    return RFM_GRID[r][f - 1]
+
+
+def rfm_values(profile: Profile, now: float) -> tuple[float, int, Decimal] | None:
+    """(recency in days, frequency, monetary) of a buyer, or None for someone with no counted order."""
+    o = profile.orders
+    if o.count < 1 or o.last_order_at is None:
+        return None
+    return max(0.0, (now - o.last_order_at) / DAY_S), o.count, o.revenue - o.refunded
+
+
+def scores(recency_days: float, frequency: float, monetary: float, edges: RfmEdges) -> tuple[int, int, int]:
+    return (
+        score_low(recency_days, edges.recency_days),
+        score_high(frequency, edges.frequency),
+        score_high(monetary, edges.monetary),
+    )
+
+
+def score(profile: Profile, edges: RfmEdges | None, now: float) -> Rfm | None:
+    """The profile's RFM against the store's edges (None before the store's first daily run, or for
+    a customer with no counted order)."""
+    values = rfm_values(profile, now)
+    if values is None or edges is None or not edges.recency_days:
+        return None
+    r, f, m = scores(values[0], values[1], float(values[2]), edges)
+    return Rfm(r=r, f=f, m=m, group=rfm_group(r, f), scored_at=now, edges_at=edges.computed_at)
+
+
+class BuyerRow(BaseModel):
+    """One buyer as the `buyers` index holds them (shared/platform/indexes.py BUYERS)."""
+
+    customer_id: str
+    last_order_at: float
+    frequency: int
+    monetary: float
+    score: str | None = None  # "RFM" digits as last scored
+
+
+def compute_edges(rows: list[BuyerRow], now: float) -> RfmEdges | None:
+    """A store's quintile edges from its buyers (None: no buyer yet)."""
+    if not rows:
+        return None
+    return RfmEdges(
+        recency_days=quintile_edges([max(0.0, (now - b.last_order_at) / DAY_S) for b in rows]),
+        frequency=quintile_edges([float(b.frequency) for b in rows]),
+        monetary=quintile_edges([b.monetary for b in rows]),
+        computed_at=now,
+        buyers=len(rows),
+    )
+
+
+def stale_scores(rows: list[BuyerRow], edges: RfmEdges, now: float) -> list[str]:
+    """The buyers whose scores these edges (at `now`) change: the ones the daily run rescores."""
+    out: list[str] = []
+    for b in rows:
+        fresh = scores(max(0.0, (now - b.last_order_at) / DAY_S), b.frequency, b.monetary, edges)
+        if b.score != "".join(map(str, fresh)):
+            out.append(b.customer_id)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle
+
+
+def _day(ts: float) -> date:
+    return datetime.fromtimestamp(ts, tz=UTC).date()
+
+
+def _midnight(d: date) -> float:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()
+
+
+def churn_at(profile: Profile, policy: RetentionPolicy) -> float | None:
+    """When a buyer counts as churned: the churn window after the last order, but never before
+    CHURN_GRACE_DAYS past their at-risk day (so a customer who orders once a year is at risk, and
+    reachable by win-back, before being written off)."""
+    last = profile.orders.last_order_at
+    if profile.orders.count < 1 or last is None:
+        return None
+    at = last + policy.churn_after_days * DAY_S
+    if profile.at_risk_on:
+        at = max(at, _midnight(date.fromisoformat(profile.at_risk_on) + timedelta(days=CHURN_GRACE_DAYS)))
+    return at
+
+
+def lifecycle_stage(profile: Profile, now: float, policy: RetentionPolicy) -> str:
+    """prospect | first-time-buyer | repeat-buyer | at-risk | churned.
+
+    at-risk is the win-back journey's definition: from the UTC day `Profile.at_risk_on` (last order
+    + the customer's own expected interval, at least `RetentionPolicy.at_risk_min_days`).
+    """
+    if profile.orders.count < 1:
+        return "prospect"
+    churned = churn_at(profile, policy)
+    if churned is not None and now >= churned:
+        return "churned"
+    if profile.at_risk_on and _day(now) >= date.fromisoformat(profile.at_risk_on):
+        return "at-risk"
+    return "first-time-buyer" if profile.orders.count == 1 else "repeat-buyer"
+
+
+def lifecycle_changes(profile: Profile, now: float, policy: RetentionPolicy) -> list[float]:
+    """The instants after `now` at which the stage changes with time alone."""
+    out: list[float] = []
+    if profile.at_risk_on:
+        out.append(_midnight(date.fromisoformat(profile.at_risk_on)))
+    churned = churn_at(profile, policy)
+    if churned is not None:
+        out.append(churned)
+    return [t for t in out if t > now]
+
+
+# ---------------------------------------------------------------------------------------------
+# Segment definitions
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Range(_Strict):
+    """A numeric test: any of gt, gte, lt, lte, eq (all given must hold)."""
+
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+    eq: float | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> Range:
+        if all(v is None for v in (self.gt, self.gte, self.lt, self.lte, self.eq)):
+            raise ValueError("give at least one of gt, gte, lt, lte, eq")
+        return self
+
+    def holds(self, value: float) -> bool:
+        return (
+            (self.gt is None or value > self.gt)
+            and (self.gte is None or value >= self.gte)
+            and (self.lt is None or value < self.lt)
+            and (self.lte is None or value <= self.lte)
+            and (self.eq is None or value == self.eq)
+        )
+
+    def describe(self) -> str:
+        parts = [
+            f"{sym} {_num(v)}"
+            for sym, v in ((">", self.gt), (">=", self.gte), ("<", self.lt), ("<=", self.lte), ("=", self.eq))
+            if v is not None
+        ]
+        return " and ".join(parts)
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)
+
+
+class RfmScores(_Strict):
+    r: Range | None = None
+    f: Range | None = None
+    m: Range | None = None
+
+    @model_validator(mode="after")
+    def _scores(self) -> RfmScores:
+        # a test no quintile score can pass is a typo (gte: 40 for gte: 4), not an empty segment
+        for name in ("r", "f", "m"):
+            test = getattr(self, name)
+            if test is not None and not any(test.holds(score) for score in range(1, 6)):
+                raise ValueError(f"{name}: no score is {test.describe()} (RFM scores are 1 to 5)")
+        return self
+
+
+class EventWindow(_Strict):
+    """The event happened within the last N days, or did not (never counts as not within)."""
+
+    within_days: int | None = Field(default=None, ge=1, le=3650)
+    not_within_days: int | None = Field(default=None, ge=1, le=3650)
+
+    @model_validator(mode="after")
+    def _one(self) -> EventWindow:
+        if (self.within_days is None) == (self.not_within_days is None):
+            raise ValueError("give exactly one of within_days or not_within_days")
+        return self
+
+
+class Segment(_Strict):
+    id: str = Field(pattern=SLUG)
+    name: str = ""
+    description: str = ""
+    enabled: bool = True  # a store turns a default segment off with a file holding `enabled: false`
+    known: bool | None = None  # identified (user id or email), not an anonymous visitor
+    lifecycle: list[Stage] = Field(default_factory=list)  # any of
+    rfm_groups: list[RfmGroup] = Field(default_factory=list)  # any of
+    rfm: RfmScores | None = None
+    orders: Range | None = None  # counted orders (net of cancellations)
+    revenue: Range | None = None  # net of cancellations and refunds
+    aov: Range | None = None  # revenue / orders
+    consent: list[Channel] = Field(default_factory=list)  # subscribed on at least one of
+    traits: dict[str, Any] = Field(default_factory=dict)  # as in journey entry: value, list or operators
+    loyalty_tiers: list[str] = Field(default_factory=list)
+    events: dict[str, EventWindow] = Field(default_factory=dict)  # event name -> time window
+
+    @field_validator("traits")
+    @classmethod
+    def _traits(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _check_where(v)
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, v: dict[str, EventWindow]) -> dict[str, EventWindow]:
+        out: dict[str, EventWindow] = {}
+        for name, window in v.items():
+            canonical = canonical_event_name(name)
+            if canonical not in KNOWN_EVENTS:
+                _known_event(name)  # raises with "did you mean"
+            out[canonical] = window
+        return out
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Segment:
+        conditions = (
+            self.known is not None
+            or self.lifecycle
+            or self.rfm_groups
+            or self.rfm is not None
+            or self.orders is not None
+            or self.revenue is not None
+            or self.aov is not None
+            or self.consent
+            or self.traits
+            or self.loyalty_tiers
+            or self.events
+        )
+        if self.enabled and not conditions:
+            raise ValueError("a segment needs at least one condition (it would hold every profile)")
+        return self
+
+
+def segment_problem(
+    segment: Segment, profile: Profile | None, now: float, policy: RetentionPolicy
+) -> str | None:
+    """Why this profile is not in the segment, or None when it is. Pure: the fold, the daily run
+    and journey entry all decide membership with this one function."""
+    if profile is None:
+        return "no profile"
+    if segment.known is not None:
+        known = bool(profile.user_id or profile.email)
+        if known != segment.known:
+            return "an anonymous visitor" if segment.known else "identified"
+    if segment.lifecycle:
+        stage = lifecycle_stage(profile, now, policy)
+        if stage not in segment.lifecycle:
+            return f"lifecycle {stage} not in {', '.join(segment.lifecycle)}"
+    rfm = profile.rfm
+    if segment.rfm_groups:
+        group = rfm.group if rfm else None
+        if group not in segment.rfm_groups:
+            return f"RFM group {group or 'none'} not in {', '.join(segment.rfm_groups)}"
+    if segment.rfm is not None:
+        for name in ("r", "f", "m"):
+            test = getattr(segment.rfm, name)
+            if test is None:
+                continue
+            if rfm is None:
+                return "no RFM score yet"
+            if not test.holds(getattr(rfm, name)):
+                return f"RFM {name.upper()} {getattr(rfm, name)} is not {test.describe()}"
+    o = profile.orders
+    revenue = float(o.revenue - o.refunded)
+    for label, test, value in (
+        ("orders", segment.orders, float(o.count)),
+        ("revenue", segment.revenue, revenue),
+        ("aov", segment.aov, revenue / o.count if o.count else 0.0),
+    ):
+        if test is not None and not test.holds(value):
+            return f"{label} {_num(round(value, 2))} is not {test.describe()}"
+    if segment.consent:
+        if not any(
+            c in profile.consent and profile.consent[c].status == "subscribed" for c in segment.consent
+        ):
+            return f"no {' or '.join(segment.consent)} consent"
+    for name, test in segment.traits.items():
+        if not _value_matches(profile.traits.get(name), test):
+            return f"trait {name} does not match"
+    if segment.loyalty_tiers and profile.loyalty.tier not in segment.loyalty_tiers:
+        return f"loyalty tier {profile.loyalty.tier or 'none'} not in {', '.join(segment.loyalty_tiers)}"
+    for name, window in segment.events.items():
+        at = profile.last_event_at.get(name)
+        if window.within_days is not None:
+            if at is None or now - at > window.within_days * DAY_S:
+                return f"no {name} in the last {window.within_days} days"
+        elif at is not None and now - at <= (window.not_within_days or 0) * DAY_S:
+            return f"{name} in the last {window.not_within_days} days"
+    return None
+
+
+def next_change(
+    segments: list[Segment], profile: Profile, now: float, policy: RetentionPolicy
+) -> float | None:
+    """The first instant after `now` at which time alone could change a membership or the lifecycle
+    stage (an event window closing, the at-risk day, churn). Conservative: a re-check then may find
+    nothing changed."""
+    out = lifecycle_changes(profile, now, policy)
+    for segment in segments:
+        for name, window in segment.events.items():
+            at = profile.last_event_at.get(name)
+            days = window.within_days or window.not_within_days or 0
+            if at is not None:
+                out.append(at + days * DAY_S + 1)
+    later = [t for t in out if t > now]
+    return min(later) if later else None
+
+
+def memberships(segments: list[Segment], profile: Profile, now: float, policy: RetentionPolicy) -> list[str]:
+    """The ids of the segments the profile is in (none for a profile merged into another)."""
+    if profile.merged_into is not None:
+        return []
+    return sorted(s.id for s in segments if s.enabled and segment_problem(s, profile, now, policy) is None)

@@ -1,0 +1,1 @@
+"""Analytics services: the retention report, locally and at scale from a table export."""

@@ -1,0 +1,1 @@
+"""Consent services: one-click unsubscribe, the preferences page, double opt-in, and SES feedback."""

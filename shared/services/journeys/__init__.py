@@ -1,0 +1,1 @@
+"""Journey services: start executions (trigger), run one step (step), deliver and send a message."""
