@@ -31,38 +31,29 @@ from typing import Any
 from shared.adapters.store_directory import StoreDirectory
 from shared.domain import events as ev
 from shared.domain import segments as seg
+from shared.domain.carts import Cart, apply_cart_event, convert_cart, is_cart_event, new_cart
 from shared.domain.events import CanonicalEvent
-from shared.domain.profiles import (
-    Cart,
-    LoyaltyPolicy,
-    Order,
-    Profile,
-    RetentionPolicy,
-    TierReached,
-    apply_cart_event,
+from shared.domain.fold import (
     apply_consent,
     apply_context,
     apply_traits,
-    cancel_order,
-    convert_cart,
-    credit_points,
-    index_attributes,
-    is_cart_event,
-    is_order_event,
     merge_profiles,
-    new_cart,
-    order_from,
-    record_order,
-    refresh_tier,
-    refund_order,
     register_device,
-    reverse_points,
-    tier_reached_event,
     touch,
     unregister_device,
-    update_retention,
     view_product,
 )
+from shared.domain.loyalty import (
+    LoyaltyPolicy,
+    TierReached,
+    credit_points,
+    refresh_tier,
+    reverse_points,
+    tier_reached_event,
+)
+from shared.domain.orders import Order, cancel_order, is_order_event, order_from, record_order, refund_order
+from shared.domain.profiles import Profile
+from shared.domain.retention import RetentionPolicy, index_attributes, update_retention
 from shared.domain.stores import Store
 from shared.platform import clock, indexes, keys
 from shared.platform.aws import from_item, key, to_item

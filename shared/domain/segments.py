@@ -23,9 +23,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.domain.events import KNOWN_EVENTS, canonical_event_name
-from shared.domain.journeys import _check_where, _known_event, _value_matches
-from shared.domain.profiles import DAY_S, Profile, RetentionPolicy, Rfm
+from shared.domain.conditions import check_where, value_matches
+from shared.domain.events import known_event
+from shared.domain.profiles import DAY_S, Profile, Rfm
+from shared.domain.retention import RetentionPolicy
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 MAX_SEGMENTS = 20  # per store: a fold writes every membership change in its one transaction
@@ -302,17 +303,14 @@ class Segment(_Strict):
     @field_validator("traits")
     @classmethod
     def _traits(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _check_where(v)
+        return check_where(v)
 
     @field_validator("events")
     @classmethod
     def _events(cls, v: dict[str, EventWindow]) -> dict[str, EventWindow]:
         out: dict[str, EventWindow] = {}
         for name, window in v.items():
-            canonical = canonical_event_name(name)
-            if canonical not in KNOWN_EVENTS:
-                _known_event(name)  # raises with "did you mean"
-            out[canonical] = window
+            out[known_event(name)] = window  # raises with "did you mean" for an unknown name
         return out
 
     @model_validator(mode="after")
@@ -379,7 +377,7 @@ def segment_problem(
         ):
             return f"no {' or '.join(segment.consent)} consent"
     for name, test in segment.traits.items():
-        if not _value_matches(profile.traits.get(name), test):
+        if not value_matches(profile.traits.get(name), test):
             return f"trait {name} does not match"
     if segment.loyalty_tiers and profile.loyalty.tier not in segment.loyalty_tiers:
         return f"loyalty tier {profile.loyalty.tier or 'none'} not in {', '.join(segment.loyalty_tiers)}"
