@@ -15,24 +15,20 @@ from shared.domain.journeys import Entry
 from shared.domain.orders import Order, cancel_order, record_order, refund_order
 from shared.domain.profiles import DAY_S, Consent, Profile
 from shared.domain.retention import RetentionPolicy, index_attributes, update_retention
-from shared.domain.segments import (
+from shared.domain.rfm import (
     RFM_GRID,
     RFM_GROUPS,
     BuyerRow,
     RfmEdges,
-    Segment,
     compute_edges,
-    lifecycle_stage,
-    memberships,
-    next_change,
     quintile_edges,
     rfm_group,
     score,
     score_high,
     score_low,
-    segment_problem,
     stale_scores,
 )
+from shared.domain.segments import Segment, lifecycle_stage, memberships, next_change, segment_problem
 from shared.platform import indexes
 
 ROOT = Path(__file__).resolve().parents[2]
