@@ -54,7 +54,7 @@ class Orders(BaseModel):
 
 class Rfm(BaseModel):
     """Recency, frequency and monetary scores (1..5) against the store's quintile edges, and the
-    named group R and F put the customer in (shared/domain/segments.py)."""
+    named group R and F put the customer in (shared/domain/rfm.py)."""
 
     r: int
     f: int
