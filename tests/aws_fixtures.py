@@ -26,7 +26,8 @@ from infra.local.server import proxy_event
 from shared.adapters.profile_store import ProfileStore
 from shared.adapters.segment_catalog import SegmentCatalog
 from shared.adapters.store_directory import StoreDirectory
-from shared.domain.events import CanonicalEvent, normalise
+from shared.domain.api_calls import normalise
+from shared.domain.events import CanonicalEvent
 from shared.domain.stores import PostalAddress, Store
 from shared.platform import settings as env
 from shared.platform.aws import client

@@ -207,8 +207,10 @@ def throughput_and_calls(n: int = 400) -> tuple[float, float, float, dict[str, d
 
 def pure_logic(n: int = 5000) -> tuple[float, float]:
     """The handlers' own work without any AWS call: validate+normalise, and the profile/cart fold."""
-    from shared.domain.events import normalise
-    from shared.domain.profiles import Cart, Profile, apply_cart_event, apply_consent, apply_traits, touch
+    from shared.domain.api_calls import normalise
+    from shared.domain.carts import Cart, apply_cart_event
+    from shared.domain.fold import apply_consent, apply_traits, touch
+    from shared.domain.profiles import Profile
 
     calls = _events(n, "pure")
     t0 = time.perf_counter()

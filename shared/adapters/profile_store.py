@@ -1,19 +1,20 @@
 """Folds one canonical event into DynamoDB, exactly once.
 
-Read the items the event touches, apply the pure rules in shared/domain/profiles.py, then write everything
-in one transaction together with a marker for the event's messageId. The marker makes a replay a
-no-op; the version conditions make concurrent writers retry instead of overwriting each other.
+Read the items the event touches, let the domain decide what changes (shared/domain/event_routing.py),
+then write everything in one transaction together with a marker for the event's messageId. The
+marker makes a replay a no-op; the version conditions make concurrent writers retry instead of
+overwriting each other.
 
 The profile item carries the sparse lifecycle index attributes (bday, anniv, risk; see
-profiles.index_attributes) in that same write, so an index never disagrees with its profile; a
+retention.index_attributes) in that same write, so an index never disagrees with its profile; a
 profile merged into another carries none. Back-in-stock subscriptions are items of their own,
 pk=customer_pk / sk="BIS#<sku or product_id>" with `bis` (the by-sku index) while waiting; ending
 one removes `bis` and keeps the item as history (notified_at). When a visitor is merged into a
 known customer their waiting subscriptions move to the customer (up to MAX_MOVED_SUBSCRIPTIONS in
 the merge's transaction; the rest keep working through the visitor's merged_into).
 
-Segments (shared/domain/segments.py): every fold rescores RFM against the store's latest quintile edges
-(store item `STORE#s` / `RFM`), restages the lifecycle and re-evaluates the store's segment files;
+Segments (shared/domain/segments.py, rfm.py): every fold rescores RFM against the store's latest
+quintile edges (store item `STORE#s` / `RFM`), restages the lifecycle and re-evaluates the store's segment files;
 membership items pk=customer_pk / sk="SEG#<segment>" (with `seg`, the by-segment index) are put or
 deleted in the fold's one transaction, next to the profile that lists them (Profile.segments).
 `refresh_segments` does the same outside a fold, for the daily run.
@@ -24,45 +25,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from shared.adapters.store_directory import StoreDirectory
-from shared.domain import events as ev
-from shared.domain import segments as seg
-from shared.domain.events import CanonicalEvent
-from shared.domain.profiles import (
-    Cart,
-    LoyaltyPolicy,
-    Order,
-    Profile,
-    RetentionPolicy,
-    TierReached,
-    apply_cart_event,
-    apply_consent,
-    apply_context,
-    apply_traits,
-    cancel_order,
-    convert_cart,
-    credit_points,
-    index_attributes,
-    is_cart_event,
-    is_order_event,
-    merge_profiles,
-    new_cart,
-    order_from,
-    record_order,
-    refresh_tier,
-    refund_order,
-    register_device,
-    reverse_points,
-    tier_reached_event,
-    touch,
-    unregister_device,
-    update_retention,
-    view_product,
-)
+from shared.domain import event_routing as route
+from shared.domain.carts import Cart, is_cart_event
+from shared.domain.events import BACK_IN_STOCK_SUBSCRIBED, ORDER_COMPLETED, CanonicalEvent
+from shared.domain.fold import touch
+from shared.domain.loyalty import LoyaltyPolicy, TierReached, tier_reached_event
+from shared.domain.orders import Order, is_order_event
+from shared.domain.profiles import Profile
+from shared.domain.retention import RetentionPolicy, index_attributes
+from shared.domain.rfm import RfmEdges
+from shared.domain.segments import restate
 from shared.domain.stores import Store
 from shared.platform import clock, indexes, keys
 from shared.platform.aws import from_item, key, to_item
@@ -84,15 +59,6 @@ def segment_sk(segment_id: str) -> str:
 
 def subscription_sk(sku: str) -> str:
     return f"{BIS_SK_PREFIX}{sku}"
-
-
-def product_key(properties: dict[str, Any]) -> str:
-    """A product's key in back-in-stock subscriptions (and recently viewed): sku, else product_id."""
-    return str(properties.get("sku") or properties.get("product_id"))
-
-
-def _day_of(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
 
 
 def _value(v: Any) -> dict[str, Any]:
@@ -138,7 +104,7 @@ class ProfileStore:
         self.table = table
         self.segments = segments
         self._stores: StoreDirectory | None = None
-        self._edges: dict[str, tuple[float, seg.RfmEdges | None]] = {}
+        self._edges: dict[str, tuple[float, RfmEdges | None]] = {}
 
     def _settings(self, store_id: str) -> Store | None:
         if self._stores is None:
@@ -194,12 +160,12 @@ class ProfileStore:
             loaded.anon_profile = self.load_profile(store, keys.anon_customer_id(event.anonymous_id))
             if loaded.anon_profile is not None and loaded.anon_profile.merged_into is None:
                 anon = self._subscriptions(store, loaded.anon_profile.customer_id)
-                loaded.anon_subscriptions = [i for i in anon if indexes.BY_SKU.partition in i]
+                loaded.anon_subscriptions = [i for i in anon if route.is_waiting(i)]
                 if loaded.anon_subscriptions:
                     loaded.own_subscriptions = {i["sk"]: i for i in self._subscriptions(store, customer_id)}
-        if event.type == "track" and event.event == ev.BACK_IN_STOCK_SUBSCRIBED:
+        if event.type == "track" and event.event == BACK_IN_STOCK_SUBSCRIBED:
             loaded.subscription = self._get(
-                keys.customer_pk(store, customer_id), subscription_sk(product_key(event.properties))
+                keys.customer_pk(store, customer_id), subscription_sk(route.product_key(event.properties))
             )
         if is_cart_event(event):
             loaded.cart = self.load_cart(store, event.cart_id)
@@ -208,7 +174,7 @@ class ProfileStore:
             item = self._get(keys.order_pk(store, str(event.properties["order_id"])), keys.ORDER_SK)
             loaded.order = Order.model_validate(item) if item else None
             cart_id = event.properties.get("cart_id") or loaded.profile.open_cart_id
-            if event.event == ev.ORDER_COMPLETED and cart_id:
+            if event.event == ORDER_COMPLETED and cart_id:
                 loaded.cart = self.load_cart(store, str(cart_id))
                 loaded.cart_exists = loaded.cart is not None
         return loaded
@@ -286,8 +252,7 @@ class ProfileStore:
         commits: if it raises, nothing is committed and the message is retried, so a crash between
         the two can repeat an announcement (same messageId) but never lose one.
         """
-        if event.type == "track" and event.event == ev.BACK_IN_STOCK:
-            # about a SKU, sent by the store's backend: no customer's profile to create or change
+        if route.is_store_level(event):
             return Outcome("ignored", "", ["store-level event"])
         for attempt in range(MAX_ATTEMPTS):
             loaded = self._load(event)
@@ -307,10 +272,12 @@ class ProfileStore:
     def _plan(
         self, event: CanonicalEvent, s: _Loaded
     ) -> tuple[list[dict[str, Any]], list[str], TierReached | None]:
-        store, at, p = event.store_id, event.received_at, event.properties
+        """The transaction for one event: the rules are the domain's (shared/domain/event_routing.py),
+        the items and conditions that make it exactly-once are this store's."""
+        store, at = event.store_id, event.received_at
         profile = s.profile
         changes: list[str] = []
-        reached: TierReached | None = None
+        loyalty, retention = self._policies(store)
         marker = {
             "pk": keys.event_pk(store, event.message_id),
             "sk": keys.EVENT_SK,
@@ -330,15 +297,10 @@ class ProfileStore:
         ]
         touch(profile, event)
         if s.anon_profile is not None and s.anon_profile.merged_into is None:
-            merge_profiles(profile, s.anon_profile)
-            loyalty, retention = self._policies(store)
-            if s.anon_profile.loyalty.points:
-                refresh_tier(profile, loyalty, at)  # the visitor's points came with their orders
-            update_retention(profile, retention)
             # the visitor's item leaves every index (index_attributes is empty once merged) and
             # every segment
-            writes += self._membership_writes(s.anon_profile, [], at)
-            s.anon_profile.segments, s.anon_profile.segments_due = [], None
+            left = route.merge_visitor(profile, s.anon_profile, loyalty, retention, at)
+            writes += self._membership_writes(s.anon_profile, [], left, at)
             writes.append(
                 self._put_versioned(
                     keys.customer_pk(store, s.anon_profile.customer_id), keys.PROFILE_SK, s.anon_profile, True
@@ -356,49 +318,39 @@ class ProfileStore:
             writes.append({"Put": {"TableName": self.table, "Item": to_item(alias)}})
             changes.append("linked anonymous id")
 
-        if event.type == "identify":
-            apply_traits(profile, event.traits, at)
-            apply_consent(profile, event.traits, at, event.message_id, self._double_opt_in(store))
-            changes.append("traits")
-            if event.traits.get("consent"):
-                changes.append("consent")
-        apply_context(profile, event.context, at)
-        if event.type == "track" and event.event == ev.CONSENT_UPDATED:
-            apply_consent(profile, p, at, event.message_id, self._double_opt_in(store))
-            changes.append("consent")
-        if event.type == "identify" and event.traits.get("device_token"):
-            register_device(profile, event.traits["device_token"], event.traits["device_platform"], at)
-            changes.append("device registered")
-        if event.type == "track" and event.event == ev.DEVICE_REGISTERED:
-            register_device(profile, p["token"], p["platform"], at)
-            changes.append("device registered")
-        if event.type == "track" and event.event == ev.DEVICE_UNREGISTERED:
-            unregister_device(profile, p["token"], at)
-            changes.append("device removed")
-        if event.type == "track" and event.event == ev.PRODUCT_VIEWED:
-            view_product(profile, p, at)
-            changes.append("product viewed")
-        if event.type == "track" and event.event == ev.BACK_IN_STOCK_SUBSCRIBED:
+        changes += route.fold_profile_rules(profile, event, self._double_opt_in(store))
+        if event.type == "track" and event.event == BACK_IN_STOCK_SUBSCRIBED:
             self._plan_subscription(event, s, writes, changes)
 
         if is_cart_event(event):
-            cart = s.cart or new_cart(event, event.cart_id)
-            apply_cart_event(cart, event)
+            cart, change = route.fold_cart(profile, s.cart, event)
             writes.append(
                 self._put_versioned(keys.cart_pk(store, cart.cart_id), keys.CART_SK, cart, s.cart_exists)
             )
-            if cart.status == "open" and at >= (profile.updated.get("open_cart_id") or 0):
-                profile.open_cart_id = cart.cart_id
-                profile.updated["open_cart_id"] = at
-            changes.append(f"cart {len(cart.items)} item(s), value {cart.value}")
+            changes.append(change)
 
+        reached: TierReached | None = None
         if is_order_event(event):
-            reached = self._plan_order(event, s, writes, changes)
+            folded = route.fold_order(profile, event, s.order, s.cart, loyalty, retention)
+            order = folded.order
+            if order is not None and folded.new:
+                writes.append(self._put_new(keys.order_pk(store, order.order_id), keys.ORDER_SK, order))
+            elif order is not None:
+                writes.append(
+                    self._put_versioned(keys.order_pk(store, order.order_id), keys.ORDER_SK, order, True)
+                )
+            if folded.cart is not None:
+                writes.append(
+                    self._put_versioned(
+                        keys.cart_pk(store, folded.cart.cart_id), keys.CART_SK, folded.cart, s.cart_exists
+                    )
+                )
+            changes += folded.changes
+            reached = folded.reached
 
         # scores, stage and memberships, and the lifecycle index attributes, go in the same write as
         # the profile they describe
-        for change in self._plan_segments(profile, clock.now_ts(), writes):
-            changes.append(change)
+        changes += self._plan_segments(profile, clock.now_ts(), writes)
         writes.append(
             self._put_versioned(
                 keys.customer_pk(store, profile.customer_id), keys.PROFILE_SK, profile, s.profile_exists
@@ -410,15 +362,13 @@ class ProfileStore:
         self, event: CanonicalEvent, s: _Loaded, writes: list[dict[str, Any]], changes: list[str]
     ) -> None:
         store, at, p = event.store_id, event.received_at, event.properties
-        sku, held = product_key(p), s.subscription
+        sku, held = route.product_key(p), s.subscription
         moving = any(
             sub["sk"] == subscription_sk(sku) for sub in s.anon_subscriptions[:MAX_MOVED_SUBSCRIPTIONS]
         )
-        if moving or (held is not None and indexes.BY_SKU.partition in held):
-            changes.append("already subscribed")  # keeps the original subscribed_at
-            return
-        if held is not None and max(held.get("notified_at") or 0, held.get("moved_at") or 0) >= at:
-            changes.append("subscription already ended")  # a late event: the notification came after it
+        refused = route.subscription_refused(held, moving, at)
+        if refused:
+            changes.append(refused)
             return
         item = {
             "pk": keys.customer_pk(store, s.profile.customer_id),
@@ -445,28 +395,26 @@ class ProfileStore:
         self, store: str, s: _Loaded, at: float, writes: list[dict[str, Any]], changes: list[str]
     ) -> None:
         """The visitor's waiting back-in-stock subscriptions follow them to the customer."""
-        bis = indexes.BY_SKU.partition
-        names = {"#bis": bis}
+        names = {"#bis": indexes.BY_SKU.partition}
         target = s.profile.customer_id
         moved = 0
         for sub in s.anon_subscriptions[:MAX_MOVED_SUBSCRIPTIONS]:
             own = s.own_subscriptions.get(sub["sk"])
-            if own is not None and bis in own:
-                # the customer already waits for it: keep the earlier subscription time
-                if sub["subscribed_at"] < own["subscribed_at"]:
-                    writes.append(
-                        {
-                            "Update": {
-                                "TableName": self.table,
-                                "Key": key(own["pk"], own["sk"]),
-                                "UpdateExpression": "SET subscribed_at = :s",
-                                "ConditionExpression": "attribute_exists(#bis)",
-                                "ExpressionAttributeNames": names,
-                                "ExpressionAttributeValues": {":s": _value(sub["subscribed_at"])},
-                            }
+            move = route.subscription_move(sub, own)
+            if move == "keep-earlier" and own is not None:
+                writes.append(
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": key(own["pk"], own["sk"]),
+                            "UpdateExpression": "SET subscribed_at = :s",
+                            "ConditionExpression": "attribute_exists(#bis)",
+                            "ExpressionAttributeNames": names,
+                            "ExpressionAttributeValues": {":s": _value(sub["subscribed_at"])},
                         }
-                    )
-            else:
+                    }
+                )
+            elif move == "copy":
                 fresh = {**sub, "pk": keys.customer_pk(store, target), "customer_id": target}
                 fresh.pop("notified_at", None)
                 writes.append(
@@ -496,121 +444,42 @@ class ProfileStore:
         if moved:
             changes.append(f"moved {moved} back-in-stock subscription(s)")
 
-    def _plan_order(
-        self, event: CanonicalEvent, s: _Loaded, writes: list[dict[str, Any]], changes: list[str]
-    ) -> TierReached | None:
-        store, at, p = event.store_id, event.received_at, event.properties
-        profile = s.profile
-        existing = s.order
-        loyalty, retention = self._policies(store)
-        if event.event == ev.ORDER_COMPLETED:
-            if existing is not None:
-                changes.append("order already counted")  # same order, new messageId: count once
-                return None
-            order = order_from(event, profile.customer_id)
-            record_order(profile, order)
-            reached = credit_points(profile, order, loyalty)  # the points awarded stay on the order
-            update_retention(profile, retention)
-            writes.append(self._put_new(keys.order_pk(store, order.order_id), keys.ORDER_SK, order))
-            changes.append(f"order {order.total} {order.currency or ''}".strip())
-            if order.points:
-                changes.append(f"{order.points} points")
-            if reached is not None:
-                changes.append(f"tier {reached.previous_tier} -> {reached.tier}")
-            if s.cart is not None:
-                convert_cart(s.cart, order.order_id, at)
-                writes.append(
-                    self._put_versioned(
-                        keys.cart_pk(store, s.cart.cart_id), keys.CART_SK, s.cart, s.cart_exists
-                    )
-                )
-                if s.cart.status == "converted" and profile.open_cart_id == s.cart.cart_id:
-                    profile.open_cart_id = None
-                    profile.updated["open_cart_id"] = at
-                changes.append("cart converted")
-            return reached
-        if existing is None:
-            changes.append("unknown order ignored")
-            return None
-        if event.event == ev.ORDER_CANCELLED and existing.status != "cancelled":
-            cancel_order(profile, existing)
-            existing.status = "cancelled"
-            changes.append("order cancelled")
-        elif event.event == ev.ORDER_REFUNDED:
-            amount = Decimal(str(p.get("total", p.get("revenue", existing.total))))
-            amount = min(amount, existing.total - existing.refunded)
-            if amount > 0:
-                refund_order(profile, amount)
-                existing.refunded += amount
-                changes.append(f"refund {amount}")
-        taken = reverse_points(profile, existing, loyalty, at)
-        if taken:
-            changes.append(f"{taken} points reversed")
-        update_retention(profile, retention)
-        existing.message_ids = [*existing.message_ids, event.message_id][-20:]
-        writes.append(
-            self._put_versioned(keys.order_pk(store, existing.order_id), keys.ORDER_SK, existing, True)
-        )
-        return None
-
     # -- segments --------------------------------------------------------------------------------
-    def rfm_edges(self, store: str) -> seg.RfmEdges | None:
+    def rfm_edges(self, store: str) -> RfmEdges | None:
         """The store's latest quintile edges (cached briefly; None before the first daily run)."""
         now = time.monotonic()
         hit = self._edges.get(store)
         if hit and now - hit[0] < EDGES_TTL_S:
             return hit[1]
         item = self._get(keys.store_pk(store), RFM_SK)
-        edges = seg.RfmEdges.model_validate(item) if item else None
+        edges = RfmEdges.model_validate(item) if item else None
         self._edges[store] = (now, edges)
         return edges
 
-    def save_rfm_edges(self, store: str, edges: seg.RfmEdges) -> None:
+    def save_rfm_edges(self, store: str, edges: RfmEdges) -> None:
         item = {"pk": keys.store_pk(store), "sk": RFM_SK, **edges.model_dump(mode="python")}
         self.ddb.put_item(TableName=self.table, Item=to_item(item))
         self._edges[store] = (time.monotonic(), edges)
 
     def _plan_segments(self, profile: Profile, now: float, writes: list[dict[str, Any]]) -> list[str]:
-        """Rescore, restage and re-evaluate the profile in place; membership changes are appended to
-        `writes`. Returns what changed (empty: nothing, and the profile is as it was)."""
+        """Restate the profile in place (shared/domain/segments.py); membership changes are appended
+        to `writes`. Returns what changed (empty: nothing, and the profile is as it was)."""
         if profile.merged_into is not None:
             return []
         _, retention = self._policies(profile.store_id)
         edges = self.rfm_edges(profile.store_id)
-        changes: list[str] = []
-        rfm = seg.score(profile, edges, now)
-        held = profile.rfm
-        if (rfm and (rfm.r, rfm.f, rfm.m, rfm.group)) != (held and (held.r, held.f, held.m, held.group)):
-            changes.append(f"RFM {rfm.r}{rfm.f}{rfm.m} {rfm.group}" if rfm else "RFM cleared")
-            profile.rfm = rfm
-        stage = seg.lifecycle_stage(profile, now, retention)
-        if stage != profile.lifecycle:
-            changes.append(f"lifecycle {stage}")
-            profile.lifecycle = stage
         definitions = self.segments.segments(profile.store_id) if self.segments is not None else None
-        if definitions is not None:
-            members = seg.memberships(definitions, profile, now, retention)
-            if members != profile.segments:
-                joined = sorted(set(members) - set(profile.segments))
-                left = sorted(set(profile.segments) - set(members))
-                writes += self._membership_writes(profile, members, now)
-                changes += [f"joined segment {i}" for i in joined] + [f"left segment {i}" for i in left]
-                profile.segments = members
-        # recency needs no re-check date: the daily run rescores every buyer whose scores its new
-        # edges change, recency included (segment_store.stale_scores on the buyers index)
-        next_due = seg.next_change(definitions or [], profile, now, retention)
-        if _day_of(next_due) != _day_of(profile.segments_due):
-            changes.append("segments re-check " + (_day_of(next_due) or "none"))
-            profile.segments_due = next_due
-        if changes:
-            profile.segments_at = now
-        return changes
+        restated = restate(profile, edges, definitions, retention, now)
+        writes += self._membership_writes(profile, restated.joined, restated.left, now)
+        return restated.changes
 
-    def _membership_writes(self, profile: Profile, members: list[str], now: float) -> list[dict[str, Any]]:
-        """Put the memberships joined, delete the ones left (relative to Profile.segments)."""
+    def _membership_writes(
+        self, profile: Profile, joined: list[str], left: list[str], now: float
+    ) -> list[dict[str, Any]]:
+        """Put the memberships joined, delete the ones left."""
         store, pk = profile.store_id, keys.customer_pk(profile.store_id, profile.customer_id)
         out: list[dict[str, Any]] = []
-        for segment_id in sorted(set(members) - set(profile.segments)):
+        for segment_id in sorted(joined):
             item = {
                 "pk": pk,
                 "sk": segment_sk(segment_id),
@@ -621,7 +490,7 @@ class ProfileStore:
                 "since": now,
             }
             out.append({"Put": {"TableName": self.table, "Item": to_item(item)}})
-        for segment_id in sorted(set(profile.segments) - set(members)):
+        for segment_id in sorted(left):
             out.append({"Delete": {"TableName": self.table, "Key": key(pk, segment_sk(segment_id))}})
         return out
 

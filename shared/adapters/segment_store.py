@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.adapters.profile_store import ProfileStore
-from shared.domain.segments import BuyerRow, compute_edges, stale_scores
+from shared.domain.rfm import BuyerRow, compute_edges, stale_scores
 from shared.platform import indexes
 from shared.platform.aws import from_item
 

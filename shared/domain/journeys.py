@@ -1,29 +1,23 @@
-"""Journeys as data, and the pure decision each step makes.
+"""Journeys as data: the schema of a journey file and what each field means.
 
 A journey is a YAML file a marketer can edit (see infra/journeys/ for the shipped defaults and the
-README for the format). This module is its schema and its semantics: which event starts it, who
-may enter, when each step is due, what ends it. A journey execution (Step Functions) only waits and
-loops; every decision is made here from the definition and fresh state, so it is tested without AWS.
+README for the format). This module is its schema: which event starts it, who may enter, when each
+step is due, what ends it. The decisions made from it at run time are in
+shared/domain/journey_decisions.py.
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
-import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from datetime import time as dtime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.domain.events import KNOWN_EVENTS, canonical_event_name
+from shared.domain.conditions import check_where
+from shared.domain.events import known_event
 from shared.domain.offers import Offer
-from shared.domain.profiles import Cart, Profile
 
 Channel = Literal["email", "sms", "push"]
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -31,7 +25,6 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|min|h|d|w)\s*$")
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 SCHEDULES = ("birthday", "anniversary", "at-risk")
 FAN_OUTS = ("back-in-stock-subscribers",)
-_OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "exists")
 
 
 def parse_duration(value: Any) -> int:
@@ -48,15 +41,6 @@ def parse_duration(value: Any) -> int:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
-def _known_event(value: str) -> str:
-    name = canonical_event_name(value)
-    if name not in KNOWN_EVENTS:
-        close = difflib.get_close_matches(name, KNOWN_EVENTS, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(f"unknown event {value!r}; {hint}known events: {', '.join(sorted(KNOWN_EVENTS))}")
-    return name
-
-
 def format_duration(seconds: int) -> str:
     for unit, size in (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)):
         if seconds and seconds % size == 0:
@@ -67,19 +51,6 @@ def format_duration(seconds: int) -> str:
 class _Strict(BaseModel):
     # a typo in a journey file ("chanels") is an error naming the field, not a silently ignored key
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-def _check_where(where: dict[str, Any]) -> dict[str, Any]:
-    for prop, test in where.items():
-        if isinstance(test, dict):
-            unknown = sorted(set(test) - set(_OPERATORS))
-            if unknown:
-                raise ValueError(
-                    f"{prop}: unknown operator {', '.join(unknown)} (allowed: {', '.join(_OPERATORS)})"
-                )
-            if "in" in test and not isinstance(test["in"], list):
-                raise ValueError(f"{prop}: 'in' takes a list")
-    return where
 
 
 class Broadcast(_Strict):
@@ -119,12 +90,12 @@ class Trigger(_Strict):
     def _known(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        return _known_event(v)
+        return known_event(v)
 
     @field_validator("where")
     @classmethod
     def _where(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _check_where(v)
+        return check_where(v)
 
     @model_validator(mode="after")
     def _one_source(self) -> Trigger:
@@ -169,7 +140,7 @@ class Entry(_Strict):
     @field_validator("traits")
     @classmethod
     def _traits(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _check_where(v)
+        return check_where(v)
 
     @field_validator("segments_any")
     @classmethod
@@ -285,7 +256,7 @@ class Journey(_Strict):
     @field_validator("exit_on")
     @classmethod
     def _exit_events(cls, v: list[str]) -> list[str]:
-        return [_known_event(n) for n in v]
+        return [known_event(n) for n in v]
 
     @model_validator(mode="after")
     def _coherent(self) -> Journey:
@@ -330,251 +301,3 @@ EMAIL_CONFIRMATION = Journey(
     steps=[Step(id="confirm", template="confirm-email")],
 )
 BUILT_IN = {EMAIL_CONFIRMATION.id: EMAIL_CONFIRMATION}
-
-
-# ---------------------------------------------------------------------------------------------
-# Matching and entry
-
-
-def _value_matches(actual: Any, test: Any) -> bool:
-    if isinstance(test, dict):
-        return all(_operator(actual, op, want) for op, want in test.items())
-    if isinstance(test, list):
-        return any(_value_matches(actual, t) for t in test)
-    if isinstance(actual, str) and isinstance(test, str):
-        return actual.strip().lower() == test.strip().lower()
-    if isinstance(actual, list):
-        return any(_value_matches(a, test) for a in actual)
-    return bool(actual == test) if actual is not None else test is None
-
-
-def _num(v: Any) -> float | None:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def _operator(actual: Any, op: str, want: Any) -> bool:
-    if op == "exists":
-        return (actual is not None) == bool(want)
-    if op == "eq":
-        return _value_matches(actual, want)
-    if op == "ne":
-        return not _value_matches(actual, want)
-    if op == "in":
-        return any(_value_matches(actual, w) for w in want)
-    a, w = _num(actual), _num(want)
-    if a is None or w is None:
-        return False
-    return {"gt": a > w, "gte": a >= w, "lt": a < w, "lte": a <= w}[op]
-
-
-def _lookup(fields: dict[str, Any], path: str) -> Any:
-    value: Any = fields
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
-
-
-def matches(trigger: Trigger, event_name: str | None, properties: dict[str, Any]) -> bool:
-    if trigger.event is None or event_name != trigger.event:
-        return False
-    return all(_value_matches(_lookup(properties, p), t) for p, t in trigger.where.items())
-
-
-def entry_problem(
-    entry: Entry, profile: Profile | None, segment_problem: Callable[[str], str | None] | None = None
-) -> str | None:
-    """Why this customer may not enter, or None. Named, so the history answers "why not me?".
-
-    `segment_problem(segment_id)` says why the profile is not in a segment (None: it is); without
-    it a segment condition cannot hold."""
-    if entry.known is not None:
-        known = bool(profile and (profile.user_id or profile.email))
-        if known != entry.known:
-            return "an anonymous visitor" if entry.known else "already identified"
-    orders = profile.orders.count if profile else 0
-    if entry.has_ordered is not None and (orders > 0) != entry.has_ordered:
-        return "has ordered before" if orders else "has not ordered yet"
-    if entry.min_orders is not None and orders < entry.min_orders:
-        return f"{orders} orders, needs at least {entry.min_orders}"
-    if entry.max_orders is not None and orders > entry.max_orders:
-        return f"{orders} orders, allows at most {entry.max_orders}"
-    traits = profile.traits if profile else {}
-    for name, test in entry.traits.items():
-        if not _value_matches(traits.get(name), test):
-            return f"trait {name} does not match"
-    if entry.interests_any:
-        held = traits.get("interests") or []
-        held = [held] if isinstance(held, str) else held
-        wanted = {i.lower() for i in entry.interests_any}
-        if not any(str(h).lower() in wanted for h in held):
-            return "no matching interest"
-    if entry.loyalty_tiers:
-        tier = _loyalty_tier(profile)
-        if tier not in entry.loyalty_tiers:
-            return f"loyalty tier {tier or 'none'} not in {', '.join(entry.loyalty_tiers)}"
-    if entry.consent:
-        consent = profile.consent if profile else {}
-        if not any(c in consent and consent[c].status == "subscribed" for c in entry.consent):
-            return f"no {' or '.join(entry.consent)} consent"
-    if entry.segment or entry.segments_any:
-        check = segment_problem or (lambda s: "segments cannot be checked here")
-        if entry.segment:
-            problem = check(entry.segment)
-            if problem:
-                return f"not in segment {entry.segment}: {problem}"
-        if entry.segments_any and all(check(s) for s in entry.segments_any):
-            return f"in none of the segments {', '.join(entry.segments_any)}"
-    return None
-
-
-def _loyalty_tier(profile: Profile | None) -> str | None:
-    loyalty = getattr(profile, "loyalty", None)
-    return getattr(loyalty, "tier", None)
-
-
-def _unit(text: str) -> float:
-    return int(hashlib.sha256(text.encode()).hexdigest()[:13], 16) / 16**13
-
-
-def bucket(journey_id: str, customer_id: str) -> float:
-    """A customer's stable place in [0, 1) for a journey's experiments: the same on every step and
-    every retry, independent across journeys."""
-    return _unit(f"variant|{journey_id}|{customer_id}")
-
-
-def in_holdout(journey: Journey, customer_id: str) -> bool:
-    return journey.holdout > 0 and _unit(f"holdout|{journey.id}|{customer_id}") < journey.holdout
-
-
-# ---------------------------------------------------------------------------------------------
-# Instances
-
-
-def execution_name(store_id: str, journey: str, instance: str, generation: int = 0) -> str:
-    """Deterministic and within Step Functions' 80-character name rules: one execution per instance
-    and generation (a cart shopped again after its journey ended gets generation 1, 2, ...)."""
-    digest = hashlib.sha256(f"{store_id}\n{journey}\n{instance}".encode()).hexdigest()[:28]
-    readable = re.sub(r"[^A-Za-z0-9_-]", "-", f"{store_id}-{journey}")[:44]
-    return f"{readable}-{digest}" + (f"-g{generation}" if generation else "")
-
-
-def record_instance(instance: str, generation: int, trigger: str | None = None) -> str:
-    """The key one run's send records and history live under. With the trigger that started it, so
-    a run Step Functions starts again under a recycled name (names are kept 90 days) never finds the
-    earlier run's send records; without one (built-ins, old inputs), the plain id or ~g<generation>."""
-    if trigger:
-        return f"{instance}~{hashlib.sha256(trigger.encode()).hexdigest()[:12]}"
-    return instance if not generation else f"{instance}~g{generation}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Decisions
-
-
-@dataclass(frozen=True)
-class Decision:
-    action: Literal["exit", "wait", "send"]
-    reason: str
-    wait_seconds: int = 0
-
-
-@dataclass(frozen=True)
-class Situation:
-    """Fresh state read by the step λ for one decision."""
-
-    now: float
-    started_at: float  # receive time of the trigger (or the occasion's local midnight)
-    tz: ZoneInfo
-    profile: Profile | None = None
-    cart: Cart | None = None
-    order_status: str | None = None  # per-order journeys: completed | cancelled | missing
-    activity_at: float | None = None  # the customer's last relevant activity (from: activity)
-    yielded_to: str | None = None  # a journey with precedence took this instance over
-    variant_after: int | None = None  # the customer's experiment arm delays this step differently
-
-
-def due_at(step: Step, situation: Situation, after: int | None = None) -> float:
-    base = situation.started_at
-    if step.from_ == "activity" and situation.activity_at is not None:
-        base = situation.activity_at  # the customer's latest action restarts the clock
-    due = base + (step.after if after is None else after)
-    if step.at is None:
-        return due
-    local = datetime.fromtimestamp(due, tz=UTC).astimezone(situation.tz)
-    target = _local(local.date(), step.at, situation.tz)
-    if target < due:
-        target = _local(local.date() + timedelta(days=1), step.at, situation.tz)
-    return target
-
-
-def _local(day: date, at: dtime, tz: ZoneInfo) -> float:
-    # a wall time skipped by a DST change resolves forwards (fold=0 then normalised through UTC)
-    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC).timestamp()
-
-
-def decide(journey: Journey, step_index: int, s: Situation) -> Decision:
-    """Exit, wait or send: the same rules for every journey, from fresh state."""
-    if s.yielded_to:
-        return Decision("exit", f"{s.yielded_to} took over")
-    if journey.per == "cart":
-        cart = s.cart
-        if cart is None:
-            return Decision("exit", "cart not found")
-        if cart.status == "converted":
-            return Decision("exit", f"customer bought (order {cart.order_id})")
-        last_order = s.profile.orders.last_order_at if s.profile else None
-        if last_order is not None and last_order >= cart.last_activity_at:
-            return Decision("exit", "customer bought after the last cart activity")
-        if not cart.items:
-            return Decision("exit", "cart emptied")
-    if journey.per == "order" and s.order_status == "cancelled":
-        return Decision("exit", "order cancelled")
-    seen = getattr(s.profile, "last_event_at", None) or {}
-    for name in journey.exit_on:
-        at = seen.get(name)
-        if at is not None and at > s.started_at:
-            return Decision("exit", f"{name} after the journey started")
-    if step_index >= len(journey.steps):
-        return Decision("exit", "all steps done")
-    step = journey.steps[step_index]
-    due = due_at(step, s, s.variant_after)
-    if s.now < due:
-        # also covers newer activity when timed from it: the clock restarts from the last action
-        return Decision("wait", f"waiting for {step.id}", max(1, math.ceil(due - s.now)))
-    return Decision("send", f"{step.id} due")
-
-
-CONFIRMATION_SETTLE_S = 15 * 60  # how long to wait for the profile to record the consent request
-CONFIRMATION_POLL_S = 300
-
-
-def decide_confirmation(
-    journey: Journey,
-    step_index: int,
-    profile: Profile | None,
-    started_at: float,
-    trigger: str | None,
-    now: float,
-) -> Decision:
-    """The double opt-in journey: one email for the consent request that started it, while pending."""
-    consent = profile.consent.get("email") if profile else None
-    ours = consent is not None and consent.message_id == trigger
-    if not ours and (consent is None or consent.at < started_at) and now < started_at + CONFIRMATION_SETTLE_S:
-        # the profile λ reads the same event from its own queue and may not have folded it yet
-        return Decision("wait", "waiting for the consent request to reach the profile", CONFIRMATION_POLL_S)
-    if consent is None or profile is None:
-        return Decision("exit", "no email consent request recorded")
-    if consent.status == "subscribed":
-        return Decision("exit", "email consent already confirmed")
-    if consent.status != "pending":
-        return Decision("exit", "email consent withdrawn")
-    if not ours:
-        return Decision("exit", "a confirmation was already sent for this request")
-    if step_index >= len(journey.steps):
-        return Decision("exit", "all steps done")
-    return Decision("send", f"{journey.steps[step_index].id} due")

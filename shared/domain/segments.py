@@ -1,160 +1,36 @@
-"""Segments: RFM scores, lifecycle stages and segment definitions, as pure functions.
+"""Segments: lifecycle stages and segment definitions, as pure functions.
 
-- RFM: recency (days since the last order), frequency (orders, net of cancellations) and monetary
-  (revenue net of cancellations and refunds), each scored 1..5 against quintile edges computed per
-  store by the daily run (`quintile_edges`) and kept on a store-level item. Equal values always get
-  equal scores, so a store where most customers ordered once has few frequency scores in use.
-- Named RFM groups from R and F (the common "RFM segments" grid, `RFM_GRID`).
 - Lifecycle stage: prospect, first-time buyer, repeat buyer, at-risk (past the customer's own
   expected interval, at least the store's minimum: the same day the win-back journey uses),
   churned (no order for longer than the churn window).
 - Segment definitions are data (YAML, see infra/segments/ and the README): conditions over traits,
-  aggregates, RFM group and scores, lifecycle stage, consent and events in a time window; every
-  condition must hold. `segment_problem` says why a profile is not a member (None: it is), and
-  `next_change` when time alone could change that, so the daily run re-checks exactly then.
+  aggregates, RFM group and scores (shared/domain/rfm.py), lifecycle stage, consent and events in
+  a time window; every condition must hold. `segment_problem` says why a profile is not a member
+  (None: it is), and `next_change` when time alone could change that, so the daily run re-checks
+  exactly then. `restate` applies all of it to one profile, for the fold and the daily run alike.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.domain.events import KNOWN_EVENTS, canonical_event_name
-from shared.domain.journeys import _check_where, _known_event, _value_matches
-from shared.domain.profiles import DAY_S, Profile, RetentionPolicy, Rfm
+from shared.domain.conditions import check_where, value_matches
+from shared.domain.events import known_event
+from shared.domain.profiles import DAY_S, Profile
+from shared.domain.retention import RetentionPolicy
+from shared.domain.rfm import RfmEdges, RfmGroup, score
 
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 MAX_SEGMENTS = 20  # per store: a fold writes every membership change in its one transaction
 CHURN_GRACE_DAYS = 30  # at least this long at risk (win-back's window) before counting as churned
 
-RfmGroup = Literal["champions", "loyal", "new", "promising", "at-risk", "cant-lose", "hibernating", "lost"]
-RFM_GROUPS: tuple[str, ...] = (
-    "champions",
-    "loyal",
-    "new",
-    "promising",
-    "at-risk",
-    "cant-lose",
-    "hibernating",
-    "lost",
-)
 Stage = Literal["prospect", "first-time-buyer", "repeat-buyer", "at-risk", "churned"]
 STAGES: tuple[str, ...] = ("prospect", "first-time-buyer", "repeat-buyer", "at-risk", "churned")
 Channel = Literal["email", "sms", "push"]
-
-# Rows: R score 5 (ordered most recently) .. 1; columns: F score 1 .. 5. Monetary is kept on the
-# profile and usable in segment files (rfm: {m: {gte: 4}}) but, as in the common grid, does not
-# name the group.
-RFM_GRID: dict[int, tuple[str, str, str, str, str]] = {
-    5: ("new", "promising", "promising", "champions", "champions"),
-    4: ("promising", "promising", "promising", "loyal", "champions"),
-    3: ("hibernating", "hibernating", "loyal", "loyal", "loyal"),
-    2: ("hibernating", "hibernating", "at-risk", "at-risk", "cant-lose"),
-    1: ("lost", "lost", "at-risk", "at-risk", "cant-lose"),
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# RFM
-
-
-class RfmEdges(BaseModel):
-    """A store's quintile edges (4 ascending cut points per measure), from the daily run."""
-
-    recency_days: list[float]
-    frequency: list[float]
-    monetary: list[float]
-    computed_at: float
-    buyers: int
-
-
-def quintile_edges(values: list[float]) -> list[float]:
-    """The 20th, 40th, 60th and 80th percentiles (nearest rank) of `values`: 4 ascending edges.
-
-    With ties an edge repeats (e.g. [1, 1, 1, 2] when most customers ordered once).
-    """
-    if not values:
-        return []
-    ordered = sorted(values)
-    n = len(ordered)
-    return [ordered[max(0, math.ceil(k * n / 5) - 1)] for k in (1, 2, 3, 4)]
-
-
-def score_high(value: float, edges: list[float]) -> int:
-    """1..5, higher is better: 1 + the number of edges the value is above (equal values score equal)."""
-    return 1 + sum(1 for e in edges if value > e)
-
-
-def score_low(value: float, edges: list[float]) -> int:
-    """1..5 where lower is better (recency: fewer days since the last order scores 5)."""
-    return 5 - sum(1 for e in edges if value > e)
-
-
-def rfm_group(r: int, f: int) -> str:
-    return RFM_GRID[r][f - 1]
-
-
-def rfm_values(profile: Profile, now: float) -> tuple[float, int, Decimal] | None:
-    """(recency in days, frequency, monetary) of a buyer, or None for someone with no counted order."""
-    o = profile.orders
-    if o.count < 1 or o.last_order_at is None:
-        return None
-    return max(0.0, (now - o.last_order_at) / DAY_S), o.count, o.revenue - o.refunded
-
-
-def scores(recency_days: float, frequency: float, monetary: float, edges: RfmEdges) -> tuple[int, int, int]:
-    return (
-        score_low(recency_days, edges.recency_days),
-        score_high(frequency, edges.frequency),
-        score_high(monetary, edges.monetary),
-    )
-
-
-def score(profile: Profile, edges: RfmEdges | None, now: float) -> Rfm | None:
-    """The profile's RFM against the store's edges (None before the store's first daily run, or for
-    a customer with no counted order)."""
-    values = rfm_values(profile, now)
-    if values is None or edges is None or not edges.recency_days:
-        return None
-    r, f, m = scores(values[0], values[1], float(values[2]), edges)
-    return Rfm(r=r, f=f, m=m, group=rfm_group(r, f), scored_at=now, edges_at=edges.computed_at)
-
-
-class BuyerRow(BaseModel):
-    """One buyer as the `buyers` index holds them (shared/platform/indexes.py BUYERS)."""
-
-    customer_id: str
-    last_order_at: float
-    frequency: int
-    monetary: float
-    score: str | None = None  # "RFM" digits as last scored
-
-
-def compute_edges(rows: list[BuyerRow], now: float) -> RfmEdges | None:
-    """A store's quintile edges from its buyers (None: no buyer yet)."""
-    if not rows:
-        return None
-    return RfmEdges(
-        recency_days=quintile_edges([max(0.0, (now - b.last_order_at) / DAY_S) for b in rows]),
-        frequency=quintile_edges([float(b.frequency) for b in rows]),
-        monetary=quintile_edges([b.monetary for b in rows]),
-        computed_at=now,
-        buyers=len(rows),
-    )
-
-
-def stale_scores(rows: list[BuyerRow], edges: RfmEdges, now: float) -> list[str]:
-    """The buyers whose scores these edges (at `now`) change: the ones the daily run rescores."""
-    out: list[str] = []
-    for b in rows:
-        fresh = scores(max(0.0, (now - b.last_order_at) / DAY_S), b.frequency, b.monetary, edges)
-        if b.score != "".join(map(str, fresh)):
-            out.append(b.customer_id)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,17 +178,14 @@ class Segment(_Strict):
     @field_validator("traits")
     @classmethod
     def _traits(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _check_where(v)
+        return check_where(v)
 
     @field_validator("events")
     @classmethod
     def _events(cls, v: dict[str, EventWindow]) -> dict[str, EventWindow]:
         out: dict[str, EventWindow] = {}
         for name, window in v.items():
-            canonical = canonical_event_name(name)
-            if canonical not in KNOWN_EVENTS:
-                _known_event(name)  # raises with "did you mean"
-            out[canonical] = window
+            out[known_event(name)] = window  # raises with "did you mean" for an unknown name
         return out
 
     @model_validator(mode="after")
@@ -379,7 +252,7 @@ def segment_problem(
         ):
             return f"no {' or '.join(segment.consent)} consent"
     for name, test in segment.traits.items():
-        if not _value_matches(profile.traits.get(name), test):
+        if not value_matches(profile.traits.get(name), test):
             return f"trait {name} does not match"
     if segment.loyalty_tiers and profile.loyalty.tier not in segment.loyalty_tiers:
         return f"loyalty tier {profile.loyalty.tier or 'none'} not in {', '.join(segment.loyalty_tiers)}"
@@ -415,3 +288,60 @@ def memberships(segments: list[Segment], profile: Profile, now: float, policy: R
     if profile.merged_into is not None:
         return []
     return sorted(s.id for s in segments if s.enabled and segment_problem(s, profile, now, policy) is None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Restating one profile (a fold, or the daily run)
+
+
+@dataclass
+class Restated:
+    """What `restate` changed: the lines for the history, and the memberships joined and left."""
+
+    changes: list[str] = field(default_factory=list)
+    joined: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+
+
+def _day_of(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
+
+
+def restate(
+    profile: Profile,
+    edges: RfmEdges | None,
+    definitions: list[Segment] | None,
+    policy: RetentionPolicy,
+    now: float,
+) -> Restated:
+    """Rescore, restage and re-evaluate the profile in place. `definitions` None: the store's segment
+    files are not at hand, so memberships stay as they are. Nothing changed: the profile is as it was."""
+    out = Restated()
+    if profile.merged_into is not None:
+        return out
+    changes = out.changes
+    rfm = score(profile, edges, now)
+    held = profile.rfm
+    if (rfm and (rfm.r, rfm.f, rfm.m, rfm.group)) != (held and (held.r, held.f, held.m, held.group)):
+        changes.append(f"RFM {rfm.r}{rfm.f}{rfm.m} {rfm.group}" if rfm else "RFM cleared")
+        profile.rfm = rfm
+    stage = lifecycle_stage(profile, now, policy)
+    if stage != profile.lifecycle:
+        changes.append(f"lifecycle {stage}")
+        profile.lifecycle = stage
+    if definitions is not None:
+        members = memberships(definitions, profile, now, policy)
+        if members != profile.segments:
+            out.joined = sorted(set(members) - set(profile.segments))
+            out.left = sorted(set(profile.segments) - set(members))
+            changes += [f"joined segment {i}" for i in out.joined] + [f"left segment {i}" for i in out.left]
+            profile.segments = members
+    # recency needs no re-check date: the daily run rescores every buyer whose scores its new
+    # edges change, recency included (segment_store.stale_scores on the buyers index)
+    next_due = next_change(definitions or [], profile, now, policy)
+    if _day_of(next_due) != _day_of(profile.segments_due):
+        changes.append("segments re-check " + (_day_of(next_due) or "none"))
+        profile.segments_due = next_due
+    if changes:
+        profile.segments_at = now
+    return out

@@ -10,7 +10,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.domain.delivery import DeliveryPolicy
-from shared.domain.profiles import LoyaltyPolicy, RetentionPolicy
+from shared.domain.loyalty import LoyaltyPolicy
+from shared.domain.retention import RetentionPolicy
 
 STORE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 # Countries that write the postal code before the city ("10115 Berlin", "00-001 Warszawa").

@@ -7,7 +7,8 @@ import binascii
 import json
 from typing import Any
 
-from shared.domain.events import MAX_BODY_BYTES, MAX_CALLS_PER_BATCH, ApiError, CanonicalEvent, normalise
+from shared.domain.api_calls import MAX_BODY_BYTES, MAX_CALLS_PER_BATCH, ApiError, normalise
+from shared.domain.events import CanonicalEvent
 
 
 class ApiProblem(Exception):

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from shared.domain.journeys import execution_name
+from shared.domain.journey_decisions import execution_name
 from shared.platform import clock
 from tests.e2e.conftest import Local, start_local, stop_local
 

@@ -16,7 +16,7 @@ from functions.journey_step.handler import handler as step
 from functions.journey_trigger.handler import handler as trigger
 from functions.profile.handler import handler as fold
 from shared.adapters.store_directory import StoreDirectory
-from shared.domain.events import normalise
+from shared.domain.api_calls import normalise
 from shared.platform import signing
 from shared.platform.aws import client
 from shared.services.consent.unsubscribe import unsubscribe_url

@@ -10,7 +10,7 @@ import pytest
 from functions.ingest.handler import handler
 from functions.profile.handler import handler as profile_handler
 from shared.adapters import bus
-from shared.domain.events import MAX_BODY_BYTES
+from shared.domain.api_calls import MAX_BODY_BYTES
 from shared.platform.aws import client
 from tests.aws_fixtures import API_KEY, LambdaContext, World, api_request, basic_auth, sqs_batch
 from tests.events import load_event

@@ -20,7 +20,7 @@ from functions.journey_trigger.handler import handler as trigger_handler
 from shared.adapters.journey_store import JourneyStore
 from shared.adapters.offer_store import OfferStore
 from shared.adapters.store_directory import StoreDirectory
-from shared.domain.journeys import in_holdout
+from shared.domain.journey_decisions import in_holdout
 from shared.platform.aws import client
 from shared.services.journeys import trigger as journey_trigger
 from tests.aws_fixtures import (

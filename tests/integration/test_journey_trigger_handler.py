@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from functions.journey_trigger.handler import handler, record_handler
 from shared.domain.events import CanonicalEvent
-from shared.domain.journeys import execution_name
+from shared.domain.journey_decisions import execution_name
 from shared.platform.aws import client
 from tests.aws_fixtures import FixedClock, LambdaContext, World, bus_envelope, canonical, sqs_batch
 from tests.events import load_event

@@ -24,7 +24,7 @@ from infra.local.cli import main as boomerang
 from shared.adapters.profile_store import ProfileStore
 from shared.adapters.report_data import export_lines, scan_table
 from shared.adapters.store_directory import StoreDirectory
-from shared.domain.events import normalise
+from shared.domain.api_calls import normalise
 from shared.platform import settings as env
 from shared.platform.aws import client
 from shared.platform.settings import settings

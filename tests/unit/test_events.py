@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from shared.domain.events import MAX_CALL_BYTES, canonical_event_name, normalise
+from shared.domain.api_calls import MAX_CALL_BYTES, normalise
+from shared.domain.events import canonical_event_name
 from tests.events import load_event, sample_names
 
 STORE = "shop-1"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.domain.events import MAX_BODY_BYTES, MAX_CALLS_PER_BATCH
+from shared.domain.api_calls import MAX_BODY_BYTES, MAX_CALLS_PER_BATCH
 from shared.services.ingest import ApiProblem, api_key_from_headers, parse_calls, read_body, validate
 from tests.events import load_event
 

@@ -14,15 +14,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared.adapters.journey_catalog import MAX_FILE_BYTES, JourneyFileError, Problem, parse, problems
-from shared.domain.journeys import (
+from shared.domain.journey_decisions import (
     Decision,
-    Entry,
-    Journey,
-    OncePer,
     Situation,
-    Step,
-    Trigger,
-    Variant,
     bucket,
     decide,
     due_at,
@@ -30,6 +24,7 @@ from shared.domain.journeys import (
     in_holdout,
     matches,
 )
+from shared.domain.journeys import Entry, Journey, OncePer, Step, Trigger, Variant
 from shared.domain.profiles import Consent, Profile
 
 ROOT = Path(__file__).resolve().parents[2]

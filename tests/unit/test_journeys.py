@@ -10,8 +10,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared.adapters.journey_catalog import parse
-from shared.domain.journeys import Decision, Journey, Situation, decide, execution_name
-from shared.domain.profiles import Cart, CartLine, Profile
+from shared.domain.carts import Cart, CartLine
+from shared.domain.journey_decisions import Decision, Situation, decide, execution_name
+from shared.domain.journeys import Journey
+from shared.domain.profiles import Profile
 
 ROOT = Path(__file__).resolve().parents[2]
 CART_ABANDONMENT = parse(

@@ -8,26 +8,20 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from shared.domain.profiles import (
+from shared.domain.fold import apply_traits, merge_profiles
+from shared.domain.loyalty import (
     LoyaltyPolicy,
-    Order,
-    Profile,
-    RetentionPolicy,
     TierReached,
-    apply_traits,
-    cancel_order,
     credit_points,
-    index_attributes,
-    merge_profiles,
     points_for,
-    record_order,
     refresh_tier,
-    refund_order,
     reverse_points,
     tier_for,
     tier_reached_event,
-    update_retention,
 )
+from shared.domain.orders import Order, cancel_order, record_order, refund_order
+from shared.domain.profiles import Profile
+from shared.domain.retention import RetentionPolicy, index_attributes, update_retention
 from shared.platform import indexes
 
 STORE = "shop-1"

@@ -7,27 +7,21 @@ from typing import Any
 
 import pytest
 
-from shared.domain.events import CanonicalEvent, normalise
-from shared.domain.profiles import (
+from shared.domain.api_calls import normalise
+from shared.domain.carts import Cart, apply_cart_event, convert_cart, new_cart
+from shared.domain.events import CanonicalEvent
+from shared.domain.fold import (
     MAX_EVENT_NAMES,
     MAX_VIEWED,
-    Cart,
-    Order,
-    Profile,
-    apply_cart_event,
     apply_consent,
     apply_context,
     apply_traits,
-    cancel_order,
-    convert_cart,
     merge_profiles,
-    new_cart,
-    order_from,
-    record_order,
-    refund_order,
     touch,
     view_product,
 )
+from shared.domain.orders import Order, cancel_order, order_from, record_order, refund_order
+from shared.domain.profiles import Profile
 from tests.events import load_event
 
 STORE = "shop-1"

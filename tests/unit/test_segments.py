@@ -10,37 +10,25 @@ import pytest
 
 from shared.adapters.journey_catalog import parse as parse_journey
 from shared.adapters.segment_catalog import SegmentFileError, parse, problems
-from shared.domain.journeys import Entry, entry_problem
-from shared.domain.profiles import (
-    DAY_S,
-    Consent,
-    Order,
-    Profile,
-    RetentionPolicy,
-    cancel_order,
-    index_attributes,
-    record_order,
-    refund_order,
-    update_retention,
-)
-from shared.domain.segments import (
+from shared.domain.journey_decisions import entry_problem
+from shared.domain.journeys import Entry
+from shared.domain.orders import Order, cancel_order, record_order, refund_order
+from shared.domain.profiles import DAY_S, Consent, Profile
+from shared.domain.retention import RetentionPolicy, index_attributes, update_retention
+from shared.domain.rfm import (
     RFM_GRID,
     RFM_GROUPS,
     BuyerRow,
     RfmEdges,
-    Segment,
     compute_edges,
-    lifecycle_stage,
-    memberships,
-    next_change,
     quintile_edges,
     rfm_group,
     score,
     score_high,
     score_low,
-    segment_problem,
     stale_scores,
 )
+from shared.domain.segments import Segment, lifecycle_stage, memberships, next_change, segment_problem
 from shared.platform import indexes
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,6 +23,7 @@ from shared.adapters.channels.push import Device, PushMessage, send_push
 from shared.adapters.channels.sms import send_sms
 from shared.adapters.journey_store import CapConflict
 from shared.adapters.profile_store import ProfileStore
+from shared.domain.carts import Cart
 from shared.domain.contacts import normalise_platform
 from shared.domain.delivery import (
     CapEntry,
@@ -33,14 +34,9 @@ from shared.domain.delivery import (
     quiet_until,
 )
 from shared.domain.events import customer_event
-from shared.domain.journeys import (
-    BUILT_IN,
-    EMAIL_CONFIRMATION,
+from shared.domain.journey_decisions import (
     Decision,
-    Journey,
     Situation,
-    Step,
-    Variant,
     bucket,
     decide,
     decide_confirmation,
@@ -48,8 +44,9 @@ from shared.domain.journeys import (
     in_holdout,
     record_instance,
 )
+from shared.domain.journeys import BUILT_IN, EMAIL_CONFIRMATION, Journey, Step, Variant
 from shared.domain.offers import GivenOffer, give
-from shared.domain.profiles import Cart, Profile
+from shared.domain.profiles import Profile
 from shared.domain.segments import segment_problem
 from shared.domain.stores import Store
 from shared.platform import clock

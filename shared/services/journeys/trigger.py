@@ -18,7 +18,8 @@ from typing import Any
 
 from shared.adapters.segment_store import daily_tasks as segments_daily_tasks
 from shared.domain.events import CONSENT_UPDATED, DOUBLE_OPT_IN_SOURCE, CanonicalEvent
-from shared.domain.journeys import EMAIL_CONFIRMATION, Journey, OncePer, execution_name, matches
+from shared.domain.journey_decisions import execution_name, matches
+from shared.domain.journeys import EMAIL_CONFIRMATION, Journey, OncePer
 from shared.platform import clock, indexes
 from shared.platform.keys import anon_customer_id, user_customer_id
 

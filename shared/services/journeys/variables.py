@@ -10,12 +10,13 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from shared.domain.carts import Cart
 from shared.domain.journeys import (
     Journey,
     Step,
 )
 from shared.domain.offers import GivenOffer
-from shared.domain.profiles import Cart, Profile
+from shared.domain.profiles import Profile
 from shared.domain.stores import Store
 from shared.services.journeys.context import Deps, StepInput
 
