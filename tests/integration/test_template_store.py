@@ -226,6 +226,10 @@ def test_layout_is_shared_and_locale_aware(s3: Any) -> None:
 
 
 def test_shipped_default_templates_load_and_render(s3: Any) -> None:
+    for file in ("layout.html", "layout.txt"):  # the bodies extend the shipped layout
+        key = f"templates/_default/_layout/{file}"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=(DEFAULTS / "_layout" / file).read_bytes())
+    validate_change(s3, BUCKET, "templates/_default/_layout/layout.html")
     for file in ("subject.txt", "body.html", "body.txt"):
         key = f"templates/_default/cart-abandoned/{file}"
         s3.put_object(Bucket=BUCKET, Key=key, Body=(DEFAULTS / "cart-abandoned" / file).read_bytes())
@@ -279,7 +283,10 @@ def test_send_raw_delivers_through_moto(ses: Any) -> None:
     subject, html, text = (
         (folder / f).read_text(encoding="utf-8") for f in ("subject.txt", "body.html", "body.txt")
     )
-    rendered = render_email(EmailTemplate("cart-abandoned", subject, html, text), cart_context())
+    layouts = {f.name: f.read_text(encoding="utf-8") for f in (DEFAULTS / "_layout").glob("layout.*")}
+    rendered = render_email(
+        EmailTemplate("cart-abandoned", subject, html, text, layouts=layouts), cart_context()
+    )
     raw = build_mime(
         sender="Acme <shop@mail.example.com>",
         to="lucja@example.org",

@@ -26,6 +26,8 @@ def default_template(name: str = "cart-abandoned") -> EmailTemplate:
         subject=(folder / "subject.txt").read_text(encoding="utf-8"),
         html=(folder / "body.html").read_text(encoding="utf-8"),
         text=(folder / "body.txt").read_text(encoding="utf-8"),
+        # the bodies extend the shared layout, which holds the footer
+        layouts={f.name: f.read_text(encoding="utf-8") for f in (DEFAULTS / "_layout").glob("layout.*")},
     )
 
 
