@@ -19,18 +19,17 @@ import pytest
 from jinja2 import meta, nodes
 
 from shared.domain.contacts import segments
-from shared.templates.store import (
-    DEFAULT_STORE,
+from shared.templates.filters import href, money
+from shared.templates.model import DEFAULT_STORE
+from shared.templates.render import (
     RenderedEmail,
     RenderedPush,
-    TemplateStore,
-    href,
-    money,
     render_email,
     render_push,
     render_sms,
     shows_address,
 )
+from shared.templates.store import TemplateStore
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "infra" / "templates"
 DEFAULTS = TEMPLATES_DIR / DEFAULT_STORE
