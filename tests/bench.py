@@ -238,7 +238,8 @@ def template_renders(n: int = 30) -> dict[str, tuple[float, float]]:
     from pathlib import Path
 
     from shared.domain.template_variables import sample_variables
-    from shared.templates.store import EmailTemplate, render_email
+    from shared.templates.model import EmailTemplate
+    from shared.templates.render import render_email
 
     root = Path(ROOT) / "infra" / "templates" / "_default"
     layouts = {p.name: p.read_text(encoding="utf-8") for p in (root / "_layout").iterdir()}

@@ -22,20 +22,17 @@ from typing import Any
 from shared.domain.template_variables import LAYOUT_NAME, sample_variables
 from shared.templates import publish
 from shared.templates.lint import Problem, lint_folder, split_locale
-from shared.templates.store import (
+from shared.templates.model import (
     LAYOUT_FILES,
     MJML_BODY,
     EmailTemplate,
     PushTemplate,
     SmsTemplate,
     TemplateError,
-    TemplateStore,
-    folder_prefix,
-    render_email,
-    render_push,
-    render_sms,
     sms_segments_budget,
 )
+from shared.templates.render import render_email, render_push, render_sms
+from shared.templates.store import TemplateStore, folder_prefix
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LOCAL = "http://127.0.0.1:8787"

@@ -6,6 +6,10 @@ so a typo (``custmer.first_name``) or an injection attempt never reaches a send.
 more variables, add the group to its row; to add a group, describe its shape in :data:`GROUPS` and
 give it a sample in :data:`SAMPLES`.
 
+This module is the one contract: lint checks templates against it (shared/templates/lint.py), lint's
+trial render and ``boomerang templates preview`` use its samples, and :func:`problems` is how the
+tests hold the samples and the journey step's builder (shared/services/journeys/variables.py) to it.
+
 Shapes are small trees: a dict is an object with exactly those attributes, a one-element list is a
 list of that shape, and a leaf is a type name (``str``, ``number``, ``int``, ``bool``, ``epoch``,
 ``url``). Every leaf may also be ``None`` unless the journeys guarantee it.
@@ -13,6 +17,7 @@ list of that shape, and a leaf is a type name (``str``, ``number``, ``int``, ``b
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -63,6 +68,8 @@ BASE = (
     "loyalty",
 )
 CART = ("cart", "recovery_url")
+# Groups that are objects but may be None as a whole (every leaf may be None anyway).
+OPTIONAL = frozenset({"offer", "loyalty"})
 
 
 class TemplateSpec:
@@ -213,3 +220,58 @@ def documented_paths(spec: TemplateSpec) -> list[str]:
     for group, shape in spec.shape().items():
         walk(group, shape)
     return out
+
+
+# What each leaf type name accepts (besides None). bool is not a number here, though Python says so.
+_LEAVES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "url": (str,),
+    "int": (int,),
+    "bool": (bool,),
+    "number": (int, float, Decimal),
+    "epoch": (int, float, Decimal),
+}
+
+
+def shape_problems(value: Any, shape: Shape, where: str) -> list[str]:
+    """Where a value departs from its shape: a missing or undeclared attribute, a wrong type."""
+    if value is None:
+        return []  # a leaf, or an OPTIONAL group (the caller decides which objects may be None)
+    if isinstance(shape, dict):
+        if not isinstance(value, Mapping):
+            return [f"{where}: expected an object, got {type(value).__name__}"]
+        found = [f"{where}.{k}: missing" for k in shape if k not in value]
+        found += [f"{where}.{k}: not in the contract" for k in value if k not in shape]
+        for key, sub in shape.items():
+            if key in value:
+                found += _nested(value[key], sub, f"{where}.{key}")
+        return found
+    if isinstance(shape, list):
+        if not isinstance(value, list | tuple):
+            return [f"{where}: expected a list, got {type(value).__name__}"]
+        return [p for i, item in enumerate(value) for p in _nested(item, shape[0], f"{where}[{i}]")]
+    kinds = _LEAVES[shape]
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        return [f"{where}: expected {shape}, got {type(value).__name__} {value!r}"]
+    return []
+
+
+def _nested(value: Any, shape: Shape, where: str) -> list[str]:
+    if value is None and not isinstance(shape, str):
+        return [f"{where}: None where the contract has an object or a list"]
+    return shape_problems(value, shape, where)
+
+
+def problems(variables: Mapping[str, Any], groups: Iterable[str]) -> list[str]:
+    """Where variables a template is given depart from the contract: a group of ``groups`` missing, a
+    variable in no group, or a value not of its group's shape (extra groups of GROUPS are allowed:
+    a journey passes the same groups to all its templates, and lint keeps each to its own)."""
+    found = [f"{g}: missing" for g in groups if g not in variables]
+    for name, value in variables.items():
+        if name not in GROUPS:
+            found.append(f"{name}: not in the contract")
+        elif name in OPTIONAL or isinstance(GROUPS[name], str):
+            found += shape_problems(value, GROUPS[name], name)
+        else:
+            found += _nested(value, GROUPS[name], name)
+    return found

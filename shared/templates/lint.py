@@ -24,7 +24,7 @@ import jinja2
 from jinja2 import nodes
 
 from shared.domain import template_variables as catalog
-from shared.templates.store import (
+from shared.templates.model import (
     ALL_FILES,
     CHANNEL_FILES,
     LAYOUT,
@@ -35,13 +35,10 @@ from shared.templates.store import (
     PushTemplate,
     SmsTemplate,
     TemplateError,
-    environment,
-    render_email,
-    render_push,
-    render_sms,
-    shows_address,
     sms_segments_budget,
 )
+from shared.templates.render import render_email, render_push, render_sms, shows_address
+from shared.templates.sandbox import environment
 
 UNSAFE_NAMES = frozenset(
     {

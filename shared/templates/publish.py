@@ -38,16 +38,8 @@ from typing import Any
 
 from shared.domain.template_variables import LAYOUT_NAME
 from shared.templates import lint
-from shared.templates.store import (
-    ACTIVE_PREFIX,
-    DEFAULT_STORE,
-    LAYOUT_FILES,
-    TemplateError,
-    TemplateStore,
-    folder_prefix,
-    manifest_key,
-    read_object,
-)
+from shared.templates.model import DEFAULT_STORE, LAYOUT_FILES, TemplateError
+from shared.templates.store import ACTIVE_PREFIX, TemplateStore, folder_prefix, manifest_key, read_object
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,10 @@ from moto.ses.models import ses_backends
 
 from shared.adapters.channels.email import PermanentSendError, build_mime, send_raw
 from shared.domain.template_variables import sample_variables
+from shared.templates.model import EmailTemplate, TemplateError
 from shared.templates.publish import validate_change
-from shared.templates.store import EmailTemplate, TemplateError, TemplateStore, render_email
+from shared.templates.render import render_email
+from shared.templates.store import TemplateStore
 
 REGION = "us-east-1"
 BUCKET = "boomerang-templates"

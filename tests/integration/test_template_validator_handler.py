@@ -17,7 +17,8 @@ from functions.template_validator import handler as validator
 from shared.domain.template_variables import sample_variables
 from shared.platform import settings as env
 from shared.platform.settings import settings
-from shared.templates.store import TemplateStore, render_email
+from shared.templates.render import render_email
+from shared.templates.store import TemplateStore
 from tests.aws_fixtures import REGION, LambdaContext, World
 
 FOLDER = "templates/shop-1/cart-abandoned/"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.journey_catalog import parse
-from shared.templates.store import PUSH_FILES, SMS_FILES, TEMPLATE_FILES
+from shared.templates.model import PUSH_FILES, SMS_FILES, TEMPLATE_FILES
 
 ROOT = Path(__file__).resolve().parents[2]
 JOURNEYS = sorted((ROOT / "infra/journeys").glob("*.yaml"))

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from shared.domain.template_variables import sample_variables
-from shared.templates import store as templates
-from shared.templates.store import EmailTemplate, TemplateError, render_email
+from shared.templates import mjml
+from shared.templates.model import EmailTemplate, TemplateError
+from shared.templates.render import render_email
 
 DEFAULTS = Path(__file__).resolve().parents[2] / "infra" / "templates" / "_default"
 LAYOUTS = {p.name: p.read_text(encoding="utf-8") for p in (DEFAULTS / "_layout").iterdir()}
@@ -40,14 +41,14 @@ def customer(name: str) -> dict[str, Any]:
 def compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every MJML compilation, counted; and an empty cache so each test starts cold."""
     calls: list[str] = []
-    real = templates.mjml_to_html
+    real = mjml.mjml_to_html
 
     def counting(source: str, **kw: Any) -> str:
         calls.append(source)
         return real(source, **kw)
 
-    monkeypatch.setattr(templates, "mjml_to_html", counting)
-    monkeypatch.setattr(templates, "_precompiled", type(templates._precompiled)())
+    monkeypatch.setattr(mjml, "mjml_to_html", counting)
+    monkeypatch.setattr(mjml, "_precompiled", type(mjml._precompiled)())
     return calls
 
 
@@ -87,7 +88,7 @@ def test_compiled_once_sends_what_compiling_per_send_sent(
     variables["cart"]["items"] = [{**variables["cart"]["items"][1], "image_url": None}]
 
     cached = render_email(polish_cart(), variables).html
-    monkeypatch.setattr(templates, "precompiled_mjml", lambda body, layouts: None)
+    monkeypatch.setattr(mjml, "precompiled_mjml", lambda body, layouts: None)
     per_send = render_email(polish_cart(), variables).html
 
     assert visible(cached) == visible(per_send)
@@ -133,7 +134,7 @@ def test_only_a_literal_layout_is_resolved_ahead_the_rest_goes_to_the_sandbox(
 ) -> None:
     # an injection in extends must never be evaluated outside the sandbox, before any data exists
     body = polish_cart().html.replace('{% extends "layout.mjml" %}', extends)
-    assert templates.precompiled_mjml(body, LAYOUTS) is None
+    assert mjml.precompiled_mjml(body, LAYOUTS) is None
     with pytest.raises(TemplateError):
         render_email(polish_cart(body=body), customer("Ada"))
 
@@ -141,11 +142,11 @@ def test_only_a_literal_layout_is_resolved_ahead_the_rest_goes_to_the_sandbox(
 def test_a_variable_mjml_computes_with_is_compiled_per_send(compiles: list[str]) -> None:
     # mj-column's width decides the column classes: MJML needs the value, not a placeholder
     body = polish_cart().html.replace('<mj-column width="75%">', '<mj-column width="{{ 75 }}%">')
-    assert templates.precompiled_mjml(body, LAYOUTS) is None
+    assert mjml.precompiled_mjml(body, LAYOUTS) is None
     assert "mj-column-per-75" in render_email(polish_cart(body=body), customer("Ada")).html
 
 
 def test_text_that_looks_like_a_marker_is_left_alone(compiles: list[str]) -> None:
     body = polish_cart().html.replace("Wróć do koszyka", "BMRGS0X")
-    assert templates.precompiled_mjml(body, LAYOUTS) is None
+    assert mjml.precompiled_mjml(body, LAYOUTS) is None
     assert "BMRGS0X" in render_email(polish_cart(body=body), customer("Ada")).html

@@ -8,7 +8,8 @@ import pytest
 
 from shared.domain import template_variables as catalog
 from shared.templates.lint import lint_folder, lint_source, lint_unit
-from shared.templates.store import EmailTemplate, SmsTemplate, TemplateError, render_email, render_sms
+from shared.templates.model import EmailTemplate, SmsTemplate, TemplateError
+from shared.templates.render import render_email, render_sms
 
 DEFAULTS = Path(__file__).resolve().parents[2] / "infra" / "templates" / "_default"
 

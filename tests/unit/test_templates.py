@@ -6,14 +6,10 @@ from typing import Any
 
 import pytest
 
-from shared.templates.store import (
-    CartAbandonedVariables,
-    EmailTemplate,
-    TemplateError,
-    href,
-    money,
-    render_email,
-)
+from shared.domain import template_variables as catalog
+from shared.templates.filters import href, money
+from shared.templates.model import EmailTemplate, TemplateError
+from shared.templates.render import render_email
 
 DEFAULTS = Path(__file__).resolve().parents[2] / "infra" / "templates" / "_default"
 SCRIPT = "<script>alert(1)</script>"
@@ -34,42 +30,49 @@ def default_template(name: str = "cart-abandoned") -> EmailTemplate:
 def cart_context(
     *, first_name: str | None = "Ada", is_last: bool = False, item_name: str = "Merino socks"
 ) -> dict:
-    variables = CartAbandonedVariables.model_validate(
-        {
-            "customer": {"first_name": first_name},
-            "store": {"name": "Lovelace & Co", "url": "https://shop.example.com"},
-            "cart": {
-                "items": [
-                    {
-                        "name": item_name,
-                        "quantity": 2,
-                        "price": Decimal("12.50"),
-                        "currency": "USD",
-                        "image_url": "https://cdn.example.com/socks.jpg",
-                        "url": "https://shop.example.com/p/socks",
-                        "line_total": Decimal("25.00"),
-                    },
-                    {
-                        "name": "Analytical Engine poster",
-                        "quantity": 1,
-                        "price": "19.9",
-                        "currency": "USD",
-                        "image_url": None,
-                        "url": None,
-                        "line_total": 19.9,
-                    },
-                ],
-                "value": "44.90",
-                "currency": "USD",
-                "item_count": 3,
-            },
-            "recovery_url": "https://shop.example.com/cart/recover?cart=c1&sig=abc",
-            "unsubscribe_url": "https://api.example.com/v1/unsubscribe?t=v1.payload.sig",
-            "preferences_url": "https://api.example.com/v1/preferences?t=v1.payload.sig",
-            "step": {"id": "reminder-1", "index": 0, "is_last": is_last},
-        }
-    )
-    return variables.context()
+    """The variables of a cart reminder (the groups the default cart template uses), held to the contract."""
+    variables: dict[str, Any] = {
+        "customer": {"first_name": first_name, "last_name": None, "locale": None},
+        "store": {
+            "name": "Lovelace & Co",
+            "url": "https://shop.example.com",
+            "address": None,
+            "address_lines": [],
+        },
+        "cart": {
+            "items": [
+                {
+                    "name": item_name,
+                    "quantity": 2,
+                    "price": Decimal("12.50"),
+                    "currency": "USD",
+                    "image_url": "https://cdn.example.com/socks.jpg",
+                    "url": "https://shop.example.com/p/socks",
+                    "line_total": Decimal("25.00"),
+                },
+                {
+                    "name": "Analytical Engine poster",
+                    "quantity": 1,
+                    "price": Decimal("19.9"),
+                    "currency": "USD",
+                    "image_url": None,
+                    "url": None,
+                    "line_total": Decimal("19.9"),
+                },
+            ],
+            "value": Decimal("44.90"),
+            "currency": "USD",
+            "item_count": 3,
+        },
+        "recovery_url": "https://shop.example.com/cart/recover?cart=c1&sig=abc",
+        "unsubscribe_url": "https://api.example.com/v1/unsubscribe?t=v1.payload.sig",
+        "preferences_url": "https://api.example.com/v1/preferences?t=v1.payload.sig",
+        "step": {"id": "reminder-1", "index": 0, "is_last": is_last},
+    }
+    # every group is one cart-abandoned gets, each of exactly its contract shape
+    assert set(variables) <= set(catalog.spec_for("cart-abandoned").groups)
+    assert catalog.problems(variables, variables.keys()) == []
+    return variables
 
 
 def one(html: str = "", *, subject: str = "s", text: str = "") -> EmailTemplate:

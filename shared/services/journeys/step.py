@@ -55,13 +55,8 @@ from shared.services.consent.preferences import preferences_url
 from shared.services.consent.unsubscribe import confirm_url, unsubscribe_url
 from shared.services.journeys.context import Deps, StepInput, StepOutput
 from shared.services.journeys.variables import products_for, template_variables
-from shared.templates.store import (
-    TemplateError,
-    render_email,
-    render_push,
-    render_sms,
-    shows_address,
-)
+from shared.templates.model import TemplateError
+from shared.templates.render import render_email, render_push, render_sms, shows_address
 
 # The profile λ folds the triggering event from its own queue, usually within a second; a backlog
 # (or the emulator's compressed clock) can make that much longer. Poll, backing off, for up to 6 h.

@@ -1,7 +1,9 @@
 """What templates see: the variables of one message, built from the step's fresh state.
 
-The contract (names, shapes, sample values) is shared.domain.template_variables; the README's
-"Template variables" documents it for marketers.
+The contract (names, shapes, sample values) is shared.domain.template_variables: this builds exactly
+its groups, and tests/unit/test_template_variables.py holds it to them for every shipped journey.
+The journey step adds the two signed links it makes itself (``preferences_url``, ``confirm_url``).
+The README's "Variables" documents the contract for marketers.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from shared.services.journeys.context import Deps, StepInput
 
 
 def _product(p: dict[str, Any], currency: str | None = None) -> dict[str, Any]:
+    """A product as the contract's PRODUCT shape has it (only ``product`` also shows its sku)."""
     price = p.get("price")
     return {
-        "sku": p.get("sku"),
         "name": p.get("name") or p.get("sku") or p.get("product_id") or "",
         "price": None if price is None else Decimal(str(price)),
         "currency": p.get("currency") or currency or "USD",
@@ -136,7 +138,8 @@ def template_variables(
         referral = f"{store.url}/?ref={offer.code}"
         variables["links"]["referral"] = _utm(referral, journey.id, medium, step.id)
     if journey.per == "product":
-        variables["product"] = _product(state.context.get("product") or {})
+        product = state.context.get("product") or {}
+        variables["product"] = {"sku": product.get("sku"), **_product(product)}
     if step.products:
         variables["products"] = products
     if state.occasion:
