@@ -3,36 +3,29 @@
 Who may be reached on which channel, when (quiet hours) and how often (the cap ledger); then the first
 channel that works, falling back in the step's order. Every step leaves one send record, claimed
 before anything goes out: a retried or duplicated invocation finds it and never sends again.
-shared/services/journeys/send.py renders and sends on one channel.
+shared/services/journeys/claim.py keeps the send record; send.py renders and sends on one channel.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
-import random
-import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.adapters.channels.email import PermanentSendError
-from shared.adapters.journey_store import CapConflict
 from shared.domain.delivery import (
-    CapEntry,
     DeliveryPolicy,
     cap_allows,
-    cap_state,
     customer_timezone,
     eligibility,
     quiet_until,
 )
 from shared.domain.journeys import Step, record_instance
-from shared.domain.offers import GivenOffer, give
+from shared.domain.offers import GivenOffer, Offer, give
 from shared.domain.profiles import Cart, Profile
 from shared.platform import clock
+from shared.services.journeys.claim import Claim
 from shared.services.journeys.context import Deps, Run, StepInput
 from shared.services.journeys.effects import after_permanent, best_effort
 from shared.services.journeys.send import Message, send_on
@@ -59,7 +52,7 @@ def deliver(
         base["variant"] = variant.id  # recorded with the send, for the experiment's results
     kind = journey.step_kind(step)
     marketing = kind == "marketing"
-    claim = _Claim(
+    claim = Claim(
         deps,
         state,
         journey.id,
@@ -89,16 +82,8 @@ def deliver(
     policy = store.delivery
     tz = customer_timezone(profile, store.timezone)
     first = usable[0]
-    if marketing:
-        until = quiet_until(now, tz, policy.quiet_hours.get(first))
-        if until is not None:
-            local = datetime.fromtimestamp(until, tz=UTC).astimezone(tz)
-            return {
-                **base,
-                "type": "deferred",
-                "until": until,
-                "reason": f"quiet hours for {first} until {local:%H:%M} {tz.key}",
-            }
+    if marketing and (quiet := _quiet_hours(base, first, policy, tz, now)) is not None:
+        return quiet
 
     products: list[dict[str, Any]] = []
     if step.products and deps.products is not None:
@@ -113,26 +98,46 @@ def deliver(
     # A unique code is drawn only once the step is sure to go (claimed, within the cap); the draw is
     # idempotent per step, so a retried step gets the same code back.
     offer = (variant.offer if variant and variant.offer else None) or step.offer
-    given: GivenOffer | None = None
-    if offer is not None:
-        assert deps.offers is not None, "a step with an offer needs Deps.offers"
-        given = give(offer, deps.offers, state.store_id, f"{journey.id}|{claim.instance}|{step.id}", now)
-        if given is None:
-            logging.getLogger("boomerang").error(
-                "offer pool exhausted",
-                extra={"store": state.store_id, "journey": journey.id, "pool": offer.pool},
-            )
-            if offer.on_exhausted == "skip":
-                return claim.give_up(
-                    "skipped", f"offer pool {offer.pool} has no codes left", profile.customer_id
-                )
+    given = _draw(offer, claim, deps) if offer is not None else None
+    if offer is not None and given is None and offer.on_exhausted == "skip":
+        return claim.give_up("skipped", f"offer pool {offer.pool} has no codes left", profile.customer_id)
 
     message = Message(state, run, step, variant, index, cart, profile, store, deps, now, given, products)
     return _first_that_sends(message, claim, usable, policy, tz, kind)
 
 
+def _quiet_hours(
+    base: dict[str, Any], first: str, policy: DeliveryPolicy, tz: ZoneInfo, now: float
+) -> dict[str, Any] | None:
+    """A marketing step whose first channel is in its quiet hours waits for them to end, unclaimed."""
+    until = quiet_until(now, tz, policy.quiet_hours.get(first))
+    if until is None:
+        return None
+    local = datetime.fromtimestamp(until, tz=UTC).astimezone(tz)
+    return {
+        **base,
+        "type": "deferred",
+        "until": until,
+        "reason": f"quiet hours for {first} until {local:%H:%M} {tz.key}",
+    }
+
+
+def _draw(offer: Offer, claim: Claim, deps: Deps) -> GivenOffer | None:
+    """The step's offer as its template shows it; None (and an error logged) when the pool ran out."""
+    assert deps.offers is not None, "a step with an offer needs Deps.offers"
+    store_id = claim.state.store_id
+    given = give(
+        offer, deps.offers, store_id, f"{claim.journey_id}|{claim.instance}|{claim.step_id}", claim.now
+    )
+    if given is None:
+        logging.getLogger("boomerang").error(
+            "offer pool exhausted", extra={"store": store_id, "journey": claim.journey_id, "pool": offer.pool}
+        )
+    return given
+
+
 def _first_that_sends(
-    m: Message, claim: _Claim, usable: list[str], policy: DeliveryPolicy, tz: ZoneInfo, kind: str
+    m: Message, claim: Claim, usable: list[str], policy: DeliveryPolicy, tz: ZoneInfo, kind: str
 ) -> dict[str, Any]:
     """Each usable channel in the step's order until one sends. For marketing, a fallback channel in
     its quiet hours or over its own cap is passed over (quiet hours: the step is deferred if nothing
@@ -180,7 +185,7 @@ def _first_that_sends(
 
 
 def _sent(
-    m: Message, claim: _Claim, channel: str, provider_id: str, tried: list[str], kind: str
+    m: Message, claim: Claim, channel: str, provider_id: str, tried: list[str], kind: str
 ) -> dict[str, Any]:
     """The provider took it: the send record, the cap place and the history say so."""
     store_id, journey_id, customer_id, given = (
@@ -223,131 +228,6 @@ def _sent(
         "sent_at": sent_at,
         "reason": "; ".join(tried) or "sent",
     }
-
-
-@dataclass
-class _Claim:
-    """The step's exactly-once send record, the place it holds in the customer's cap ledger, and the
-    history line written beside it."""
-
-    deps: Deps
-    state: StepInput
-    journey_id: str
-    instance: str  # as the history records it: generation and trigger included
-    step_id: str
-    customer_id: str | None  # whose history the lines go to
-    base: dict[str, Any]  # what every outcome of the step carries: step, step id, variant
-    now: float
-    token: str | None = None
-    ledger: list[CapEntry] = field(default_factory=list)  # the customer's recent sends, as last read
-
-    @property
-    def send_id(self) -> str:
-        """The step's place in the cap ledger."""
-        key = f"{self.state.store_id}|{self.journey_id}|{self.instance}|{self.step_id}"
-        return hashlib.sha256(key.encode()).hexdigest()[:20]
-
-    def exists(self) -> bool:
-        return (
-            self.deps.journeys.get_send(self.state.store_id, self.journey_id, self.instance, self.step_id)
-            is not None
-        )
-
-    def already_handled(self) -> dict[str, Any]:
-        return {**self.base, "type": "already-handled", "reason": "send record exists; never sent twice"}
-
-    def skip(self, reason: str) -> dict[str, Any]:
-        """Not sent, and why: recorded with the same exactly-once claim, so the history says it once."""
-        token = self.deps.journeys.claim_send(
-            self.state.store_id,
-            self.journey_id,
-            self.instance,
-            self.step_id,
-            {"reason": reason, "at": self.now, "customer_id": self.customer_id, **self.base},
-        )
-        if token is not None:
-            self.deps.journeys.finish_send(
-                self.state.store_id,
-                self.journey_id,
-                self.instance,
-                self.step_id,
-                token,
-                {"status": "skipped"},
-            )
-            self.record({**self.base, "type": "skipped", "reason": reason})
-        return {**self.base, "type": "skipped", "reason": reason}
-
-    def take(
-        self,
-        record: dict[str, Any],
-        customer_id: str,
-        marketing: bool,
-        first: str,
-        policy: DeliveryPolicy,
-        on_cap: str,
-    ) -> dict[str, Any] | None:
-        """Claim the send record and, for marketing, a place within the cap, in one conditional write.
-        None once claimed; else what the step does instead (skipped, deferred, already handled)."""
-        for _ in range(5):
-            cap = None
-            if marketing:
-                entries, version = self.deps.journeys.cap_ledger(self.state.store_id, customer_id)
-                self.ledger = [CapEntry.model_validate(e) for e in entries]
-                fits_at = cap_allows(self.ledger, first, policy, self.now)
-                if fits_at is not None:
-                    if fits_at == math.inf:
-                        return self.skip(f"marketing {first} disabled (cap of 0)")
-                    if on_cap == "defer":
-                        return {
-                            **self.base,
-                            "type": "deferred",
-                            "until": fits_at,
-                            "reason": "frequency cap reached",
-                        }
-                    return self.skip("frequency cap reached")
-                live = [
-                    *cap_state(self.ledger, self.now),
-                    CapEntry(at=self.now, channel=first, send_id=self.send_id),
-                ]
-                cap = (customer_id, [e.model_dump() for e in live], version)
-            try:
-                self.token = self.deps.journeys.claim_send(
-                    self.state.store_id, self.journey_id, self.instance, self.step_id, record, cap=cap
-                )
-                break
-            except CapConflict:
-                # another journey just messaged this customer: read the ledger again, a moment later
-                time.sleep(random.uniform(0, 0.05))
-                continue
-        else:
-            raise CapConflict("cap ledger kept changing")
-        return self.already_handled() if self.token is None else None
-
-    def finish(self, outcome: dict[str, Any]) -> None:
-        assert self.token is not None  # only a claimed record is finished
-        self.deps.journeys.finish_send(
-            self.state.store_id, self.journey_id, self.instance, self.step_id, self.token, outcome
-        )
-
-    def record(self, entry: dict[str, Any]) -> None:
-        self.deps.journeys.record(
-            self.state.store_id, self.journey_id, self.instance, self.customer_id, entry
-        )
-
-    def release(self, customer_id: str) -> None:
-        """Nothing went out: the record and the cap place go back, so a retry may send."""
-        assert self.token is not None
-        self.deps.journeys.release_send(
-            self.state.store_id, self.journey_id, self.instance, self.step_id, self.token
-        )
-        self.deps.journeys.release_cap(self.state.store_id, customer_id, self.send_id)
-
-    def give_up(self, status: str, reason: str, customer_id: str) -> dict[str, Any]:
-        """The claimed step ends without a send: the record says why, the cap place goes back."""
-        self.finish({"status": status, "reason": reason})
-        self.deps.journeys.release_cap(self.state.store_id, customer_id, self.send_id)
-        self.record({**self.base, "type": status, "reason": reason})
-        return {**self.base, "type": status, "reason": reason}
 
 
 def _ambiguous(exc: BaseException) -> bool:

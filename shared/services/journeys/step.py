@@ -1,5 +1,7 @@
 """Runs one journey step: read fresh state, decide, send at most once, record why.
 
+This module decides (wait, send, exit) and records the instance's entry and exit; sending goes
+through shared/services/journeys/deliver.py (policy, exactly-once claim, channel fallback).
 Dependencies are injected so tests can pass moto-backed or in-memory ones; the λ builds the real
 ones lazily (functions/journey_step/handler.py).
 """
@@ -57,6 +59,7 @@ def _segment_check(deps: Deps, run: Run, profile: Profile | None, now: float) ->
 
 
 def _settle_poll(started_at: float, now: float) -> int:
+    """Seconds until the next look for the trigger: 2 s at first, backing off to 15 min."""
     return int(min(900, max(2, (now - started_at) / 4)))
 
 
@@ -91,6 +94,7 @@ def _journey(state: StepInput, deps: Deps) -> Journey | None:
 
 
 def run_step(state: StepInput, deps: Deps) -> StepOutput:
+    """Decide on fresh state; each step that sends is followed at once by the next, until one waits or exits."""
     journey = _journey(state, deps)
     index = state.step
     if journey is not None and state.step_id:
