@@ -7,16 +7,27 @@ per container by the handler (or by tests, with moto-backed or in-memory ones).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from shared.adapters.journey_store import JourneyStore
-from shared.adapters.profile_store import ProfileStore
-from shared.adapters.store_directory import StoreDirectory
-from shared.templates.store import (
-    TemplateStore,
-)
+from shared.domain.journeys import Journey
+from shared.domain.stores import Store
+
+if TYPE_CHECKING:  # for annotations only: the λ that builds Deps imports these itself
+    from mypy_boto3_pinpoint import PinpointClient
+    from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sns import SNSClient
+
+    from shared.adapters.journey_catalog import JourneyCatalog
+    from shared.adapters.journey_store import JourneyStore
+    from shared.adapters.offer_store import OfferStore
+    from shared.adapters.profile_store import ProfileStore
+    from shared.adapters.segment_catalog import SegmentCatalog
+    from shared.adapters.store_directory import StoreDirectory
+    from shared.adapters.suppression import SuppressionList
+    from shared.platform.signing import SigningKeyProvider
+    from shared.templates.store import TemplateStore
 
 
 class StepInput(BaseModel):
@@ -48,19 +59,33 @@ class StepOutput(StepInput):
 
 @dataclass
 class Deps:
+    """What a step reads and sends with; the optional ones are left out by callers that never need them."""
+
     profiles: ProfileStore
     journeys: JourneyStore
     stores: StoreDirectory
     templates: TemplateStore
-    ses: Any
-    signing_keys: Any
+    ses: SESV2Client
+    signing_keys: SigningKeyProvider  # the key unsubscribe, preferences and confirm links are signed with
     unsubscribe_base_url: str
     configuration_set: str | None = None
-    sns: Any = None
-    pinpoint: Any = None
+    sns: SNSClient | None = None
+    pinpoint: PinpointClient | None = None
     push_app_id: str = ""
-    suppressions: Any = None  # shared.suppression.SuppressionList
-    catalog: Any = None  # shared.journey_catalog.JourneyCatalog (journey files)
-    offers: Any = None  # shared.offers.OfferStore
-    products: Any = None  # shared.catalog.ProductCatalog (collections a step shows)
-    segments: Any = None  # shared.segment_catalog.SegmentCatalog (entry: segment)
+    suppressions: SuppressionList | None = None
+    catalog: JourneyCatalog | None = None  # journey files; the built-in journeys need none
+    offers: OfferStore | None = None  # the pools unique offer codes are drawn from
+    # a ProductCatalog (collections a step shows); Any until variables.products_for checks it is set
+    products: Any = None
+    segments: SegmentCatalog | None = None  # definitions an entry: segment condition is checked against
+
+
+@dataclass
+class Run:
+    """What one invocation knows about the instance besides the state machine's input."""
+
+    journey: Journey
+    store: Store | None
+    customer_id: str | None
+    control: bool  # in the journey's holdout group
+    bucket: float  # where the customer falls in the step's variants

@@ -1,39 +1,23 @@
 """Runs one journey step: read fresh state, decide, send at most once, record why.
 
+This module decides (wait, send, exit) and records the instance's entry and exit; sending goes
+through shared/services/journeys/deliver.py (policy, exactly-once claim, channel fallback).
 Dependencies are injected so tests can pass moto-backed or in-memory ones; the λ builds the real
 ones lazily (functions/journey_step/handler.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import math
-import random
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared.adapters.channels.email import PermanentSendError, TransientSendError, build_mime, send_raw
-from shared.adapters.channels.push import Device, PushMessage, send_push
-from shared.adapters.channels.sms import send_sms
-from shared.adapters.journey_store import CapConflict
 from shared.adapters.profile_store import ProfileStore
 from shared.domain.carts import Cart
-from shared.domain.contacts import normalise_platform
-from shared.domain.delivery import (
-    CapEntry,
-    cap_allows,
-    cap_state,
-    customer_timezone,
-    eligibility,
-    quiet_until,
-)
-from shared.domain.events import customer_event
+from shared.domain.delivery import customer_timezone
 from shared.domain.journey_decisions import (
     Decision,
     Situation,
@@ -44,19 +28,14 @@ from shared.domain.journey_decisions import (
     in_holdout,
     record_instance,
 )
-from shared.domain.journeys import BUILT_IN, EMAIL_CONFIRMATION, Journey, Step, Variant
-from shared.domain.offers import GivenOffer, give
+from shared.domain.journeys import BUILT_IN, EMAIL_CONFIRMATION, Journey
 from shared.domain.profiles import Profile
 from shared.domain.segments import segment_problem
-from shared.domain.stores import Store
 from shared.platform import clock
 from shared.platform.keys import anon_customer_id, user_customer_id
-from shared.services.consent.preferences import preferences_url
-from shared.services.consent.unsubscribe import confirm_url, unsubscribe_url
-from shared.services.journeys.context import Deps, StepInput, StepOutput
-from shared.services.journeys.variables import products_for, template_variables
-from shared.templates.model import TemplateError
-from shared.templates.render import render_email, render_push, render_sms, shows_address
+from shared.services.journeys.context import Deps, Run, StepInput, StepOutput
+from shared.services.journeys.deliver import deliver
+from shared.services.journeys.effects import best_effort
 
 # The profile λ folds the triggering event from its own queue, usually within a second; a backlog
 # (or the emulator's compressed clock) can make that much longer. Poll, backing off, for up to 6 h.
@@ -64,7 +43,7 @@ SETTLE_S = 6 * 3600
 ENTRY_RECHECK_S = 3600  # a customer who fails the entry conditions is looked at once more, an hour on
 
 
-def _segment_check(deps: Deps, run: _Run, profile: Profile | None, now: float) -> Any:
+def _segment_check(deps: Deps, run: Run, profile: Profile | None, now: float) -> Callable[[str], str | None]:
     """segment id -> why the profile is not in it (None: it is), by the segment's definition."""
 
     def check(segment_id: str) -> str | None:
@@ -79,6 +58,7 @@ def _segment_check(deps: Deps, run: _Run, profile: Profile | None, now: float) -
 
 
 def _settle_poll(started_at: float, now: float) -> int:
+    """Seconds until the next look for the trigger: 2 s at first, backing off to 15 min."""
     return int(min(900, max(2, (now - started_at) / 4)))
 
 
@@ -112,18 +92,8 @@ def _journey(state: StepInput, deps: Deps) -> Journey | None:
     return deps.catalog.get(state.store_id, state.journey) if deps.catalog is not None else None
 
 
-@dataclass
-class _Run:
-    """What one invocation knows about the instance besides the state machine's input."""
-
-    journey: Journey
-    store: Store | None
-    customer_id: str | None
-    control: bool
-    bucket: float
-
-
 def run_step(state: StepInput, deps: Deps) -> StepOutput:
+    """Decide on fresh state; each step that sends is followed at once by the next, until one waits or exits."""
     journey = _journey(state, deps)
     index = state.step
     if journey is not None and state.step_id:
@@ -145,7 +115,7 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
             decision = decide_confirmation(
                 journey, index, profile, state.started_at or now, state.trigger, now
             )
-            run = _Run(journey, store, profile.customer_id if profile else None, False, 0.0)
+            run = Run(journey, store, profile.customer_id if profile else None, False, 0.0)
         else:
             if journey.per == "cart":
                 cart = deps.profiles.load_cart(state.store_id, state.instance)
@@ -153,7 +123,7 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
             else:
                 profile = _load_customer(deps.profiles, state.store_id, state.customer_id or state.instance)
             customer_id = state.customer_id or (profile.customer_id if profile else None)
-            run = _Run(
+            run = Run(
                 journey,
                 store,
                 profile.customer_id if profile else customer_id,
@@ -174,7 +144,7 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
                     state.store_id, journey.id, state.customer_id, state.trigger or ""
                 )
         if decision.action == "send":
-            outcome = _deliver(state, run, journey.steps[index], index, cart, profile, deps, now)
+            outcome = deliver(state, run, journey.steps[index], index, cart, profile, deps, now)
             happened.append(outcome)
             if outcome["type"] == "deferred":
                 # quiet hours or a frequency cap: the same step again at the allowed time, never dropped
@@ -190,7 +160,7 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
                 run.customer_id,
                 {"type": "exited", "reason": decision.reason},
             )
-            _best_effort(
+            best_effort(
                 deps.journeys.mark_ended,
                 state.store_id,
                 journey.id,
@@ -204,7 +174,7 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
                 sku = str(
                     (state.context.get("product") or {}).get("sku") or state.instance.rsplit("|", 1)[-1]
                 )
-                _best_effort(deps.profiles.end_back_in_stock, state.store_id, state.customer_id, sku)
+                best_effort(deps.profiles.end_back_in_stock, state.store_id, state.customer_id, sku)
         return _finish(state, journey, index, decision, happened, now)
 
 
@@ -232,7 +202,7 @@ def _finish(
 
 def _decide(
     state: StepInput,
-    run: _Run,
+    run: Run,
     index: int,
     cart: Cart | None,
     profile: Profile | None,
@@ -333,419 +303,3 @@ def _last_event_at(profile: Profile | None) -> dict[str, float]:
 def _years_since(first_order_at: float, day: date, tz: ZoneInfo) -> int:
     first = datetime.fromtimestamp(first_order_at, tz=UTC).astimezone(tz).date()
     return day.year - first.year
-
-
-def _deliver(
-    state: StepInput,
-    run: _Run,
-    step: Step,
-    index: int,
-    cart: Cart | None,
-    profile: Profile | None,
-    deps: Deps,
-    now: float,
-) -> dict[str, Any]:
-    """One step through the delivery policy: who may be reached where, when, how often; then send on
-    the first channel that works, falling back in the step's order. Exactly once per step."""
-    journey = run.journey
-    store_id, jid = state.store_id, journey.id
-    instance = record_instance(state.instance, state.generation, state.trigger)
-    variant = step.variant(run.bucket)
-    base: dict[str, Any] = {"step": index, "step_id": step.id}
-    if variant is not None:
-        base["variant"] = variant.id  # recorded with the send, for the experiment's results
-    kind = journey.step_kind(step)
-    marketing = kind == "marketing"
-    customer_id = profile.customer_id if profile else run.customer_id
-
-    def skipped(reason: str) -> dict[str, Any]:
-        # recorded with the same exactly-once claim, so the history says why once
-        token = deps.journeys.claim_send(
-            store_id,
-            jid,
-            instance,
-            step.id,
-            {"reason": reason, "at": now, "customer_id": customer_id, **base},
-        )
-        if token is not None:
-            deps.journeys.finish_send(store_id, jid, instance, step.id, token, {"status": "skipped"})
-            deps.journeys.record(
-                store_id, jid, instance, customer_id, {**base, "type": "skipped", "reason": reason}
-            )
-        return {**base, "type": "skipped", "reason": reason}
-
-    if profile is None:
-        return skipped("customer unknown")
-    store = run.store
-    if store is None:
-        return skipped("store not configured")
-    if deps.journeys.get_send(store_id, jid, instance, step.id) is not None:
-        return {**base, "type": "already-handled", "reason": "send record exists; never sent twice"}
-    if run.control and kind == "marketing":  # what a customer is owed (an order confirmation) always goes
-        return skipped("control group: enters but receives nothing, so the journey's lift can be measured")
-
-    checks = [
-        eligibility(profile, ch, kind, journey.category, _suppressed(deps, store_id, profile, ch))
-        for ch in step.channels
-    ]
-    usable = [c.channel for c in checks if c.ok]
-    if not usable:
-        return skipped("; ".join(c.reason for c in checks))
-    policy = store.delivery
-    tz = customer_timezone(profile, store.timezone)
-    first = usable[0]
-    if marketing:
-        until = quiet_until(now, tz, policy.quiet_hours.get(first))
-        if until is not None:
-            local = datetime.fromtimestamp(until, tz=UTC).astimezone(tz)
-            return {
-                **base,
-                "type": "deferred",
-                "until": until,
-                "reason": f"quiet hours for {first} until {local:%H:%M} {tz.key}",
-            }
-
-    products: list[dict[str, Any]] = []
-    if step.products and deps.products is not None:
-        products = products_for(step.products, state, profile, deps)
-        if not products:
-            return skipped(f"no products to show ({step.products} is empty)")
-    send_id = hashlib.sha256(f"{store_id}|{jid}|{instance}|{step.id}".encode()).hexdigest()[:20]
-    record = {**base, "customer_id": profile.customer_id, "channels": list(usable), "at": now}
-    token: str | None = None
-    ledger: list[CapEntry] = []
-    for _ in range(5):
-        cap = None
-        if marketing:
-            entries, version = deps.journeys.cap_ledger(store_id, profile.customer_id)
-            ledger = [CapEntry.model_validate(e) for e in entries]
-            fits_at = cap_allows(ledger, first, policy, now)
-            if fits_at is not None:
-                if fits_at == math.inf:
-                    return skipped(f"marketing {first} disabled (cap of 0)")
-                if step.on_cap == "defer":
-                    return {**base, "type": "deferred", "until": fits_at, "reason": "frequency cap reached"}
-                return skipped("frequency cap reached")
-            live = [*cap_state(ledger, now), CapEntry(at=now, channel=first, send_id=send_id)]
-            cap = (profile.customer_id, [e.model_dump() for e in live], version)
-        try:
-            token = deps.journeys.claim_send(store_id, jid, instance, step.id, record, cap=cap)
-            break
-        except CapConflict:
-            # another journey just messaged this customer: read the ledger again, a moment later
-            time.sleep(random.uniform(0, 0.05))
-            continue
-    else:
-        raise CapConflict("cap ledger kept changing")
-    if token is None:
-        return {**base, "type": "already-handled", "reason": "send record exists; never sent twice"}
-
-    # A unique code is drawn only once the step is sure to go (claimed, within the cap); the draw is
-    # idempotent per step, so a retried step gets the same code back.
-    offer = (variant.offer if variant and variant.offer else None) or step.offer
-    given: GivenOffer | None = None
-    if offer is not None:
-        given = give(offer, deps.offers, store_id, f"{jid}|{instance}|{step.id}", now)
-        if given is None:
-            logging.getLogger("boomerang").error(
-                "offer pool exhausted", extra={"store": store_id, "journey": jid, "pool": offer.pool}
-            )
-            if offer.on_exhausted == "skip":
-                reason = f"offer pool {offer.pool} has no codes left"
-                deps.journeys.finish_send(
-                    store_id, jid, instance, step.id, token, {"status": "skipped", "reason": reason}
-                )
-                deps.journeys.release_cap(store_id, profile.customer_id, send_id)
-                deps.journeys.record(
-                    store_id, jid, instance, customer_id, {**base, "type": "skipped", "reason": reason}
-                )
-                return {**base, "type": "skipped", "reason": reason}
-
-    tried: list[str] = []
-    quiet_ends: list[float] = []
-    for channel in usable:
-        if marketing and channel != first:
-            ends = quiet_until(now, tz, policy.quiet_hours.get(channel))
-            if ends is not None:
-                tried.append(f"{channel}: quiet hours")
-                quiet_ends.append(ends)
-                continue
-            others = [e for e in ledger if e.send_id != send_id]
-            if channel in policy.channel_caps and cap_allows(others, channel, policy, now) is not None:
-                tried.append(f"{channel}: frequency cap reached")
-                continue
-        try:
-            provider_id = _send_on(
-                channel, state, run, step, variant, index, cart, profile, store, deps, now, given, products
-            )
-        except (TemplateError, PermanentSendError) as exc:
-            tried.append(f"{channel}: {str(exc)[:200]}")
-            _best_effort(_after_permanent, channel, exc, profile, deps, now)
-            continue
-        except Exception as exc:
-            if _ambiguous(exc):
-                # The provider may have accepted it (no answer after the request went out): never
-                # retried, so the customer cannot get it twice; recorded for support to look into.
-                reason = f"{channel}: provider did not answer ({type(exc).__name__}); not sent again"
-                deps.journeys.finish_send(
-                    store_id, jid, instance, step.id, token, {"status": "unknown", "reason": reason}
-                )
-                deps.journeys.record(
-                    store_id,
-                    jid,
-                    instance,
-                    profile.customer_id,
-                    {**base, "type": "unknown", "reason": reason},
-                )
-                return {**base, "type": "unknown", "reason": reason}
-            # Throttled, or failed before the provider accepted the message (S3, Secrets Manager...):
-            # nothing went out, so give the claim and the cap place back for Step Functions' retry.
-            deps.journeys.release_send(store_id, jid, instance, step.id, token)
-            deps.journeys.release_cap(store_id, profile.customer_id, send_id)
-            raise
-        sent_at = clock.now_ts()
-        _best_effort(deps.journeys.note_sent, store_id, jid, state.instance)
-        if marketing:
-            _best_effort(deps.journeys.confirm_cap, store_id, profile.customer_id, send_id, sent_at, channel)
-        deps.journeys.finish_send(
-            store_id,
-            jid,
-            instance,
-            step.id,
-            token,
-            {
-                "status": "sent",
-                "channel": channel,
-                "message_id": provider_id,
-                "sent_at": sent_at,
-                "tried": tried,
-                **({"offer_code": given.code} if given else {}),
-            },
-        )
-        deps.journeys.record(
-            store_id,
-            jid,
-            instance,
-            profile.customer_id,
-            {
-                **base,
-                "type": "sent",
-                "kind": kind,  # the report credits conversions to marketing messages only
-                "channel": channel,
-                "message_id": provider_id,
-                "fallbacks": tried,
-                **({"offer_code": given.code} if given else {}),
-            },
-        )
-        return {
-            **base,
-            "type": "sent",
-            "channel": channel,
-            "message_id": provider_id,
-            "customer_id": profile.customer_id,
-            "sent_at": sent_at,
-            "reason": "; ".join(tried) or "sent",
-        }
-    if quiet_ends:
-        # the channels that failed went first; one still to try is in quiet hours: later, not never
-        deps.journeys.release_send(store_id, jid, instance, step.id, token)
-        deps.journeys.release_cap(store_id, profile.customer_id, send_id)
-        until = min(quiet_ends)
-        return {**base, "type": "deferred", "until": until, "reason": "; ".join(tried)}
-    reason = "; ".join(tried)
-    deps.journeys.finish_send(
-        store_id, jid, instance, step.id, token, {"status": "failed", "reason": reason[:500]}
-    )
-    deps.journeys.release_cap(store_id, profile.customer_id, send_id)
-    deps.journeys.record(
-        store_id, jid, instance, profile.customer_id, {**base, "type": "failed", "reason": reason[:500]}
-    )
-    return {**base, "type": "failed", "reason": reason[:300]}
-
-
-def _ambiguous(exc: BaseException) -> bool:
-    """A read timeout or a connection dropped after the request was sent: it may have been delivered."""
-    from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
-
-    seen: BaseException | None = exc
-    for _ in range(5):
-        if seen is None:
-            return False
-        if isinstance(seen, ReadTimeoutError | ConnectionClosedError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _suppressed(deps: Deps, store_id: str, profile: Profile, channel: str) -> str | None:
-    address = {"email": profile.email, "sms": profile.phone}.get(channel)
-    if deps.suppressions is None or not address:
-        return None
-    found = deps.suppressions.get(store_id, channel, address)
-    return found.kind if found else None
-
-
-def _send_on(
-    channel: str,
-    state: StepInput,
-    run: _Run,
-    step: Step,
-    variant: Variant | None,
-    index: int,
-    cart: Cart | None,
-    profile: Profile,
-    store: Store,
-    deps: Deps,
-    now: float,
-    offer: GivenOffer | None,
-    products: list[dict[str, Any]],
-) -> str:
-    """Render the step's template for one channel and hand it to the provider; returns its id."""
-    journey = run.journey
-    store_id, marketing = state.store_id, journey.step_kind(step) == "marketing"
-    template_name = (variant.template if variant and variant.template else None) or step.template
-    signing_key = deps.signing_keys.key()
-    unsub = unsubscribe_url(
-        deps.unsubscribe_base_url, signing_key, store_id, profile.customer_id, channel, now
-    )
-    variables = template_variables(
-        state, journey, step, index, cart, profile, store, channel, unsub, offer, products
-    )
-    # the same signed token as the unsubscribe link, on the page where every channel can be chosen
-    variables["preferences_url"] = preferences_url(
-        deps.unsubscribe_base_url, signing_key, store_id, profile.customer_id, channel, now
-    )
-    if journey.id == EMAIL_CONFIRMATION.id:
-        variables["confirm_url"] = confirm_url(
-            deps.unsubscribe_base_url, signing_key, store_id, profile.customer_id, now
-        )
-    # the customer's locale folder (pl/, pt-BR/...), else the store's default (the folder root)
-    locale = profile.traits.get("locale") or getattr(store, "locale", None)
-    if channel == "sms":
-        assert profile.phone is not None
-        template = deps.templates.sms(store_id, template_name, locale=locale)
-        return send_sms(
-            deps.sns,
-            to=profile.phone,
-            body=render_sms(template, variables),
-            transactional=not marketing,
-            max_segments=template.max_segments,
-            sender_id=store.sms_sender_id,
-        )
-    if channel == "push":
-        rendered = render_push(deps.templates.push(store_id, template_name, locale=locale), variables)
-        devices = [
-            Device(token=d.token, platform=normalise_platform(d.platform)) for d in profile.devices.values()
-        ]
-        shown = [
-            *variables.get("cart", {}).get("items", []),
-            *variables.get("viewed", []),
-            variables.get("product") or {},
-        ]
-        result = send_push(
-            deps.pinpoint,
-            app_id=deps.push_app_id,
-            devices=devices,
-            message=PushMessage(
-                title=rendered.title,
-                body=rendered.body,
-                deep_link=rendered.link,
-                # a rich notification shows the first product's picture (the newest cart item)
-                image_url=next((i["image_url"] for i in shown if i.get("image_url")), None),
-                data={"journey": journey.id, "step": step.id},
-            ),
-            transactional=not marketing,
-        )
-        if result.rejected:
-            _best_effort(_unregister, profile, result.rejected, deps, now)
-        if result.delivered:
-            return next(iter(result.delivered.values()))
-        if result.transient:
-            raise TransientSendError("push provider busy", code="TEMPORARY_FAILURE")
-        raise PermanentSendError("every registered device was rejected", code="NoValidDevice")
-    if marketing and store.address is None:
-        # CAN-SPAM: commercial email must carry the sender's valid physical postal address
-        raise TemplateError(
-            "marketing email needs the store's postal address (Store.address), which is not set",
-            template=template_name,
-        )
-    rendered_email = render_email(deps.templates.email(store_id, template_name, locale=locale), variables)
-    if marketing and unsub not in rendered_email.html:
-        # Gmail/Yahoo bulk-sender rules: a visible unsubscribe link in every marketing email
-        raise TemplateError("marketing email has no visible unsubscribe link", template=template_name)
-    if (
-        marketing
-        and store.address
-        and not shows_address(rendered_email.html, store.address.formatted_lines())
-    ):
-        raise TemplateError(
-            "marketing email does not show the store's postal address", template=template_name
-        )
-    assert profile.email is not None
-    raw = build_mime(
-        sender=store.sender,
-        to=profile.email,
-        subject=rendered_email.subject,
-        html=rendered_email.html,
-        text=rendered_email.text,
-        unsubscribe_url=unsub,
-        unsubscribe_mailto=store.unsubscribe_mailto,
-        headers={"X-Boomerang-Journey": journey.id, "X-Boomerang-Step": step.id},
-    )
-    return send_raw(
-        deps.ses,
-        sender=store.sender,
-        to=profile.email,
-        raw=raw,
-        configuration_set=deps.configuration_set,
-        # SES copies these into its delivery/open/click events: the report's per step and variant counts
-        tags={
-            "journey": journey.id,
-            "step": step.id,
-            "store": store_id,
-            **({"variant": variant.id} if variant else {}),
-        },
-    )
-
-
-def _after_permanent(channel: str, exc: Exception, profile: Profile, deps: Deps, now: float) -> None:
-    """A carrier STOP withdraws SMS consent through the same exactly-once fold as any event."""
-    if channel == "sms" and getattr(exc, "code", None) == "OptedOut":
-        _fold(
-            deps,
-            profile,
-            "Consent Updated",
-            now,
-            f"sms-optout-{profile.customer_id}-{int(now) // 3600}",
-            {
-                "consent": {"sms": "unsubscribed"},
-                "consent_source": "carrier-opt-out",
-                "consent_text": "Replied STOP (number on the SMS opt-out list)",
-            },
-        )
-
-
-def _best_effort(fn: Callable[..., object], *args: Any) -> None:
-    """Bookkeeping after a send (STOP, dead tokens, the cap's timestamp) must never undo or repeat the send:
-    if it fails, it is logged and happens again the next time the provider says the same."""
-    try:
-        fn(*args)
-    except Exception:
-        logging.getLogger("boomerang").warning("profile clean-up failed", exc_info=True)
-
-
-def _unregister(profile: Profile, tokens: list[str], deps: Deps, now: float) -> None:
-    by_token = {d.token: d for d in profile.devices.values()}
-    for token in tokens:
-        device = by_token.get(token)
-        if device is not None:
-            mid = "push-rejected-" + hashlib.sha256(f"{token}|{device.at}".encode()).hexdigest()[:24]
-            _fold(
-                deps, profile, "Device Unregistered", now, mid, {"token": token, "platform": device.platform}
-            )
-
-
-def _fold(
-    deps: Deps, profile: Profile, event: str, now: float, message_id: str, props: dict[str, Any]
-) -> None:
-    deps.profiles.apply(customer_event(profile.store_id, profile.customer_id, event, props, now, message_id))

@@ -1,0 +1,144 @@
+"""A journey step's exactly-once send record, and its place in the customer's frequency-cap ledger.
+
+The record is claimed before any provider is called, in the same conditional write as the cap place
+(two journeys cannot both take a customer's last place); it is finished with the outcome, or released
+when nothing went out so Step Functions' retry may send. shared/services/journeys/deliver.py uses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.adapters.journey_store import CapConflict
+from shared.domain.delivery import CapEntry, DeliveryPolicy, cap_allows, cap_state
+from shared.services.journeys.context import Deps, StepInput
+
+
+@dataclass
+class Claim:
+    """The step's exactly-once send record, the place it holds in the customer's cap ledger, and the
+    history line written beside it."""
+
+    deps: Deps
+    state: StepInput
+    journey_id: str
+    instance: str  # as the history records it: generation and trigger included
+    step_id: str
+    customer_id: str | None  # whose history the lines go to
+    base: dict[str, Any]  # what every outcome of the step carries: step, step id, variant
+    now: float
+    token: str | None = None
+    ledger: list[CapEntry] = field(default_factory=list)  # the customer's recent sends, as last read
+
+    @property
+    def send_id(self) -> str:
+        """The step's place in the cap ledger."""
+        key = f"{self.state.store_id}|{self.journey_id}|{self.instance}|{self.step_id}"
+        return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+    def exists(self) -> bool:
+        return (
+            self.deps.journeys.get_send(self.state.store_id, self.journey_id, self.instance, self.step_id)
+            is not None
+        )
+
+    def already_handled(self) -> dict[str, Any]:
+        return {**self.base, "type": "already-handled", "reason": "send record exists; never sent twice"}
+
+    def skip(self, reason: str) -> dict[str, Any]:
+        """Not sent, and why: recorded with the same exactly-once claim, so the history says it once."""
+        token = self.deps.journeys.claim_send(
+            self.state.store_id,
+            self.journey_id,
+            self.instance,
+            self.step_id,
+            {"reason": reason, "at": self.now, "customer_id": self.customer_id, **self.base},
+        )
+        if token is not None:
+            self.deps.journeys.finish_send(
+                self.state.store_id,
+                self.journey_id,
+                self.instance,
+                self.step_id,
+                token,
+                {"status": "skipped"},
+            )
+            self.record({**self.base, "type": "skipped", "reason": reason})
+        return {**self.base, "type": "skipped", "reason": reason}
+
+    def take(
+        self,
+        record: dict[str, Any],
+        customer_id: str,
+        marketing: bool,
+        first: str,
+        policy: DeliveryPolicy,
+        on_cap: str,
+    ) -> dict[str, Any] | None:
+        """Claim the send record and, for marketing, a place within the cap, in one conditional write.
+        None once claimed; else what the step does instead (skipped, deferred, already handled)."""
+        for _ in range(5):
+            cap = None
+            if marketing:
+                entries, version = self.deps.journeys.cap_ledger(self.state.store_id, customer_id)
+                self.ledger = [CapEntry.model_validate(e) for e in entries]
+                fits_at = cap_allows(self.ledger, first, policy, self.now)
+                if fits_at is not None:
+                    if fits_at == math.inf:
+                        return self.skip(f"marketing {first} disabled (cap of 0)")
+                    if on_cap == "defer":
+                        return {
+                            **self.base,
+                            "type": "deferred",
+                            "until": fits_at,
+                            "reason": "frequency cap reached",
+                        }
+                    return self.skip("frequency cap reached")
+                live = [
+                    *cap_state(self.ledger, self.now),
+                    CapEntry(at=self.now, channel=first, send_id=self.send_id),
+                ]
+                cap = (customer_id, [e.model_dump() for e in live], version)
+            try:
+                self.token = self.deps.journeys.claim_send(
+                    self.state.store_id, self.journey_id, self.instance, self.step_id, record, cap=cap
+                )
+                break
+            except CapConflict:
+                # another journey just messaged this customer: read the ledger again, a moment later
+                time.sleep(random.uniform(0, 0.05))
+                continue
+        else:
+            raise CapConflict("cap ledger kept changing")
+        return self.already_handled() if self.token is None else None
+
+    def finish(self, outcome: dict[str, Any]) -> None:
+        assert self.token is not None  # only a claimed record is finished
+        self.deps.journeys.finish_send(
+            self.state.store_id, self.journey_id, self.instance, self.step_id, self.token, outcome
+        )
+
+    def record(self, entry: dict[str, Any]) -> None:
+        self.deps.journeys.record(
+            self.state.store_id, self.journey_id, self.instance, self.customer_id, entry
+        )
+
+    def release(self, customer_id: str) -> None:
+        """Nothing went out: the record and the cap place go back, so a retry may send."""
+        assert self.token is not None
+        self.deps.journeys.release_send(
+            self.state.store_id, self.journey_id, self.instance, self.step_id, self.token
+        )
+        self.deps.journeys.release_cap(self.state.store_id, customer_id, self.send_id)
+
+    def give_up(self, status: str, reason: str, customer_id: str) -> dict[str, Any]:
+        """The claimed step ends without a send: the record says why, the cap place goes back."""
+        self.finish({"status": status, "reason": reason})
+        self.deps.journeys.release_cap(self.state.store_id, customer_id, self.send_id)
+        self.record({**self.base, "type": status, "reason": reason})
+        return {**self.base, "type": status, "reason": reason}
