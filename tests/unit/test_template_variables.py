@@ -16,10 +16,10 @@ import pytest
 
 from shared.adapters.journey_catalog import parse
 from shared.domain import template_variables as catalog
-from shared.domain.carts import Cart
+from shared.domain.carts import Cart, CartLine
 from shared.domain.journeys import EMAIL_CONFIRMATION, Journey
 from shared.domain.offers import GivenOffer
-from shared.domain.profiles import CartLine, Loyalty, Orders, Profile, ViewedProduct
+from shared.domain.profiles import Loyalty, Orders, Profile, ViewedProduct
 from shared.domain.stores import PostalAddress, Store
 from shared.services.journeys.context import StepInput
 from shared.services.journeys.variables import products_for, template_variables
