@@ -158,12 +158,14 @@ class CodeDrawer(Protocol):
 
 
 # -- giving ---------------------------------------------------------------------------------------
-def give(offer: Offer, offers: CodeDrawer, store: str, recipient: str, now: float) -> GivenOffer | None:
+def give(offer: Offer, offers: CodeDrawer | None, store: str, recipient: str, now: float) -> GivenOffer | None:
     """The offer as a template sees it; None when its pool ran out (the caller applies on_exhausted)."""
     if offer.code is not None:
         code: str | None = offer.code
     else:
         assert offer.pool is not None  # the model guarantees exactly one of code and pool
+        if offers is None:
+            raise RuntimeError("an offer from a pool needs the offer store")
         code = offers.draw(store, offer.pool, recipient, now=now)
         if code is None:
             return None

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # for annotations only: the λ that builds Deps imports these
     from shared.adapters.journey_catalog import JourneyCatalog
     from shared.adapters.journey_store import JourneyStore
     from shared.adapters.offer_store import OfferStore
+    from shared.adapters.product_catalog import ProductCatalog
     from shared.adapters.profile_store import ProfileStore
     from shared.adapters.segment_catalog import SegmentCatalog
     from shared.adapters.store_directory import StoreDirectory
@@ -75,8 +76,7 @@ class Deps:
     suppressions: SuppressionList | None = None
     catalog: JourneyCatalog | None = None  # journey files; the built-in journeys need none
     offers: OfferStore | None = None  # the pools unique offer codes are drawn from
-    # a ProductCatalog (collections a step shows); Any until variables.products_for checks it is set
-    products: Any = None
+    products: ProductCatalog | None = None  # the collections a step shows
     segments: SegmentCatalog | None = None  # definitions an entry: segment condition is checked against
 
 

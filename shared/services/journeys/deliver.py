@@ -126,7 +126,6 @@ def _quiet_hours(
 
 def _draw(offer: Offer, claim: Claim, deps: Deps) -> GivenOffer | None:
     """The step's offer as its template shows it; None (and an error logged) when the pool ran out."""
-    assert deps.offers is not None, "a step with an offer needs Deps.offers"
     store_id = claim.state.store_id
     given = give(
         offer, deps.offers, store_id, f"{claim.journey_id}|{claim.instance}|{claim.step_id}", claim.now

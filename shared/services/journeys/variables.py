@@ -156,6 +156,8 @@ def template_variables(
 
 def products_for(source: str, state: StepInput, profile: Profile, deps: Deps) -> list[dict[str, Any]]:
     """A step's product list: a catalog collection, or what goes with the order's items."""
+    if deps.products is None:
+        raise RuntimeError("a step that lists products needs the product catalog")
     if source == "complementary":
         bought = [p.get("sku") or p.get("product_id") for p in state.context.get("products", [])]
         found = deps.products.related(state.store_id, [b for b in bought if b])
