@@ -1,11 +1,14 @@
 """Environment contract between the infrastructure (CDK stack or local emulator) and the handlers.
 
-Read once per cold start, at the handler boundary, never at import time.
+Read once per cold start, at the handler boundary, never at import time. Each function names the
+variables it cannot run without (shared/services/wiring.py); `require` checks them all at once, so a
+deployment that forgot one fails naming it instead of on whichever event first needs it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from functools import lru_cache
 
 from pydantic import BaseModel, Field, ValidationError
@@ -49,6 +52,14 @@ class Settings(BaseModel):
 
 class ConfigurationError(RuntimeError):
     pass
+
+
+def require(names: Iterable[str]) -> Settings:
+    """The settings, once every named variable is set to something (a deployment mistake otherwise)."""
+    missing = [name for name in names if not os.environ.get(name)]
+    if missing:
+        raise ConfigurationError(f"Boomerang environment variable(s) not set: {', '.join(missing)}")
+    return settings()
 
 
 @lru_cache(maxsize=1)
