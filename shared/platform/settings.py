@@ -33,7 +33,9 @@ FILES_CACHE_SECONDS = "FILES_CACHE_SECONDS"  # optional: how long journey and se
 
 
 class Settings(BaseModel):
-    table_name: str = Field(min_length=3)
+    # Not every function has a table (the template validator): whether a variable must be set is
+    # each function's REQUIRED list (shared/services/wiring.py), checked by `require`.
+    table_name: str = ""
     bus_name: str = "boomerang"
     templates_bucket: str = ""
     state_machine_arn: str = ""

@@ -84,7 +84,8 @@ def _profiles_with_segments(s: env.Settings) -> ProfileStore:
 def ingest_directory() -> StoreDirectory:
     from shared.adapters.store_directory import StoreDirectory
 
-    return StoreDirectory(client("dynamodb"), settings_for("ingest").table_name)
+    table = settings_for("ingest").table_name
+    return StoreDirectory(client("dynamodb"), table)
 
 
 @functools.cache
@@ -152,7 +153,8 @@ def segment_store() -> SegmentStore:
     """The journey-trigger λ's daily segments run reads the buyers and segments-due indexes."""
     from shared.adapters.segment_store import SegmentStore
 
-    return SegmentStore(client("dynamodb"), settings_for("journey_trigger").table_name)
+    table = settings_for("journey_trigger").table_name
+    return SegmentStore(client("dynamodb"), table)
 
 
 @functools.cache
@@ -198,14 +200,16 @@ def feedback_directory() -> StoreDirectory:
     # built per batch: feedback is rare enough not to need a store lookup cached any longer
     from shared.adapters.store_directory import StoreDirectory
 
-    return StoreDirectory(client("dynamodb"), settings_for("feedback").table_name)
+    table = settings_for("feedback").table_name
+    return StoreDirectory(client("dynamodb"), table)
 
 
 @functools.cache
 def suppression_list() -> SuppressionList:
     from shared.adapters.suppression import SuppressionList
 
-    return SuppressionList(client("dynamodb"), settings_for("feedback").table_name)
+    table = settings_for("feedback").table_name
+    return SuppressionList(client("dynamodb"), table)
 
 
 # --- report ---------------------------------------------------------------------------------------
