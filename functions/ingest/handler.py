@@ -8,7 +8,6 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from shared.adapters.bus import PublishFailed, publish
 from shared.platform import clock
 from shared.platform.aws import client
 from shared.services import wiring
@@ -55,6 +54,8 @@ def _problem(exc: ApiProblem) -> Response:
 
 
 def _accept(route: str) -> Response:
+    from shared.adapters.bus import PublishFailed, publish
+
     store_id = wiring.ingest_directory().store_id_for_key(
         api_key_from_headers(app.current_event.headers) or ""
     )
@@ -117,6 +118,8 @@ def preferences_page() -> Response:
 
 @app.post("/v1/preferences")
 def preferences_post() -> Response:
+    from shared.adapters.bus import PublishFailed
+
     params = app.current_event.query_string_parameters or {}
     try:
         return _html(wiring.preference_center().save(params, _form_body()))
