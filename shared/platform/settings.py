@@ -50,6 +50,8 @@ class Settings(BaseModel):
     table_arn: str = ""
     analytics_bucket: str = ""
     report_queue_url: str = ""
+    # the variables above that were unset or empty when read (`require` checks against these)
+    unset: frozenset[str] = frozenset()
 
 
 class ConfigurationError(RuntimeError):
@@ -58,14 +60,34 @@ class ConfigurationError(RuntimeError):
 
 def require(names: Iterable[str]) -> Settings:
     """The settings, once every named variable is set to something (a deployment mistake otherwise)."""
-    missing = [name for name in names if not os.environ.get(name)]
+    missing = [name for name in names if name in settings().unset]
     if missing:
         raise ConfigurationError(f"Boomerang environment variable(s) not set: {', '.join(missing)}")
     return settings()
 
 
+_NAMES = (
+    TABLE_NAME,
+    BUS_NAME,
+    TEMPLATES_BUCKET,
+    STATE_MACHINE_ARN,
+    EMAIL_CONFIGURATION_SET,
+    UNSUBSCRIBE_BASE_URL,
+    SIGNING_SECRET_ARN,
+    PUSH_APP_ID,
+    JOURNEY_QUEUE_URL,
+    REPORTS_TOPIC_ARN,
+    TABLE_ARN,
+    ANALYTICS_BUCKET,
+    REPORT_QUEUE_URL,
+    TEMPLATES_CACHE_SECONDS,
+    FILES_CACHE_SECONDS,
+)
+
+
 @lru_cache(maxsize=1)
 def settings() -> Settings:
+    # Read once per container (tests call settings.cache_clear() when they change the environment).
     env = os.environ
     try:
         return Settings(
@@ -84,6 +106,7 @@ def settings() -> Settings:
             table_arn=env.get(TABLE_ARN, ""),
             analytics_bucket=env.get(ANALYTICS_BUCKET, ""),
             report_queue_url=env.get(REPORT_QUEUE_URL, ""),
+            unset=frozenset(name for name in _NAMES if not env.get(name)),
         )
     except ValidationError as exc:  # a deployment mistake, not bad input: fail loudly
         raise ConfigurationError(f"invalid Boomerang environment: {exc}") from exc
