@@ -4,34 +4,36 @@ each journey email's delivered/opened/clicked item for the report."""
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.adapters.store_directory import StoreDirectory
-from shared.adapters.suppression import SuppressionList
 from shared.platform import clock
 from shared.platform.aws import client
-from shared.platform.settings import settings
-from shared.services.consent import feedback
+from shared.services import wiring
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from shared.adapters.store_directory import StoreDirectory
 
 logger = Logger(service="boomerang")
 metrics = Metrics(namespace="Boomerang", service="boomerang")
-processor = BatchProcessor(event_type=EventType.SQS)
+wiring.check_at_cold_start("feedback")
 
 
 def record_handler(record: SQSRecord, stores: StoreDirectory | None = None) -> dict[str, Any]:
+    from shared.services.consent import feedback
+
     # A body that is not an SES event raises: the record is reported failed and, after the queue's
     # retries, lands in the DLQ for a person to look at.
     plan = feedback.plan(feedback.parse(record.body), clock.now_ts())
-    table = settings().table_name
-    stores = stores or StoreDirectory(client("dynamodb"), table)
-    applied = feedback.apply(plan, SuppressionList(client("dynamodb"), table), stores)
-    applied.engagement = feedback.record_engagement(plan, client("dynamodb"), table)
+    applied = feedback.apply(plan, wiring.suppression_list(), stores or wiring.feedback_directory())
+    applied.engagement = feedback.record_engagement(
+        plan, client("dynamodb"), wiring.settings_for("feedback").table_name
+    )
     # ids and counts only: never the addresses
     logger.info(
         "ses feedback",
@@ -60,12 +62,6 @@ def record_handler(record: SQSRecord, stores: StoreDirectory | None = None) -> d
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # One store lookup per store per batch: feedback is rare enough not to need a longer cache.
-    stores = StoreDirectory(client("dynamodb"), settings().table_name)
-    result = process_partial_response(
-        event=event,
-        record_handler=functools.partial(record_handler, stores=stores),
-        processor=processor,
-        context=context,
-    )
-    return dict(result)
+    # One store lookup per store per batch (wiring.feedback_directory builds a fresh directory).
+    stores = wiring.feedback_directory()
+    return wiring.process_sqs_batch(event, context, functools.partial(record_handler, stores=stores))

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.adapters.bus import PublishFailed, publish
-from shared.adapters.profile_store import ProfileStore
-from shared.adapters.store_directory import StoreDirectory
 from shared.platform import clock
 from shared.platform.aws import client
-from shared.platform.settings import settings
-from shared.platform.signing import SigningKeyProvider
-from shared.services.consent.preferences import PreferenceCenter
-from shared.services.consent.unsubscribe import Confirmer, Unsubscriber
+from shared.services import wiring
 from shared.services.ingest import (
     UNAUTHORIZED,
     ApiProblem,
@@ -27,38 +20,13 @@ from shared.services.ingest import (
     validate,
 )
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
 logger = Logger(service="boomerang")
 metrics = Metrics(namespace="Boomerang", service="boomerang")
 app = APIGatewayRestResolver()
-
-_directory: StoreDirectory | None = None
-_unsubscriber: Unsubscriber | None = None
-
-
-def directory() -> StoreDirectory:
-    global _directory
-    if _directory is None:
-        _directory = StoreDirectory(client("dynamodb"), settings().table_name)
-    return _directory
-
-
-def unsubscriber() -> Unsubscriber:
-    global _unsubscriber
-    if _unsubscriber is None:
-        keys = SigningKeyProvider(client("secretsmanager"), settings().signing_secret_arn)
-        _unsubscriber = Unsubscriber(keys, client("events"), settings().bus_name)
-    return _unsubscriber
-
-
-def confirmer() -> Confirmer:
-    return Confirmer(unsubscriber().key_provider, client("events"), settings().bus_name)
-
-
-def preference_center() -> PreferenceCenter:
-    # Shares the unsubscriber's cached signing key; the rest is cheap to build per request.
-    keys = unsubscriber().key_provider
-    profiles = ProfileStore(client("dynamodb"), settings().table_name)
-    return PreferenceCenter(keys, client("events"), settings().bus_name, profiles)
+wiring.check_at_cold_start("ingest")
 
 
 def _html(page: Any) -> Response:
@@ -86,13 +54,17 @@ def _problem(exc: ApiProblem) -> Response:
 
 
 def _accept(route: str) -> Response:
-    store_id = directory().store_id_for_key(api_key_from_headers(app.current_event.headers) or "")
+    from shared.adapters.bus import PublishFailed, publish
+
+    store_id = wiring.ingest_directory().store_id_for_key(
+        api_key_from_headers(app.current_event.headers) or ""
+    )
     if store_id is None:
         raise ApiProblem(401, "unauthorized", UNAUTHORIZED)
     body = read_body(app.current_event.body, bool(app.current_event.is_base64_encoded))
     events = validate(parse_calls(body, route), store_id, clock.now_ts())
     try:
-        publish(client("events"), settings().bus_name, events)
+        publish(client("events"), wiring.settings_for("ingest").bus_name, events)
     except PublishFailed as exc:
         logger.warning("publish failed", extra={"store": store_id, "failed": exc.failed, "codes": exc.codes})
         metrics.add_metric(name="PublishFailures", unit=MetricUnit.Count, value=exc.failed)
@@ -121,34 +93,36 @@ def identify() -> Response:
 
 @app.get("/v1/unsubscribe")
 def unsubscribe_page() -> Response:
-    return _html(unsubscriber().page(app.current_event.query_string_parameters or {}))
+    return _html(wiring.unsubscriber().page(app.current_event.query_string_parameters or {}))
 
 
 @app.post("/v1/unsubscribe")
 def unsubscribe_post() -> Response:
-    return _html(unsubscriber().confirm(app.current_event.query_string_parameters or {}, _form_body()))
+    return _html(wiring.unsubscriber().confirm(app.current_event.query_string_parameters or {}, _form_body()))
 
 
 @app.get("/v1/confirm")
 def confirm_page() -> Response:
-    return _html(confirmer().page(app.current_event.query_string_parameters or {}))
+    return _html(wiring.confirmer().page(app.current_event.query_string_parameters or {}))
 
 
 @app.post("/v1/confirm")
 def confirm_post() -> Response:
-    return _html(confirmer().confirm(app.current_event.query_string_parameters or {}, _form_body()))
+    return _html(wiring.confirmer().confirm(app.current_event.query_string_parameters or {}, _form_body()))
 
 
 @app.get("/v1/preferences")
 def preferences_page() -> Response:
-    return _html(preference_center().page(app.current_event.query_string_parameters or {}))
+    return _html(wiring.preference_center().page(app.current_event.query_string_parameters or {}))
 
 
 @app.post("/v1/preferences")
 def preferences_post() -> Response:
+    from shared.adapters.bus import PublishFailed
+
     params = app.current_event.query_string_parameters or {}
     try:
-        return _html(preference_center().save(params, _form_body()))
+        return _html(wiring.preference_center().save(params, _form_body()))
     except PublishFailed as exc:
         logger.warning("preferences publish failed", extra={"failed": exc.failed, "codes": exc.codes})
         raise ApiProblem(

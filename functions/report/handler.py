@@ -4,58 +4,26 @@
 from __future__ import annotations
 
 import json
-import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.adapters.store_directory import StoreDirectory
-from shared.platform.aws import client
-from shared.platform.settings import settings
-from shared.services.analytics.report_job import (
-    DEFAULT_POLL_SECONDS,
-    TASK,
-    ReportJobDeps,
-    ReportTask,
-    run,
-    scheduled_task,
-)
+from shared.services import wiring
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger(service="boomerang")
 metrics = Metrics(namespace="Boomerang", service="boomerang")
-processor = BatchProcessor(event_type=EventType.SQS)
-_deps: ReportJobDeps | None = None
-POLL_SECONDS_ENV = "REPORT_POLL_SECONDS"  # the local emulator polls its (instant) exports sooner
-
-
-def deps() -> ReportJobDeps:
-    global _deps
-    if _deps is None:
-        s = settings()
-        ddb, sqs = client("dynamodb"), client("sqs")
-        if not (s.table_arn and s.analytics_bucket and s.report_queue_url):
-            raise RuntimeError("report λ needs TABLE_ARN, ANALYTICS_BUCKET and REPORT_QUEUE_URL")
-
-        def send(task: dict[str, Any], delay: int) -> None:
-            sqs.send_message(QueueUrl=s.report_queue_url, MessageBody=json.dumps(task), DelaySeconds=delay)
-
-        _deps = ReportJobDeps(
-            ddb=ddb,
-            s3=client("s3"),
-            table_arn=s.table_arn,
-            bucket=s.analytics_bucket,
-            store_ids=StoreDirectory(ddb, s.table_name).store_ids,
-            send=send,
-            poll_seconds=int(os.environ.get(POLL_SECONDS_ENV) or DEFAULT_POLL_SECONDS),
-        )
-    return _deps
+wiring.check_at_cold_start("report")
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
+    # Imported here: the report code (metrics, HTML) is heavy and runs only a few times a month.
+    from shared.services.analytics.report_job import TASK, ReportTask, run, scheduled_task
+
     body = json.loads(record.body)
     if body.get("detail-type") == "Scheduled Event":  # the monthly run: start with the export
         task = scheduled_task(str(body["time"]))
@@ -65,7 +33,7 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
         # only the schedule and this function feed the queue; anything else is a wiring mistake to see
         logger.warning("report queue: unexpected message ignored", extra={"source": body.get("source")})
         return {"status": "ignored"}
-    outcome = run(task, deps())
+    outcome = run(task, wiring.report_deps())
     # store ids and counts only: a report holds aggregates, and none of them is logged
     logger.info(
         "report task",
@@ -89,7 +57,4 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
-    return dict(result)
+    return wiring.process_sqs_batch(event, context, record_handler)

@@ -5,26 +5,31 @@ A push uploads a whole folder, one event per file: the batch is checked once per
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.platform.aws import client
-from shared.platform.settings import settings
-from shared.templates.publish import Outcome, S3Change, parse_s3_event, sns_notifier, validate_changes
+from shared.services import wiring
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from shared.templates.publish import Outcome, S3Change
 
 logger = Logger(service="boomerang")
 metrics = Metrics(namespace="Boomerang", service="boomerang")
-processor = BatchProcessor(event_type=EventType.SQS)
+wiring.check_at_cold_start("template_validator")
 
 
 def check_batch(records: list[dict[str, Any]]) -> dict[str, Outcome | Exception]:
     """Each record's outcome (or why it failed), validating each template folder once."""
-    s = settings()
+    # Imported here: the linter and trial renderer are the bulk of this λ's code.
+    from shared.templates.publish import Outcome, parse_s3_event, sns_notifier, validate_changes
+
+    s = wiring.settings_for("template_validator")
     results: dict[str, Outcome | Exception] = {}
     changes: dict[str, S3Change] = {}
     for record in records:
@@ -71,8 +76,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name=f"Template_{result.status}", unit=MetricUnit.Count, value=1)
         return result.as_dict()
 
-    return dict(
-        process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    )
+    return wiring.process_sqs_batch(event, context, record_handler)

@@ -5,7 +5,7 @@ Scale note: the edges step reads a store's whole buyers index in one invocation 
 
 - `members(store, segment)`: one page of a segment's members from the `by-segment` index, with an
   opaque cursor for the next page.
-- The daily run, per store (queued by shared/journey_trigger.schedule_tasks on the journey queue):
+- The daily run, per store (queued by shared/services/journeys/trigger.schedule_tasks on the journey queue):
   1. `edges`: page through the store's `buyers` index, recompute the RFM quintile edges, save them
      on the store's RFM item, and queue `rescore` tasks for the buyers whose scores the new edges
      change (found from the index's projected values and scores, no profile read);
@@ -24,10 +24,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.adapters.index_pages import IndexPages
 from shared.adapters.profile_store import ProfileStore
 from shared.domain.rfm import BuyerRow, compute_edges, stale_scores
 from shared.platform import indexes
-from shared.platform.aws import from_item
 
 PAGE = 100
 
@@ -48,27 +48,8 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     return value
 
 
-class SegmentStore:
-    def __init__(self, ddb: Any, table: str) -> None:
-        self.ddb = ddb
-        self.table = table
-
-    def page(
-        self, index: indexes.IndexSpec, value: str, limit: int, start: dict[str, Any] | None
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """One page of an index partition: (items, LastEvaluatedKey or None)."""
-        args: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": index.name,
-            "KeyConditionExpression": "#p = :p",
-            "ExpressionAttributeNames": {"#p": index.partition},
-            "ExpressionAttributeValues": {":p": {"S": value}},
-            "Limit": limit,
-        }
-        if start:
-            args["ExclusiveStartKey"] = start
-        resp = self.ddb.query(**args)
-        return [from_item(i) for i in resp.get("Items", [])], resp.get("LastEvaluatedKey")
+class SegmentStore(IndexPages):
+    """Segment members and the store's buyers, read through IndexPages.page."""
 
     def members(
         self, store: str, segment: str, limit: int = PAGE, cursor: str | None = None

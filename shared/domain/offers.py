@@ -158,7 +158,9 @@ class CodeDrawer(Protocol):
 
 
 # -- giving ---------------------------------------------------------------------------------------
-def give(offer: Offer, offers: CodeDrawer | None, store: str, recipient: str, now: float) -> GivenOffer | None:
+def give(
+    offer: Offer, offers: CodeDrawer | None, store: str, recipient: str, now: float
+) -> GivenOffer | None:
     """The offer as a template sees it; None when its pool ran out (the caller applies on_exhausted)."""
     if offer.code is not None:
         code: str | None = offer.code

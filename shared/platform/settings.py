@@ -1,11 +1,14 @@
 """Environment contract between the infrastructure (CDK stack or local emulator) and the handlers.
 
-Read once per cold start, at the handler boundary, never at import time.
+Read once per cold start, at the handler boundary, never at import time. Each function names the
+variables it cannot run without (shared/services/wiring.py); `require` checks them all at once, so a
+deployment that forgot one fails naming it instead of on whichever event first needs it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from functools import lru_cache
 
 from pydantic import BaseModel, Field, ValidationError
@@ -30,7 +33,9 @@ FILES_CACHE_SECONDS = "FILES_CACHE_SECONDS"  # optional: how long journey and se
 
 
 class Settings(BaseModel):
-    table_name: str = Field(min_length=3)
+    # Not every function has a table (the template validator): whether a variable must be set is
+    # each function's REQUIRED list (shared/services/wiring.py), checked by `require`.
+    table_name: str = ""
     bus_name: str = "boomerang"
     templates_bucket: str = ""
     state_machine_arn: str = ""
@@ -45,14 +50,44 @@ class Settings(BaseModel):
     table_arn: str = ""
     analytics_bucket: str = ""
     report_queue_url: str = ""
+    # the variables above that were unset or empty when read (`require` checks against these)
+    unset: frozenset[str] = frozenset()
 
 
 class ConfigurationError(RuntimeError):
     pass
 
 
+def require(names: Iterable[str]) -> Settings:
+    """The settings, once every named variable is set to something (a deployment mistake otherwise)."""
+    missing = [name for name in names if name in settings().unset]
+    if missing:
+        raise ConfigurationError(f"Boomerang environment variable(s) not set: {', '.join(missing)}")
+    return settings()
+
+
+_NAMES = (
+    TABLE_NAME,
+    BUS_NAME,
+    TEMPLATES_BUCKET,
+    STATE_MACHINE_ARN,
+    EMAIL_CONFIGURATION_SET,
+    UNSUBSCRIBE_BASE_URL,
+    SIGNING_SECRET_ARN,
+    PUSH_APP_ID,
+    JOURNEY_QUEUE_URL,
+    REPORTS_TOPIC_ARN,
+    TABLE_ARN,
+    ANALYTICS_BUCKET,
+    REPORT_QUEUE_URL,
+    TEMPLATES_CACHE_SECONDS,
+    FILES_CACHE_SECONDS,
+)
+
+
 @lru_cache(maxsize=1)
 def settings() -> Settings:
+    # Read once per container (tests call settings.cache_clear() when they change the environment).
     env = os.environ
     try:
         return Settings(
@@ -71,6 +106,7 @@ def settings() -> Settings:
             table_arn=env.get(TABLE_ARN, ""),
             analytics_bucket=env.get(ANALYTICS_BUCKET, ""),
             report_queue_url=env.get(REPORT_QUEUE_URL, ""),
+            unset=frozenset(name for name in _NAMES if not env.get(name)),
         )
     except ValidationError as exc:  # a deployment mistake, not bad input: fail loudly
         raise ConfigurationError(f"invalid Boomerang environment: {exc}") from exc

@@ -5,10 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.domain.api_calls import MAX_BODY_BYTES, MAX_CALLS_PER_BATCH, ApiError, normalise
-from shared.domain.events import CanonicalEvent
+if TYPE_CHECKING:
+    from shared.domain.api_calls import ApiError
+    from shared.domain.events import CanonicalEvent
+
+# shared.domain.api_calls (its pydantic models) is imported by the functions that use it, not here: the
+# ingest λ imports this module for ApiProblem at cold start and pays for the models on first use.
 
 
 class ApiProblem(Exception):
@@ -48,6 +52,8 @@ def api_key_from_headers(headers: dict[str, str]) -> str | None:
 
 
 def read_body(raw: str | None, is_base64: bool) -> bytes:
+    from shared.domain.api_calls import MAX_BODY_BYTES
+
     data = (raw or "").encode("utf-8") if not is_base64 else base64.b64decode(raw or "")
     if len(data) > MAX_BODY_BYTES:
         raise ApiProblem(
@@ -58,6 +64,8 @@ def read_body(raw: str | None, is_base64: bool) -> bytes:
 
 def parse_calls(body: bytes, route: str) -> list[Any]:
     """The calls a request carries: a batch, or one track/identify call whose type the path implies."""
+    from shared.domain.api_calls import MAX_CALLS_PER_BATCH, ApiError
+
     try:
         payload = json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -92,6 +100,8 @@ def parse_calls(body: bytes, route: str) -> list[Any]:
 
 
 def validate(calls: list[Any], store_id: str, received_at: float) -> list[CanonicalEvent]:
+    from shared.domain.api_calls import normalise
+
     events, errors = normalise(calls, store_id, received_at)
     if errors:
         raise ApiProblem(400, "validation_failed", f"{len(errors)} problem(s); nothing was accepted", errors)

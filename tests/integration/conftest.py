@@ -8,13 +8,10 @@ import pytest
 import pytest_socket
 from moto import mock_aws
 
-from functions.ingest import handler as ingest_handler
-from functions.journey_step import handler as step_handler
-from functions.journey_trigger import handler as trigger_handler
-from functions.profile import handler as profile_handler
 from shared.platform import clock
 from shared.platform.aws import reset_clients
 from shared.platform.settings import settings
+from shared.services import wiring
 from tests.aws_fixtures import (
     FAKE_CREDENTIALS,
     FixedClock,
@@ -33,14 +30,10 @@ def _offline() -> Iterator[None]:
     pytest_socket.enable_socket()
 
 
-def _forget_cached_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+def _forget_cached_clients() -> None:
     reset_clients()
     settings.cache_clear()
-    monkeypatch.setattr(ingest_handler, "_directory", None)
-    monkeypatch.setattr(trigger_handler, "_deps", None)
-    monkeypatch.setattr(ingest_handler, "_unsubscriber", None)
-    monkeypatch.setattr(step_handler, "_deps", None)
-    monkeypatch.setattr(profile_handler, "_profiles", None)
+    wiring.reset()
 
 
 @pytest.fixture
@@ -55,7 +48,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         for name, value in created.env().items():
             monkeypatch.setenv(name, value)
         settings.cache_clear()  # a test without a world may have read the environment before this one
-        _forget_cached_clients(monkeypatch)
+        _forget_cached_clients()
         try:
             yield created
         finally:

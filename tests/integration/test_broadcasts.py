@@ -104,7 +104,7 @@ def test_a_broadcast_reaches_the_segment_at_ten_local_on_its_day_once(
 
 
 def test_broadcast_tasks_only_on_the_day_before_and_the_day(world: World, fixed_clock: FixedClock) -> None:
-    from functions.journey_trigger.handler import deps as trigger_deps
+    from shared.services.wiring import trigger_deps
 
     put_journey(world, "spring-sale", FLASH_SALE)
     by_day = {}

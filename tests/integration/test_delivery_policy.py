@@ -14,12 +14,12 @@ from botocore.exceptions import ClientError
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
-from functions.journey_step import handler as step_module
 from functions.journey_step.handler import handler
 from shared.adapters.store_directory import StoreDirectory
 from shared.adapters.suppression import SuppressionList
 from shared.domain.delivery import Cap, QuietHours
 from shared.platform.aws import client
+from shared.services import wiring
 from tests.aws_fixtures import ACCOUNT, REGION, FixedClock, LambdaContext, World, canonical
 from tests.events import load_event
 
@@ -185,7 +185,7 @@ def test_sms_throttling_gives_the_cap_place_back_and_the_retry_sends_once(
     t0 = fixed_clock.now
     customer(world, t0, channels=("sms",))
     fixed_clock.advance(25 * HOUR)
-    sns = step_module.deps().sns
+    sns = wiring.step_deps().sns
     real = sns.publish
     calls = {"n": 0}
 
@@ -202,7 +202,7 @@ def test_sms_throttling_gives_the_cap_place_back_and_the_retry_sends_once(
     # Then the retry sends exactly one SMS: the claim and the cap place were given back
     assert step(ctx, t0, 1)["events"][0]["channel"] == "sms"
     assert len(texts()) == 1
-    entries, _ = step_module.deps().journeys.cap_ledger("shop-1", "u:user-42")
+    entries, _ = wiring.step_deps().journeys.cap_ledger("shop-1", "u:user-42")
     assert len(entries) == 1
 
 

@@ -15,7 +15,6 @@ import pytest
 from moto.ses.models import ses_backends
 
 from functions.journey_step.handler import handler as step_handler
-from functions.journey_trigger.handler import deps as trigger_deps
 from functions.journey_trigger.handler import handler as trigger_handler
 from shared.adapters.journey_store import JourneyStore
 from shared.adapters.offer_store import OfferStore
@@ -23,6 +22,7 @@ from shared.adapters.store_directory import StoreDirectory
 from shared.domain.journey_decisions import in_holdout
 from shared.platform.aws import client
 from shared.services.journeys import trigger as journey_trigger
+from shared.services.wiring import trigger_deps
 from tests.aws_fixtures import (
     ACCOUNT,
     REGION,
@@ -551,7 +551,7 @@ def test_a_provider_timeout_after_sending_is_never_retried(
 ) -> None:
     from botocore.exceptions import ReadTimeoutError
 
-    from functions.journey_step.handler import deps as step_deps
+    from shared.services.wiring import step_deps
 
     post(world, ctx, identify("tim"), track("tim", "Signed Up", "su-tim"), at=fixed_clock.now)
     [state] = executions(world, "welcome")
@@ -657,7 +657,7 @@ def test_a_step_inserted_by_an_edit_does_not_shift_running_journeys(
         two.replace("  - id: second", "  - id: extra\n    after: 1d\n    template: welcome\n  - id: second"),
     )
     trigger_deps().catalog.forget()
-    from functions.journey_step.handler import deps as step_deps
+    from shared.services.wiring import step_deps
 
     step_deps().catalog.forget()
     fixed_clock.advance(2 * DAY)

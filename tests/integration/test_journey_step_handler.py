@@ -13,13 +13,13 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.ses.models import ses_backends
 
-from functions.journey_step import handler as step_module
 from functions.journey_step.handler import handler
 from shared.adapters.channels.email import TransientSendError
 from shared.adapters.journey_store import JourneyStore
 from shared.adapters.store_directory import StoreDirectory
 from shared.platform import signing
 from shared.platform.aws import client
+from shared.services import wiring
 from tests.aws_fixtures import (
     ACCOUNT,
     REGION,
@@ -304,7 +304,7 @@ def test_throttled_send_releases_the_claim_so_the_retry_sends_once(
     # Given SES throttles the first attempt
     shopper(world, t0)
     fixed_clock.advance(HOUR)
-    ses = step_module.deps().ses
+    ses = wiring.step_deps().ses
 
     def throttled(**_: Any) -> Any:
         raise ClientError(
@@ -341,7 +341,7 @@ def test_template_store_outage_after_the_claim_does_not_lose_the_email(
     # Given S3 is briefly unavailable when the step loads the template
     shopper(world, t0)
     fixed_clock.advance(HOUR)
-    s3 = step_module.deps().templates._s3
+    s3 = wiring.step_deps().templates._s3
 
     def slow_down(**_: Any) -> Any:
         raise ClientError(

@@ -28,6 +28,7 @@ from shared.domain.api_calls import normalise
 from shared.platform import settings as env
 from shared.platform.aws import client
 from shared.platform.settings import settings
+from shared.services import wiring
 from shared.services.analytics.report import render_html
 from shared.services.analytics.report_job import (
     MAX_DELAY_SECONDS,
@@ -64,8 +65,8 @@ def analytics(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     monkeypatch.setenv(env.TABLE_ARN, table_arn)
     monkeypatch.setenv(env.ANALYTICS_BUCKET, ANALYTICS)
     monkeypatch.setenv(env.REPORT_QUEUE_URL, world.queues["report"])
-    monkeypatch.setenv(report_handler.POLL_SECONDS_ENV, "0")  # moto's export is done at once
-    monkeypatch.setattr(report_handler, "_deps", None)
+    monkeypatch.setenv(wiring.POLL_SECONDS_ENV, "0")  # moto's export is done at once
+    wiring.reset()
     settings.cache_clear()
     yield world
 

@@ -8,11 +8,11 @@ from typing import Any
 
 from moto.ses.models import ses_backends
 
-from functions.journey_trigger.handler import deps as trigger_deps
 from shared.adapters.report_data import collect, scan_table
 from shared.domain.journey_decisions import in_holdout
 from shared.platform.aws import client
 from shared.services.analytics.report import build
+from shared.services.wiring import trigger_deps
 from tests.aws_fixtures import ACCOUNT, REGION, FixedClock, LambdaContext, World, canonical
 from tests.integration.test_journey_engine import (
     HOLDOUT,

@@ -12,16 +12,26 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from shared.adapters.index_pages import IndexPages
+from shared.adapters.journey_catalog import JourneyCatalog
+from shared.adapters.journey_store import JourneyStore
+from shared.adapters.profile_store import ProfileStore
 from shared.adapters.segment_store import daily_tasks as segments_daily_tasks
+from shared.adapters.store_directory import StoreDirectory
 from shared.domain.events import CONSENT_UPDATED, DOUBLE_OPT_IN_SOURCE, CanonicalEvent
 from shared.domain.journey_decisions import execution_name, matches
 from shared.domain.journeys import EMAIL_CONFIRMATION, Journey, OncePer
 from shared.platform import clock, indexes
 from shared.platform.keys import anon_customer_id, user_customer_id
+from shared.services.journeys.context import StepInput
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
 
 PAGE = 100  # audience members started per task (StartExecution refills at 300/s in big regions)
 SEGMENT_AUDIENCE = "segment:"  # audience of a broadcast: "segment:<id>", read from the by-segment index
@@ -40,15 +50,14 @@ class TriggerOutcome:
 
 @dataclass
 class TriggerDeps:
-    sfn: Any
+    sfn: SFNClient
     state_machine_arn: str
-    stores: Any  # StoreDirectory
-    catalog: Any  # JourneyCatalog
-    journeys: Any  # JourneyStore
-    profiles: Any  # ProfileStore
-    tasks: Any = None  # callable(dict) that queues a follow-up task (the journey queue)
-    ddb: Any = None
-    table: str = ""
+    stores: StoreDirectory
+    catalog: JourneyCatalog
+    journeys: JourneyStore
+    profiles: ProfileStore
+    audiences: IndexPages  # the sparse indexes an audience is read from, a page per task
+    tasks: Callable[[dict[str, Any]], None]  # queues a follow-up task (on the journey queue)
     started: list[str] = field(default_factory=list)
 
 
@@ -189,23 +198,26 @@ def _start(
     occasion (a birthday on a given date) never does: each daily run that finds it joins."""
     first_wait = _first_wait(journey, started_at)
     for generation in range(MAX_GENERATIONS if generations else 1):
-        state = {
-            "store_id": store_id,
-            "journey": journey.id,
-            "instance": instance,
-            "customer_id": customer,
-            "generation": generation,
-            "step": 0,
-            "wait_seconds": first_wait,
-            "started_at": started_at,
-            "trigger": trigger,
-            "occasion": occasion,
-            "context": context or {},
-        }
+        state = StepInput(
+            store_id=store_id,
+            journey=journey.id,
+            instance=instance,
+            customer_id=customer,
+            generation=generation,
+            step=0,
+            wait_seconds=first_wait,
+            started_at=started_at,
+            trigger=trigger,
+            occasion=occasion,
+            context=context or {},
+        )
         name = execution_name(store_id, journey.id, instance, generation)
         try:
             resp = t.sfn.start_execution(
-                stateMachineArn=t.state_machine_arn, name=name, input=json.dumps(state)
+                stateMachineArn=t.state_machine_arn,
+                name=name,
+                # step_id is the step's own bookkeeping: a new execution starts at `step`
+                input=json.dumps(state.model_dump(exclude={"step_id"})),
             )
         except t.sfn.exceptions.ExecutionAlreadyExists:
             if not generations or _saw(t.sfn, execution_arn(t.state_machine_arn, name), started_at):
@@ -223,7 +235,7 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
 
-def _saw(sfn: Any, arn: str, received_at: float) -> bool:
+def _saw(sfn: SFNClient, arn: str, received_at: float) -> bool:
     described = sfn.describe_execution(executionArn=arn)
     if described["status"] == "RUNNING":
         return True
@@ -317,20 +329,10 @@ def run_task(task: dict[str, Any], t: TriggerDeps) -> TriggerOutcome:
     if part >= len(partitions):
         return TriggerOutcome("ignored", journey_id, reason="audience done")
     index, value = partitions[part]
-    args: dict[str, Any] = {
-        "TableName": t.table,
-        "IndexName": index.name,
-        "KeyConditionExpression": "#p = :p",
-        "ExpressionAttributeNames": {"#p": index.partition},
-        "ExpressionAttributeValues": {":p": {"S": value}},
-        "Limit": PAGE,
-    }
-    if task.get("cursor"):
-        args["ExclusiveStartKey"] = task["cursor"]
-    resp = t.ddb.query(**args)
+    items, last = t.audiences.page(index, value, PAGE, task.get("cursor"))
     started = 0
-    for item in resp.get("Items", []):
-        customer = item["customer_id"]["S"]
+    for item in items:
+        customer = str(item["customer_id"])
         if audience == "back-in-stock":
             outcome = _start(
                 store_id,
@@ -357,8 +359,8 @@ def run_task(task: dict[str, Any], t: TriggerDeps) -> TriggerOutcome:
             )
         started += outcome.status == "started"
     follow: dict[str, Any] | None = None
-    if "LastEvaluatedKey" in resp:
-        follow = {**task, "cursor": resp["LastEvaluatedKey"]}
+    if last is not None:
+        follow = {**task, "cursor": last}
     elif part + 1 < len(partitions):
         follow = {**task, "part": part + 1, "cursor": None}
     if follow is not None:

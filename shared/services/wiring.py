@@ -1,0 +1,273 @@
+"""Each λ's dependencies, built in one place from the settings, once per container.
+
+Handlers (functions/*/handler.py) only call these factories. A cached factory builds its stores and
+catalogs on first use and keeps them, with their caches, for the container's life; tests call
+`reset()` when they switch environments. The first call checks every variable its function cannot
+run without (REQUIRED), so a deployment missing one fails naming it, whichever event comes first;
+in a Lambda container `check_at_cold_start` runs that check while the handler module is imported.
+
+Adapters and services are imported inside the factories: a handler module stays cheap to import and
+a function pays only for what it builds.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from shared.platform import settings as env
+from shared.platform.aws import client
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from shared.adapters.profile_store import ProfileStore
+    from shared.adapters.segment_store import SegmentStore
+    from shared.adapters.store_directory import StoreDirectory
+    from shared.adapters.suppression import SuppressionList
+    from shared.services.analytics.report_job import ReportJobDeps
+    from shared.services.consent.preferences import PreferenceCenter
+    from shared.services.consent.unsubscribe import Confirmer, Unsubscriber
+    from shared.services.journeys.context import Deps
+    from shared.services.journeys.trigger import TriggerDeps
+
+# What each function (infra/description.py FUNCTIONS, by id) cannot run without. The rest of its
+# environment may be empty: EMAIL_CONFIGURATION_SET (no SES event destination, e.g. locally),
+# PUSH_APP_ID (push not set up) and REPORTS_TOPIC_ARN (rejections reported in S3 only).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "ingest": (env.TABLE_NAME, env.BUS_NAME, env.SIGNING_SECRET_ARN),
+    "profile": (env.TABLE_NAME, env.BUS_NAME, env.TEMPLATES_BUCKET),
+    "journey_trigger": (env.STATE_MACHINE_ARN, env.TABLE_NAME, env.TEMPLATES_BUCKET, env.JOURNEY_QUEUE_URL),
+    "journey_step": (env.TABLE_NAME, env.TEMPLATES_BUCKET, env.UNSUBSCRIBE_BASE_URL, env.SIGNING_SECRET_ARN),
+    "feedback": (env.TABLE_NAME,),
+    "template_validator": (env.TEMPLATES_BUCKET,),
+    "report": (env.TABLE_NAME, env.TABLE_ARN, env.ANALYTICS_BUCKET, env.REPORT_QUEUE_URL),
+}
+POLL_SECONDS_ENV = "REPORT_POLL_SECONDS"  # the local emulator polls its (instant) exports sooner
+
+
+def settings_for(function: str) -> env.Settings:
+    """The settings, once every variable `function` requires is set (ConfigurationError otherwise)."""
+    return env.require(REQUIRED[function])
+
+
+def check_at_cold_start(function: str) -> None:
+    """In a Lambda container (the runtime sets AWS_LAMBDA_FUNCTION_NAME), check the settings now, so
+    a missing variable fails the init. Elsewhere (tests and the emulator import handlers before their
+    environment exists) the first factory call checks them instead."""
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        settings_for(function)
+
+
+def _queue_sender(url: str) -> Callable[[dict[str, Any]], None]:
+    sqs = client("sqs")
+    return lambda task: sqs.send_message(QueueUrl=url, MessageBody=json.dumps(task))
+
+
+def _profiles_with_segments(s: env.Settings) -> ProfileStore:
+    """As the profile fold runs: with the bucket's segment files (evaluated on every change)."""
+    from shared.adapters.profile_store import ProfileStore
+    from shared.adapters.segment_catalog import SegmentCatalog
+
+    segments = SegmentCatalog(client("s3"), s.templates_bucket, s.files_cache_seconds)
+    return ProfileStore(client("dynamodb"), s.table_name, segments=segments)
+
+
+# --- ingest ---------------------------------------------------------------------------------------
+
+
+@functools.cache
+def ingest_directory() -> StoreDirectory:
+    from shared.adapters.store_directory import StoreDirectory
+
+    table = settings_for("ingest").table_name
+    return StoreDirectory(client("dynamodb"), table)
+
+
+@functools.cache
+def unsubscriber() -> Unsubscriber:
+    from shared.platform.signing import SigningKeyProvider
+    from shared.services.consent.unsubscribe import Unsubscriber
+
+    s = settings_for("ingest")
+    keys = SigningKeyProvider(client("secretsmanager"), s.signing_secret_arn)
+    return Unsubscriber(keys, client("events"), s.bus_name)
+
+
+def confirmer() -> Confirmer:
+    from shared.services.consent.unsubscribe import Confirmer
+
+    return Confirmer(unsubscriber().key_provider, client("events"), settings_for("ingest").bus_name)
+
+
+def preference_center() -> PreferenceCenter:
+    # Shares the unsubscriber's cached signing key; the rest is cheap to build per request.
+    from shared.adapters.profile_store import ProfileStore
+    from shared.services.consent.preferences import PreferenceCenter
+
+    s = settings_for("ingest")
+    profiles = ProfileStore(client("dynamodb"), s.table_name)
+    return PreferenceCenter(unsubscriber().key_provider, client("events"), s.bus_name, profiles)
+
+
+# --- profile --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def profile_store() -> ProfileStore:
+    # one per container: its caches (store settings, RFM edges, segment files) last across batches
+    return _profiles_with_segments(settings_for("profile"))
+
+
+# --- journeys -------------------------------------------------------------------------------------
+
+
+@functools.cache
+def trigger_deps() -> TriggerDeps:
+    from shared.adapters.index_pages import IndexPages
+    from shared.adapters.journey_catalog import JourneyCatalog
+    from shared.adapters.journey_store import JourneyStore
+    from shared.adapters.store_directory import StoreDirectory
+    from shared.services.journeys.trigger import TriggerDeps
+
+    s = settings_for("journey_trigger")
+    ddb = client("dynamodb")
+    return TriggerDeps(
+        sfn=client("stepfunctions"),
+        state_machine_arn=s.state_machine_arn,
+        stores=StoreDirectory(ddb, s.table_name),
+        catalog=JourneyCatalog(client("s3"), s.templates_bucket, s.files_cache_seconds),
+        journeys=JourneyStore(ddb, s.table_name),
+        profiles=_profiles_with_segments(s),
+        audiences=IndexPages(ddb, s.table_name),
+        tasks=_queue_sender(s.journey_queue_url),
+    )
+
+
+@functools.cache
+def segment_store() -> SegmentStore:
+    """The journey-trigger λ's daily segments run reads the buyers and segments-due indexes."""
+    from shared.adapters.segment_store import SegmentStore
+
+    table = settings_for("journey_trigger").table_name
+    return SegmentStore(client("dynamodb"), table)
+
+
+@functools.cache
+def step_deps() -> Deps:
+    from shared.adapters.journey_catalog import JourneyCatalog
+    from shared.adapters.journey_store import JourneyStore
+    from shared.adapters.offer_store import OfferStore
+    from shared.adapters.product_catalog import ProductCatalog
+    from shared.adapters.profile_store import ProfileStore
+    from shared.adapters.segment_catalog import SegmentCatalog
+    from shared.adapters.store_directory import StoreDirectory
+    from shared.adapters.suppression import SuppressionList
+    from shared.platform.signing import SigningKeyProvider
+    from shared.services.journeys.context import Deps
+    from shared.templates.store import TemplateStore
+
+    s = settings_for("journey_step")
+    ddb, s3 = client("dynamodb"), client("s3")
+    return Deps(
+        profiles=ProfileStore(ddb, s.table_name),
+        journeys=JourneyStore(ddb, s.table_name),
+        stores=StoreDirectory(ddb, s.table_name),
+        templates=TemplateStore(s3, s.templates_bucket, ttl_seconds=s.templates_cache_seconds),
+        ses=client("sesv2"),
+        signing_keys=SigningKeyProvider(client("secretsmanager"), s.signing_secret_arn),
+        unsubscribe_base_url=s.unsubscribe_base_url,
+        configuration_set=s.email_configuration_set or None,
+        sns=client("sns"),
+        pinpoint=client("pinpoint"),
+        push_app_id=s.push_app_id,
+        suppressions=SuppressionList(ddb, s.table_name),
+        catalog=JourneyCatalog(s3, s.templates_bucket, s.files_cache_seconds),
+        offers=OfferStore(ddb, s.table_name),
+        products=ProductCatalog(s3, s.templates_bucket),
+        segments=SegmentCatalog(s3, s.templates_bucket, s.files_cache_seconds),
+    )
+
+
+# --- feedback -------------------------------------------------------------------------------------
+
+
+def feedback_directory() -> StoreDirectory:
+    # built per batch: feedback is rare enough not to need a store lookup cached any longer
+    from shared.adapters.store_directory import StoreDirectory
+
+    table = settings_for("feedback").table_name
+    return StoreDirectory(client("dynamodb"), table)
+
+
+@functools.cache
+def suppression_list() -> SuppressionList:
+    from shared.adapters.suppression import SuppressionList
+
+    table = settings_for("feedback").table_name
+    return SuppressionList(client("dynamodb"), table)
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+@functools.cache
+def report_deps() -> ReportJobDeps:
+    from shared.adapters.store_directory import StoreDirectory
+    from shared.services.analytics.report_job import DEFAULT_POLL_SECONDS, ReportJobDeps
+
+    s = settings_for("report")
+    ddb, sqs = client("dynamodb"), client("sqs")
+
+    def send(task: dict[str, Any], delay: int) -> None:
+        sqs.send_message(QueueUrl=s.report_queue_url, MessageBody=json.dumps(task), DelaySeconds=delay)
+
+    return ReportJobDeps(
+        ddb=ddb,
+        s3=client("s3"),
+        table_arn=s.table_arn,
+        bucket=s.analytics_bucket,
+        store_ids=StoreDirectory(ddb, s.table_name).store_ids,
+        send=send,
+        poll_seconds=int(os.environ.get(POLL_SECONDS_ENV) or DEFAULT_POLL_SECONDS),
+    )
+
+
+# --- SQS batches ----------------------------------------------------------------------------------
+
+
+def process_sqs_batch(
+    event: dict[str, Any], context: LambdaContext, record_handler: Callable[[SQSRecord], Any]
+) -> dict[str, Any]:
+    """Powertools' partial batch response: a record that raises is reported failed (and retried)."""
+    # Imported here: Powertools' batch utilities are a sizeable part of a cold import.
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    processor = BatchProcessor(event_type=EventType.SQS)  # per batch: it holds the batch's outcomes
+    return dict(
+        process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    )
+
+
+_CACHED = (
+    ingest_directory,
+    unsubscriber,
+    profile_store,
+    trigger_deps,
+    segment_store,
+    step_deps,
+    suppression_list,
+    report_deps,
+)
+
+
+def reset() -> None:
+    """Forget every built dependency (tests switch environments and moto endpoints between cases)."""
+    for factory in _CACHED:
+        factory.cache_clear()
