@@ -28,7 +28,7 @@ from shared.domain.api_calls import normalise
 from shared.platform import settings as env
 from shared.platform.aws import client
 from shared.platform.settings import settings
-from shared.services.analytics.report import render_html
+from shared.services.analytics.report_html import render_html
 from shared.services.analytics.report_job import (
     MAX_DELAY_SECONDS,
     ReportJobDeps,
