@@ -15,7 +15,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.platform.aws import client
 from shared.platform.settings import settings
-from shared.templates.publish import Outcome, S3Change, parse_s3_event, sns_notifier, validate_changes
+from shared.templates.bucket_events import S3Change, parse_s3_event, sns_notifier
+from shared.templates.publish import validate_changes
+from shared.templates.reports import Outcome
 
 logger = Logger(service="boomerang")
 metrics = Metrics(namespace="Boomerang", service="boomerang")
