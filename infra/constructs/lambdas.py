@@ -39,7 +39,7 @@ from infra.description import (
     Grant,
 )
 from shared.services.analytics.report_job import EXPORTS_PREFIX, METRICS_PREFIX
-from shared.templates.publish import REPORTS_PREFIX
+from shared.templates.reports import REPORTS_PREFIX
 from shared.templates.store import ACTIVE_PREFIX
 
 # Set on every function, on top of the names each FunctionSpec lists.
