@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.adapters.privacy_store import TombstoneRegister
 from shared.adapters.store_directory import StoreDirectory
 from shared.domain import event_routing as route
 from shared.domain.carts import Cart, is_cart_event
@@ -75,7 +76,7 @@ class ConcurrentUpdate(Exception):
 
 @dataclass
 class Outcome:
-    status: str  # applied | duplicate | ignored (a store-level event: no customer to fold into)
+    status: str  # applied | duplicate | ignored (a store-level event: no customer to fold into) | erased
     customer_id: str
     changes: list[str] = field(default_factory=list)
     tier_reached: TierReached | None = None  # announced (before the commit) as Loyalty Tier Reached
@@ -254,6 +255,9 @@ class ProfileStore:
         """
         if route.is_store_level(event):
             return Outcome("ignored", "", ["store-level event"])
+        if TombstoneRegister(self.ddb, self.table).drops(event):
+            # received before its customer was erased (in flight, or replayed from the archive)
+            return Outcome("erased", "", ["customer erased"])
         for attempt in range(MAX_ATTEMPTS):
             loaded = self._load(event)
             writes, changes, reached = self._plan(event, loaded)

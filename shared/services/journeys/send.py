@@ -62,7 +62,7 @@ def send_on(channel: str, m: Message) -> str:
     """Render the step's template for one channel and hand it to the provider; returns its id."""
     journey, deps, profile, store_id = m.run.journey, m.deps, m.profile, m.state.store_id
     template_name = (m.variant.template if m.variant and m.variant.template else None) or m.step.template
-    signing_key = deps.signing_keys.key()
+    signing_key = deps.signing_keys.ring()
     unsub = unsubscribe_url(
         deps.unsubscribe_base_url, signing_key, store_id, profile.customer_id, channel, m.now
     )
