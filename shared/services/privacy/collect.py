@@ -46,6 +46,12 @@ class Who:
             raise BadRequest("phone", "expected an international number, e.g. +44 20 7946 0018")
         return self
 
+    def named(self) -> tuple[str, str]:
+        """The identifier the request names, as a tombstone kind and value."""
+        if self.customer:
+            return ("user" if self.customer.startswith("u:") else "anon", self.customer[2:])
+        return ("email", self.email or "") if self.email else ("phone", self.phone or "")
+
     @property
     def label(self) -> str:
         """The id an export is filed under (the person's own, never printed or logged)."""

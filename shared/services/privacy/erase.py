@@ -35,7 +35,7 @@ EXPORT_EXPIRY_DAYS = 30  # infra/constructs/analytics.py: exports/ expire after 
 
 @dataclass
 class Erasure:
-    status: str  # erased | not_found (nothing held; tombstones written all the same)
+    status: str  # erased | not_found (nothing held; tombstones written all the same) | already_erased
     removed: dict[str, int] = field(default_factory=dict)
     pseudonymised_orders: int = 0
     executions_stopped: int = 0
@@ -62,10 +62,18 @@ class Eraser:
         self.sfn = sfn
         self.state_machine_arn = state_machine_arn
 
-    def erase(self, who: Who, *, tombstone: bool = True) -> Erasure:
-        """`tombstone` False: retention's own deletion of an inactive customer, who may come back."""
+    def erase(self, who: Who, *, requested_at: float | None = None, tombstone: bool = True) -> Erasure:
+        """`requested_at`: when the request was made (its tombstones carry that time). A request
+        already carried out (the tombstone of the identifier it names is as recent) is not run
+        again: a redelivered or replayed request cannot erase a customer who came back since.
+        `tombstone` False: retention's own deletion of an inactive customer, who may come back."""
+        at = clock.now_ts() if requested_at is None else requested_at
+        named = who.named()
+        if tombstone and requested_at is not None:
+            done = self.store.tombstones.erased_at(who.store_id, [named])
+            if done and max(done) >= requested_at:
+                return Erasure(status="already_erased")
         subject = resolve(self.store, who)
-        at = clock.now_ts()
         written = self.store.tombstones.put(who.store_id, subject.identifiers(), at) if tombstone else 0
         found = collect(self.store, subject)
         stopped = self._stop_runs(found)
