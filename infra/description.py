@@ -88,6 +88,8 @@ class Grant:
     TABLE_EXPORT = "table:export"
     ANALYTICS_WRITE = "analytics:write"  # read exports/, write metrics/ in the analytics bucket
     REPORT_TASKS = "report:tasks"  # sqs:SendMessage on the report queue (the delayed collect task)
+    # dynamodb:Scan on the table: finding everything one person left (erasure, export; README "Personal data")
+    TABLE_SCAN = "table:scan"
     # states:StopExecution + DescribeExecution on the journey state machine's executions (erasure)
     JOURNEY_STOP = "journey:stop"
     # secretsmanager Get/Put/UpdateSecretVersionStage/DescribeSecret on the signing secret only
@@ -122,7 +124,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         source="ingest",
         description="Storefront event API and one-click unsubscribe: authenticates, validates, publishes",
         env=(env.TABLE_NAME, env.BUS_NAME, env.SIGNING_SECRET_ARN),
-        grants=(Grant.TABLE_READ, Grant.BUS_PUT, Grant.SIGNING_SECRET_READ),
+        # scan: a customer's export (GET /v1/customers/export) reads the table; it writes nothing
+        grants=(Grant.TABLE_READ, Grant.BUS_PUT, Grant.SIGNING_SECRET_READ, Grant.TABLE_SCAN),
         timeout_s=15,
     ),
     FunctionSpec(
@@ -218,7 +221,7 @@ FUNCTIONS += (
         source="privacy",
         description="Erases a customer on the store's request: their items, running journeys; leaves hashed tombstones",
         env=(env.TABLE_NAME, env.STATE_MACHINE_ARN),
-        grants=(Grant.TABLE_READ, Grant.TABLE_WRITE, Grant.JOURNEY_STOP),
+        grants=(Grant.TABLE_READ, Grant.TABLE_SCAN, Grant.TABLE_WRITE, Grant.JOURNEY_STOP),
         timeout_s=900,  # reads the whole table (twice at most): a rare, offline job
         memory_mb=1024,
     ),

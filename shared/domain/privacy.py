@@ -211,6 +211,8 @@ def event_identifiers(event: Any) -> list[tuple[str, str]]:
 # -- the access / portability export ---------------------------------------------------------------
 
 EXPORT_FORMAT = "boomerang-customer-export/1"
+# every consent change lists all of these (null when not given), so a reader needs no schema
+_CONSENT_FIELDS = ("channel", "category", "status", "at", "source", "text", "message_id")
 _PROFILE_DROP = (
     "pk",
     "sk",
@@ -238,7 +240,8 @@ def export_document(
             for d in (p.get("devices") or {}).values()
         ]
         consent_history += [
-            {**c, "customer_id": p.get("customer_id")} for c in p.get("consent_history") or []
+            {**dict.fromkeys(_CONSENT_FIELDS), **c, "customer_id": p.get("customer_id")}
+            for c in p.get("consent_history") or []
         ]
         profile = {k: v for k, v in p.items() if k not in _PROFILE_DROP and k != "consent_history"}
         profile["devices"] = devices

@@ -237,7 +237,8 @@ class SigningKeyProvider:
     def _fetch(self) -> KeyRing:
         if not self._arn:
             raise ValueError("no signing secret configured")
-        response = self._client.get_secret_value(SecretId=self._arn)
+        # explicit stage: what AWS returns by default, and what moto returns after a rotation
+        response = self._client.get_secret_value(SecretId=self._arn, VersionStage="AWSCURRENT")
         secret = response.get("SecretString")
         value = secret if isinstance(secret, str) else bytes(response.get("SecretBinary", b""))
         if len(value) < self.MIN_KEY_BYTES:

@@ -131,7 +131,7 @@ class FakeSecrets:
         self.value = value
         self.calls = 0
 
-    def get_secret_value(self, SecretId: str) -> dict[str, Any]:  # noqa: N803 (boto3's spelling)
+    def get_secret_value(self, SecretId: str, VersionStage: str = "AWSCURRENT") -> dict[str, Any]:  # noqa: N803
         self.calls += 1
         return {"ARN": SecretId, "SecretString": self.value}
 
