@@ -31,6 +31,8 @@ DAILY_SCHEDULE = "cron(0 12 * * ? *)"
 # cost 30 times as much for figures that change only at a month's end (queue an export task by hand
 # for fresher ones, README "Reports at scale").
 MONTHLY_REPORT_SCHEDULE = "cron(0 3 1 * ? *)"
+# The 2nd of each month, 04:00 UTC: the retention sweep (what TTL does not reach; README "Personal data")
+MONTHLY_RETENTION_SCHEDULE = "cron(0 4 2 * ? *)"
 LAMBDA_RUNTIME = "python3.13"
 LAMBDA_ARCHITECTURE = "arm64"
 
@@ -356,6 +358,14 @@ RULES: tuple[RuleSpec, ...] = (
         description="SES bounces, complaints, deliveries, opens, clicks (the configuration set's destination)",
         pattern={"source": [SES_SOURCE], "detail-type": list(FEEDBACK_DETAIL_TYPES)},
         queue="feedback",
+        bus=DEFAULT_BUS,
+    ),
+    RuleSpec(
+        id="monthly-retention",
+        description="The monthly retention sweep: customers past the store's limit, and what TTL left behind",
+        pattern=None,
+        schedule=MONTHLY_RETENTION_SCHEDULE,
+        queue="privacy",
         bus=DEFAULT_BUS,
     ),
     RuleSpec(

@@ -258,6 +258,12 @@ def eraser() -> Eraser:
     )
 
 
+def privacy_stores() -> StoreDirectory:
+    from shared.adapters.store_directory import StoreDirectory
+
+    return StoreDirectory(client("dynamodb"), settings_for("privacy").table_name)
+
+
 def publish_erasure_request(detail: dict[str, Any]) -> None:
     """Onto the bus, whose privacy-requests rule queues it for the privacy λ."""
     from shared.adapters.bus import publish_detail

@@ -392,3 +392,61 @@ def test_rotation_keeps_links_sent_before_it_and_retires_keys_after_a_link_lifet
     assert "v1" not in provider.ring().keys
     with pytest.raises(signing.InvalidToken, match="retired key"):
         signing.verify(provider.ring(), token, fixed_clock.now - 1)
+
+
+# --- retention ------------------------------------------------------------------------------------
+
+
+def test_retention_ttls_follow_the_store_policy(
+    world: World, ctx: LambdaContext, ada: dict[str, Any]
+) -> None:
+    from shared.domain.privacy import DataRetention
+
+    policy = DataRetention()
+    items = {(i["pk"], i["sk"]): i for i in scan_all(world)}
+    profile = items[("STORE#shop-1#CUST#u:ada-1", "PROFILE")]
+    assert profile["expires_at"] == int(profile["last_seen_at"] + policy.inactive_profile_days * DAY)
+    cart = items[("STORE#shop-1#CART#cart-ada", "CART")]
+    assert cart["expires_at"] == int(cart["last_activity_at"] + policy.cart_days * DAY)
+    marker = items[("STORE#shop-1#EVT#ada-add", "EVT")]
+    assert marker["expires_at"] == int(marker["received_at"]) + policy.event_marker_days * DAY
+    history = [
+        i for (pk, sk), i in items.items() if pk == "STORE#shop-1#CUST#u:ada-1" and sk.startswith("HIST#")
+    ]
+    assert history and all(
+        h["expires_at"] == int(h["at"]) + policy.message_history_days * DAY for h in history
+    )
+
+
+def test_the_monthly_sweep_lets_an_inactive_customer_go_without_a_tombstone(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock, ada: dict[str, Any]
+) -> None:
+    from shared.adapters.store_directory import StoreDirectory
+    from shared.domain.privacy import DataRetention
+
+    policy = DataRetention()
+    # Bob orders again a year on; Ada is not heard of for longer than the store keeps a profile
+    fixed_clock.advance(400 * DAY)
+    fold_and_trigger(world, ctx, [{**bob_calls()[1], "messageId": "bob-again"}], fixed_clock.now)
+    fixed_clock.advance((policy.inactive_profile_days - 400) * DAY + 1)
+    schedule = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+    out = privacy_handler(sqs_batch([schedule]), ctx)
+    assert out == {"batchItemFailures": []}
+    items = scan_all(world)
+    assert mentions(items, ADA_SECRETS) == []
+    assert mentions(items, ("bob-2",)) != []
+    assert StoreDirectory(client("dynamodb"), world.table).get("shop-1") is not None
+    # no tombstone: she is welcome back, even with an event from before the sweep
+    assert not [i for i in items if i["sk"] == "ERASED"]
+    [back] = fold_and_trigger(world, ctx, [{**ada_calls()[1], "messageId": "ada-back"}], fixed_clock.now)
+    assert back.status == "applied"
+
+
+def test_event_markers_outlive_the_bus_archive() -> None:
+    from infra.description import ARCHIVE_RETENTION_DAYS
+    from shared.domain.privacy import DataRetention
+
+    # a replay from the archive must still find every event's marker (and change nothing)
+    assert DataRetention().event_marker_days > ARCHIVE_RETENTION_DAYS
+    with pytest.raises(ValueError, match="greater than or equal to 31"):
+        DataRetention(event_marker_days=ARCHIVE_RETENTION_DAYS)

@@ -50,6 +50,11 @@ def erasure_request(who: Who, requested_at: float) -> dict[str, Any]:
     return detail
 
 
+def is_retention_run(body: dict[str, Any]) -> bool:
+    """The monthly schedule's event (infra/description.py monthly-retention)."""
+    return body.get("detail-type") == "Scheduled Event" or body.get("task") == "retention"
+
+
 def run_erasure_request(body: dict[str, Any], eraser: Eraser) -> dict[str, Any]:
     """An erasure request as the privacy λ receives it (an EventBridge event in an SQS message)."""
     detail = body.get("detail", body)
