@@ -533,9 +533,10 @@ class ProfileStore:
             data.update(index_attributes(model))  # a Put: an attribute left out leaves its index
             # DynamoDB's TTL removes a profile inactive for the store's limit (the monthly sweep
             # removes what hangs off it: shared/services/privacy/retention.py)
-            data["expires_at"] = self._data_retention(model.store_id).profile_expires_at(
-                model.last_seen_at, clock.now_ts()
-            )
+            if model.merged_into is None:  # a merged visitor goes with its customer
+                data["expires_at"] = self._data_retention(model.store_id).profile_expires_at(
+                    model.last_seen_at, clock.now_ts()
+                )
         elif isinstance(model, Cart):
             data["expires_at"] = self._data_retention(model.store_id).cart_expires_at(
                 model.last_activity_at or clock.now_ts()

@@ -86,14 +86,14 @@ class Subject:
         return out
 
     def learn(self, profile: dict[str, Any]) -> None:
-        """What a profile item of theirs adds: its id, merged visitors, addresses, open cart."""
+        """What a profile item of theirs adds: its id, merged visitors, addresses, open cart. A
+        visitor's merged_into is not followed here: a shared device's visitor id shows up on
+        several people's profiles, but was merged into one of them only."""
         self.customer_ids.add(str(profile["customer_id"]))
         if profile.get("user_id"):
             self.customer_ids.add(keys.user_customer_id(str(profile["user_id"])))
         for anon in profile.get("anonymous_ids") or []:
             self.customer_ids.add(keys.anon_customer_id(str(anon)))
-        if profile.get("merged_into"):
-            self.customer_ids.add(str(profile["merged_into"]))
         if profile.get("email"):
             self.emails.add(keys.normalise_identifier("email", str(profile["email"])))
         if profile.get("phone"):
@@ -138,7 +138,10 @@ def owns(item: dict[str, Any], s: Subject) -> str | None:
             return "aliases"
         return None
     if rest.startswith("CART#"):
-        if item.get("user_id") in s.user_ids or item.get("anonymous_id") in s.anonymous_ids:
+        # a visitor's cart is theirs; a cart a shared device's visitor id shows up on, of someone
+        # else signed in, is not
+        user = item.get("user_id")
+        if user in s.user_ids or (not user and item.get("anonymous_id") in s.anonymous_ids):
             return "carts"
         return None
     if rest.startswith("ORDER#"):

@@ -450,3 +450,49 @@ def test_event_markers_outlive_the_bus_archive() -> None:
     assert DataRetention().event_marker_days > ARCHIVE_RETENTION_DAYS
     with pytest.raises(ValueError, match="greater than or equal to 31"):
         DataRetention(event_marker_days=ARCHIVE_RETENTION_DAYS)
+
+
+def test_erasing_one_of_two_people_on_a_shared_device_leaves_the_other(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    # Given a family computer: the visitor id is merged into Ada, then Bob signs in on it too
+    t = fixed_clock.now
+    shared = [
+        {
+            "type": "track",
+            "anonymousId": "family-pc",
+            "event": "Product Viewed",
+            "messageId": "f1",
+            "properties": {"sku": "S1"},
+        },
+        {
+            "type": "identify",
+            "userId": "ada-1",
+            "anonymousId": "family-pc",
+            "messageId": "f2",
+            "traits": {"email": ADA_EMAIL},
+        },
+        {
+            "type": "identify",
+            "userId": "bob-2",
+            "anonymousId": "family-pc",
+            "messageId": "f3",
+            "traits": {"email": "bob@example.com"},
+        },
+        {
+            "type": "track",
+            "userId": "bob-2",
+            "anonymousId": "family-pc",
+            "event": "Product Added",
+            "messageId": "f4",
+            "properties": {"cart_id": "cart-bob", "sku": "S2", "price": 5.0, "quantity": 1},
+        },
+    ]
+    fold_and_trigger(world, ctx, shared, t)
+    # When Bob is erased
+    eraser(world).erase(Who("shop-1", customer="u:bob-2"))
+    # Then Ada (and the visitor merged into her) stays; Bob and his cart are gone
+    items = scan_all(world)
+    assert mentions(items, ("bob-2", "bob@example.com", "cart-bob")) == []
+    keys_left = {(i["pk"], i["sk"]) for i in items}
+    assert ("STORE#shop-1#CUST#u:ada-1", "PROFILE") in keys_left

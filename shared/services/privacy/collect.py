@@ -93,13 +93,13 @@ def resolve(store: PrivacyStore, who: Who) -> Subject:
             profile = store.get(keys.customer_pk(who.store_id, cid), keys.PROFILE_SK)
             if profile is not None:
                 s.learn(profile)
-            alias = (
-                store.get(keys.alias_pk(who.store_id, "anon", cid[2:]), keys.ALIAS_SK)
-                if cid.startswith("a:")
-                else None
-            )
-            if alias is not None:
-                s.customer_ids.add(str(alias["customer_id"]))
+            # the visitor id the request names leads to the customer it was linked to; other visitor
+            # ids are not followed (a shared device's id may be linked to someone else since)
+            if cid == who.customer and cid.startswith("a:"):
+                alias = store.get(keys.alias_pk(who.store_id, "anon", cid[2:]), keys.ALIAS_SK)
+                for target in (alias or {}).get("customer_id"), (profile or {}).get("merged_into"):
+                    if target:
+                        s.customer_ids.add(str(target))
     for cid in sorted(s.customer_ids):
         s.instances.add(cid)
     return s

@@ -48,7 +48,9 @@ def sweep(store: PrivacyStore, eraser: Eraser, store_id: str, policy: DataRetent
     for item in store.scan_store(store_id):
         pk, sk = str(item["pk"]), str(item["sk"])
         customer = _customer_of(pk, store_id)
-        if customer is not None and sk == keys.PROFILE_SK:
+        if customer is not None and sk == keys.PROFILE_SK and item.get("merged_into"):
+            alive.add(customer)  # a merged visitor goes with the customer it was merged into
+        elif customer is not None and sk == keys.PROFILE_SK:
             limit = item.get("expires_at") or policy.profile_expires_at(item.get("last_seen_at"), now)
             (expired if float(limit) <= now else alive).add(customer)
         elif customer is not None:
