@@ -496,3 +496,36 @@ def test_erasing_one_of_two_people_on_a_shared_device_leaves_the_other(
     assert mentions(items, ("bob-2", "bob@example.com", "cart-bob")) == []
     keys_left = {(i["pk"], i["sk"]) for i in items}
     assert ("STORE#shop-1#CUST#u:ada-1", "PROFILE") in keys_left
+
+
+def test_cli_exports_and_erases_printing_counts_only(
+    world: World, ada: dict[str, Any], tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from infra.customers_cli import main
+
+    table = ["--store", "shop-1", "--table", world.table]
+    assert main(["customers", "export", *table, "--phone", ADA_PHONE, "--out", str(tmp_path)]) == 0
+    document = json.loads((tmp_path / "export.json").read_text())
+    assert document["profiles"] and "Lovelace" in (tmp_path / "export.html").read_text()
+    assert (
+        main(
+            [
+                "customers",
+                "erase",
+                *table,
+                "--customer",
+                "u:ada-1",
+                "--state-machine",
+                world.state_machine_arn,
+            ]
+        )
+        == 0
+    )
+    assert main(["customers", "erase", *table, "--customer", "ada"]) == 2  # named: u:<id> or a:<id>
+    printed = capsys.readouterr()
+    assert "profiles" in printed.out and "erased" in printed.out and "journeys stopped" in printed.out
+    assert not mentions([{"pk": "out", "sk": "", "text": printed.out + printed.err}], ADA_SECRETS)
+    assert "customer: expected u:<userId>" in printed.err
+    assert mentions(scan_all(world), ADA_SECRETS) == []
+    assert main(["keys", "rotate", "--secret", world.secret_arn]) == 0
+    assert "signed with v2; links verify with v1, v2" in capsys.readouterr().out
