@@ -488,7 +488,11 @@ def test_default_templates_and_journeys_deploy_under_their_prefixes_without_prun
 
 
 def test_daily_schedule_feeds_the_journey_queue(synth: Synth) -> None:
-    assert [r.id for r in RULES if r.schedule is not None] == ["daily-journeys", "monthly-report"]
+    assert [r.id for r in RULES if r.schedule is not None] == [
+        "daily-journeys",
+        "monthly-report",
+        "monthly-retention",
+    ]
     (spec,) = [r for r in RULES if r.schedule == DAILY_SCHEDULE]
     assert spec.schedule == DAILY_SCHEDULE == "cron(0 12 * * ? *)"  # 12:00 UTC, every day
     assert spec.pattern is None and spec.bus == DEFAULT_BUS and spec.queue == "journey"
@@ -508,6 +512,17 @@ def test_daily_schedule_feeds_the_journey_queue(synth: Synth) -> None:
     assert target["Arn"] == _arn(journey_queue)
     assert target["DeadLetterConfig"] == {"Arn": _arn(_delivery_dlq_id(synth))}
     assert _queue_allows_rule(synth, journey_queue, rule_id)
+
+
+def test_monthly_retention_sweep_feeds_the_privacy_queue(synth: Synth) -> None:
+    (spec,) = [r for r in RULES if r.id == "monthly-retention"]
+    assert spec.schedule == "cron(0 4 2 * ? *)" and spec.queue == "privacy" and spec.bus == DEFAULT_BUS
+    (rule,) = [
+        r["Properties"]
+        for r in synth.of_type("AWS::Events::Rule").values()
+        if r["Properties"].get("ScheduleExpression") == spec.schedule
+    ]
+    assert rule["Description"] == spec.description and len(rule["Targets"]) == 1
 
 
 def test_signing_secret_rotates_on_schedule_through_the_key_rotation_function(synth: Synth) -> None:
