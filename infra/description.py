@@ -31,6 +31,8 @@ DAILY_SCHEDULE = "cron(0 12 * * ? *)"
 # cost 30 times as much for figures that change only at a month's end (queue an export task by hand
 # for fresher ones, README "Reports at scale").
 MONTHLY_REPORT_SCHEDULE = "cron(0 3 1 * ? *)"
+# The 2nd of each month, 04:00 UTC: the retention sweep (what TTL does not reach; README "Personal data")
+MONTHLY_RETENTION_SCHEDULE = "cron(0 4 2 * ? *)"
 LAMBDA_RUNTIME = "python3.13"
 LAMBDA_ARCHITECTURE = "arm64"
 
@@ -88,6 +90,12 @@ class Grant:
     TABLE_EXPORT = "table:export"
     ANALYTICS_WRITE = "analytics:write"  # read exports/, write metrics/ in the analytics bucket
     REPORT_TASKS = "report:tasks"  # sqs:SendMessage on the report queue (the delayed collect task)
+    # dynamodb:Scan on the table: finding everything one person left (erasure, export; README "Personal data")
+    TABLE_SCAN = "table:scan"
+    # states:StopExecution + DescribeExecution on the journey state machine's executions (erasure)
+    JOURNEY_STOP = "journey:stop"
+    # secretsmanager Get/Put/UpdateSecretVersionStage/DescribeSecret on the signing secret only
+    SIGNING_SECRET_ROTATE = "secret:rotate"
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         source="ingest",
         description="Storefront event API and one-click unsubscribe: authenticates, validates, publishes",
         env=(env.TABLE_NAME, env.BUS_NAME, env.SIGNING_SECRET_ARN),
-        grants=(Grant.TABLE_READ, Grant.BUS_PUT, Grant.SIGNING_SECRET_READ),
+        # scan: a customer's export (GET /v1/customers/export) reads the table; it writes nothing
+        grants=(Grant.TABLE_READ, Grant.BUS_PUT, Grant.SIGNING_SECRET_READ, Grant.TABLE_SCAN),
         timeout_s=15,
     ),
     FunctionSpec(
@@ -203,6 +212,36 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     ),
 )
 
+# Personal data (README "Personal data"): erasure requests from the API, run off the request path
+# because finding everything a person left reads the table (shared/adapters/privacy_store.py).
+PRIVACY_SOURCE = "boomerang.privacy"
+ERASURE_REQUESTED = "Customer Erasure Requested"
+FUNCTIONS += (
+    FunctionSpec(
+        id="privacy",
+        handler="functions.privacy.handler.handler",
+        source="privacy",
+        description="Erases a customer on the store's request: their items, running journeys; leaves hashed tombstones",
+        env=(env.TABLE_NAME, env.STATE_MACHINE_ARN),
+        grants=(Grant.TABLE_READ, Grant.TABLE_SCAN, Grant.TABLE_WRITE, Grant.JOURNEY_STOP),
+        timeout_s=900,  # reads the whole table (twice at most): a rare, offline job
+        memory_mb=1024,
+    ),
+    FunctionSpec(
+        id="key_rotation",
+        handler="functions.key_rotation.handler.handler",
+        source="key_rotation",
+        description="Secrets Manager rotation of the link-signing key ring: a new current key, old ones kept for a link lifetime",
+        env=(),
+        grants=(Grant.SIGNING_SECRET_ROTATE,),
+        timeout_s=30,
+        memory_mb=256,
+    ),
+)
+# Secrets Manager rotates the signing key ring on this schedule; links live 400 days, so a key is
+# kept for 400 days after its successor (shared/platform/signing.py), about five keys at a time.
+SIGNING_KEY_ROTATION_DAYS = 90
+
 FUNCTIONS_BY_ID = {f.id: f for f in FUNCTIONS}
 
 
@@ -228,6 +267,8 @@ QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec(id="templates", consumer="template_validator"),
     # one task at a time: a collect task may take the function's whole 15 minutes
     QueueSpec(id="report", consumer="report", batch_size=1, max_batching_window_s=0, max_receive_count=3),
+    # one erasure at a time: each may read the whole table
+    QueueSpec(id="privacy", consumer="privacy", batch_size=1, max_batching_window_s=0, max_receive_count=3),
 )
 
 
@@ -318,6 +359,20 @@ RULES: tuple[RuleSpec, ...] = (
         pattern={"source": [SES_SOURCE], "detail-type": list(FEEDBACK_DETAIL_TYPES)},
         queue="feedback",
         bus=DEFAULT_BUS,
+    ),
+    RuleSpec(
+        id="monthly-retention",
+        description="The monthly retention sweep: customers past the store's limit, and what TTL left behind",
+        pattern=None,
+        schedule=MONTHLY_RETENTION_SCHEDULE,
+        queue="privacy",
+        bus=DEFAULT_BUS,
+    ),
+    RuleSpec(
+        id="privacy-requests",
+        description="Erasure requests made through the API (POST /v1/customers/erase)",
+        pattern={"source": [PRIVACY_SOURCE], "detail-type": [ERASURE_REQUESTED]},
+        queue="privacy",
     ),
     RuleSpec(
         id="template-changed",
@@ -444,6 +499,10 @@ class ApiSpec:
         ("POST", "/v1/unsubscribe"),
         ("GET", "/v1/preferences"),
         ("POST", "/v1/preferences"),
+        # the store's backend answering data-subject requests (write key, like /v1/batch)
+        ("POST", "/v1/customers/erase"),
+        ("GET", "/v1/customers/export"),
+        ("POST", "/v1/customers/export"),
     )
     stage: str = "prod"  # URL is https://<api>/prod/v1/batch; a custom domain can drop "prod"
     # API Gateway stage throttling (per account/region share); per-store limits come later.
