@@ -7,7 +7,7 @@ import random
 import time
 from typing import Any
 
-from shared.domain.events import EVENT_SOURCE, CanonicalEvent
+from shared.domain.events import EVENT_SOURCE, WEBHOOK_SOURCE, CanonicalEvent
 
 PUT_EVENTS_MAX_ENTRIES = 10  # EventBridge's per-call limit
 
@@ -54,6 +54,22 @@ def publish(events_client: Any, bus_name: str, events: list[CanonicalEvent], att
         if pending:
             raise PublishFailed(len(pending), len(events), codes)
     return calls
+
+
+def archive(events_client: Any, bus_name: str, record: dict[str, Any]) -> None:
+    """One record for the bus's archive only (its source matches no rule): a webhook Boomerang does
+    not map yet, kept so it can be replayed once it does. PublishFailed if the bus refuses it."""
+    entry = {
+        "Source": WEBHOOK_SOURCE,
+        "DetailType": f"{record.get('platform')} {record.get('topic')}"[:128],
+        "Detail": json.dumps(record, default=str),
+        "EventBusName": bus_name,
+    }
+    resp = events_client.put_events(Entries=[entry])
+    if resp.get("FailedEntryCount"):
+        raise PublishFailed(
+            1, 1, [r.get("ErrorCode", "Unknown") for r in resp["Entries"] if r.get("ErrorCode")]
+        )
 
 
 def event_from_sqs_body(body: str) -> CanonicalEvent:

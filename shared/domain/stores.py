@@ -130,8 +130,12 @@ class Store(BaseModel):
             "address_lines": self.address.formatted_lines() if self.address else [],
         }
 
-    def recovery_url(self, cart_id: str, campaign: str, medium: str = "email") -> str:
-        base = (self.cart_url or f"{self.url}/cart").replace("{cart_id}", cart_id)
+    def recovery_url(
+        self, cart_id: str, campaign: str, medium: str = "email", base: str | None = None
+    ) -> str:
+        """`base`: the platform's own link to the checkout (Shopify's abandoned_checkout_url), else the
+        store's cart page."""
+        base = base or (self.cart_url or f"{self.url}/cart").replace("{cart_id}", cart_id)
         sep = "&" if "?" in base else "?"
         return f"{base}{sep}boomerang_cart={cart_id}&utm_source=boomerang&utm_medium={medium}&utm_campaign={campaign}"
 
