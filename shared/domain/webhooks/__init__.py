@@ -67,9 +67,16 @@ def clean(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def international(phone: Any) -> str | None:
-    """A phone number only if written internationally (+...): a local one ("(555) 555-5555") has no
-    country to dial, and would make the whole identify call invalid."""
-    return phone.strip() if isinstance(phone, str) and phone.strip().startswith("+") else None
+    """A phone number only if it is a valid international one: a local one ("(555) 555-5555") has no
+    country to dial, and would make the whole identify call (the customer's email too) invalid."""
+    from shared.domain.contacts import normalise_phone
+
+    if not isinstance(phone, str) or not phone.strip().startswith("+"):
+        return None
+    try:
+        return normalise_phone(phone)
+    except ValueError:
+        return None
 
 
 def utc(value: Any) -> str | None:

@@ -18,6 +18,7 @@ from shared.domain.events import (
     ORDER_COMPLETED,
     ORDER_REFUNDED,
     PRICE_DROPPED,
+    SIGNED_UP,
 )
 from shared.domain.webhooks import Mapped, clean, email_key, international, money, text
 
@@ -252,13 +253,24 @@ def _refund(payload: dict[str, Any]) -> Mapped:
     )
 
 
-def _customer(payload: dict[str, Any]) -> Mapped:
+def _customer(topic: str, payload: dict[str, Any]) -> Mapped:
     who = _who(payload, payload.get("email"), payload.get("phone"))
     if who is None:
         return Mapped(reason="customer without id")
     traits = _traits(payload)
     calls: list[dict[str, Any]] = [{"type": "identify", **who, "traits": traits}] if traits else []
-    return Mapped(calls=calls + _consent_calls(who, payload))
+    calls += _consent_calls(who, payload)
+    if topic == "customers/create":  # a new account: the welcome journey's trigger
+        calls.append(
+            {
+                "type": "track",
+                "event": SIGNED_UP,
+                **who,
+                "timestamp": payload.get("created_at"),
+                "properties": {"method": "shopify"},
+            }
+        )
+    return Mapped(calls=calls)
 
 
 def _product(payload: dict[str, Any]) -> Mapped:
@@ -345,7 +357,7 @@ def map_webhook(topic: str, payload: Any, _: str = "") -> Mapped:
     if topic == "refunds/create":
         return _refund(payload)
     if topic in ("customers/create", "customers/update"):
-        return _customer(payload)
+        return _customer(topic, payload)
     if topic == "products/update":
         return _product(payload)
     if topic == "inventory_levels/update":

@@ -19,6 +19,7 @@ from shared.domain.events import (
     ORDER_COMPLETED,
     ORDER_REFUNDED,
     PRICE_DROPPED,
+    SIGNED_UP,
 )
 from shared.domain.webhooks import Mapped, clean, email_key, international, money, text, utc
 
@@ -144,14 +145,26 @@ def _order(payload: dict[str, Any]) -> Mapped:
     return Mapped(calls=calls, reason=None if len(calls) > bool(traits) else f"order status {status!r}")
 
 
-def _customer(payload: dict[str, Any]) -> Mapped:
+def _customer(topic: str, payload: dict[str, Any]) -> Mapped:
     who = _who(payload.get("id"), payload.get("billing"))
     if who is None:
         return Mapped(reason="customer without id")
     traits = _traits(
         payload.get("email"), payload.get("first_name"), payload.get("last_name"), payload.get("billing")
     )
-    return Mapped(calls=[{"type": "identify", **who, "traits": traits}] if traits else [])
+    calls: list[dict[str, Any]] = [{"type": "identify", **who, "traits": traits}] if traits else []
+    if topic == "customer.created":  # a new account: the welcome journey's trigger
+        when = utc(payload.get("date_created_gmt"))
+        calls.append(
+            {
+                "type": "track",
+                "event": SIGNED_UP,
+                **who,
+                **({"timestamp": when} if when else {}),
+                "properties": {"method": "woocommerce"},
+            }
+        )
+    return Mapped(calls=calls)
 
 
 def _product(payload: dict[str, Any]) -> Mapped:
@@ -198,7 +211,7 @@ def map_webhook(topic: str, payload: Any, _: str = "") -> Mapped:
     if topic in ("order.created", "order.updated"):
         return _order(payload)
     if topic in ("customer.created", "customer.updated"):
-        return _customer(payload)
+        return _customer(topic, payload)
     if topic == "product.updated":
         return _product(payload)
     return Mapped(known_topic=False, reason=f"topic {topic!r} is not one Boomerang reads")
