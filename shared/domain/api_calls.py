@@ -115,6 +115,9 @@ def _derived_message_id(store_id: str, raw: dict[str, Any]) -> str:
 
 
 _CONTEXT_TEXT = ("timezone", "locale")  # the fold reads these: kept only as text
+# personal data no rule reads: the IP address, and context.traits (a copy of the customer's traits,
+# emails included, that identify calls carry where they belong)
+_CONTEXT_DROPPED = ("ip", "traits")
 
 
 def _parse_ts(value: Any) -> datetime | None:
@@ -138,8 +141,8 @@ def skew_corrected(timestamp: str | None, sent_at: str | None, received_at: floa
 
 
 def _context(call: Call, original_timestamp: str | None, corrected: str | None) -> dict[str, Any]:
-    # Segment's context (library, page, campaign, ip, userAgent, ...) is kept whole for analytics
-    context = _plain({k: v for k, v in call.context.items() if k not in _CONTEXT_TEXT})
+    # Segment's context (library, page, campaign, userAgent, ...) is kept for analytics
+    context = _plain({k: v for k, v in call.context.items() if k not in _CONTEXT_TEXT + _CONTEXT_DROPPED})
     context.update({k: call.context[k] for k in _CONTEXT_TEXT if isinstance(call.context.get(k), str)})
     if corrected != original_timestamp:
         context["original_timestamp"] = original_timestamp

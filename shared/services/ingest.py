@@ -150,6 +150,8 @@ def parse_calls(payload: Any, route: str) -> list[Any]:
     Envelope fields (`writeKey`, `sentAt`, batch-level `context`) are not part of a call."""
     from shared.domain.api_calls import MAX_CALLS_PER_BATCH, ApiError
 
+    if isinstance(payload, bytes | bytearray):
+        payload = parse_json(bytes(payload))
     if not isinstance(payload, dict):
         raise ApiProblem(400, "invalid_body", "body must be a JSON object")
     if route == "batch":

@@ -8,8 +8,7 @@ import pytest
 
 from shared.domain.api_calls import normalise
 from shared.domain.events import CanonicalEvent
-from shared.domain.webhooks import email_key, number, signature, signature_ok
-from shared.domain.webhooks import shopify, woocommerce
+from shared.domain.webhooks import email_key, number, shopify, signature, signature_ok, woocommerce
 from tests.events import load_event
 
 AT = 1_795_000_000.0
