@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     from infra.segments_cli import add_parser as add_segments_parser
 
     add_segments_parser(sub)  # `boomerang segments lint|members`
+    from infra.stores_cli import add_parser as add_stores_parser
+
+    add_stores_parser(sub)  # `boomerang stores add|list|rotate-key|set|remove`
     args = parser.parse_args(argv)
     if args.command == "templates":
         return templates_cli.run(args)

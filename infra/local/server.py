@@ -233,6 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
                     # what `boomerang templates --local` needs to reach the emulated bucket
                     "aws_endpoint": self.emulator.endpoint,
                     "templates_bucket": self.emulator.templates_bucket,
+                    "table": self.emulator.table,  # what `boomerang stores --local` writes to
                 },
             )
         if method == "GET" and url.path == "/_local/reports":

@@ -116,6 +116,17 @@ class Store(BaseModel):
             raise ValueError("1 to 11 letters and digits, at least one letter (carriers' rule)")
         return v
 
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("must be an IANA time zone such as Europe/Warsaw or America/Chicago") from exc
+        return v
+
     @field_validator("url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:

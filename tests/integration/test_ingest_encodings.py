@@ -15,7 +15,9 @@ from tests.events import load_event
 from tests.integration.test_ingest_handler import failing_put_events
 
 
-def post(ctx: LambdaContext, body: bytes, headers: dict[str, str], path: str = "/v1/batch") -> tuple[int, Any, dict[str, Any]]:
+def post(
+    ctx: LambdaContext, body: bytes, headers: dict[str, str], path: str = "/v1/batch"
+) -> tuple[int, Any, dict[str, Any]]:
     result = handler(api_request("POST", path, body, headers), ctx)
     out = {k.lower(): v for k, v in (result.get("multiValueHeaders") or {}).items()}
     out.update({k.lower(): [v] for k, v in (result.get("headers") or {}).items()})
@@ -33,7 +35,9 @@ def test_compressed_batch_is_accepted_like_a_plain_one(
     raw = json.dumps(sample).encode()
     status, body, _ = post(ctx, compress(raw), {**basic_auth(API_KEY), "Content-Encoding": encoding})
     assert (status, body) == (200, {"success": True, "accepted": 4})
-    assert [e["detail"]["message_id"] for e in world.published("profile")] == [c["messageId"] for c in sample["batch"]]
+    assert [e["detail"]["message_id"] for e in world.published("profile")] == [
+        c["messageId"] for c in sample["batch"]
+    ]
 
 
 def test_unknown_encoding_is_415(world: World, ctx: LambdaContext) -> None:
@@ -69,7 +73,11 @@ def test_a_wrong_header_key_is_not_rescued_by_the_body(world: World, ctx: Lambda
 
 
 def test_sent_at_corrects_the_timestamp(world: World, ctx: LambdaContext) -> None:
-    call = {**load_event("product_added"), "timestamp": "2000-01-01T00:00:00Z", "sentAt": "2000-01-01T00:01:00Z"}
+    call = {
+        **load_event("product_added"),
+        "timestamp": "2000-01-01T00:00:00Z",
+        "sentAt": "2000-01-01T00:01:00Z",
+    }
     assert post(ctx, json.dumps(call).encode(), basic_auth(API_KEY), "/v1/track")[0] == 200
     [event] = world.published("profile")
     detail = event["detail"]

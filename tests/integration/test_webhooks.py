@@ -88,7 +88,9 @@ def test_shopify_checkout_starts_the_checkout_journey_with_the_recovery_link(
     world: World, ctx: LambdaContext, secrets: StoreDirectory
 ) -> None:
     # When Shopify sends a signed checkouts/create
-    status, body = shopify(ctx, "checkouts/create", "checkouts_create", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043")
+    status, body = shopify(
+        ctx, "checkouts/create", "checkouts_create", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
+    )
 
     # Then it is answered at once with what was taken
     assert (status, body) == (200, {"success": True, "topic": "checkouts/create", "accepted": 2})
@@ -117,7 +119,11 @@ def test_forged_webhook_is_401_and_changes_nothing(
         "wrong secret": shopify(ctx, "checkouts/create", body, "w-1", secret="guessed"),
         "no signature": shopify(ctx, "checkouts/create", body, "w-2", hmac_header=""),
         "signature of another body": shopify(
-            ctx, "checkouts/create", body.replace(b"248.00", b"0.01"), "w-3", hmac_header=signature(SHOPIFY_SECRET, body)
+            ctx,
+            "checkouts/create",
+            body.replace(b"248.00", b"0.01"),
+            "w-3",
+            hmac_header=signature(SHOPIFY_SECRET, body),
         ),
         "another store's secret": shopify(ctx, "checkouts/create", body, "w-4", store="shop-2"),
     }
@@ -142,7 +148,10 @@ def test_replayed_webhook_changes_nothing(world: World, ctx: LambdaContext, secr
     replayed = fold_and_trigger(world, ctx)
 
     # Then the same messageIds were folded as duplicates: the table and the executions are unchanged
-    assert [e["detail"]["message_id"] for e in replayed] == ["shopify:order-delivery-1:0", "shopify:order-delivery-1:1"]
+    assert [e["detail"]["message_id"] for e in replayed] == [
+        "shopify:order-delivery-1:0",
+        "shopify:order-delivery-1:1",
+    ]
     after = client("dynamodb").scan(TableName=world.table)["Items"]
     key = lambda i: (i["pk"]["S"], i["sk"]["S"])  # noqa: E731
     assert sorted(before, key=key) == sorted(after, key=key)
@@ -210,7 +219,9 @@ def test_unknown_topic_is_200_archived_and_counted(
     assert '"WebhookTopicsUnknown"' in capsys.readouterr().out  # the EMF metric
 
 
-def test_missing_topic_or_delivery_id_is_400(world: World, ctx: LambdaContext, secrets: StoreDirectory) -> None:
+def test_missing_topic_or_delivery_id_is_400(
+    world: World, ctx: LambdaContext, secrets: StoreDirectory
+) -> None:
     body = json.dumps(load_event("shopify/orders_create")).encode()
     headers = {"X-Shopify-Hmac-Sha256": signature(SHOPIFY_SECRET, body), "X-Shopify-Topic": "orders/create"}
     result = handler(api_request("POST", "/v1/webhooks/shopify/shop-1", body, headers), ctx)
@@ -221,7 +232,13 @@ def test_missing_topic_or_delivery_id_is_400(world: World, ctx: LambdaContext, s
 @pytest.mark.parametrize(
     ("topic", "sample", "event", "journey", "instance"),
     [
-        ("order.created", "order_created", "Checkout Started", "checkout-abandonment", "woocommerce-order-727"),
+        (
+            "order.created",
+            "order_created",
+            "Checkout Started",
+            "checkout-abandonment",
+            "woocommerce-order-727",
+        ),
         ("order.updated", "order_updated_paid", "Order Completed", "post-purchase", "727"),
         ("customer.created", "customer_created", "Signed Up", "welcome", None),
         ("product.updated", "product_updated", "Price Dropped", None, None),
