@@ -94,7 +94,9 @@ def test_a_signed_shopify_checkout_becomes_the_reminder_and_forgeries_and_replay
     profile_path = f"/_local/profile?store=demo&customer=u:{CUSTOMER_ID}"
     before = local.request("GET", profile_path)[1]
     assert webhook(local, body, f"wh-{RUN}")[0] == 200
-    assert webhook(local, body.replace(b"248.00", b"1.00"), f"wh2-{RUN}", hmac=signature(SECRET, body))[0] == 401
+    assert (
+        webhook(local, body.replace(b"248.00", b"1.00"), f"wh2-{RUN}", hmac=signature(SECRET, body))[0] == 401
+    )
     # Then nothing changes: the replay's messageIds were folded before, so the profile is as it was,
     # and no second reminder comes (the next step is a day away: 24 s; this waits a few Boomerang hours)
     time.sleep(3)

@@ -1049,7 +1049,10 @@ def test_api_passes_bodies_as_bytes_and_tells_throttled_clients_when_to_retry(sy
     responses = [r["Properties"] for r in synth.of_type("AWS::ApiGateway::GatewayResponse").values()]
     [throttled] = [r for r in responses if r["ResponseType"] == "THROTTLED"]
     assert throttled["StatusCode"] == "429"
-    assert throttled["ResponseParameters"]["gatewayresponse.header.Retry-After"] == f"'{API.throttled_retry_after_s}'"
+    assert (
+        throttled["ResponseParameters"]["gatewayresponse.header.Retry-After"]
+        == f"'{API.throttled_retry_after_s}'"
+    )
 
 
 def test_webhook_routes_take_the_store_as_a_path_parameter(synth: Synth) -> None:
