@@ -503,7 +503,15 @@ class ApiSpec:
         ("POST", "/v1/customers/erase"),
         ("GET", "/v1/customers/export"),
         ("POST", "/v1/customers/export"),
+        # store platforms' webhooks ({store}: the store id; the handler checks its signature)
+        ("POST", "/v1/webhooks/shopify/{store}"),
+        ("POST", "/v1/webhooks/woocommerce/{store}"),
     )
+    # Every body reaches the λ base64-encoded and byte for byte: a gzip'd batch (Content-Encoding)
+    # would otherwise be mangled as text, and a webhook's HMAC is over the exact bytes sent.
+    binary_media_types: tuple[str, ...] = ("*/*",)
+    # Answered by API Gateway itself when stage throttling rejects a request; SDKs back off by it
+    throttled_retry_after_s: int = 5
     stage: str = "prod"  # URL is https://<api>/prod/v1/batch; a custom domain can drop "prod"
     # API Gateway stage throttling (per account/region share); per-store limits come later.
     throttle_rate_limit: int = 500

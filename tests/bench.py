@@ -10,6 +10,9 @@
 6. personal data (`python -m tests.bench privacy`): erasure, export and the retention sweep of one
    customer in a store of N customers (each reads the store's items), and what the erasure
    tombstone lookup adds to every folded event.
+7. compressed batches and webhooks (`python -m tests.bench ingest`): ingest events/s for plain,
+   gzip and deflate batches of 100 (the decompression overhead per event), and the ingest λ's time
+   per Shopify webhook (verify, map, validate, publish).
 """
 
 from __future__ import annotations
@@ -353,6 +356,106 @@ def transitions_per_journey() -> dict[str, Any]:
     return out
 
 
+def compressed_and_webhooks(batches: int = 4, webhooks: int = 30) -> dict[str, float]:
+    """events/s through the ingest λ per body encoding, µs of inflating per event, ms per webhook."""
+    import base64
+    import gzip
+    import zlib
+
+    from infra.local.emulator import Emulator, resource_name
+    from infra.local.server import proxy_event
+    from shared.adapters.store_directory import StoreDirectory
+    from shared.domain.webhooks import signature
+    from shared.services.ingest import read_body
+    from tests.events import load_event
+
+    emu = Emulator(speed=1)
+    emu.start()
+    emu._stop.set()  # no pollers: only the ingest λ is timed
+    ingest = resource_name("fn", "ingest")
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{emu.api_key}:".encode()).decode()}
+    run = uuid.uuid4().hex[:6]
+    bodies = [json.dumps({"batch": _events(100, f"{run}-{b}")}).encode() for b in range(batches)]
+    encoders = {
+        "plain": (None, lambda b: b),
+        "gzip": ("gzip", gzip.compress),
+        "deflate": ("deflate", zlib.compress),
+    }
+    out: dict[str, float] = {}
+    emu.invoke(ingest, proxy_event("POST", "/v1/batch", "", auth, bodies[0]))  # warm
+    for name, (encoding, encode) in encoders.items():
+        headers = {**auth, **({"Content-Encoding": encoding} if encoding else {})}
+        encoded = [encode(b) for b in bodies]
+        out[f"{name}_ratio"] = sum(map(len, encoded)) / sum(map(len, bodies))
+        # fresh messageIds per encoding would change nothing here: ingest does not dedupe, the fold does
+        t0 = time.perf_counter()
+        for body in encoded:
+            result = emu.invoke(ingest, proxy_event("POST", "/v1/batch", "", headers, body))
+            assert result["statusCode"] == 200, result
+        out[f"{name}_eps"] = batches * 100 / (time.perf_counter() - t0)
+        if encoding:
+            t0 = time.perf_counter()
+            for body in encoded:
+                read_body(base64.b64encode(body).decode(), True, {"Content-Encoding": encoding})
+            out[f"{name}_inflate_us"] = (time.perf_counter() - t0) / (batches * 100) * 1e6
+
+    StoreDirectory(emu.client("dynamodb"), emu.table).set_webhook_secret("demo", "shopify", "bench-secret")
+    samples = [
+        ("checkouts/create", "checkouts_create"),
+        ("orders/create", "orders_create"),
+        ("customers/update", "customers_update"),
+    ]
+    timings: list[float] = []
+    for n in range(webhooks):
+        topic, sample = samples[n % len(samples)]
+        body = json.dumps(load_event(f"shopify/{sample}")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Shopify-Topic": topic,
+            "X-Shopify-Hmac-Sha256": signature("bench-secret", body),
+            "X-Shopify-Webhook-Id": f"{run}-{n}",
+        }
+        t0 = time.perf_counter()
+        result = emu.invoke(ingest, proxy_event("POST", "/v1/webhooks/shopify/demo", "", headers, body))
+        timings.append(time.perf_counter() - t0)
+        assert result["statusCode"] == 200, result
+    out["webhook_ms_median"] = statistics.median(timings[1:]) * 1000
+    out["webhook_ms_max"] = max(timings[1:]) * 1000
+    emu.stop()
+
+    # the same webhooks without AWS: what the λ itself spends (verify, map, validate)
+    from shared.services.webhooks import WebhookReceiver
+
+    receiver = WebhookReceiver(
+        secret_for=lambda *_: "bench-secret", publish=lambda e: None, archive=lambda r: None
+    )
+    prepared = []
+    for topic, sample in samples:
+        body = json.dumps(load_event(f"shopify/{sample}")).encode()
+        prepared.append((topic, body, signature("bench-secret", body)))
+    rounds = 300
+    t0 = time.perf_counter()
+    for n in range(rounds):
+        topic, body, sig = prepared[n % len(prepared)]
+        headers = {"X-Shopify-Topic": topic, "X-Shopify-Hmac-Sha256": sig, "X-Shopify-Webhook-Id": f"p-{n}"}
+        receiver.receive("shopify", "demo", headers, body.decode(), False, 1.0)
+    out["webhook_pure_ms"] = (time.perf_counter() - t0) / rounds * 1000
+    return out
+
+
+def print_compressed_and_webhooks() -> None:
+    f = compressed_and_webhooks()
+    print("\nCompressed batches through the ingest λ on moto (4 batches of 100 events per encoding):")
+    for name in ("plain", "gzip", "deflate"):
+        extra = f"; inflating {f[name + '_inflate_us']:.1f} µs/event" if name != "plain" else ""
+        print(f"  {name:<8} {f[name + '_eps']:8,.0f} events/s  body {f[name + '_ratio']:.0%} of plain{extra}")
+    print(
+        f"Shopify webhook through the ingest λ (verify, map, validate, publish): "
+        f"median {f['webhook_ms_median']:.1f} ms, max {f['webhook_ms_max']:.1f} ms (Shopify allows 5 s); "
+        f"without AWS calls {f['webhook_pure_ms']:.2f} ms"
+    )
+
+
 def main() -> None:
     print("Boomerang bench (this machine; moto in-process stands in for AWS)\n")
     imports = cold_imports()
@@ -373,6 +476,7 @@ def main() -> None:
         total = sum(calls.values())
         print(f"  {kind:<36} {total:5.2f}  " + ", ".join(f"{k} {v:g}" for k, v in sorted(calls.items())))
     print_template_renders()
+    print_compressed_and_webhooks()
     print("\nStep Functions state transitions per cart journey:")
     # a fresh interpreter: handler modules cache clients bound to the first emulator's endpoint
     code = "import json; from tests.bench import transitions_per_journey as t; print(json.dumps(t()))"
@@ -482,6 +586,8 @@ if __name__ == "__main__":
         privacy()
     elif sys.argv[1:] == ["templates"]:
         print_template_renders()
+    elif sys.argv[1:] == ["ingest"]:
+        print_compressed_and_webhooks()
     elif sys.argv[1:] == ["imports"]:
         for mod, (ms, ratio) in cold_imports().items():
             print(f"{mod:<40} {ms:7.0f} ms  {ratio:4.2f}x boto3")

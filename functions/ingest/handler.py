@@ -1,5 +1,6 @@
-"""Ingest λ: the Segment-compatible event API, one-click unsubscribe, the preferences page, and the
-store backend's data-subject requests (export answered here; erasure queued for the privacy λ)."""
+"""Ingest λ: the Segment-compatible event API, platform webhooks, one-click unsubscribe, the
+preferences page, and the store backend's data-subject requests (export answered here; erasure
+queued for the privacy λ)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ from shared.platform import clock
 from shared.platform.aws import client
 from shared.services import wiring
 from shared.services.ingest import (
+    RETRY_AFTER_S,
     UNAUTHORIZED,
     ApiProblem,
     api_key_from_headers,
     parse_calls,
+    parse_json,
     read_body,
+    sent_at,
     validate,
+    write_key_from_body,
 )
 
 if TYPE_CHECKING:
@@ -35,9 +40,8 @@ def _html(page: Any) -> Response:
 
 
 def _form_body() -> str:
-    return read_body(app.current_event.body, bool(app.current_event.is_base64_encoded)).decode(
-        "utf-8", "replace"
-    )
+    event = app.current_event
+    return read_body(event.body, bool(event.is_base64_encoded), event.headers).decode("utf-8", "replace")
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -50,20 +54,30 @@ def _problem(exc: ApiProblem) -> Response:
     logger.info(
         "request rejected", extra={"status": exc.status, "error": exc.error, "problems": len(exc.errors)}
     )
-    headers = {"WWW-Authenticate": 'Basic realm="boomerang"'} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": 'Basic realm="boomerang"'} if exc.status == 401 else {}
+    if exc.status in (429, 503):  # SDKs back off by it instead of hammering a struggling endpoint
+        headers["Retry-After"] = str(RETRY_AFTER_S)
     return _json(exc.status, exc.body(), headers)
 
 
 def _accept(route: str) -> Response:
     from shared.adapters.bus import PublishFailed, publish
 
-    store_id = wiring.ingest_directory().store_id_for_key(
-        api_key_from_headers(app.current_event.headers) or ""
+    directory = wiring.ingest_directory()
+    headers = app.current_event.headers
+    header_key = api_key_from_headers(headers)
+    # a key in the headers is checked before the body is even inflated
+    store_id = directory.store_id_for_key(header_key) if header_key else None
+    if header_key and store_id is None:
+        raise ApiProblem(401, "unauthorized", UNAUTHORIZED)
+    payload = parse_json(
+        read_body(app.current_event.body, bool(app.current_event.is_base64_encoded), headers)
     )
     if store_id is None:
-        raise ApiProblem(401, "unauthorized", UNAUTHORIZED)
-    body = read_body(app.current_event.body, bool(app.current_event.is_base64_encoded))
-    events = validate(parse_calls(body, route), store_id, clock.now_ts())
+        store_id = directory.store_id_for_key(write_key_from_body(payload) or "")
+        if store_id is None:
+            raise ApiProblem(401, "unauthorized", UNAUTHORIZED)
+    events = validate(parse_calls(payload, route), store_id, clock.now_ts(), sent_at(payload))
     try:
         publish(client("events"), wiring.settings_for("ingest").bus_name, events)
     except PublishFailed as exc:
@@ -90,6 +104,55 @@ def track() -> Response:
 @app.post("/v1/identify")
 def identify() -> Response:
     return _accept("identify")
+
+
+def _webhook(platform: str, store: str) -> Response:
+    from shared.adapters.bus import PublishFailed
+
+    event = app.current_event
+    try:
+        result = wiring.webhook_receiver().receive(
+            platform, store, event.headers, event.body, bool(event.is_base64_encoded), clock.now_ts()
+        )
+    except PublishFailed as exc:
+        logger.warning(
+            "webhook publish failed", extra={"store": store, "platform": platform, "failed": exc.failed}
+        )
+        metrics.add_metric(name="PublishFailures", unit=MetricUnit.Count, value=exc.failed)
+        # the platform retries with the same delivery id: the same messageIds, folded once
+        raise ApiProblem(
+            503, "unavailable", "the webhook could not be stored right now; it is safe to resend"
+        ) from exc
+    metrics.add_metric(name="WebhooksReceived", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=result.accepted)
+    if not result.known_topic:
+        metrics.add_metric(name="WebhookTopicsUnknown", unit=MetricUnit.Count, value=1)
+    if result.rejected:
+        metrics.add_metric(name="WebhookCallsRejected", unit=MetricUnit.Count, value=result.rejected)
+    # topic and counts only: the payload holds names, emails and addresses
+    logger.info(
+        "webhook",
+        extra={
+            "store": store,
+            "platform": platform,
+            "topic": result.topic,
+            "accepted": result.accepted,
+            "rejected": result.rejected,
+            "archived": result.archived,
+            "known_topic": result.known_topic,
+        },
+    )
+    return _json(200, result.body())
+
+
+@app.post("/v1/webhooks/shopify/<store>")
+def shopify_webhook(store: str) -> Response:
+    return _webhook("shopify", store)
+
+
+@app.post("/v1/webhooks/woocommerce/<store>")
+def woocommerce_webhook(store: str) -> Response:
+    return _webhook("woocommerce", store)
 
 
 @app.get("/v1/unsubscribe")
@@ -213,7 +276,8 @@ def _not_found(_: Exception) -> Response:
         {
             "success": False,
             "error": "not_found",
-            "message": "routes: POST /v1/batch, /v1/track, /v1/identify; GET|POST /v1/unsubscribe, /v1/preferences, /v1/confirm; "
+            "message": "routes: POST /v1/batch, /v1/track, /v1/identify, /v1/webhooks/shopify/<store>, "
+            "/v1/webhooks/woocommerce/<store>; GET|POST /v1/unsubscribe, /v1/preferences, /v1/confirm; "
             "POST /v1/customers/erase; GET|POST /v1/customers/export",
         },
     )

@@ -33,6 +33,8 @@ class Api(Construct):
             rest_api_name=f"{APP_NAME}-api",
             description="Boomerang: storefront events (Segment-compatible) and one-click unsubscribe",
             endpoint_types=[apigw.EndpointType.REGIONAL],
+            # bodies as bytes (base64 to the λ): gzip/deflate batches and webhooks' signed raw bodies
+            binary_media_types=list(API.binary_media_types),
             # Execution logs need the account-level API Gateway logging role; create it here so a
             # fresh account deploys without a manual step.
             cloud_watch_role=True,
@@ -56,6 +58,17 @@ class Api(Construct):
                 throttling_rate_limit=API.throttle_rate_limit,
                 throttling_burst_limit=API.throttle_burst_limit,
             ),
+        )
+        # Stage throttling answers 429 before the λ runs: tell SDKs when to come back
+        self.rest_api.add_gateway_response(
+            "Throttled",
+            type=apigw.ResponseType.THROTTLED,
+            status_code="429",
+            response_headers={"Retry-After": f"'{API.throttled_retry_after_s}'"},
+            templates={
+                "application/json": '{"success": false, "error": "throttled", '
+                '"message": "too many requests; retry after the Retry-After seconds"}'
+            },
         )
         # One proxy integration for every route: the ingest function routes internally
         # (Powertools APIGatewayRestResolver), exactly as the emulator does.

@@ -102,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     from infra.customers_cli import add_parser as add_customers_parser
 
     add_customers_parser(sub)  # `boomerang customers erase|export`, `boomerang keys rotate`
+
+    from infra.stores_cli import add_parser as add_stores_parser
+
+    add_stores_parser(sub)  # `boomerang stores add|list|rotate-key|set|remove`
     args = parser.parse_args(argv)
     if args.command == "templates":
         return templates_cli.run(args)

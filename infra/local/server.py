@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
+import re
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,27 +18,53 @@ from shared.platform import clock
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit; the λ enforces 500 KB
 ROUTES = {(m, p) for m, p in d.API.routes}
+# API Gateway's resource paths: "{name}" is one non-empty path segment
+_ROUTE_PATTERNS = [
+    (m, p, re.compile("^" + re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(p)) + "$"))
+    for m, p in d.API.routes
+]
+
+
+def match_route(method: str, path: str) -> tuple[str, dict[str, str] | None] | None:
+    """The resource a request maps to and its path parameters, as API Gateway resolves them."""
+    for m, resource, pattern in _ROUTE_PATTERNS:
+        found = pattern.match(path) if m == method else None
+        if found:
+            return resource, found.groupdict() or None
+    return None
+
+
+def _binary(headers: dict[str, str]) -> bool:
+    """API Gateway hands the λ a base64 body when Content-Type matches a binary media type."""
+    ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "") or ""
+    ctype = ctype.split(";")[0].strip().lower()
+    return any(fnmatch.fnmatch(ctype, t.lower()) for t in d.API.binary_media_types)
 
 
 def proxy_event(method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
     """The REST API (v1) proxy event API Gateway would hand the ingest λ."""
     params = dict(parse_qsl(query, keep_blank_values=True)) or None
-    try:
-        text, is_b64 = body.decode("utf-8"), False
-    except UnicodeDecodeError:
+    route = match_route(method, path)
+    resource, path_params = route if route else (path, None)
+    if _binary(headers):
         text, is_b64 = base64.b64encode(body).decode(), True
+    else:
+        try:
+            text, is_b64 = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            text, is_b64 = base64.b64encode(body).decode(), True
     return {
-        "resource": path,
+        "resource": resource,
         "path": path,
         "httpMethod": method,
         "headers": headers,
         "multiValueHeaders": {k: [v] for k, v in headers.items()},
         "queryStringParameters": params,
         "multiValueQueryStringParameters": {k: [v] for k, v in params.items()} if params else None,
-        "pathParameters": None,
+        "pathParameters": path_params,
         "stageVariables": None,
         "requestContext": {
-            "resourcePath": path,
+            "resourcePath": resource,
             "httpMethod": method,
             "path": f"/{d.API.stage}{path}",
             "stage": d.API.stage,
@@ -240,7 +268,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if method == "GET" and url.path in ("/_local", "/_local/", "/_local/outbox.html"):
             return self._send(200, outbox_page().encode(), "text/html; charset=utf-8")
-        if (method, url.path) not in ROUTES:
+        if match_route(method, url.path) is None:
             allowed = ", ".join(f"{m} {p}" for m, p in sorted(ROUTES))
             return self._json(404, {"success": False, "error": "not_found", "message": f"routes: {allowed}"})
         length = int(self.headers.get("Content-Length") or 0)

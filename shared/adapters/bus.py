@@ -7,7 +7,7 @@ import random
 import time
 from typing import Any
 
-from shared.domain.events import EVENT_SOURCE, CanonicalEvent
+from shared.domain.events import EVENT_SOURCE, WEBHOOK_SOURCE, CanonicalEvent
 
 PUT_EVENTS_MAX_ENTRIES = 10  # EventBridge's per-call limit
 
@@ -75,6 +75,18 @@ def _put_entries(events_client: Any, pending: list[dict[str, Any]], total: int, 
         if attempt < attempts - 1:
             time.sleep(random.uniform(0, 0.05 * 2**attempt))  # full jitter
     raise PublishFailed(len(pending), total, codes)
+
+
+def archive(events_client: Any, bus_name: str, record: dict[str, Any]) -> None:
+    """One record for the bus's archive only (its source matches no rule): a webhook Boomerang does
+    not map yet, kept so it can be replayed once it does. PublishFailed if the bus refuses it."""
+    entry = {
+        "Source": WEBHOOK_SOURCE,
+        "DetailType": f"{record.get('platform')} {record.get('topic')}"[:128],
+        "Detail": json.dumps(record, default=str),
+        "EventBusName": bus_name,
+    }
+    _put_entries(events_client, [entry], 1, attempts=4)
 
 
 def event_from_sqs_body(body: str) -> CanonicalEvent:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -47,8 +48,6 @@ class Call(OpenModel):
     def _timestamp(cls, v: str | None) -> str | None:
         if v is None:
             return None
-        from datetime import datetime
-
         try:
             parsed = datetime.fromisoformat(v.replace("Z", "+00:00"))
         except ValueError as exc:
@@ -104,19 +103,57 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: float(o) if isinstance(o, Decimal) else str(o)))
 
 
+# Set per request attempt by SDKs, so not part of what a call is (a retry must derive the same id).
+_PER_ATTEMPT = ("sentAt", "writeKey")
+
+
 def _derived_message_id(store_id: str, raw: dict[str, Any]) -> str:
     # No messageId: derive one from the content, so the same call sent again is still deduplicated.
-    body = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    content = {k: v for k, v in raw.items() if k not in _PER_ATTEMPT}
+    body = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
     return "derived-" + hashlib.sha256(f"{store_id}\n{body}".encode()).hexdigest()[:32]
 
 
-_CONTEXT_KEEP = ("timezone", "locale")
+_CONTEXT_TEXT = ("timezone", "locale")  # the fold reads these: kept only as text
+# personal data no rule reads: the IP address, and context.traits (a copy of the customer's traits,
+# emails included, that identify calls carry where they belong)
+_CONTEXT_DROPPED = ("ip", "traits")
+
+
+def _parse_ts(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def skew_corrected(timestamp: str | None, sent_at: str | None, received_at: float) -> str | None:
+    """Segment's rule: a client clock that is off by d is off by d in both `timestamp` and `sentAt`,
+    so timestamp + (receivedAt - sentAt) is the event's time on the server's clock."""
+    ts, sent = _parse_ts(timestamp), _parse_ts(sent_at)
+    if ts is None or sent is None:
+        return timestamp
+    corrected = ts + (datetime.fromtimestamp(received_at, tz=UTC) - sent)
+    return corrected.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _context(call: Call, original_timestamp: str | None, corrected: str | None) -> dict[str, Any]:
+    # Segment's context (library, page, campaign, userAgent, ...) is kept for analytics
+    context = _plain({k: v for k, v in call.context.items() if k not in _CONTEXT_TEXT + _CONTEXT_DROPPED})
+    context.update({k: call.context[k] for k in _CONTEXT_TEXT if isinstance(call.context.get(k), str)})
+    if corrected != original_timestamp:
+        context["original_timestamp"] = original_timestamp
+    return context
 
 
 def normalise(
-    calls: list[Any], store_id: str, received_at: float
+    calls: list[Any], store_id: str, received_at: float, batch_sent_at: str | None = None
 ) -> tuple[list[CanonicalEvent], list[ApiError]]:
-    """Validate every call; return canonical events, or the full list of errors (all or nothing)."""
+    """Validate every call; return canonical events, or the full list of errors (all or nothing).
+    `timestamp` is corrected for the client's clock skew when the call (or batch) has `sentAt`."""
     events: list[CanonicalEvent] = []
     errors: list[ApiError] = []
     for i, raw in enumerate(calls):
@@ -156,7 +193,8 @@ def normalise(
         except ValidationError as exc:
             errors.extend(_errors(i, "properties" if call.type == "track" else "traits", exc))
             continue
-        context = {k: call.context[k] for k in _CONTEXT_KEEP if isinstance(call.context.get(k), str)}
+        sent = raw.get("sentAt") if isinstance(raw.get("sentAt"), str) else batch_sent_at
+        timestamp = skew_corrected(call.timestamp, sent, received_at)
         events.append(
             CanonicalEvent(
                 message_id=call.messageId or _derived_message_id(store_id, raw),
@@ -167,9 +205,9 @@ def normalise(
                 anonymous_id=call.anonymousId,
                 properties=_plain(properties),
                 traits=_plain(traits),
-                timestamp=call.timestamp,
+                timestamp=timestamp,
                 received_at=received_at,
-                context=context,
+                context=_context(call, call.timestamp, timestamp),
             )
         )
     return (events, []) if not errors else ([], errors)

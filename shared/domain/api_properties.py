@@ -127,6 +127,10 @@ class CartSnapshotProperties(OpenModel):
     currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
     value: Money | None = Field(default=None, ge=0)
     products: list[Product] | None = Field(default=None, max_length=500)
+    # the platform's own way back to this checkout (Shopify's abandoned_checkout_url): reminders link it
+    recovery_url: str | None = Field(default=None, max_length=2048)
+
+    _http_url = field_validator("recovery_url")(Product._http_url.__func__)  # type: ignore[attr-defined]
 
 
 class OrderProperties(OpenModel):
@@ -159,6 +163,25 @@ class ConsentFields(OpenModel):
         return v
 
     consent_text: str | None = Field(default=None, max_length=2000)
+    # when the choice was made where it was made (e.g. Shopify's consent_updated_at); without it, receipt
+    consent_at: str | None = None
+
+    @field_validator("consent_at")
+    @classmethod
+    def _consent_at(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        from datetime import datetime
+
+        try:
+            parsed = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(
+                "must be an ISO-8601 date-time with an offset, e.g. 2026-11-23T10:00:00Z"
+            ) from exc
+        if parsed.tzinfo is None:
+            raise ValueError("must include a time zone offset or Z")
+        return v
 
 
 def _platform(v: str) -> str:

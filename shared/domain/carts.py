@@ -40,6 +40,7 @@ class Cart(BaseModel):
     status: str = "open"  # open | converted
     converted_at: float | None = None
     order_id: str | None = None
+    recovery_url: str | None = None  # the platform's link back to this checkout, if it gave one
     created_at: float | None = None
     last_activity_at: float = 0
     version: int = 0
@@ -89,6 +90,8 @@ def apply_cart_event(cart: Cart, event: CanonicalEvent) -> None:
     cart.created_at = at if cart.created_at is None else min(cart.created_at, at)
     cart.last_activity_at = max(cart.last_activity_at, at)
     cart.currency = p.get("currency") or cart.currency
+    if event.event in (CART_VIEWED, CHECKOUT_STARTED) and p.get("recovery_url"):
+        cart.recovery_url = str(p["recovery_url"])
 
     if event.event == PRODUCT_ADDED:
         key = _line_key(p)

@@ -15,6 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 EVENT_SOURCE = "boomerang.ingest"
+# Webhooks Boomerang does not map (unknown topics, calls refused): archived on the bus, routed nowhere
+WEBHOOK_SOURCE = "boomerang.webhooks"
 
 # Segment E-commerce v2 names Boomerang understands (others are accepted and archived).
 PRODUCT_ADDED = "Product Added"
@@ -31,6 +33,7 @@ PRODUCT_VIEWED = "Product Viewed"
 SIGNED_UP = "Signed Up"
 BACK_IN_STOCK_SUBSCRIBED = "Back In Stock Subscribed"  # a customer asks to hear when a SKU is back
 BACK_IN_STOCK = "Back In Stock"  # sent by the store's backend for a SKU, not about one customer
+PRICE_DROPPED = "Price Dropped"  # a product marked down (from a platform's product webhook)
 LOYALTY_TIER_REACHED = "Loyalty Tier Reached"  # made by Boomerang's profile fold only
 # Events only Boomerang itself may put on the bus: ingest refuses them from a store.
 RESERVED_EVENTS = (LOYALTY_TIER_REACHED,)
@@ -61,6 +64,7 @@ KNOWN_EVENTS = (
     SIGNED_UP,
     BACK_IN_STOCK_SUBSCRIBED,
     BACK_IN_STOCK,
+    PRICE_DROPPED,
     LOYALTY_TIER_REACHED,
     CONSENT_UPDATED,
     DEVICE_REGISTERED,

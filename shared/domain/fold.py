@@ -24,7 +24,15 @@ from shared.domain.profiles import (
 # Traits kept as first-class profile fields; every other identify trait lands in `traits`.
 _IDENTITY_TRAITS = ("email", "phone")
 CONFIRM_LINK_LIFETIME_S = 7 * 24 * 3600  # a double opt-in link's life; after it a new request counts
-_CONSENT_META = ("consent", "consent_source", "consent_text", "categories", "device_token", "device_platform")
+_CONSENT_META = (
+    "consent",
+    "consent_source",
+    "consent_text",
+    "consent_at",
+    "categories",
+    "device_token",
+    "device_platform",
+)
 MAX_EVENT_NAMES = 64  # last_event_at keeps this many event names (the oldest go first)
 MAX_VIEWED = 20  # recently viewed products kept per profile
 
@@ -72,10 +80,26 @@ def apply_traits(profile: Profile, traits: dict[str, Any], at: float) -> None:
                 profile.traits[name] = value
 
 
+def consent_time(consent_at: Any, received_at: float) -> float:
+    """A platform's own time of the choice orders it against choices made here (an unsubscribe link
+    clicked after it wins over a stale "subscribed" resent with every customer update); never later
+    than receipt, so a client clock ahead cannot make a choice outrank ones made after it."""
+    if not isinstance(consent_at, str):
+        return received_at
+    from datetime import datetime
+
+    try:
+        made = datetime.fromisoformat(consent_at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return received_at
+    return min(made, received_at)
+
+
 def apply_consent(
     profile: Profile, fields: dict[str, Any], at: float, message_id: str, double_opt_in_email: bool = False
 ) -> None:
     confirmed = fields.get("consent_source") == DOUBLE_OPT_IN_SOURCE
+    at = consent_time(fields.get("consent_at"), at)
     for held_by, choices in (
         (profile.consent, fields.get("consent")),
         (profile.categories, fields.get("categories")),

@@ -119,6 +119,17 @@ class Store(BaseModel):
             raise ValueError("1 to 11 letters and digits, at least one letter (carriers' rule)")
         return v
 
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("must be an IANA time zone such as Europe/Warsaw or America/Chicago") from exc
+        return v
+
     @field_validator("url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:
@@ -133,8 +144,12 @@ class Store(BaseModel):
             "address_lines": self.address.formatted_lines() if self.address else [],
         }
 
-    def recovery_url(self, cart_id: str, campaign: str, medium: str = "email") -> str:
-        base = (self.cart_url or f"{self.url}/cart").replace("{cart_id}", cart_id)
+    def recovery_url(
+        self, cart_id: str, campaign: str, medium: str = "email", base: str | None = None
+    ) -> str:
+        """`base`: the platform's own link to the checkout (Shopify's abandoned_checkout_url), else the
+        store's cart page."""
+        base = base or (self.cart_url or f"{self.url}/cart").replace("{cart_id}", cart_id)
         sep = "&" if "?" in base else "?"
         return f"{base}{sep}boomerang_cart={cart_id}&utm_source=boomerang&utm_medium={medium}&utm_campaign={campaign}"
 

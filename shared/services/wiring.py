@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from shared.services.journeys.context import Deps
     from shared.services.journeys.trigger import TriggerDeps
     from shared.services.privacy.erase import Eraser
+    from shared.services.webhooks import WebhookReceiver
 
 # What each function (infra/description.py FUNCTIONS, by id) cannot run without. The rest of its
 # environment may be empty: EMAIL_CONFIGURATION_SET (no SES event destination, e.g. locally),
@@ -93,6 +94,20 @@ def ingest_directory() -> StoreDirectory:
 
     table = settings_for("ingest").table_name
     return StoreDirectory(client("dynamodb"), table)
+
+
+@functools.cache
+def webhook_receiver() -> WebhookReceiver:
+    from shared.adapters.bus import archive, publish
+    from shared.services.webhooks import WebhookReceiver
+
+    directory = ingest_directory()
+    bus_name = settings_for("ingest").bus_name
+    return WebhookReceiver(
+        secret_for=directory.webhook_secret,
+        publish=lambda events: publish(client("events"), bus_name, events),
+        archive=lambda record: archive(client("events"), bus_name, record),
+    )
 
 
 @functools.cache
@@ -300,6 +315,7 @@ def process_sqs_batch(
 
 _CACHED = (
     ingest_directory,
+    webhook_receiver,
     unsubscriber,
     profile_store,
     trigger_deps,

@@ -1078,6 +1078,29 @@ def test_api_stage_throttles_and_logs(synth: Synth) -> None:
     assert settings["LoggingLevel"] in {"ERROR", "INFO"}
 
 
+def test_api_passes_bodies_as_bytes_and_tells_throttled_clients_when_to_retry(synth: Synth) -> None:
+    # gzip'd batches and webhooks' signed raw bodies reach the λ base64-encoded, byte for byte
+    _, api = synth.only("AWS::ApiGateway::RestApi")
+    assert api["Properties"]["BinaryMediaTypes"] == list(API.binary_media_types) == ["*/*"]
+    # stage throttling answers 429 itself, with Retry-After
+    responses = [r["Properties"] for r in synth.of_type("AWS::ApiGateway::GatewayResponse").values()]
+    [throttled] = [r for r in responses if r["ResponseType"] == "THROTTLED"]
+    assert throttled["StatusCode"] == "429"
+    assert (
+        throttled["ResponseParameters"]["gatewayresponse.header.Retry-After"]
+        == f"'{API.throttled_retry_after_s}'"
+    )
+
+
+def test_webhook_routes_take_the_store_as_a_path_parameter(synth: Synth) -> None:
+    api_id, _ = synth.only("AWS::ApiGateway::RestApi")
+    paths = {
+        _resource_path(synth, m["Properties"]["ResourceId"], api_id)
+        for m in synth.of_type("AWS::ApiGateway::Method").values()
+    }
+    assert {"/v1/webhooks/shopify/{store}", "/v1/webhooks/woocommerce/{store}"} <= paths
+
+
 # --- dashboard -------------------------------------------------------------------------------------
 
 

@@ -110,7 +110,7 @@ def template_variables(
             "currency": currency,
             "item_count": sum(i.quantity for i in cart.items),
         }
-        variables["recovery_url"] = store.recovery_url(cart.cart_id, journey.id, medium)
+        variables["recovery_url"] = store.recovery_url(cart.cart_id, journey.id, medium, cart.recovery_url)
         variables["links"]["recovery"] = variables["recovery_url"]
     viewed = getattr(profile, "viewed", None)
     if journey.trigger.event == "Product Viewed" and viewed is not None:
