@@ -272,7 +272,7 @@ def cmd_rotate(args: argparse.Namespace, target: Target, out: TextIO, stdin: Tex
         raise CliError(f"no store {args.store!r}; see `boomerang stores list`") from exc
     print(f"new write key for {args.store} (shown once): {key}", file=out)
     print(
-        "the previous key(s) stop working now"
+        "the previous key(s) stop working within a minute (the API caches a key for up to 60 s)"
         if args.grace == 0
         else f"the previous key(s) keep working for {_human(args.grace)}",
         file=out,
