@@ -130,6 +130,24 @@ def preferences_post() -> Response:
         ) from exc
 
 
+@app.post("/v1/partners/<store>/<partner>/shipments")
+def partner_shipment(store: str, partner: str) -> Response:
+    """A fulfilment partner's signed shipping update -> Order Shipped / Order Delivered on the bus."""
+    from shared.adapters.bus import PublishFailed, publish
+    from shared.services.partners.inbound import shipment_event
+
+    body = read_body(app.current_event.body, bool(app.current_event.is_base64_encoded))
+    event = shipment_event(store, partner, dict(app.current_event.headers or {}), body, wiring.inbound_deps())
+    try:
+        publish(client("events"), wiring.settings_for("ingest").bus_name, [event])
+    except PublishFailed as exc:
+        raise ApiProblem(
+            503, "unavailable", "the update could not be stored right now; send it again"
+        ) from exc
+    logger.info("shipment update", extra={"store": store, "partner": partner, "event": event.event})
+    return _json(200, {"success": True, "event": event.event})
+
+
 @app.not_found
 def _not_found(_: Exception) -> Response:
     return _json(
@@ -137,7 +155,7 @@ def _not_found(_: Exception) -> Response:
         {
             "success": False,
             "error": "not_found",
-            "message": "routes: POST /v1/batch, /v1/track, /v1/identify; GET|POST /v1/unsubscribe, /v1/preferences, /v1/confirm",
+            "message": "routes: POST /v1/batch, /v1/track, /v1/identify; GET|POST /v1/unsubscribe, /v1/preferences, /v1/confirm; POST /v1/partners/<store>/<partner>/shipments",
         },
     )
 

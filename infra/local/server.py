@@ -8,7 +8,7 @@ import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from infra import description as d
 from infra.local.emulator import ACCOUNT, Emulator, resource_name
@@ -18,7 +18,36 @@ MAX_REQUEST_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit; the �
 ROUTES = {(m, p) for m, p in d.API.routes}
 
 
-def proxy_event(method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+def match_route(method: str, path: str) -> tuple[str, dict[str, str] | None] | None:
+    """(resource, path parameters) of the API route a request is for, as API Gateway matches
+    ``/v1/partners/{store}/{partner}/shipments``; None when no route matches."""
+    if (method, path) in ROUTES:
+        return path, None
+    parts = path.split("/")
+    for m, resource in sorted(ROUTES):
+        pattern = resource.split("/")
+        if m != method or len(pattern) != len(parts) or "{" not in resource:
+            continue
+        params: dict[str, str] = {}
+        for want, got in zip(pattern, parts, strict=True):
+            if want.startswith("{") and want.endswith("}") and got:
+                params[want[1:-1]] = unquote(got)
+            elif want != got:
+                break
+        else:
+            return resource, params
+    return None
+
+
+def proxy_event(
+    method: str,
+    path: str,
+    query: str,
+    headers: dict[str, str],
+    body: bytes,
+    resource: str | None = None,
+    path_parameters: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The REST API (v1) proxy event API Gateway would hand the ingest λ."""
     params = dict(parse_qsl(query, keep_blank_values=True)) or None
     try:
@@ -26,17 +55,17 @@ def proxy_event(method: str, path: str, query: str, headers: dict[str, str], bod
     except UnicodeDecodeError:
         text, is_b64 = base64.b64encode(body).decode(), True
     return {
-        "resource": path,
+        "resource": resource or path,
         "path": path,
         "httpMethod": method,
         "headers": headers,
         "multiValueHeaders": {k: [v] for k, v in headers.items()},
         "queryStringParameters": params,
         "multiValueQueryStringParameters": {k: [v] for k, v in params.items()} if params else None,
-        "pathParameters": None,
+        "pathParameters": path_parameters,
         "stageVariables": None,
         "requestContext": {
-            "resourcePath": path,
+            "resourcePath": resource or path,
             "httpMethod": method,
             "path": f"/{d.API.stage}{path}",
             "stage": d.API.stage,
@@ -238,7 +267,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
         if method == "GET" and url.path in ("/_local", "/_local/", "/_local/outbox.html"):
             return self._send(200, outbox_page().encode(), "text/html; charset=utf-8")
-        if (method, url.path) not in ROUTES:
+        route = match_route(method, url.path)
+        if route is None:
             allowed = ", ".join(f"{m} {p}" for m, p in sorted(ROUTES))
             return self._json(404, {"success": False, "error": "not_found", "message": f"routes: {allowed}"})
         length = int(self.headers.get("Content-Length") or 0)
@@ -247,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
                 413, {"success": False, "error": "payload_too_large", "message": "request too large"}
             )
         body = self.rfile.read(length) if length else b""
-        event = proxy_event(method, url.path, url.query, dict(self.headers.items()), body)
+        event = proxy_event(method, url.path, url.query, dict(self.headers.items()), body, *route)
         try:
             result = self.emulator.invoke(resource_name("fn", d.API.function), event)
         except Exception:  # what API Gateway answers when the λ crashes

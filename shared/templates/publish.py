@@ -283,6 +283,8 @@ def validate_changes(
             out[key] = _validate_journey(s3, bucket, key, version_id, notify)
         elif key.startswith("segments/"):
             out[key] = _validate_segment(s3, bucket, key, version_id, notify)
+        elif key.startswith("partners/"):
+            out[key] = _validate_partner(s3, bucket, key, version_id, notify)
         elif match:
             folders.setdefault((match["owner"], match["name"]), {})[key] = version_id
         else:
@@ -489,6 +491,36 @@ def _validate_segment(
     if not SEGMENT_KEY.match(key):
         return Outcome(key, "ignored")
     return _validate_data_file(s3, bucket, key, version_id, notify, lambda t: segment_file_problems(t, key))
+
+
+PARTNER_KEY = re.compile(r"^partners/(?P<owner>[A-Za-z0-9_][A-Za-z0-9_.-]*)/(?P<id>[^/]+)\.yaml$")
+
+
+def _validate_partner(
+    s3: Any, bucket: str, key: str, version_id: str | None, notify: Callable[[str, str], None] | None
+) -> Outcome:
+    """A fulfilment partner file: its schema and, for a templated body, that it compiles in the
+    message sandbox (the forwarder renders it there)."""
+    from shared.adapters.partner_catalog import PartnerFileError, parse
+
+    if not PARTNER_KEY.match(key):
+        return Outcome(key, "ignored")
+
+    def check(text: str) -> list[tuple[int | None, str]]:
+        try:
+            partner = parse(text, key, expected_id=key.rsplit("/", 1)[1].removesuffix(".yaml"))
+        except PartnerFileError as exc:
+            return exc.problems
+        if partner.template:
+            from shared.templates.sandbox import compile_template
+
+            try:
+                compile_template(partner.template, file="template", html=False, template_name=key)
+            except Exception as exc:  # the sandbox refused it (an unsafe attribute, an unknown filter)
+                return [(None, f"template: {exc}")]
+        return []
+
+    return _validate_data_file(s3, bucket, key, version_id, notify, check)
 
 
 def _validate_data_file(
