@@ -244,7 +244,8 @@ class Journey(_Strict):
     kind: Literal["marketing", "transactional"] = "marketing"
     category: str | None = None  # preferences-page category (reminders, offers, news)
     # what one instance is: one cart, one order, one customer, one (customer, product) subscription
-    per: Literal["cart", "order", "customer", "product"] = "customer"
+    # shipment: one per (order, shipment), so each partner's parcel of an order gets its own update
+    per: Literal["cart", "order", "shipment", "customer", "product"] = "customer"
     trigger: Trigger
     entry: Entry = Field(default_factory=Entry)
     re_entry: ReEntry = "every-time"
@@ -269,6 +270,8 @@ class Journey(_Strict):
             raise ValueError("per: cart needs an event trigger carrying a cart (e.g. Product Added)")
         if self.per == "order" and self.trigger.event is None:
             raise ValueError("per: order needs an event trigger carrying an order (e.g. Order Completed)")
+        if self.per == "shipment" and self.trigger.event not in ("Order Shipped", "Order Delivered"):
+            raise ValueError("per: shipment needs trigger event Order Shipped or Order Delivered")
         if (self.per == "product") != (self.trigger.fan_out is not None):
             raise ValueError("per: product goes with trigger.fan_out (and only with it)")
         if self.trigger.event is None or self.trigger.fan_out:
