@@ -14,6 +14,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from infra.data_files_cli import add_lint_and_push, lint_files, push_file
 from infra.offers_cli import TABLE_ENV, default_table
@@ -44,8 +45,21 @@ def _push(args: argparse.Namespace) -> int:
     return push_file(args, "partners/", parse)
 
 
-def _secret(args: argparse.Namespace) -> int:
+def _client(service: str, args: argparse.Namespace) -> Any:
+    """A client for AWS, or for the emulator's moto server (any credentials do there)."""
     import boto3
+
+    local = bool(args.endpoint_url) and urlsplit(args.endpoint_url).hostname in ("127.0.0.1", "localhost")
+    kwargs = {"aws_access_key_id": "local", "aws_secret_access_key": "local"} if local else {}
+    return boto3.client(
+        service,
+        endpoint_url=args.endpoint_url,
+        region_name=args.region or ("us-east-1" if local else None),
+        **kwargs,
+    )
+
+
+def _secret(args: argparse.Namespace) -> int:
     from botocore.exceptions import ClientError
 
     raw = sys.stdin.read()
@@ -65,7 +79,7 @@ def _secret(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    sm = boto3.client("secretsmanager", endpoint_url=args.endpoint_url, region_name=args.region)
+    sm = _client("secretsmanager", args)
     name = secret_name(args.store, args.partner)
     body = json.dumps(values)
     try:
@@ -89,13 +103,9 @@ def _when(ts: Any) -> str:
 
 
 def _orders_show(args: argparse.Namespace) -> int:
-    import boto3
-
     from shared.adapters.fulfilment_store import FulfilmentStore
 
-    store = FulfilmentStore(
-        boto3.client("dynamodb", endpoint_url=args.endpoint_url, region_name=args.region), args.table
-    )
+    store = FulfilmentStore(_client("dynamodb", args), args.table)
     order = store.order(args.store, args.order)
     records = store.for_order(args.store, args.order)
     if args.json:
