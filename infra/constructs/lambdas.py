@@ -274,8 +274,12 @@ def _report_tasks(role: iam.Role, t: GrantTargets) -> None:
 def _partner_tasks(role: iam.Role, t: GrantTargets) -> None:
     if t.partners_queue is None or t.partners_dlq is None:
         raise ValueError("partners:tasks needs the partners queue and its DLQ")
-    t.partners_queue.grant_send_messages(role)
-    t.partners_dlq.grant_send_messages(role)
+    # SendMessage only (grant_send_messages adds GetQueueAttributes/GetQueueUrl, which it never calls)
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["sqs:SendMessage"], resources=[t.partners_queue.queue_arn, t.partners_dlq.queue_arn]
+        )
+    )
 
 
 def _partner_secrets(role: iam.Role, t: GrantTargets) -> None:
