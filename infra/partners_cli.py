@@ -51,7 +51,7 @@ def _client(service: str, args: argparse.Namespace) -> Any:
 
     local = bool(args.endpoint_url) and urlsplit(args.endpoint_url).hostname in ("127.0.0.1", "localhost")
     kwargs = {"aws_access_key_id": "local", "aws_secret_access_key": "local"} if local else {}
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]
         service,
         endpoint_url=args.endpoint_url,
         region_name=args.region or ("us-east-1" if local else None),
