@@ -6,7 +6,9 @@
 3. AWS API calls per event, by event type;
 4. Step Functions state transitions per cart journey (two emails; bought before the first);
 5. rendering one email per send: the Polish MJML cart email and the HTML one, first and later sends
-   (`python -m tests.bench templates` runs only this part; `imports` only part 2).
+   (`python -m tests.bench templates` runs only this part; `imports` only part 2);
+6. forwarding orders to fulfilment partners: cost per 1,000 orders and time per order
+   (`python -m tests.bench partners`, tests/bench_partners.py).
 """
 
 from __future__ import annotations
@@ -379,11 +381,18 @@ def main() -> None:
         print(
             f"  {info['status']:<10} {info['transitions']:3d} transitions  (${cost:,.0f} per million journeys)"
         )
+    from tests.bench_partners import print_forwarding
+
+    print_forwarding()
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["templates"]:
         print_template_renders()
+    elif sys.argv[1:] == ["partners"]:
+        from tests.bench_partners import print_forwarding
+
+        print_forwarding()
     elif sys.argv[1:] == ["imports"]:
         for mod, (ms, ratio) in cold_imports().items():
             print(f"{mod:<40} {ms:7.0f} ms  {ratio:4.2f}x boto3")
