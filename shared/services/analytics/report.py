@@ -81,6 +81,13 @@ def build(
         "engagement_reported": data.engagement is not None,
         "journeys": [j.to_dict() for j in journeys],
         # a snapshot (the profiles as the data holds them), not bound to the period
+        "fulfilment": {
+            "partners": [p.to_dict() for p in m.fulfilment_speed(data.forwards, start, end)],
+            "repeat_by_delivery_speed": [
+                b.to_dict()
+                for b in m.repeat_by_delivery_speed(orders, data.forwards, start, end, churn_window_days)
+            ],
+        },
         "customers_now": {
             "lifecycle": _tally(data.stages, "stage", _STAGES),
             "rfm_groups": _tally(data.rfm_groups, "group", _GROUPS),
@@ -130,6 +137,17 @@ def _money(x: float | None) -> str:
     return "–" if x is None else f"{x:,.2f}"
 
 
+def _hours(d: dict[str, Any]) -> str:
+    """Median / p90 of a duration, in hours under two days, in days above."""
+    if not d["count"]:
+        return "–"
+
+    def one(h: float) -> str:
+        return f"{h:.1f} h" if h < 48 else f"{h / 24:.1f} d"
+
+    return f"{one(d['median_hours'])} / {one(d['p90_hours'])}"
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     c, t = report["customers"], report["totals"]
     lines = [
@@ -143,6 +161,17 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if now.get("lifecycle"):
         stages = ", ".join(f"{r['stage']} {r['customers']}" for r in now["lifecycle"])
         lines.append(f"  customers now: {stages}")
+    for p in (report.get("fulfilment") or {}).get("partners", []):
+        lines.append(
+            f"  partner {p['partner']}: {p['forwarded']} orders, accepted in {_hours(p['to_acceptance'])}, "
+            f"shipped in {_hours(p['to_shipment'])} (median / p90), {p['failed']} failed"
+        )
+    bands = [b for b in (report.get("fulfilment") or {}).get("repeat_by_delivery_speed", []) if b["orders"]]
+    if bands:
+        lines.append(
+            "  repeat purchase by delivery speed: "
+            + ", ".join(f"{b['band']} {_pct(b['rate'])} of {b['orders']}" for b in bands)
+        )
     for j in report["journeys"]:
         lines.append(
             f"  {j['journey']}: entered {j['entered']}, sent {j['sent']}, conversions {j['conversions']}, "
@@ -365,6 +394,24 @@ def render_html(report: dict[str, Any]) -> str:
         ]
         for v in report["order_values"]
     ]
+    fulfilment = report.get("fulfilment") or {"partners": [], "repeat_by_delivery_speed": []}
+    partner_rows = [
+        [
+            p["partner"],
+            p["forwarded"],
+            p["accepted"],
+            f"{p['failed']} ({_pct(p['failure_rate'])})",
+            p["open"],
+            _hours(p["to_acceptance"]),
+            _hours(p["to_shipment"]),
+            _hours(p["to_delivery"]),
+        ]
+        for p in fulfilment["partners"]
+    ]
+    band_rows = [
+        [b["band"], b["orders"], b["repeated"], _pct(b["rate"]), b["open"]]
+        for b in fulfilment["repeat_by_delivery_speed"]
+    ]
     c, params, totals = report["customers"], report["parameters"], report["totals"]
     now = report["customers_now"]
     currency = "/".join(report["currencies"]) or "–"
@@ -404,6 +451,10 @@ def render_html(report: dict[str, Any]) -> str:
 {_table(["journey", "entered", "sent", "delivered", "opened", "clicked", "conversions", "revenue", "lift vs holdout (95% CI)"], journey_rows)}
 <h3>By step and variant</h3>
 {_table(["journey", "step / variant", "sent", "delivered", "opened", "clicked", "conversions", "revenue"], detail_rows)}
+<h2>Fulfilment partners</h2>
+{_table(["partner", "orders forwarded", "accepted", "failed", "still retrying", "to acceptance (median / p90)", "to shipment (median / p90)", "to delivery (median / p90)"], partner_rows) if partner_rows else '<p class="empty">No orders forwarded to partners in the period.</p>'}
+<h3>Repeat purchase by delivery speed</h3>
+{_table(["delivered in", "orders", "ordered again", "repeat-purchase rate", "window still open"], band_rows)}
 <h2>Definitions</h2>
 <ul class="defs">
 <li>Active at t: a counted order (not cancelled; revenue net of refunds) in the {_e(f"{params['churn_window_days']:g}")} days before t.</li>
@@ -411,6 +462,8 @@ def render_html(report: dict[str, Any]) -> str:
 <li>First-time vs repeat: 1 vs 2+ counted orders before a. Tenure at a: days since the first order (≤ 90, 91–365, &gt; 365).</li>
 <li>Conversion: an order within {_e(f"{params['attribution_window_days']:g}")} days after a message, credited to the last message ({_e(params["attribution"])}).</li>
 <li>Lift: treatment minus control conversion rate from entry over the same window; {_e(params["ci"])}.</li>
+<li>Fulfilment: times from the order to the partner's acceptance (first 2xx), first shipping update and delivery, over the orders placed in the period; failed = refused by the partner or no success within 24 hours.</li>
+<li>Repeat purchase by delivery speed: of the orders delivered by partners (every accepted part), the share whose customer ordered again within {_e(f"{params['churn_window_days']:g}")} days; orders whose window is still open without a repeat are left out.</li>
 <li>Delivered, opened, clicked: SES email events; "not reported" where the channel (SMS, push, or the local emulator) reports none.</li>
 </ul>
 """
