@@ -132,6 +132,7 @@ def collect(items: Iterable[dict[str, Any]], store: str) -> ReportData:
                 total=float(item.get("total") or 0),
                 refunded=float(item.get("refunded") or 0),
                 status=str(item.get("status") or "completed"),
+                delivered_at=None if item.get("delivered_at") is None else float(item["delivered_at"]),
             )
         )
     for customer, item in raw_hist:

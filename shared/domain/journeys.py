@@ -175,9 +175,10 @@ class Variant(_Strict):
 
 class Step(_Strict):
     id: str = Field(pattern=SLUG)
-    # when it is due: `after` this long from the trigger (or the customer's last activity)...
+    # when it is due: `after` this long from the trigger (or the customer's last activity, or the
+    # order's delivery when known: per-order journeys, falling back to the trigger)...
     after: int = 0
-    from_: Literal["trigger", "activity"] = Field(default="trigger", alias="from")
+    from_: Literal["trigger", "activity", "delivery"] = Field(default="trigger", alias="from")
     # ...then at this local time of day in the customer's time zone (e.g. birthdays at 10:00)
     at: dtime | None = None
     # tried in order: a channel without address or consent, or that fails permanently, falls through
@@ -287,6 +288,10 @@ class Journey(_Strict):
         if self.id in self.yields_to:
             raise ValueError("a journey cannot yield to itself")
         for s in self.steps:
+            if s.from_ == "delivery" and self.per != "order":
+                raise ValueError(
+                    f"step {s.id}: from: delivery counts from an order's delivery: use per: order"
+                )
             if s.from_ == "activity" and self.trigger.event is None:
                 raise ValueError(
                     f"step {s.id}: a scheduled journey or broadcast has no activity to count from"

@@ -35,8 +35,9 @@ Definitions
   that reports only delivery ships at delivery), time to delivery likewise; each as a median and
   p90 (linear interpolation between the closest ranks, numpy's default) over the forwards that
   have the time. Failures = forwards the partner refused or that found no success in 24 hours.
-- Delivery speed of an order: from the order to the last delivery of its forwarded parts, known
-  when every part the partners accepted has been delivered. Bands: <= 2 d, 2-5 d, 5-10 d, > 10 d.
+- Delivery speed of an order: from the order to its delivery: the last of the store's own
+  delivery (an ``Order Delivered`` it sent) and of the parts partners accepted, known once each of
+  those parts has been delivered. Bands: <= 2 d, 2-5 d, 5-10 d, > 10 d.
   Repeat-purchase rate by band: of the counted orders placed in the period with a known delivery
   speed, the share whose customer placed another counted order within the repeat window (default:
   the churn window) after the order; orders whose window has not ended by the report's end and
@@ -51,6 +52,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from shared.domain.orders import order_delivered_at
 
 DAY = 86400.0
 DEFAULT_CHURN_WINDOW_DAYS = 90  # RetentionPolicy's minimum at-risk interval
@@ -72,6 +75,7 @@ class OrderRec:
     total: float
     refunded: float = 0.0
     status: str = "completed"  # completed | cancelled
+    delivered_at: float | None = None  # the store's own delivery (Order Delivered without a partner)
 
     @property
     def counted(self) -> bool:
@@ -655,17 +659,24 @@ def fulfilment_speed(forwards: Iterable[ForwardRec], start: float, end: float) -
     return [out[k] for k in sorted(out)]
 
 
-def delivery_days(forwards: Iterable[ForwardRec]) -> dict[str, float]:
-    """order id -> days from the order to the last delivery of its parts, for orders whose every
-    accepted part has been delivered (parts refused, failed or cancelled never ship)."""
+def delivery_days(forwards: Iterable[ForwardRec], orders: Iterable[OrderRec] = ()) -> dict[str, float]:
+    """order id -> days from the order to its delivery (shared/domain/orders.py
+    `order_delivered_at`: the last of the store's own delivery and its accepted parts'), for the
+    orders whose delivery is known."""
     parts: dict[str, list[ForwardRec]] = defaultdict(list)
     for f in forwards:
-        if f.accepted_at is not None or f.delivered_at is not None:
-            parts[f.order_id].append(f)
+        parts[f.order_id].append(f)
+    placed = {o.order_id: o for o in orders}
     out: dict[str, float] = {}
-    for order_id, group in parts.items():
-        if all(f.delivered_at is not None for f in group):
-            out[order_id] = max(float(f.delivered_at or 0) - f.order_at for f in group) / DAY
+    for order_id in set(parts) | {o for o, rec in placed.items() if rec.delivered_at is not None}:
+        group = parts.get(order_id, [])
+        own = placed[order_id] if order_id in placed else None
+        at = order_delivered_at(
+            own.delivered_at if own else None, [(f.accepted_at, f.delivered_at) for f in group]
+        )
+        start = own.at if own else min(f.order_at for f in group)
+        if at is not None:
+            out[order_id] = max(0.0, at - start) / DAY
     return out
 
 
@@ -702,7 +713,8 @@ def repeat_by_delivery_speed(
     window_days: float = DEFAULT_CHURN_WINDOW_DAYS,
 ) -> list[BandRepeat]:
     """Repeat-purchase rate of the orders placed in [start, end) by delivery speed band."""
-    speed = delivery_days(forwards)
+    orders = list(orders)
+    speed = delivery_days(forwards, orders)
     out = {label: BandRepeat(label) for _, label in SPEED_BANDS}
     w = window_days * DAY
     for history in by_customer(orders).values():

@@ -162,6 +162,7 @@ def segment_store() -> SegmentStore:
 
 @functools.cache
 def step_deps() -> Deps:
+    from shared.adapters.fulfilment_store import FulfilmentStore
     from shared.adapters.journey_catalog import JourneyCatalog
     from shared.adapters.journey_store import JourneyStore
     from shared.adapters.offer_store import OfferStore
@@ -193,6 +194,7 @@ def step_deps() -> Deps:
         offers=OfferStore(ddb, s.table_name),
         products=ProductCatalog(s3, s.templates_bucket),
         segments=SegmentCatalog(s3, s.templates_bucket, s.files_cache_seconds),
+        fulfilment=FulfilmentStore(ddb, s.table_name),
     )
 
 

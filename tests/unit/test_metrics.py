@@ -368,3 +368,15 @@ def test_repeat_purchase_rate_by_delivery_speed() -> None:
     got = {b.band: (b.orders, b.repeated, b.open) for b in bands}
     assert got == {"<= 2 d": (2, 1, 0), "2-5 d": (0, 0, 1), "5-10 d": (0, 0, 0), "> 10 d": (1, 0, 0)}
     assert bands[0].to_dict()["rate"] == 0.5 and bands[1].rate is None
+
+
+def test_an_order_is_delivered_when_its_own_delivery_and_every_accepted_part_are() -> None:
+    from shared.domain.orders import order_delivered_at
+
+    assert order_delivered_at(None, []) is None
+    assert order_delivered_at(5.0, []) == 5.0  # the store shipped it itself
+    assert order_delivered_at(5.0, [(1.0, 9.0), (None, None)]) == 9.0  # a refused part never ships
+    assert order_delivered_at(5.0, [(1.0, None)]) is None  # a part still on its way
+    # the report uses the same definition: a store-delivered order gets its band from it
+    own = OrderRec("own", "c", ts("2026-04-01"), 10, delivered_at=ts("2026-04-04"))
+    assert m.delivery_days([], [own]) == {"own": 3.0}
