@@ -8,7 +8,9 @@
 5. rendering one email per send: the Polish MJML cart email and the HTML one, first and later sends
    (`python -m tests.bench templates` runs only this part; `imports` only part 2);
 6. forwarding orders to fulfilment partners: cost per 1,000 orders and time per order
-   (`python -m tests.bench partners`, tests/bench_partners.py).
+   (`python -m tests.bench partners`, tests/bench_partners.py);
+7. fulfilment speed in the report, and the read a step timed `from: delivery` adds
+   (`python -m tests.bench fulfilment`, tests/bench_fulfilment.py).
 """
 
 from __future__ import annotations
@@ -384,6 +386,9 @@ def main() -> None:
     from tests.bench_partners import print_forwarding
 
     print_forwarding()
+    from tests.bench_fulfilment import print_fulfilment
+
+    print_fulfilment()
 
 
 if __name__ == "__main__":
@@ -393,6 +398,10 @@ if __name__ == "__main__":
         from tests.bench_partners import print_forwarding
 
         print_forwarding()
+    elif sys.argv[1:] == ["fulfilment"]:
+        from tests.bench_fulfilment import print_fulfilment
+
+        print_fulfilment()
     elif sys.argv[1:] == ["imports"]:
         for mod, (ms, ratio) in cold_imports().items():
             print(f"{mod:<40} {ms:7.0f} ms  {ratio:4.2f}x boto3")
