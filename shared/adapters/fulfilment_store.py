@@ -94,6 +94,23 @@ class FulfilmentStore:
         resp = self.ddb.get_item(TableName=self.table, Key=key(keys.order_pk(store, order), keys.ORDER_SK))
         return from_item(resp["Item"]) if "Item" in resp else None
 
+    def take_rate_slot(self, store: str, partner: str, window: int, allowed: int, expires_at: int) -> bool:
+        """One request in the partner's rate window `window` (Unix seconds), if fewer than `allowed`
+        were made in it: a conditional counter, so concurrent forwarders never exceed it together."""
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=key(keys.partner_pk(store, partner), f"RATE#{window}"),
+                UpdateExpression="ADD used :one SET expires_at = :exp",
+                ConditionExpression="attribute_not_exists(used) OR used < :allowed",
+                ExpressionAttributeValues=to_item({":one": 1, ":allowed": allowed, ":exp": expires_at}),
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
     def claim_attempt(
         self, store: str, order: str, partner: str, action: str, n: int, now: float, stale_before: float
     ) -> bool:

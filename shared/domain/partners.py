@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -140,6 +141,9 @@ class Partner(_Strict):
     template: str | None = None
     sign: bool = True  # X-Boomerang-Signature with the secret's `signing_secret`
     timeout_seconds: float = Field(default=10, gt=0, le=25)
+    # requests per second the partner accepts (orders and cancels together, retries included); None:
+    # no limit. Over it, an attempt waits for the next window instead of being made.
+    rate_limit_per_second: float | None = Field(default=None, gt=0, le=1000)
 
     @model_validator(mode="after")
     def _coherent(self) -> Partner:
@@ -151,6 +155,16 @@ class Partner(_Strict):
 
     def secret_keys(self) -> tuple[str, ...]:
         return (*self.auth.secret_keys(), *(("signing_secret",) if self.sign else ()))
+
+
+def rate_window(rate_per_second: float, now: float) -> tuple[int, int, float]:
+    """A fixed-window limit for `rate_per_second`: (window start, requests allowed in it, seconds
+    until the next window). Under 1 request a second the window widens (0.2/s: 1 per 5 s), so a
+    limit is never rounded up to more than the partner allows."""
+    width = max(1, math.ceil(1 / rate_per_second - 1e-9))
+    allowed = max(1, math.floor(rate_per_second * width + 1e-9))
+    start = int(now // width * width)
+    return start, allowed, start + width - now
 
 
 class PartnerPart(BaseModel):

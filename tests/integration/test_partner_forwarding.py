@@ -167,3 +167,29 @@ def test_a_templated_body_and_shipping_updates_on_the_record(world: World, fixed
         record = h.record()
         assert record["shipped_at"] and record["carrier"] == "DHL"
         assert bool(record.get("delivered_at")) == (name == "Order Delivered")
+
+
+def test_a_partner_rate_limit_holds_attempts_over_it_for_the_next_window(
+    world: World, fixed_clock: FixedClock
+) -> None:
+    # Given a partner that takes 2 requests a second, and 5 orders arriving within the same second
+    h = Harness(world, [], PARTNER + "rate_limit_per_second: 2\n")
+    h.set_secret()
+    wall = [1_790_000_000.25]
+    h.deps.wall_clock = lambda: wall[0]
+    delays: list[int] = []
+    h.deps.send_task = lambda task, delay: (h.tasks.append(task), delays.append(delay))  # type: ignore[func-returns-value]
+    outcomes = [handle_message(h.event("Order Completed", f"o-{i}"), h.deps)[0]["outcome"] for i in range(5)]
+    # Then 2 are sent and 3 wait for the next second, claimed by nobody yet
+    assert outcomes == ["accepted", "accepted", "throttled", "throttled", "throttled"]
+    assert len(h.sent) == 2 and delays == [1, 1, 1]
+    held = h.store.get(h.store_id, "o-2", "acme", "create")
+    assert held is not None and held["status"] == "pending" and held["attempt"] == 0
+    # a second on: 2 more go, the last waits again; then it goes too, each once
+    wall[0] += 1
+    tasks, h.tasks = h.tasks, []
+    assert [handle_message(t, h.deps)[0]["outcome"] for t in tasks] == ["accepted", "accepted", "throttled"]
+    wall[0] += 1
+    h.tasks.append(dict(h.tasks[0]))  # the requeued task delivered twice: sent once
+    assert [handle_message(t, h.deps)[0]["outcome"] for t in h.tasks] == ["accepted", "skipped"]
+    assert len(h.sent) == 5 and len({json.loads(b)["order_id"] for _, _, b in h.sent}) == 5

@@ -140,3 +140,12 @@ def test_a_template_payload_must_compile() -> None:
     text = ACME + 'payload: template\ntemplate: |\n  {"id": {{ order.order_id | tojson }\n'
     found = problems(text, "partners/demo/acme.yaml")
     assert found and found[0][1].startswith("template:")
+
+
+def test_rate_windows_never_allow_more_than_the_partner_takes() -> None:
+    from shared.domain.partners import rate_window
+
+    assert rate_window(2, 100.25) == (100, 2, 0.75)  # 2 a second, in 1-second windows
+    assert rate_window(0.2, 103.0) == (100, 1, 2.0)  # 1 per 5 s
+    assert rate_window(0.3, 10.0) == (8, 1, 2.0)  # 1 per 4 s (0.25/s), never 2 per 4 s (0.5/s)
+    assert rate_window(1.5, 7.5) == (7, 1, 0.5)  # 1.5/s -> 1 a second, not 2

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +51,7 @@ from shared.domain.partners import (
     classify,
     idempotency_key,
     order_document,
+    rate_window,
     retry_delay,
     signature,
     split_order,
@@ -60,6 +63,7 @@ TASK = "partner-attempt"
 MAX_SQS_DELAY = 900  # SQS DelaySeconds ceiling; a longer wait is a chain of delayed messages
 # a claimed attempt whose λ died before recording may be taken again after this (real seconds)
 STALE_CLAIM_REAL_SECONDS = 120
+RATE_ITEM_TTL_S = 3600  # a rate window's counter is deleted by the table's TTL after this
 
 
 @dataclass
@@ -215,11 +219,19 @@ def attempt(task: dict[str, Any], deps: ForwardDeps) -> dict[str, Any]:
     if wait > 0:  # a wait longer than SQS's 15-minute delay: one more hop
         deps.send_task(task, _real_delay(wait))
         return {**result, "outcome": "waiting"}
+    partner = deps.catalog.get(store, partner_id)
+    if partner is not None and partner.rate_limit_per_second:
+        # the partner's limit is on real requests: real (wall-clock) seconds, also on the emulator
+        real_now = (deps.wall_clock or time.time)()
+        window, allowed, rest = rate_window(partner.rate_limit_per_second, real_now)
+        if not deps.store.take_rate_slot(store, partner_id, window, allowed, int(real_now) + RATE_ITEM_TTL_S):
+            # over the limit: the same attempt again in the next window (nothing claimed or sent)
+            deps.send_task(task, max(1, math.ceil(rest)))
+            return {**result, "outcome": "throttled"}
     stale = now - STALE_CLAIM_REAL_SECONDS / clock.real_seconds(1)
     if not deps.store.claim_attempt(store, order_id, partner_id, action, n, now, stale):
         return {**result, "outcome": "skipped"}  # made already (a duplicate task or replayed event)
     record = deps.store.get(store, order_id, partner_id, action) or {}
-    partner = deps.catalog.get(store, partner_id)
     if partner is None:
         deps.store.record_attempt(
             store, order_id, partner_id, action,
