@@ -39,6 +39,8 @@ DAILY_SCHEDULE = "cron(0 12 * * ? *)"
 # cost 30 times as much for figures that change only at a month's end (queue an export task by hand
 # for fresher ones, README "Reports at scale").
 MONTHLY_REPORT_SCHEDULE = "cron(0 3 1 * ? *)"
+# The 2nd of each month, 04:00 UTC: the retention sweep (what TTL does not reach; README "Personal data")
+MONTHLY_RETENTION_SCHEDULE = "cron(0 4 2 * ? *)"
 LAMBDA_RUNTIME = "python3.13"
 LAMBDA_ARCHITECTURE = "arm64"
 
@@ -99,6 +101,12 @@ class Grant:
     # secretsmanager:GetSecretValue on boomerang/partners/* only (each partner's credentials)
     PARTNER_SECRETS_READ = "partners:secrets"
     PARTNER_TASKS = "partners:tasks"  # sqs:SendMessage on the partners queue (next attempt) and its DLQ
+    # dynamodb:Scan on the table: finding everything one person left (erasure, export; README "Personal data")
+    TABLE_SCAN = "table:scan"
+    # states:StopExecution + DescribeExecution on the journey state machine's executions (erasure)
+    JOURNEY_STOP = "journey:stop"
+    # secretsmanager Get/Put/UpdateSecretVersionStage/DescribeSecret on the signing secret only
+    SIGNING_SECRET_ROTATE = "secret:rotate"
 
 
 @dataclass(frozen=True)
@@ -130,12 +138,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         description="Storefront event API and one-click unsubscribe: authenticates, validates, publishes",
         # templates bucket and partner secrets: the fulfilment partners' signed shipment updates
         env=(env.TABLE_NAME, env.BUS_NAME, env.SIGNING_SECRET_ARN, env.TEMPLATES_BUCKET),
+        # scan: a customer's export (GET /v1/customers/export) reads the table; it writes nothing
         grants=(
             Grant.TABLE_READ,
             Grant.BUS_PUT,
             Grant.SIGNING_SECRET_READ,
             Grant.TEMPLATES_READ,
             Grant.PARTNER_SECRETS_READ,
+            Grant.TABLE_SCAN,
         ),
         timeout_s=15,
     ),
@@ -241,6 +251,36 @@ FUNCTIONS += (
         timeout_s=300,
     ),
 )
+# Personal data (README "Personal data"): erasure requests from the API, run off the request path
+# because finding everything a person left reads the table (shared/adapters/privacy_store.py).
+PRIVACY_SOURCE = "boomerang.privacy"
+ERASURE_REQUESTED = "Customer Erasure Requested"
+FUNCTIONS += (
+    FunctionSpec(
+        id="privacy",
+        handler="functions.privacy.handler.handler",
+        source="privacy",
+        description="Erases a customer on the store's request: their items, running journeys; leaves hashed tombstones",
+        env=(env.TABLE_NAME, env.STATE_MACHINE_ARN),
+        grants=(Grant.TABLE_READ, Grant.TABLE_SCAN, Grant.TABLE_WRITE, Grant.JOURNEY_STOP),
+        timeout_s=900,  # reads the whole table (twice at most): a rare, offline job
+        memory_mb=1024,
+    ),
+    FunctionSpec(
+        id="key_rotation",
+        handler="functions.key_rotation.handler.handler",
+        source="key_rotation",
+        description="Secrets Manager rotation of the link-signing key ring: a new current key, old ones kept for a link lifetime",
+        env=(),
+        grants=(Grant.SIGNING_SECRET_ROTATE,),
+        timeout_s=30,
+        memory_mb=256,
+    ),
+)
+# Secrets Manager rotates the signing key ring on this schedule; links live 400 days, so a key is
+# kept for 400 days after its successor (shared/platform/signing.py), about five keys at a time.
+SIGNING_KEY_ROTATION_DAYS = 90
+
 FUNCTIONS_BY_ID = {f.id: f for f in FUNCTIONS}
 
 
@@ -268,6 +308,8 @@ QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec(id="report", consumer="report", batch_size=1, max_batching_window_s=0, max_receive_count=3),
     # order events and the forwarder's own delayed attempt tasks
     QueueSpec(id="partners", consumer="partner_forwarder", batch_size=5),
+    # one erasure at a time: each may read the whole table
+    QueueSpec(id="privacy", consumer="privacy", batch_size=1, max_batching_window_s=0, max_receive_count=3),
 )
 
 
@@ -370,6 +412,20 @@ RULES: tuple[RuleSpec, ...] = (
         pattern={"source": [SES_SOURCE], "detail-type": list(FEEDBACK_DETAIL_TYPES)},
         queue="feedback",
         bus=DEFAULT_BUS,
+    ),
+    RuleSpec(
+        id="monthly-retention",
+        description="The monthly retention sweep: customers past the store's limit, and what TTL left behind",
+        pattern=None,
+        schedule=MONTHLY_RETENTION_SCHEDULE,
+        queue="privacy",
+        bus=DEFAULT_BUS,
+    ),
+    RuleSpec(
+        id="privacy-requests",
+        description="Erasure requests made through the API (POST /v1/customers/erase)",
+        pattern={"source": [PRIVACY_SOURCE], "detail-type": [ERASURE_REQUESTED]},
+        queue="privacy",
     ),
     RuleSpec(
         id="template-changed",
@@ -497,6 +553,10 @@ class ApiSpec:
         ("GET", "/v1/preferences"),
         ("POST", "/v1/preferences"),
         ("POST", "/v1/partners/{store}/{partner}/shipments"),  # a fulfilment partner's signed update
+        # the store's backend answering data-subject requests (write key, like /v1/batch)
+        ("POST", "/v1/customers/erase"),
+        ("GET", "/v1/customers/export"),
+        ("POST", "/v1/customers/export"),
     )
     stage: str = "prod"  # URL is https://<api>/prod/v1/batch; a custom domain can drop "prod"
     # API Gateway stage throttling (per account/region share); per-store limits come later.

@@ -147,7 +147,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, today: date | None =
         scan_table,
         stores_in,
     )
-    from shared.services.analytics.report import build, render_html
+    from shared.services.analytics.report import build
+    from shared.services.analytics.report_html import render_html
 
     try:
         today = today or datetime.now(UTC).date()

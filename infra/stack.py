@@ -107,6 +107,7 @@ class BoomerangStack(Stack):
         )
         for queue in QUEUES:
             bus.connect(queue, functions.functions[queue.consumer])
+        secrets.rotate_with(functions.functions["key_rotation"])  # the link-signing key ring
 
         Templates(
             self,

@@ -10,7 +10,10 @@
 6. forwarding orders to fulfilment partners: cost per 1,000 orders and time per order
    (`python -m tests.bench partners`, tests/bench_partners.py);
 7. fulfilment speed in the report, and the read a step timed `from: delivery` adds
-   (`python -m tests.bench fulfilment`, tests/bench_fulfilment.py).
+   (`python -m tests.bench fulfilment`, tests/bench_fulfilment.py);
+8. personal data (`python -m tests.bench privacy`): erasure, export and the retention sweep of one
+   customer in a store of N customers (each reads the store's items), and what the erasure
+   tombstone lookup adds to every folded event.
 """
 
 from __future__ import annotations
@@ -389,10 +392,105 @@ def main() -> None:
     from tests.bench_fulfilment import print_fulfilment
 
     print_fulfilment()
+    privacy()
+
+
+def privacy(customers: int = 300) -> None:
+    """Erase, export and sweep in a synthetic store, on in-process moto (a Scan pages 1 MB at a time
+    on AWS too, so the item counts and sizes are what a real table would read)."""
+    from moto import mock_aws
+
+    from shared.adapters.privacy_store import PrivacyStore
+    from shared.domain.privacy import DataRetention
+    from shared.platform.aws import client, reset_clients
+    from shared.services.privacy import export as exporting
+    from shared.services.privacy.collect import Who
+    from shared.services.privacy.erase import Eraser
+    from shared.services.privacy.retention import sweep
+    from tests.aws_fixtures import FAKE_CREDENTIALS, canonical, create_world
+
+    os.environ.update(FAKE_CREDENTIALS)
+    with mock_aws():
+        reset_clients()
+        world = create_world()
+        profiles = world.profiles()
+        counter = CallCounter()
+        client("dynamodb").meta.events.register("before-call", counter)
+        calls = []
+        for i in range(customers):
+            u = f"c{i}"
+            calls += [
+                {
+                    "type": "identify",
+                    "userId": u,
+                    "messageId": f"i{i}",
+                    "traits": {
+                        "email": f"{u}@example.com",
+                        "consent": {"email": "subscribed"},
+                        "consent_source": "bench",
+                    },
+                },
+                {
+                    "type": "track",
+                    "userId": u,
+                    "event": "Product Added",
+                    "messageId": f"a{i}",
+                    "properties": {"cart_id": f"cart{i}", "product_id": "p", "price": 10.0, "quantity": 1},
+                },
+                {
+                    "type": "track",
+                    "userId": u,
+                    "event": "Order Completed",
+                    "messageId": f"o{i}",
+                    "properties": {"order_id": f"o{i}", "cart_id": f"cart{i}", "total": 10.0},
+                },
+            ]
+        counter.calls.clear()
+        # (moto copies the whole table in every transaction, so the fold's rate here says nothing)
+        for e in canonical(calls, time.time()):
+            profiles.apply(e)
+        lookups = counter.calls.get("dynamodb.BatchGetItem", 0) / len(calls)
+        ddb = client("dynamodb")
+        items = ddb.scan(TableName=world.table, Select="COUNT")["Count"]
+        size = len(
+            json.dumps(
+                [i for p in ddb.get_paginator("scan").paginate(TableName=world.table) for i in p["Items"]]
+            )
+        )
+        store = PrivacyStore(ddb, world.table)
+        t0 = time.perf_counter()
+        doc = exporting.export(store, Who("shop-1", customer="u:c7"))
+        export_s = time.perf_counter() - t0
+        eraser = Eraser(store, client("stepfunctions"), world.state_machine_arn)
+        t0 = time.perf_counter()
+        erased = eraser.erase(Who("shop-1", email="c8@example.com"))
+        erase_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sweep(store, eraser, "shop-1", DataRetention(), time.time())
+        sweep_s = time.perf_counter() - t0
+    print(f"\nPersonal data ({customers:,} customers, {items:,} items in the table, moto in-process):")
+    rcu = size / 4096  # a consistent Scan: 1 read unit per 4 KB read
+    print(f"  erasure-tombstone lookups per folded event: {lookups:.2f} BatchGetItem (1 read unit per key)")
+    print(
+        f"  one read of the store: {size / 1e6:.2f} MB, ~{rcu:,.0f} read units (${rcu * 0.125 / 1e6:.6f} on demand;"
+        " a 1 GB table: ~262,000 units, $0.03)"
+    )
+    print(
+        f"  export of one customer: {export_s * 1000:,.0f} ms ({sum(exporting.counts(doc).values())} records)"
+    )
+    print(
+        f"  erasure by email: {erase_s * 1000:,.0f} ms ({sum(erased.removed.values())} items removed, "
+        f"{erased.pseudonymised_orders} order kept unlinked)"
+    )
+    print(
+        f"  retention sweep of the store: {sweep_s * 1000:,.0f} ms (nothing expired: one read of the store)"
+    )
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["templates"]:
+    if sys.argv[1:] == ["privacy"]:
+        privacy()
+    elif sys.argv[1:] == ["templates"]:
         print_template_renders()
     elif sys.argv[1:] == ["partners"]:
         from tests.bench_partners import print_forwarding

@@ -1,4 +1,5 @@
-"""Ingest λ: the Segment-compatible event API, one-click unsubscribe and the preferences page."""
+"""Ingest λ: the Segment-compatible event API, one-click unsubscribe, the preferences page, and the
+store backend's data-subject requests (export answered here; erasure queued for the privacy λ)."""
 
 from __future__ import annotations
 
@@ -148,6 +149,81 @@ def partner_shipment(store: str, partner: str) -> Response:
     return _json(200, {"success": True, "event": event.event})
 
 
+# --- data-subject requests from the store's backend (README "Personal data") ---------------------
+
+
+def _store_for_request() -> str:
+    store_id = wiring.ingest_directory().store_id_for_key(
+        api_key_from_headers(app.current_event.headers) or ""
+    )
+    if store_id is None:
+        raise ApiProblem(401, "unauthorized", UNAUTHORIZED)
+    return store_id
+
+
+def _privacy_params() -> dict[str, Any]:
+    from shared.services.privacy.requests import parse_body
+
+    params: dict[str, Any] = dict(app.current_event.query_string_parameters or {})
+    if app.current_event.http_method == "POST":
+        params.update(
+            parse_body(read_body(app.current_event.body, bool(app.current_event.is_base64_encoded)))
+        )
+    return params
+
+
+def _bad_request(exc: Exception) -> ApiProblem:
+    from shared.domain.api_calls import ApiError
+
+    return ApiProblem(
+        400, "invalid", str(exc), [ApiError(index=0, field=getattr(exc, "field", ""), message=str(exc))]
+    )
+
+
+@app.post("/v1/customers/erase")
+def customers_erase() -> Response:
+    from shared.adapters.bus import PublishFailed
+    from shared.services.privacy.collect import BadRequest
+    from shared.services.privacy.requests import erasure_request, who_from
+
+    store_id = _store_for_request()
+    try:
+        who = who_from(store_id, _privacy_params())
+    except BadRequest as exc:
+        raise _bad_request(exc) from exc
+    detail = erasure_request(who, clock.now_ts())
+    try:
+        wiring.publish_erasure_request(detail)
+    except PublishFailed as exc:
+        raise ApiProblem(503, "unavailable", "the request could not be queued; send it again") from exc
+    # counts and ids only: the request id, never who
+    logger.info("erasure requested", extra={"store": store_id, "request_id": detail["request_id"]})
+    return _json(202, {"success": True, "status": "accepted", "request_id": detail["request_id"]})
+
+
+@app.route("/v1/customers/export", method=["GET", "POST"])
+def customers_export() -> Response:
+    from shared.services.privacy import export as exporting
+    from shared.services.privacy.collect import BadRequest
+    from shared.services.privacy.requests import who_from
+
+    store_id = _store_for_request()
+    params = _privacy_params()
+    fmt = str(params.pop("format", "json"))
+    if fmt not in ("json", "html"):
+        raise _bad_request(BadRequest("format", "expected json or html"))
+    try:
+        document = exporting.export(wiring.ingest_privacy_store(), who_from(store_id, params))
+    except BadRequest as exc:
+        raise _bad_request(exc) from exc
+    logger.info("customer exported", extra={"store": store_id, "counts": exporting.counts(document)})
+    if fmt == "html":
+        return Response(
+            status_code=200, content_type="text/html; charset=utf-8", body=exporting.to_html(document)
+        )
+    return Response(status_code=200, content_type="application/json", body=exporting.to_json(document))
+
+
 @app.not_found
 def _not_found(_: Exception) -> Response:
     return _json(
@@ -155,7 +231,8 @@ def _not_found(_: Exception) -> Response:
         {
             "success": False,
             "error": "not_found",
-            "message": "routes: POST /v1/batch, /v1/track, /v1/identify; GET|POST /v1/unsubscribe, /v1/preferences, /v1/confirm; POST /v1/partners/<store>/<partner>/shipments",
+            "message": "routes: POST /v1/batch, /v1/track, /v1/identify; GET|POST /v1/unsubscribe, /v1/preferences, /v1/confirm; "
+            "POST /v1/customers/erase; GET|POST /v1/customers/export; POST /v1/partners/<store>/<partner>/shipments",
         },
     )
 

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from shared.templates.publish import Outcome, S3Change
+    from shared.templates.bucket_events import S3Change
+    from shared.templates.reports import Outcome
 
 logger = Logger(service="boomerang")
 metrics = Metrics(namespace="Boomerang", service="boomerang")
@@ -27,7 +28,9 @@ wiring.check_at_cold_start("template_validator")
 def check_batch(records: list[dict[str, Any]]) -> dict[str, Outcome | Exception]:
     """Each record's outcome (or why it failed), validating each template folder once."""
     # Imported here: the linter and trial renderer are the bulk of this λ's code.
-    from shared.templates.publish import Outcome, parse_s3_event, sns_notifier, validate_changes
+    from shared.templates.bucket_events import parse_s3_event, sns_notifier
+    from shared.templates.publish import validate_changes
+    from shared.templates.reports import Outcome
 
     s = wiring.settings_for("template_validator")
     results: dict[str, Outcome | Exception] = {}

@@ -40,7 +40,7 @@ from infra.description import (
 )
 from shared.domain.partners import SECRET_PREFIX
 from shared.services.analytics.report_job import EXPORTS_PREFIX, METRICS_PREFIX
-from shared.templates.publish import REPORTS_PREFIX
+from shared.templates.reports import REPORTS_PREFIX
 from shared.templates.store import ACTIVE_PREFIX
 
 # Set on every function, on top of the names each FunctionSpec lists.
@@ -319,6 +319,38 @@ def _email_send(role: iam.Role, t: GrantTargets) -> None:
     t.messaging.grant_send(role)
 
 
+def _table_scan(role: iam.Role, t: GrantTargets) -> None:
+    role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:Scan"], resources=[t.table.table_arn]))
+
+
+def _journey_stop(role: iam.Role, t: GrantTargets) -> None:
+    # an erased customer's running journeys (execution names are derived, not known at deploy time)
+    t.state_machine.grant_execution(role, "states:StopExecution", "states:DescribeExecution")
+    suppress(
+        role,
+        Waiver(
+            "AwsSolutions-IAM5",
+            "Execution names are per cart, order or customer and not known at deploy time; StopExecution is "
+            "limited to executions of the journey state machine.",
+        ),
+        apply_to_children=True,
+    )
+
+
+SECRET_ROTATE_ACTIONS = (
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:UpdateSecretVersionStage",
+)
+
+
+def _secret_rotate(role: iam.Role, t: GrantTargets) -> None:
+    role.add_to_policy(
+        iam.PolicyStatement(actions=list(SECRET_ROTATE_ACTIONS), resources=[t.signing_secret.secret_arn])
+    )
+
+
 def _secret_read(role: iam.Role, t: GrantTargets) -> None:
     role.add_to_policy(
         iam.PolicyStatement(
@@ -369,6 +401,9 @@ GRANTS: Mapping[str, Callable[[iam.Role, GrantTargets], None]] = {
     Grant.REPORT_TASKS: _report_tasks,
     Grant.PARTNER_TASKS: _partner_tasks,
     Grant.PARTNER_SECRETS_READ: _partner_secrets,
+    Grant.TABLE_SCAN: _table_scan,
+    Grant.JOURNEY_STOP: _journey_stop,
+    Grant.SIGNING_SECRET_ROTATE: _secret_rotate,
 }
 
 

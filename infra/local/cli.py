@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     from infra.partners_cli import add_parser as add_partners_parser
 
     add_partners_parser(sub)  # `boomerang partners lint|push|secret`, `boomerang orders show`
+    from infra.customers_cli import add_parser as add_customers_parser
+
+    add_customers_parser(sub)  # `boomerang customers erase|export`, `boomerang keys rotate`
     args = parser.parse_args(argv)
     if args.command == "templates":
         return templates_cli.run(args)

@@ -161,8 +161,8 @@ def run_demo(speed: float | None = None, scenario: str | None = None, out: Any =
         outbox = emulator.outbox()
         dlq = emulator.dlq_depths()
         invocations = dict(emulator.invocations)
-        try:  # the demo store's short report (shared/services/analytics/report.py), read before the emulator stops
-            from shared.services.analytics.report import short_report
+        try:  # the demo store's short report (shared/services/analytics/report_text.py), read before the emulator stops
+            from shared.services.analytics.report_text import short_report
 
             closing = short_report(
                 emulator.env_values["TABLE_NAME"], "demo", clock.now_ts(), emulator.client("dynamodb")

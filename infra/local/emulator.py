@@ -561,6 +561,14 @@ class Emulator:
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
     # -- outbox ------------------------------------------------------------------------------------
+    def privacy_resources(self) -> dict[str, str]:
+        """The table, state machine and signing secret (`boomerang customers|keys --local`)."""
+        return {
+            "table": self.env_values[env_names.TABLE_NAME],
+            "state_machine_arn": self.env_values[env_names.STATE_MACHINE_ARN],
+            "signing_secret_arn": self.env_values[env_names.SIGNING_SECRET_ARN],
+        }
+
     def outbox(self) -> list[dict[str, Any]]:
         from moto.ses.models import RawMessage, ses_backends
 

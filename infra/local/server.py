@@ -234,6 +234,8 @@ class _Handler(BaseHTTPRequestHandler):
                     # what `boomerang templates --local` needs to reach the emulated bucket
                     "aws_endpoint": self.emulator.endpoint,
                     "templates_bucket": self.emulator.templates_bucket,
+                    # what `boomerang customers|keys --local` needs
+                    **self.emulator.privacy_resources(),
                 },
             )
         if method == "GET" and url.path == "/_local/reports":

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.domain.template_variables import LAYOUT_NAME, sample_variables
-from shared.templates import publish
 from shared.templates.lint import Problem, lint_folder, split_locale
+from shared.templates.manifests import list_folders, rollback
 from shared.templates.model import (
     LAYOUT_FILES,
     MJML_BODY,
@@ -32,7 +32,8 @@ from shared.templates.model import (
     sms_segments_budget,
 )
 from shared.templates.render import render_email, render_push, render_sms
-from shared.templates.store import TemplateStore, folder_prefix
+from shared.templates.reports import describe_folder, read_report
+from shared.templates.store import TemplateStore, folder_prefix, read_object
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LOCAL = "http://127.0.0.1:8787"
@@ -76,7 +77,7 @@ def push_data_file(args: argparse.Namespace, key: str, text: str) -> int:
     except CliError as exc:
         print(f"boomerang: {exc}", file=sys.stderr)
         return 2
-    if publish.read_object(s3, bucket, key) == text:
+    if read_object(s3, bucket, key) == text:
         print(f"s3://{bucket}/{key}: unchanged")
         return 0
     version = s3.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8")).get("VersionId") or "null"
@@ -198,13 +199,13 @@ def _short(version: str | None) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     s3, bucket = _connect(args)
     owners = [args.store, "_default"] if args.store else [None]
-    folders = sorted({f for owner in owners for f in publish.list_folders(s3, bucket, owner)})
+    folders = sorted({f for owner in owners for f in list_folders(s3, bucket, owner)})
     if not folders:
         print(f"no templates in s3://{bucket}/templates/")
         return 0
     for owner, name in folders:
         print(f"{folder_prefix(owner, name)}")
-        for f in publish.describe_folder(s3, bucket, owner, name):
+        for f in describe_folder(s3, bucket, owner, name):
             latest = f["versions"][0]["version_id"] if f["versions"] else None
             report = f["report"] or {}
             status = (
@@ -238,7 +239,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
         raise CliError(f"no active template {name} for {store_id} or _default")
     prefix = folder_prefix(owner, name)
     for rel, entry in sorted(manifest["files"].items()):
-        text = publish.read_object(s3, bucket, prefix + rel, entry.get("version_id"))
+        text = read_object(s3, bucket, prefix + rel, entry.get("version_id"))
         path = target / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text or "", encoding="utf-8")
@@ -438,7 +439,7 @@ def wait_for_reports(
     reports: dict[str, dict[str, Any] | None] = dict.fromkeys(uploaded)
     while True:
         for key, version in uploaded.items():
-            report = publish.read_report(s3, bucket, key)
+            report = read_report(s3, bucket, key)
             if report and report.get("version_id") == version and report.get("status") != "pending":
                 reports[key] = report
             elif report and report.get("version_id") == version:
@@ -476,7 +477,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     uploaded: dict[str, str] = {}
     for rel, text in _read_folder(args.folder).items():
         key = prefix + rel
-        if publish.read_object(s3, bucket, key) == text:
+        if read_object(s3, bucket, key) == text:
             continue  # unchanged: no new version, nothing to validate
         response = s3.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
         uploaded[key] = response.get("VersionId") or "null"
@@ -493,7 +494,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     s3, bucket = _connect(args)
     store_id, name = _split(args.template)
     try:
-        key, restored, new_version = publish.rollback(s3, bucket, store_id, name, file=args.file, to=args.to)
+        key, restored, new_version = rollback(s3, bucket, store_id, name, file=args.file, to=args.to)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     print(f"republished version {_short(restored)} of {key} as {_short(new_version)}")

@@ -38,22 +38,43 @@ def publish(events_client: Any, bus_name: str, events: list[CanonicalEvent], att
     """
     calls = 0
     for start in range(0, len(events), PUT_EVENTS_MAX_ENTRIES):
-        pending = [entry(e, bus_name) for e in events[start : start + PUT_EVENTS_MAX_ENTRIES]]
-        codes: list[str] = []
-        for attempt in range(attempts):
-            calls += 1
-            resp = events_client.put_events(Entries=pending)
-            if not resp.get("FailedEntryCount"):
-                pending = []
-                break
-            results = resp["Entries"]
-            codes = [r.get("ErrorCode", "Unknown") for r in results if r.get("ErrorCode")]
-            pending = [e for e, r in zip(pending, results, strict=True) if r.get("ErrorCode")]
-            if attempt < attempts - 1:
-                time.sleep(random.uniform(0, 0.05 * 2**attempt))  # full jitter
-        if pending:
-            raise PublishFailed(len(pending), len(events), codes)
+        chunk = [entry(e, bus_name) for e in events[start : start + PUT_EVENTS_MAX_ENTRIES]]
+        calls += _put_entries(events_client, chunk, len(events), attempts)
     return calls
+
+
+def publish_detail(
+    events_client: Any,
+    bus_name: str,
+    source: str,
+    detail_type: str,
+    detail: dict[str, Any],
+    attempts: int = 4,
+) -> int:
+    """One event of Boomerang's own (not a storefront event), with the same retries."""
+    put = {
+        "Source": source,
+        "DetailType": detail_type,
+        "Detail": json.dumps(detail),
+        "EventBusName": bus_name,
+    }
+    return _put_entries(events_client, [put], 1, attempts)
+
+
+def _put_entries(events_client: Any, pending: list[dict[str, Any]], total: int, attempts: int) -> int:
+    calls = 0
+    codes: list[str] = []
+    for attempt in range(attempts):
+        calls += 1
+        resp = events_client.put_events(Entries=pending)
+        if not resp.get("FailedEntryCount"):
+            return calls
+        results = resp["Entries"]
+        codes = [r.get("ErrorCode", "Unknown") for r in results if r.get("ErrorCode")]
+        pending = [e for e, r in zip(pending, results, strict=True) if r.get("ErrorCode")]
+        if attempt < attempts - 1:
+            time.sleep(random.uniform(0, 0.05 * 2**attempt))  # full jitter
+    raise PublishFailed(len(pending), total, codes)
 
 
 def event_from_sqs_body(body: str) -> CanonicalEvent:

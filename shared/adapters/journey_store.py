@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from shared.adapters.store_directory import StoreDirectory
 from shared.platform import clock, keys
 from shared.platform.aws import from_item, key, to_item
 
-LOG_TTL_S = 400 * 24 * 3600
+LOG_TTL_S = 400 * 24 * 3600  # message history without store settings (DataRetention's default)
 
 
 CAP_SK = "CAP"
@@ -25,6 +26,14 @@ class JourneyStore:
     def __init__(self, ddb: Any, table: str) -> None:
         self.ddb = ddb
         self.table = table
+        self._stores: StoreDirectory | None = None
+
+    def _history_ttl_s(self, store: str) -> int:
+        """How long the store keeps message history (Store.data_retention; cached settings)."""
+        if self._stores is None:
+            self._stores = StoreDirectory(self.ddb, self.table)
+        settings = self._stores.get(store)
+        return settings.data_retention.message_history_days * 86400 if settings else LOG_TTL_S
 
     def claim_send(
         self,
@@ -168,7 +177,7 @@ class JourneyStore:
             "pk": keys.journey_pk(store, journey, instance),
             "sk": keys.log_sk(clock.iso(now), uuid.uuid4().hex[:8]),
             "at": now,
-            "expires_at": int(now) + LOG_TTL_S,
+            "expires_at": int(now) + self._history_ttl_s(store),
             **entry,
         }
         self.ddb.put_item(TableName=self.table, Item=to_item(item))
@@ -308,7 +317,7 @@ class JourneyStore:
         seq = f"{time.time_ns():016x}{uuid.uuid4().hex[:4]}"
         base = {
             "at": now,
-            "expires_at": int(now) + LOG_TTL_S,
+            "expires_at": int(now) + self._history_ttl_s(store),
             "journey": journey,
             "instance": instance,
             **entry,

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.adapters.privacy_store import TombstoneRegister
 from shared.adapters.store_directory import StoreDirectory
 from shared.domain import event_routing as route
 from shared.domain.carts import Cart, is_cart_event
@@ -34,6 +35,7 @@ from shared.domain.events import BACK_IN_STOCK_SUBSCRIBED, ORDER_COMPLETED, Cano
 from shared.domain.fold import touch
 from shared.domain.loyalty import LoyaltyPolicy, TierReached, tier_reached_event
 from shared.domain.orders import Order, is_order_event
+from shared.domain.privacy import DataRetention
 from shared.domain.profiles import Profile
 from shared.domain.retention import RetentionPolicy, index_attributes
 from shared.domain.rfm import RfmEdges
@@ -42,7 +44,8 @@ from shared.domain.stores import Store
 from shared.platform import clock, indexes, keys
 from shared.platform.aws import from_item, key, to_item
 
-EVENT_MARKER_TTL_S = 35 * 24 * 3600  # longer than the bus archive's replay window
+# processed-event markers live DataRetention.event_marker_days (35 by default): longer than the bus
+# archive's replay window
 MAX_ATTEMPTS = 6
 # Back-in-stock subscriptions moved from a visitor to the customer in one merge (the transaction's
 # 100-item limit); any beyond stay on the visitor's id and still resolve through merged_into.
@@ -75,7 +78,7 @@ class ConcurrentUpdate(Exception):
 
 @dataclass
 class Outcome:
-    status: str  # applied | duplicate | ignored (a store-level event: no customer to fold into)
+    status: str  # applied | duplicate | ignored (a store-level event: no customer to fold into) | erased
     customer_id: str
     changes: list[str] = field(default_factory=list)
     tier_reached: TierReached | None = None  # announced (before the commit) as Loyalty Tier Reached
@@ -114,6 +117,10 @@ class ProfileStore:
     def _double_opt_in(self, store_id: str) -> bool:
         store = self._settings(store_id)
         return bool(store and store.double_opt_in_email)
+
+    def _data_retention(self, store_id: str) -> DataRetention:
+        store = self._settings(store_id)
+        return store.data_retention if store else DataRetention()
 
     def _policies(self, store_id: str) -> tuple[LoyaltyPolicy, RetentionPolicy]:
         store = self._settings(store_id)
@@ -254,6 +261,9 @@ class ProfileStore:
         """
         if route.is_store_level(event):
             return Outcome("ignored", "", ["store-level event"])
+        if TombstoneRegister(self.ddb, self.table).drops(event):
+            # received before its customer was erased (in flight, or replayed from the archive)
+            return Outcome("erased", "", ["customer erased"])
         for attempt in range(MAX_ATTEMPTS):
             loaded = self._load(event)
             writes, changes, reached = self._plan(event, loaded)
@@ -283,7 +293,7 @@ class ProfileStore:
             "sk": keys.EVENT_SK,
             "customer_id": profile.customer_id,
             "received_at": at,
-            "expires_at": int(at) + EVENT_MARKER_TTL_S,
+            "expires_at": int(at) + self._data_retention(store).event_marker_days * 86400,
         }
         # The marker goes first: a cancelled transaction's first reason tells a replay apart.
         writes: list[dict[str, Any]] = [
@@ -521,6 +531,16 @@ class ProfileStore:
         data = {**model.model_dump(mode="python"), "version": expected + 1}
         if isinstance(model, Profile):
             data.update(index_attributes(model))  # a Put: an attribute left out leaves its index
+            # DynamoDB's TTL removes a profile inactive for the store's limit (the monthly sweep
+            # removes what hangs off it: shared/services/privacy/retention.py)
+            if model.merged_into is None:  # a merged visitor goes with its customer
+                data["expires_at"] = self._data_retention(model.store_id).profile_expires_at(
+                    model.last_seen_at, clock.now_ts()
+                )
+        elif isinstance(model, Cart):
+            data["expires_at"] = self._data_retention(model.store_id).cart_expires_at(
+                model.last_activity_at or clock.now_ts()
+            )
         item = {"pk": pk, "sk": sk, **data}
         if not exists:
             return {

@@ -14,11 +14,11 @@ nothing (the first report is kept as the evidence), so replays are harmless.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from shared.platform import keys
 from shared.platform.aws import from_item, key, to_item
 
 SuppressionKind = Literal["hard", "marketing"]
@@ -26,16 +26,11 @@ SUPPRESS_SK = "SUPPRESS"
 
 
 def normalise_address(channel: str, address: str) -> str:
-    address = address.strip()
-    if channel == "email":
-        return address.lower()
-    if channel == "sms":
-        return "".join(address.split())  # E.164 already; drop stray spaces only
-    return address
+    return keys.normalise_identifier(channel, address)
 
 
 def address_hash(channel: str, address: str) -> str:
-    return hashlib.sha256(normalise_address(channel, address).encode("utf-8")).hexdigest()
+    return keys.identifier_hash(channel, address)
 
 
 def suppression_pk(store_id: str, channel: str, address: str) -> str:

@@ -10,7 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from shared.domain.events import DOUBLE_OPT_IN_SOURCE, CanonicalEvent
-from shared.domain.profiles import Consent, Device, Profile, ViewedProduct, as_decimal, device_key
+from shared.domain.profiles import (
+    MAX_CONSENT_HISTORY,
+    Consent,
+    ConsentChange,
+    Device,
+    Profile,
+    ViewedProduct,
+    as_decimal,
+    device_key,
+)
 
 # Traits kept as first-class profile fields; every other identify trait lands in `traits`.
 _IDENTITY_TRAITS = ("email", "phone")
@@ -95,6 +104,23 @@ def apply_consent(
                 text=fields.get("consent_text"),
                 message_id=message_id,
             )
+            channel = held_by is profile.consent
+            note_consent_change(
+                profile,
+                ConsentChange(
+                    channel=name if channel else None,
+                    category=None if channel else name,
+                    **held_by[name].model_dump(),
+                ),
+            )
+
+
+def note_consent_change(profile: Profile, change: ConsentChange) -> None:
+    """Keep a consent change as proof; a replayed one (same call, same choice) is kept once."""
+    if any(c == change for c in profile.consent_history):
+        return
+    history = sorted([*profile.consent_history, change], key=lambda c: c.at)
+    profile.consent_history = history[-MAX_CONSENT_HISTORY:]
 
 
 def register_device(profile: Profile, token: str, platform: str, at: float) -> None:
@@ -195,6 +221,8 @@ def merge_profiles(target: Profile, source: Profile) -> None:
     for k, device in source.devices.items():
         if device.at > target.removed_devices.get(k, float("-inf")):
             target.devices.setdefault(k, device)
+    for change in source.consent_history:
+        note_consent_change(target, change)
     for anon in source.anonymous_ids:
         if anon not in target.anonymous_ids:
             target.anonymous_ids.append(anon)

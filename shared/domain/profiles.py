@@ -31,6 +31,24 @@ class Consent(BaseModel):
     message_id: str | None = None  # the call that carried it: proof of when and how (GDPR Art. 7)
 
 
+class ConsentChange(BaseModel):
+    """One consent choice as it was received, kept even after a later one replaces it: the proof
+    (GDPR Art. 7) of what the customer agreed to or withdrew, when, where and with which wording."""
+
+    channel: str | None = None  # email | sms | push
+    category: str | None = None  # reminders | offers | news (per-category choices)
+    status: str
+    at: float
+    source: str | None = None
+    text: str | None = None
+    message_id: str | None = None
+
+
+# Consent changes kept per profile, oldest dropped first: a customer changes their mind a few times
+# a year at most, so 50 covers years of proof while the profile item stays small.
+MAX_CONSENT_HISTORY = 50
+
+
 class Device(BaseModel):
     token: str
     platform: str  # APNS | APNS_SANDBOX | GCM
@@ -96,6 +114,7 @@ class Profile(BaseModel):
     updated: dict[str, float] = Field(default_factory=dict)  # field -> receive time of its value
     consent: dict[str, Consent] = Field(default_factory=dict)
     categories: dict[str, Consent] = Field(default_factory=dict)  # per message category (offers, ...)
+    consent_history: list[ConsentChange] = Field(default_factory=list)  # oldest first, bounded
     devices: dict[str, Device] = Field(default_factory=dict)  # push tokens by device_key
     removed_devices: dict[str, float] = Field(default_factory=dict)  # device_key -> when (late events)
     open_cart_id: str | None = None

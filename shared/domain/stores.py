@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.domain.delivery import DeliveryPolicy
 from shared.domain.loyalty import LoyaltyPolicy
+from shared.domain.privacy import DataRetention
 from shared.domain.retention import RetentionPolicy
 
 STORE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
@@ -104,6 +105,8 @@ class Store(BaseModel):
     sms_sender_id: str | None = None  # alphanumeric sender ID where the country allows one
     loyalty: LoyaltyPolicy = Field(default_factory=LoyaltyPolicy)  # points per order, tiers by points
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)  # when a customer is at risk
+    # how long personal data is kept (GDPR Art. 5(1)(e)); defaults and reasons in shared/domain/privacy.py
+    data_retention: DataRetention = Field(default_factory=DataRetention)
     # Shown in every marketing email's footer; without it marketing email is not sent (CAN-SPAM)
     address: PostalAddress | None = None
 

@@ -95,3 +95,31 @@ def user_customer_id(user_id: str) -> str:
 
 def anon_customer_id(anonymous_id: str) -> str:
     return f"a:{anonymous_id}"
+
+
+# -- erasure (GDPR Art. 17) -----------------------------------------------------------------------
+# What remains of an erased customer: one item per identifier (user id, anonymous id, email, phone)
+# keyed by a SHA-256 of the normalised identifier, holding only when the erasure happened. Events
+# received before that time (in flight, or replayed from the bus archive) are dropped by the fold.
+ERASED_KINDS = ("user", "anon", "email", "phone")
+ERASED_SK = "ERASED"
+
+
+def normalise_identifier(kind: str, value: str) -> str:
+    """Emails compare case-insensitively; phone numbers without stray spaces (E.164 already)."""
+    value = value.strip()
+    if kind == "email":
+        return value.lower()
+    if kind in ("phone", "sms"):
+        return "".join(value.split())
+    return value
+
+
+def identifier_hash(kind: str, value: str) -> str:
+    return hashlib.sha256(normalise_identifier(kind, value).encode("utf-8")).hexdigest()
+
+
+def erased_pk(store: str, kind: str, value: str) -> str:
+    if kind not in ERASED_KINDS:
+        raise ValueError(f"unknown identifier kind {kind!r}; one of {', '.join(ERASED_KINDS)}")
+    return f"STORE#{store}#ERASED#{kind}#{identifier_hash(kind, value)}"

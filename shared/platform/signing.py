@@ -1,10 +1,17 @@
 """Signed, expiring tokens for links in messages (one-click unsubscribe).
 
-Format: ``v1.<payload>.<signature>``, both parts unpadded base64url, so a token is URL-safe as is.
-The payload is compact JSON ``{"s": store_id, "c": customer_id, "ch": channel, "e": expires_at}``;
-the signature is HMAC-SHA256 over ``v1.<payload>`` (the version is signed too, so a token cannot be
-replayed under a future format). The payload is signed, not encrypted: anyone holding the link can
-read it, so it carries ids only, never addresses or names.
+Format: ``<key id>.<payload>.<signature>``, both parts unpadded base64url, so a token is URL-safe
+as is. The payload is compact JSON ``{"s": store_id, "c": customer_id, "ch": channel, "e":
+expires_at}``; the signature is HMAC-SHA256 over ``<key id>.<payload>`` (the key id is signed too).
+The payload is signed, not encrypted: anyone holding the link can read it, so it carries ids only,
+never addresses or names.
+
+Key rotation: the signing secret holds a key ring, ``{"current": "v3", "keys": {"v2": {"key":
+"...", "since": 1767225600}, "v3": {...}}}``. New links are signed with the current key; a link
+verifies with the key its id names, as long as that key is in the ring. A key leaves the ring
+(retired) only once its successor has been current for a whole link lifetime, so every link signed
+with it has expired by then. A secret that is a plain string is the ring's first key, ``v1`` (what
+Boomerang stored before rotation existed), so links sent before keep working.
 """
 
 from __future__ import annotations
@@ -21,9 +28,82 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-VERSION = "v1"
+VERSION = "v1"  # the key id of a plain-string secret (the only key before rotation)
 MAX_TOKEN_LENGTH = 2048
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+_KEY_ID = re.compile(r"^v[1-9][0-9]{0,5}$")
+MIN_KEY_BYTES = 16
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The keys links may be verified with, and the one new links are signed with."""
+
+    current: str
+    keys: dict[str, bytes]
+    since: dict[str, float]  # key id -> when it became current (0 for a legacy plain key)
+
+    @property
+    def current_key(self) -> bytes:
+        return self.keys[self.current]
+
+    @staticmethod
+    def parse(secret: str | bytes) -> KeyRing:
+        """The ring in a secret's value; a plain (non-JSON) value is key v1."""
+        text = secret.decode("utf-8") if isinstance(secret, bytes) else secret
+        stripped = text.strip()
+        if not stripped.startswith("{"):
+            ring = KeyRing(VERSION, {VERSION: text.encode("utf-8")}, {VERSION: 0.0})
+        else:
+            try:
+                data = json.loads(stripped)
+                entries = data["keys"]
+                ring = KeyRing(
+                    str(data["current"]),
+                    {str(k): str(v["key"]).encode("utf-8") for k, v in entries.items()},
+                    {str(k): float(v.get("since", 0)) for k, v in entries.items()},
+                )
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise ValueError("signing secret is neither a key nor a key ring") from None
+        for kid, key in ring.keys.items():
+            if not _KEY_ID.match(kid):
+                raise ValueError(f"signing key id {kid!r} is not of the form v<N>")
+            if len(key) < MIN_KEY_BYTES:
+                # never echo the secret; its length is enough to diagnose
+                raise ValueError(f"signing key {kid} is {len(key)} bytes; at least {MIN_KEY_BYTES} required")
+        if ring.current not in ring.keys:
+            raise ValueError(f"the signing key ring's current key {ring.current!r} is not in it")
+        return ring
+
+    def dumps(self) -> str:
+        return json.dumps(
+            {
+                "current": self.current,
+                "keys": {
+                    k: {"key": v.decode("utf-8"), "since": self.since.get(k, 0.0)}
+                    for k, v in self.keys.items()
+                },
+            },
+            sort_keys=True,
+        )
+
+    def rotated(self, new_key: str, now: float, link_lifetime_s: float) -> KeyRing:
+        """A new current key; keys whose successor has been current for a link lifetime retire."""
+        if len(new_key.encode("utf-8")) < MIN_KEY_BYTES:
+            raise ValueError(f"a new signing key needs at least {MIN_KEY_BYTES} bytes")
+        ids = sorted(self.keys, key=lambda k: int(k[1:]))
+        new_id = f"v{int(ids[-1][1:]) + 1}"
+        keys = {**self.keys, new_id: new_key.encode("utf-8")}
+        since = {**self.since, new_id: now}
+        order = [*ids, new_id]
+        kept = {
+            kid
+            for kid, successor in zip(order, order[1:], strict=False)
+            if now - since[successor] < link_lifetime_s  # links signed with kid may still be alive
+        } | {new_id}
+        return KeyRing(
+            new_id, {k: keys[k] for k in order if k in kept}, {k: since[k] for k in order if k in kept}
+        )
 
 
 class InvalidToken(Exception):
@@ -65,32 +145,38 @@ def _mac(key: bytes, signed_part: str) -> bytes:
     return hmac.new(key, signed_part.encode("ascii"), hashlib.sha256).digest()
 
 
-def sign(key: bytes, store_id: str, customer_id: str, channel: str, expires_at: float) -> str:
-    """A token for these claims, valid until ``expires_at`` (epoch seconds, kept to the second)."""
+def sign(key: bytes | KeyRing, store_id: str, customer_id: str, channel: str, expires_at: float) -> str:
+    """A token for these claims, valid until ``expires_at`` (epoch seconds, kept to the second),
+    signed with the ring's current key (a bare key is key v1)."""
+    key_id, key = (key.current, key.current_key) if isinstance(key, KeyRing) else (VERSION, key)
     for name, value in (("store_id", store_id), ("customer_id", customer_id), ("channel", channel)):
         if not isinstance(value, str) or not value:
             raise ValueError(f"{name} must be a non-empty string")
     payload = {"s": store_id, "c": customer_id, "ch": channel, "e": int(expires_at)}
     body = _b64encode(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-    signed_part = f"{VERSION}.{body}"
+    signed_part = f"{key_id}.{body}"
     token = f"{signed_part}.{_b64encode(_mac(key, signed_part))}"
     if len(token) > MAX_TOKEN_LENGTH:
         raise ValueError("claims too long for a token")
     return token
 
 
-def verify(key: bytes, token: str, now: float) -> Claims:
-    """The claims of a genuine, unexpired token; raises :class:`InvalidToken` otherwise."""
+def verify(key: bytes | KeyRing, token: str, now: float) -> Claims:
+    """The claims of a genuine, unexpired token signed with a key still in the ring; raises
+    :class:`InvalidToken` otherwise (a retired key's token fails as "retired key")."""
+    ring = key if isinstance(key, KeyRing) else KeyRing(VERSION, {VERSION: key}, {VERSION: 0.0})
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidToken("malformed")
     parts = token.split(".")
     if len(parts) != 3:
         raise InvalidToken("malformed")
     version, body, signature = parts
-    if version != VERSION:
+    if not _KEY_ID.match(version):
         raise InvalidToken("unsupported version")
+    if version not in ring.keys:
+        raise InvalidToken("retired key")
     given = _b64decode(signature)
-    expected = _mac(key, f"{version}.{body}")
+    expected = _mac(ring.keys[version], f"{version}.{body}")
     # Constant time, and before the payload is parsed: unauthenticated input is never interpreted.
     if not hmac.compare_digest(given, expected):
         raise InvalidToken("bad signature")
@@ -111,13 +197,14 @@ def verify(key: bytes, token: str, now: float) -> Claims:
 
 
 class SigningKeyProvider:
-    """The HMAC key from Secrets Manager, fetched on first use and cached for ``ttl`` seconds.
+    """The key ring from Secrets Manager, fetched on first use and cached for ``ttl`` seconds.
 
-    The secret's SecretString (UTF-8) is the key. Caching keeps Secrets Manager off the hot path;
-    the TTL lets a rotated secret reach warm containers.
+    The secret's SecretString is a key ring (or a plain key: v1). Caching keeps Secrets Manager off
+    the hot path; the TTL lets a rotated secret reach warm containers, and since the previous key
+    stays in the ring, a container still signing with it for a few minutes is harmless.
     """
 
-    MIN_KEY_BYTES = 16
+    MIN_KEY_BYTES = MIN_KEY_BYTES
 
     def __init__(
         self,
@@ -131,25 +218,30 @@ class SigningKeyProvider:
         self._arn = secret_arn
         self._ttl = ttl
         self._clock = clock
-        self._key: bytes | None = None
+        self._ring: KeyRing | None = None
         self._fetched_at = 0.0
         self._lock = threading.Lock()
 
-    def key(self) -> bytes:
+    def ring(self) -> KeyRing:
         with self._lock:
             now = self._clock()
-            if self._key is None or now - self._fetched_at >= self._ttl:
-                self._key = self._fetch()
+            if self._ring is None or now - self._fetched_at >= self._ttl:
+                self._ring = self._fetch()
                 self._fetched_at = now
-            return self._key
+            return self._ring
 
-    def _fetch(self) -> bytes:
+    def key(self) -> bytes:
+        """The current key (signing); verify with ring()."""
+        return self.ring().current_key
+
+    def _fetch(self) -> KeyRing:
         if not self._arn:
             raise ValueError("no signing secret configured")
-        response = self._client.get_secret_value(SecretId=self._arn)
+        # explicit stage: what AWS returns by default, and what moto returns after a rotation
+        response = self._client.get_secret_value(SecretId=self._arn, VersionStage="AWSCURRENT")
         secret = response.get("SecretString")
-        key = secret.encode("utf-8") if isinstance(secret, str) else response.get("SecretBinary", b"")
-        if len(key) < self.MIN_KEY_BYTES:
+        value = secret if isinstance(secret, str) else bytes(response.get("SecretBinary", b""))
+        if len(value) < self.MIN_KEY_BYTES:
             # Never echo the secret; its length is enough to diagnose.
-            raise ValueError(f"signing secret is {len(key)} bytes; at least {self.MIN_KEY_BYTES} required")
-        return bytes(key)
+            raise ValueError(f"signing secret is {len(value)} bytes; at least {self.MIN_KEY_BYTES} required")
+        return KeyRing.parse(value)

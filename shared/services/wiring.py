@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from shared.adapters.privacy_store import PrivacyStore
     from shared.adapters.profile_store import ProfileStore
     from shared.adapters.segment_store import SegmentStore
     from shared.adapters.store_directory import StoreDirectory
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from shared.services.journeys.trigger import TriggerDeps
     from shared.services.partners.forwarding import ForwardDeps
     from shared.services.partners.inbound import InboundDeps
+    from shared.services.privacy.erase import Eraser
 
 # What each function (infra/description.py FUNCTIONS, by id) cannot run without. The rest of its
 # environment may be empty: EMAIL_CONFIGURATION_SET (no SES event destination, e.g. locally),
@@ -49,8 +51,13 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "template_validator": (env.TEMPLATES_BUCKET,),
     "report": (env.TABLE_NAME, env.TABLE_ARN, env.ANALYTICS_BUCKET, env.REPORT_QUEUE_URL),
     "partner_forwarder": (env.TABLE_NAME, env.TEMPLATES_BUCKET, env.PARTNERS_QUEUE_URL, env.PARTNERS_DLQ_URL),
+    "privacy": (env.TABLE_NAME, env.STATE_MACHINE_ARN),
+    "key_rotation": (),
 }
-POLL_SECONDS_ENV = "REPORT_POLL_SECONDS"  # the local emulator polls its (instant) exports sooner
+POLL_SECONDS_ENV = "REPORT_POLL_SECONDS"
+# infra/description.py's privacy-requests rule matches these (shared/ never imports infra/)
+PRIVACY_SOURCE = "boomerang.privacy"
+ERASURE_REQUESTED = "Customer Erasure Requested"  # the local emulator polls its (instant) exports sooner
 
 
 def settings_for(function: str) -> env.Settings:
@@ -290,6 +297,42 @@ def inbound_deps() -> InboundDeps:
     )
 
 
+# --- privacy ----------------------------------------------------------------------------------------
+
+
+@functools.cache
+def eraser() -> Eraser:
+    from shared.adapters.privacy_store import PrivacyStore
+    from shared.services.privacy.erase import Eraser
+
+    s = settings_for("privacy")
+    return Eraser(
+        PrivacyStore(client("dynamodb"), s.table_name), client("stepfunctions"), s.state_machine_arn
+    )
+
+
+def privacy_stores() -> StoreDirectory:
+    from shared.adapters.store_directory import StoreDirectory
+
+    return StoreDirectory(client("dynamodb"), settings_for("privacy").table_name)
+
+
+def publish_erasure_request(detail: dict[str, Any]) -> None:
+    """Onto the bus, whose privacy-requests rule queues it for the privacy λ."""
+    from shared.adapters.bus import publish_detail
+
+    publish_detail(
+        client("events"), settings_for("ingest").bus_name, PRIVACY_SOURCE, ERASURE_REQUESTED, detail
+    )
+
+
+def ingest_privacy_store() -> PrivacyStore:
+    """Exports read at the API's door (the ingest λ reads the table; it deletes nothing)."""
+    from shared.adapters.privacy_store import PrivacyStore
+
+    return PrivacyStore(client("dynamodb"), settings_for("ingest").table_name)
+
+
 # --- SQS batches ----------------------------------------------------------------------------------
 
 
@@ -319,6 +362,7 @@ _CACHED = (
     report_deps,
     forward_deps,
     inbound_deps,
+    eraser,
 )
 
 

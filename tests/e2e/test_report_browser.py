@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.services.analytics.report import build, render_html
+from shared.services.analytics.report import build
+from shared.services.analytics.report_html import render_html
 from tests.report_sample import END, START, sample_data
 
 pytestmark = pytest.mark.e2e

@@ -37,6 +37,7 @@ from infra.description import (
     RULES,
     SEGMENTS_DIR,
     SES_FEEDBACK_EVENT_TYPES,
+    SIGNING_KEY_ROTATION_DAYS,
     STATE_MACHINE,
     TABLE,
     TEMPLATES_DIR,
@@ -92,7 +93,17 @@ GRANT_ACTIONS: dict[str, set[str]] = {
     Grant.REPORT_TASKS: {"sqs:SendMessage"},
     Grant.PARTNER_SECRETS_READ: {"secretsmanager:GetSecretValue"},
     Grant.PARTNER_TASKS: {"sqs:SendMessage"},
+    Grant.TABLE_SCAN: {"dynamodb:Scan"},
+    Grant.JOURNEY_STOP: {"states:StopExecution", "states:DescribeExecution"},
+    Grant.SIGNING_SECRET_ROTATE: {
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:UpdateSecretVersionStage",
+    },
 }
+# CDK's rotation schedule adds this to the rotation function's role; it has no resource to scope to.
+ROTATION_EXTRA_ACTIONS = {"secretsmanager:GetRandomPassword"}
 # Where functions may read bucket objects: written out here too, so a broadened prefix fails.
 READ_PREFIXES = ("templates/", "journeys/", "segments/", "catalog/", "partners/")
 # The only actions allowed on Resource "*": a phone number has no ARN.
@@ -479,7 +490,11 @@ def test_default_templates_and_journeys_deploy_under_their_prefixes_without_prun
 
 
 def test_daily_schedule_feeds_the_journey_queue(synth: Synth) -> None:
-    assert [r.id for r in RULES if r.schedule is not None] == ["daily-journeys", "monthly-report"]
+    assert [r.id for r in RULES if r.schedule is not None] == [
+        "daily-journeys",
+        "monthly-report",
+        "monthly-retention",
+    ]
     (spec,) = [r for r in RULES if r.schedule == DAILY_SCHEDULE]
     assert spec.schedule == DAILY_SCHEDULE == "cron(0 12 * * ? *)"  # 12:00 UTC, every day
     assert spec.pattern is None and spec.bus == DEFAULT_BUS and spec.queue == "journey"
@@ -499,6 +514,26 @@ def test_daily_schedule_feeds_the_journey_queue(synth: Synth) -> None:
     assert target["Arn"] == _arn(journey_queue)
     assert target["DeadLetterConfig"] == {"Arn": _arn(_delivery_dlq_id(synth))}
     assert _queue_allows_rule(synth, journey_queue, rule_id)
+
+
+def test_monthly_retention_sweep_feeds_the_privacy_queue(synth: Synth) -> None:
+    (spec,) = [r for r in RULES if r.id == "monthly-retention"]
+    assert spec.schedule == "cron(0 4 2 * ? *)" and spec.queue == "privacy" and spec.bus == DEFAULT_BUS
+    (rule,) = [
+        r["Properties"]
+        for r in synth.of_type("AWS::Events::Rule").values()
+        if r["Properties"].get("ScheduleExpression") == spec.schedule
+    ]
+    assert rule["Description"] == spec.description and len(rule["Targets"]) == 1
+
+
+def test_signing_secret_rotates_on_schedule_through_the_key_rotation_function(synth: Synth) -> None:
+    (schedule,) = synth.of_type("AWS::SecretsManager::RotationSchedule").values()
+    props = schedule["Properties"]
+    assert props["RotationRules"]["ScheduleExpression"] == f"rate({SIGNING_KEY_ROTATION_DAYS} days)"
+    rotation_fn = synth.function_id(FUNCTIONS_BY_ID["key_rotation"])
+    assert props["RotationLambdaARN"] == {"Fn::GetAtt": [rotation_fn, "Arn"]}
+    assert props["SecretId"] == {"Ref": synth.only("AWS::SecretsManager::Secret")[0]}
 
 
 def test_signing_secret_is_generated_and_retained(synth: Synth) -> None:
@@ -592,14 +627,16 @@ def test_function_role_allows_exactly_its_grants(spec: FunctionSpec, synth: Synt
         expected |= GRANT_ACTIONS[grant]
     if any(q.consumer == spec.id for q in QUEUES):
         expected |= SQS_CONSUMER_ACTIONS
+    wildcard = WILDCARD_RESOURCE_ACTIONS
+    if Grant.SIGNING_SECRET_ROTATE in spec.grants:
+        expected |= ROTATION_EXTRA_ACTIONS
+        wildcard = wildcard | ROTATION_EXTRA_ACTIONS
     statements = synth.statements(role_id)
     assert set().union(*(_actions(s) for s in statements)) == expected
     for statement in statements:
         assert statement["Effect"] == "Allow"
         if "*" in _resources(statement):
-            assert _resources(statement) == ["*"] and _actions(statement) <= WILDCARD_RESOURCE_ACTIONS, (
-                statement
-            )
+            assert _resources(statement) == ["*"] and _actions(statement) <= wildcard, statement
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.id)

@@ -29,7 +29,7 @@ from shared.adapters.profile_store import ProfileStore
 from shared.adapters.report_data import collect, export_lines, scan_table
 from shared.platform import clock
 from shared.platform.aws import client
-from shared.services.analytics.report import short_report
+from shared.services.analytics.report_text import short_report
 from tests.aws_fixtures import FixedClock, World, canonical
 
 STORE = "shop-1"

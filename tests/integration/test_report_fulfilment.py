@@ -22,7 +22,9 @@ import pytest
 from shared.adapters.fulfilment_store import FulfilmentStore
 from shared.adapters.report_data import collect, scan_table
 from shared.platform.aws import client
-from shared.services.analytics.report import build, render_html, summary_lines
+from shared.services.analytics.report import build
+from shared.services.analytics.report_html import render_html
+from shared.services.analytics.report_text import summary_lines
 from tests.aws_fixtures import World
 from tests.integration.test_report import STORE, _export, bought, report_json, ts
 

@@ -29,7 +29,7 @@ from shared.platform import settings as env
 from shared.platform.aws import client
 from shared.platform.settings import settings
 from shared.services import wiring
-from shared.services.analytics.report import render_html
+from shared.services.analytics.report_html import render_html
 from shared.services.analytics.report_job import (
     MAX_DELAY_SECONDS,
     ReportJobDeps,

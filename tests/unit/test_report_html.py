@@ -6,7 +6,9 @@ import json
 import re
 
 from shared.adapters.report_data import ReportData
-from shared.services.analytics.report import build, render_html, summary_lines
+from shared.services.analytics.report import build
+from shared.services.analytics.report_html import render_html
+from shared.services.analytics.report_text import summary_lines
 from tests.report_sample import END, START, sample_data
 
 HOSTILE = '<script>alert("x")</script>&"'

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.platform.signing import Claims, InvalidToken, SigningKeyProvider, sign, verify
+from shared.platform.signing import Claims, InvalidToken, KeyRing, SigningKeyProvider, sign, verify
 
 KEY = b"k" * 32
 NOW = 1_800_000_000.0
@@ -76,10 +76,14 @@ def test_expired_is_rejected() -> None:
     assert info.value.reason == "expired"
 
 
-def test_version_is_signed() -> None:
+def test_key_id_is_signed() -> None:
     _, payload, signature = token().split(".")
-    with pytest.raises(InvalidToken, match="version"):
+    with pytest.raises(InvalidToken, match="retired key"):
         verify(KEY, f"v2.{payload}.{signature}", NOW)
+    # a ring that holds a v2 still refuses v1's signature under the v2 id
+    ring = KeyRing("v2", {"v1": KEY, "v2": b"another-key-of-32-bytes-length!!"}, {"v1": 0, "v2": NOW})
+    with pytest.raises(InvalidToken, match="bad signature"):
+        verify(ring, f"v2.{payload}.{signature}", NOW)
 
 
 @pytest.mark.parametrize(
@@ -127,7 +131,7 @@ class FakeSecrets:
         self.value = value
         self.calls = 0
 
-    def get_secret_value(self, SecretId: str) -> dict[str, Any]:  # noqa: N803 (boto3's spelling)
+    def get_secret_value(self, SecretId: str, VersionStage: str = "AWSCURRENT") -> dict[str, Any]:  # noqa: N803
         self.calls += 1
         return {"ARN": SecretId, "SecretString": self.value}
 
@@ -156,3 +160,51 @@ def test_key_provider_refuses_a_short_secret() -> None:
     with pytest.raises(ValueError, match="5 bytes") as info:
         provider.key()
     assert "short" not in str(info.value)
+
+
+# -- key rotation ---------------------------------------------------------------------------------
+
+LIFETIME = 400 * 86400.0
+DAY = 86400.0
+
+
+def test_a_plain_secret_is_key_v1_and_old_links_verify_after_rotation() -> None:
+    # Given a link signed before rotation existed (the secret was a plain key)
+    legacy = KeyRing.parse(KEY.decode())
+    before = sign(legacy, "shop-1", "u:1", "email", NOW + LIFETIME)
+    assert before.startswith("v1.") and before == token(customer_id="u:1", expires_at=NOW + LIFETIME)
+    # When the key is rotated
+    ring = KeyRing.parse(legacy.rotated("n" * 40, NOW, LIFETIME).dumps())
+    # Then new links are signed with v2, and both verify
+    after = sign(ring, "shop-1", "u:1", "email", NOW + LIFETIME)
+    assert after.startswith("v2.")
+    assert verify(ring, before, NOW + DAY).customer_id == "u:1"
+    assert verify(ring, after, NOW + DAY).customer_id == "u:1"
+
+
+def test_a_key_retires_only_after_a_whole_link_lifetime_under_its_successor() -> None:
+    ring = KeyRing.parse(KEY.decode())
+    old_link = sign(ring, "shop-1", "u:1", "email", NOW + LIFETIME)
+    ring = ring.rotated("a" * 40, NOW, LIFETIME)  # v2 current from NOW
+    ring = ring.rotated("b" * 40, NOW + 90 * DAY, LIFETIME)  # v3: v1's link may still live: kept
+    assert sorted(ring.keys) == ["v1", "v2", "v3"]
+    assert verify(ring, old_link, NOW + 91 * DAY).store_id == "shop-1"
+    ring = ring.rotated("c" * 40, NOW + LIFETIME, LIFETIME)  # v2 current for a lifetime: v1 retires
+    assert sorted(ring.keys) == ["v2", "v3", "v4"] and ring.current == "v4"
+    with pytest.raises(InvalidToken) as info:
+        verify(ring, old_link, NOW + LIFETIME - 1)
+    assert info.value.reason == "retired key"
+
+
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ("short", "at least 16"),
+        ('{"current": "v9", "keys": {"v1": {"key": "' + "k" * 20 + '"}}}', "not in it"),
+        ('{"current": "x1", "keys": {"x1": {"key": "' + "k" * 20 + '"}}}', "v<N>"),
+        ('{"keys": 1}', "neither a key nor a key ring"),
+    ],
+)
+def test_a_bad_key_ring_is_named(secret: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        KeyRing.parse(secret)

@@ -30,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.adapters.report_data import collect, read_export
 from shared.domain import metrics as m
-from shared.services.analytics.report import build, render_html
+from shared.services.analytics.report import build
+from shared.services.analytics.report_html import render_html
 
 TASK: Literal["report"] = "report"
 EXPORTS_PREFIX = "exports/"

@@ -51,7 +51,7 @@ FORM_MARKER = ("form", "preferences")  # a POST without it was not made from thi
 
 
 def preferences_url(
-    base_url: str, key: bytes, store_id: str, customer_id: str, channel: str, now: float
+    base_url: str, key: bytes | signing.KeyRing, store_id: str, customer_id: str, channel: str, now: float
 ) -> str:
     token = signing.sign(key, store_id, customer_id, channel, now + LINK_LIFETIME_S)
     return f"{base_url.rstrip('/')}{PREFERENCES_PATH}?{TOKEN_PARAM}={quote(token)}"
@@ -134,7 +134,7 @@ class PreferenceCenter:
         self.profiles = profiles  # a ProfileStore (load_profile), or None
 
     def _claims(self, params: dict[str, str]) -> signing.Claims:
-        claims = signing.verify(self.key_provider.key(), params.get(TOKEN_PARAM, ""), clock.now_ts())
+        claims = signing.verify(self.key_provider.ring(), params.get(TOKEN_PARAM, ""), clock.now_ts())
         if claims.channel not in CHANNELS:  # a double opt-in link is not a preferences link
             raise signing.InvalidToken("wrong purpose")
         return claims

@@ -37,7 +37,7 @@ class UnsubscribePage:
 
 
 def unsubscribe_url(
-    base_url: str, key: bytes, store_id: str, customer_id: str, channel: str, now: float
+    base_url: str, key: bytes | signing.KeyRing, store_id: str, customer_id: str, channel: str, now: float
 ) -> str:
     token = signing.sign(key, store_id, customer_id, channel, now + LINK_LIFETIME_S)
     return f"{base_url.rstrip('/')}/v1/unsubscribe?{TOKEN_PARAM}={quote(token)}"
@@ -83,7 +83,7 @@ class Unsubscriber:
 
     def _claims(self, params: dict[str, str]) -> Any:
         token = params.get(TOKEN_PARAM, "")
-        claims = signing.verify(self.key_provider.key(), token, clock.now_ts())
+        claims = signing.verify(self.key_provider.ring(), token, clock.now_ts())
         if claims.channel not in CHANNELS:  # e.g. a double opt-in token: not an unsubscribe link
             raise signing.InvalidToken("wrong purpose")
         return claims
@@ -138,7 +138,9 @@ def _invalid() -> UnsubscribePage:
 CONFIRM_PURPOSE = "confirm:email"  # the token's channel field: this link only confirms email consent
 
 
-def confirm_url(base_url: str, key: bytes, store_id: str, customer_id: str, now: float) -> str:
+def confirm_url(
+    base_url: str, key: bytes | signing.KeyRing, store_id: str, customer_id: str, now: float
+) -> str:
     token = signing.sign(key, store_id, customer_id, CONFIRM_PURPOSE, now + 7 * 24 * 3600)
     return f"{base_url.rstrip('/')}/v1/confirm?{TOKEN_PARAM}={quote(token)}"
 
@@ -153,7 +155,7 @@ class Confirmer:
         self.bus_name = bus_name
 
     def _claims(self, params: dict[str, str]) -> Any:
-        claims = signing.verify(self.key_provider.key(), params.get(TOKEN_PARAM, ""), clock.now_ts())
+        claims = signing.verify(self.key_provider.ring(), params.get(TOKEN_PARAM, ""), clock.now_ts())
         if claims.channel != CONFIRM_PURPOSE:
             raise signing.InvalidToken("wrong purpose")
         return claims

@@ -217,6 +217,7 @@ def _sent(
             "channel": channel,
             "message_id": provider_id,
             "fallbacks": tried,
+            **({"subject": m.shown["subject"][:200]} if m.shown.get("subject") else {}),
             **({"offer_code": given.code} if given else {}),
         }
     )

@@ -8,7 +8,7 @@ only turns the step into an email, an SMS or a push notification and sends it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.adapters.channels.email import PermanentSendError, TransientSendError, build_mime, send_raw
@@ -45,6 +45,9 @@ class Message:
     now: float
     offer: GivenOffer | None
     products: list[dict[str, Any]]
+    # what the customer saw as the subject (an email's subject line, a push's title), for their
+    # history and their access export; filled in by the channel that sent it
+    shown: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ def send_on(channel: str, m: Message) -> str:
     """Render the step's template for one channel and hand it to the provider; returns its id."""
     journey, deps, profile, store_id = m.run.journey, m.deps, m.profile, m.state.store_id
     template_name = (m.variant.template if m.variant and m.variant.template else None) or m.step.template
-    signing_key = deps.signing_keys.key()
+    signing_key = deps.signing_keys.ring()
     unsub = unsubscribe_url(
         deps.unsubscribe_base_url, signing_key, store_id, profile.customer_id, channel, m.now
     )
@@ -109,6 +112,7 @@ def _send_push(m: Message, r: _Rendering) -> str:
         *r.variables.get("viewed", []),
         r.variables.get("product") or {},
     ]
+    m.shown["subject"] = rendered.title
     result = send_push(
         m.deps.pinpoint,
         app_id=m.deps.push_app_id,
@@ -149,6 +153,7 @@ def _send_email(m: Message, r: _Rendering) -> str:
     if r.marketing and store.address and not shows_address(rendered.html, store.address.formatted_lines()):
         raise TemplateError("marketing email does not show the store's postal address", template=r.template)
     assert m.profile.email is not None
+    m.shown["subject"] = rendered.subject
     raw = build_mime(
         sender=store.sender,
         to=m.profile.email,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from shared.adapters.index_pages import IndexPages
 from shared.adapters.journey_catalog import JourneyCatalog
 from shared.adapters.journey_store import JourneyStore
+from shared.adapters.privacy_store import TombstoneRegister
 from shared.adapters.profile_store import ProfileStore
 from shared.adapters.segment_store import daily_tasks as segments_daily_tasks
 from shared.adapters.store_directory import StoreDirectory
@@ -66,8 +67,10 @@ class TriggerDeps:
 
 
 def start_for(event: CanonicalEvent, t: TriggerDeps) -> list[TriggerOutcome]:
-    """Start (or join) every journey this event triggers."""
+    """Start (or join) every journey this event triggers (none for an erased customer's event)."""
     outcomes: list[TriggerOutcome] = []
+    if _may_start(event, t) and TombstoneRegister(t.profiles.ddb, t.profiles.table).drops(event):
+        return [TriggerOutcome("ignored", reason="customer erased")]
     if _gives_email_consent(event):
         store = t.stores.get(event.store_id)
         if store is not None and store.double_opt_in_email:
@@ -90,6 +93,15 @@ def start_for(event: CanonicalEvent, t: TriggerDeps) -> list[TriggerOutcome]:
             else:
                 outcomes.append(_enter(journey, event, t))
     return outcomes or [TriggerOutcome("ignored", reason="no journey starts on this event")]
+
+
+def _may_start(event: CanonicalEvent, t: TriggerDeps) -> bool:
+    """Whether any journey could start on the event: only then is the erasure register read."""
+    if _gives_email_consent(event):
+        return True
+    return event.type == "track" and any(
+        matches(j.trigger, event.event, event.properties) for j in t.catalog.journeys(event.store_id)
+    )
 
 
 def _customer(event: CanonicalEvent, t: TriggerDeps) -> str:

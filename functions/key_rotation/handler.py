@@ -1,0 +1,26 @@
+"""Key rotation λ: Secrets Manager's four rotation steps for the link-signing key ring
+(shared/services/privacy/keys.py). Logs step names and key ids only, never a key."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+
+from shared.platform.aws import client
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger(service="boomerang")
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from shared.services.privacy.keys import rotation_step
+
+    outcome = rotation_step(
+        client("secretsmanager"), event["SecretId"], event["ClientRequestToken"], event["Step"]
+    )
+    logger.info("signing key rotation", extra={"step": event["Step"], "outcome": outcome})
+    return {"step": event["Step"], "outcome": outcome}
