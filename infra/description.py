@@ -12,14 +12,22 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.domain.events import CONSENT_UPDATED, EVENT_SOURCE
+from shared.domain.events import (
+    CONSENT_UPDATED,
+    EVENT_SOURCE,
+    ORDER_CANCELLED,
+    ORDER_COMPLETED,
+    ORDER_DELIVERED,
+    ORDER_REFUNDED,
+    ORDER_SHIPPED,
+)
 from shared.platform import settings as env
 from shared.platform.indexes import INDEXES
 from shared.services.consent.feedback import FEEDBACK_DETAIL_TYPES, SES_SOURCE
 
 APP_NAME = "boomerang"
 # Where marketers publish; a change under these prefixes is validated (templates bucket).
-TEMPLATE_WATCHED_PREFIXES = ("templates/", "journeys/", "segments/")
+TEMPLATE_WATCHED_PREFIXES = ("templates/", "journeys/", "segments/", "partners/")
 BUS_NAME = "boomerang"
 # The account's default bus: AWS services (SES event destinations among them) publish only there.
 DEFAULT_BUS = "default"
@@ -90,6 +98,9 @@ class Grant:
     TABLE_EXPORT = "table:export"
     ANALYTICS_WRITE = "analytics:write"  # read exports/, write metrics/ in the analytics bucket
     REPORT_TASKS = "report:tasks"  # sqs:SendMessage on the report queue (the delayed collect task)
+    # secretsmanager:GetSecretValue on boomerang/partners/* only (each partner's credentials)
+    PARTNER_SECRETS_READ = "partners:secrets"
+    PARTNER_TASKS = "partners:tasks"  # sqs:SendMessage on the partners queue (next attempt) and its DLQ
     # dynamodb:Scan on the table: finding everything one person left (erasure, export; README "Personal data")
     TABLE_SCAN = "table:scan"
     # states:StopExecution + DescribeExecution on the journey state machine's executions (erasure)
@@ -125,9 +136,17 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         handler="functions.ingest.handler.handler",
         source="ingest",
         description="Storefront event API and one-click unsubscribe: authenticates, validates, publishes",
-        env=(env.TABLE_NAME, env.BUS_NAME, env.SIGNING_SECRET_ARN),
+        # templates bucket and partner secrets: the fulfilment partners' signed shipment updates
+        env=(env.TABLE_NAME, env.BUS_NAME, env.SIGNING_SECRET_ARN, env.TEMPLATES_BUCKET),
         # scan: a customer's export (GET /v1/customers/export) reads the table; it writes nothing
-        grants=(Grant.TABLE_READ, Grant.BUS_PUT, Grant.SIGNING_SECRET_READ, Grant.TABLE_SCAN),
+        grants=(
+            Grant.TABLE_READ,
+            Grant.BUS_PUT,
+            Grant.SIGNING_SECRET_READ,
+            Grant.TEMPLATES_READ,
+            Grant.PARTNER_SECRETS_READ,
+            Grant.TABLE_SCAN,
+        ),
         timeout_s=15,
     ),
     FunctionSpec(
@@ -212,6 +231,26 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     ),
 )
 
+# Fulfilment partners (README "Fulfilment partners"): a λ, not EventBridge API destinations, because
+# every request is HMAC-signed, may be a store's Jinja2 body, and has its answer recorded on the order.
+FUNCTIONS += (
+    FunctionSpec(
+        id="partner_forwarder",
+        handler="functions.partner_forwarder.handler.handler",
+        source="partner_forwarder",
+        description="Forwards each order's items to its fulfilment partners (signed, retried for 24 h) and records every answer",
+        env=(env.TABLE_NAME, env.TEMPLATES_BUCKET, env.PARTNERS_QUEUE_URL, env.PARTNERS_DLQ_URL),
+        grants=(
+            Grant.TABLE_READ,
+            Grant.TABLE_WRITE,
+            Grant.TEMPLATES_READ,
+            Grant.PARTNER_SECRETS_READ,
+            Grant.PARTNER_TASKS,
+        ),
+        # a batch of 5 messages, each a few partners at most 25 s each
+        timeout_s=300,
+    ),
+)
 # Personal data (README "Personal data"): erasure requests from the API, run off the request path
 # because finding everything a person left reads the table (shared/adapters/privacy_store.py).
 PRIVACY_SOURCE = "boomerang.privacy"
@@ -267,6 +306,8 @@ QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec(id="templates", consumer="template_validator"),
     # one task at a time: a collect task may take the function's whole 15 minutes
     QueueSpec(id="report", consumer="report", batch_size=1, max_batching_window_s=0, max_receive_count=3),
+    # order events and the forwarder's own delayed attempt tasks
+    QueueSpec(id="partners", consumer="partner_forwarder", batch_size=5),
     # one erasure at a time: each may read the whole table
     QueueSpec(id="privacy", consumer="privacy", batch_size=1, max_batching_window_s=0, max_receive_count=3),
 )
@@ -303,7 +344,19 @@ class RuleSpec:
     schedule: str | None = None  # EventBridge cron (schedules live on the default bus)
 
 
+PARTNER_EVENTS = (ORDER_COMPLETED, ORDER_CANCELLED, ORDER_REFUNDED, ORDER_SHIPPED, ORDER_DELIVERED)
+
 RULES: tuple[RuleSpec, ...] = (
+    RuleSpec(
+        id="orders-to-partners",
+        description="Orders, cancellations and shipping updates for the fulfilment partners' forwarder",
+        pattern={
+            "source": [EVENT_SOURCE],
+            "detail-type": ["track"],
+            "detail": {"event": list(PARTNER_EVENTS)},
+        },
+        queue="partners",
+    ),
     RuleSpec(
         id="to-profile",
         description="Every storefront event updates the customer profile",
@@ -481,7 +534,7 @@ DEFAULT_JOURNEY_PREFIX = "journeys/_default/"
 SEGMENTS_DIR = "infra/segments"
 DEFAULT_SEGMENT_PREFIX = "segments/_default/"
 # What the functions read from the bucket: templates, journey and segment files, product collections.
-BUCKET_READ_PREFIXES = ("templates/", "journeys/", "segments/", "catalog/")
+BUCKET_READ_PREFIXES = ("templates/", "journeys/", "segments/", "catalog/", "partners/")
 
 
 @dataclass(frozen=True)
@@ -499,6 +552,7 @@ class ApiSpec:
         ("POST", "/v1/unsubscribe"),
         ("GET", "/v1/preferences"),
         ("POST", "/v1/preferences"),
+        ("POST", "/v1/partners/{store}/{partner}/shipments"),  # a fulfilment partner's signed update
         # the store's backend answering data-subject requests (write key, like /v1/batch)
         ("POST", "/v1/customers/erase"),
         ("GET", "/v1/customers/export"),

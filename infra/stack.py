@@ -85,6 +85,8 @@ class BoomerangStack(Stack):
                 env.TABLE_ARN: storage.table.table_arn,
                 env.ANALYTICS_BUCKET: analytics.bucket.bucket_name,
                 env.REPORT_QUEUE_URL: bus.queues["report"].queue_url,
+                env.PARTNERS_QUEUE_URL: bus.queues["partners"].queue_url,
+                env.PARTNERS_DLQ_URL: bus.dlqs["partners"].queue_url,
             },
             targets=GrantTargets(
                 table=storage.table,
@@ -99,6 +101,8 @@ class BoomerangStack(Stack):
                 reports=reports,
                 analytics_bucket=analytics.bucket,
                 report_queue=bus.queues["report"],
+                partners_queue=bus.queues["partners"],
+                partners_dlq=bus.dlqs["partners"],
             ),
         )
         for queue in QUEUES:

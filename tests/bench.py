@@ -7,7 +7,11 @@
 4. Step Functions state transitions per cart journey (two emails; bought before the first);
 5. rendering one email per send: the Polish MJML cart email and the HTML one, first and later sends
    (`python -m tests.bench templates` runs only this part; `imports` only part 2);
-6. personal data (`python -m tests.bench privacy`): erasure, export and the retention sweep of one
+6. forwarding orders to fulfilment partners: cost per 1,000 orders and time per order
+   (`python -m tests.bench partners`, tests/bench_partners.py);
+7. fulfilment speed in the report, and the read a step timed `from: delivery` adds
+   (`python -m tests.bench fulfilment`, tests/bench_fulfilment.py);
+8. personal data (`python -m tests.bench privacy`): erasure, export and the retention sweep of one
    customer in a store of N customers (each reads the store's items), and what the erasure
    tombstone lookup adds to every folded event.
 7. compressed batches and webhooks (`python -m tests.bench ingest`): ingest events/s for plain,
@@ -486,6 +490,12 @@ def main() -> None:
         print(
             f"  {info['status']:<10} {info['transitions']:3d} transitions  (${cost:,.0f} per million journeys)"
         )
+    from tests.bench_partners import print_forwarding
+
+    print_forwarding()
+    from tests.bench_fulfilment import print_fulfilment
+
+    print_fulfilment()
     privacy()
 
 
@@ -588,6 +598,14 @@ if __name__ == "__main__":
         print_template_renders()
     elif sys.argv[1:] == ["ingest"]:
         print_compressed_and_webhooks()
+    elif sys.argv[1:] == ["partners"]:
+        from tests.bench_partners import print_forwarding
+
+        print_forwarding()
+    elif sys.argv[1:] == ["fulfilment"]:
+        from tests.bench_fulfilment import print_fulfilment
+
+        print_fulfilment()
     elif sys.argv[1:] == ["imports"]:
         for mod, (ms, ratio) in cold_imports().items():
             print(f"{mod:<40} {ms:7.0f} ms  {ratio:4.2f}x boto3")

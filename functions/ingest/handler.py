@@ -194,6 +194,24 @@ def preferences_post() -> Response:
         ) from exc
 
 
+@app.post("/v1/partners/<store>/<partner>/shipments")
+def partner_shipment(store: str, partner: str) -> Response:
+    """A fulfilment partner's signed shipping update -> Order Shipped / Order Delivered on the bus."""
+    from shared.adapters.bus import PublishFailed, publish
+    from shared.services.partners.inbound import shipment_event
+
+    body = read_body(app.current_event.body, bool(app.current_event.is_base64_encoded))
+    event = shipment_event(store, partner, dict(app.current_event.headers or {}), body, wiring.inbound_deps())
+    try:
+        publish(client("events"), wiring.settings_for("ingest").bus_name, [event])
+    except PublishFailed as exc:
+        raise ApiProblem(
+            503, "unavailable", "the update could not be stored right now; send it again"
+        ) from exc
+    logger.info("shipment update", extra={"store": store, "partner": partner, "event": event.event})
+    return _json(200, {"success": True, "event": event.event})
+
+
 # --- data-subject requests from the store's backend (README "Personal data") ---------------------
 
 
@@ -278,7 +296,7 @@ def _not_found(_: Exception) -> Response:
             "error": "not_found",
             "message": "routes: POST /v1/batch, /v1/track, /v1/identify, /v1/webhooks/shopify/<store>, "
             "/v1/webhooks/woocommerce/<store>; GET|POST /v1/unsubscribe, /v1/preferences, /v1/confirm; "
-            "POST /v1/customers/erase; GET|POST /v1/customers/export",
+            "POST /v1/customers/erase; GET|POST /v1/customers/export; POST /v1/partners/<store>/<partner>/shipments",
         },
     )
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -38,6 +38,7 @@ from infra.description import (
     FunctionSpec,
     Grant,
 )
+from shared.domain.partners import SECRET_PREFIX
 from shared.services.analytics.report_job import EXPORTS_PREFIX, METRICS_PREFIX
 from shared.templates.reports import REPORTS_PREFIX
 from shared.templates.store import ACTIVE_PREFIX
@@ -76,6 +77,8 @@ class GrantTargets:
     reports: Reports | None = None  # the template validator's SNS topic
     analytics_bucket: s3.IBucket | None = None  # table exports and computed reports
     report_queue: sqs.IQueue | None = None  # the report λ's own queue (its delayed collect tasks)
+    partners_queue: sqs.IQueue | None = None  # the forwarder's queue (its delayed attempt tasks)
+    partners_dlq: sqs.IQueue | None = None  # forwards given up or refused
 
 
 def _table_read(role: iam.Role, t: GrantTargets) -> None:
@@ -268,6 +271,50 @@ def _report_tasks(role: iam.Role, t: GrantTargets) -> None:
     t.report_queue.grant_send_messages(role)
 
 
+def _partner_tasks(role: iam.Role, t: GrantTargets) -> None:
+    if t.partners_queue is None or t.partners_dlq is None:
+        raise ValueError("partners:tasks needs the partners queue and its DLQ")
+    # SendMessage only (grant_send_messages adds GetQueueAttributes/GetQueueUrl, which it never calls)
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["sqs:SendMessage"], resources=[t.partners_queue.queue_arn, t.partners_dlq.queue_arn]
+        )
+    )
+
+
+def _partner_secrets(role: iam.Role, t: GrantTargets) -> None:
+    # Partner secrets are created by `boomerang partners secret` after deploy, one per partner, so
+    # the grant is the name prefix (Secrets Manager appends 6 random characters to every ARN).
+    stack = Stack.of(role)
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["secretsmanager:GetSecretValue"],
+            resources=[
+                stack.format_arn(
+                    service="secretsmanager",
+                    resource="secret",
+                    resource_name=f"{SECRET_PREFIX}*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
+        )
+    )
+    suppress(
+        role,
+        Waiver(
+            "AwsSolutions-IAM5",
+            "Fulfilment partners are data a store adds after deploy; each one's credentials are a secret "
+            f"named {SECRET_PREFIX}<store>/<partner>. The wildcard is that name prefix, for reading only.",
+            applies_to=[
+                RegexAppliesTo(
+                    regex=r"/^Resource::arn:<AWS::Partition>:secretsmanager:.*boomerang\/partners\/\*$/g"
+                )
+            ],
+        ),
+        apply_to_children=True,
+    )
+
+
 def _email_send(role: iam.Role, t: GrantTargets) -> None:
     t.messaging.grant_send(role)
 
@@ -352,6 +399,8 @@ GRANTS: Mapping[str, Callable[[iam.Role, GrantTargets], None]] = {
     Grant.TABLE_EXPORT: _table_export,
     Grant.ANALYTICS_WRITE: _analytics_write,
     Grant.REPORT_TASKS: _report_tasks,
+    Grant.PARTNER_TASKS: _partner_tasks,
+    Grant.PARTNER_SECRETS_READ: _partner_secrets,
     Grant.TABLE_SCAN: _table_scan,
     Grant.JOURNEY_STOP: _journey_stop,
     Grant.SIGNING_SECRET_ROTATE: _secret_rotate,

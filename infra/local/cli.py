@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     from infra.segments_cli import add_parser as add_segments_parser
 
     add_segments_parser(sub)  # `boomerang segments lint|members`
+    from infra.partners_cli import add_parser as add_partners_parser
+
+    add_partners_parser(sub)  # `boomerang partners lint|push|secret`, `boomerang orders show`
     from infra.customers_cli import add_parser as add_customers_parser
 
     add_customers_parser(sub)  # `boomerang customers erase|export`, `boomerang keys rotate`

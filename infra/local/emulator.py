@@ -422,6 +422,8 @@ class Emulator:
             env_names.TABLE_ARN: table_arn,
             env_names.ANALYTICS_BUCKET: self.analytics_bucket,
             env_names.REPORT_QUEUE_URL: self.queue_urls["report"],
+            env_names.PARTNERS_QUEUE_URL: self.queue_urls["partners"],
+            env_names.PARTNERS_DLQ_URL: self.queue_urls["dlq:partners"],
             "REPORT_POLL_SECONDS": "1",  # moto's exports finish at once; SQS delays are real seconds
         }
         os.environ.update(self.env_values)

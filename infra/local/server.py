@@ -10,7 +10,7 @@ import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from infra import description as d
 from infra.local.emulator import ACCOUNT, Emulator, resource_name
@@ -30,7 +30,8 @@ def match_route(method: str, path: str) -> tuple[str, dict[str, str] | None] | N
     for m, resource, pattern in _ROUTE_PATTERNS:
         found = pattern.match(path) if m == method else None
         if found:
-            return resource, found.groupdict() or None
+            # API Gateway hands the λ path parameters URL-decoded
+            return resource, {k: unquote(v) for k, v in found.groupdict().items()} or None
     return None
 
 
@@ -41,7 +42,13 @@ def _binary(headers: dict[str, str]) -> bool:
     return any(fnmatch.fnmatch(ctype, t.lower()) for t in d.API.binary_media_types)
 
 
-def proxy_event(method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+def proxy_event(
+    method: str,
+    path: str,
+    query: str,
+    headers: dict[str, str],
+    body: bytes,
+) -> dict[str, Any]:
     """The REST API (v1) proxy event API Gateway would hand the ingest λ."""
     params = dict(parse_qsl(query, keep_blank_values=True)) or None
     route = match_route(method, path)

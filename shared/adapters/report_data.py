@@ -12,7 +12,8 @@ Two sources, one parser (`collect`), so both give the same numbers:
 Items used (README "Table layout"): orders ``STORE#s#ORDER#<id>`` / ``ORDER``; profiles
 ``STORE#s#CUST#<id>`` / ``PROFILE`` (for ``merged_into``: an anonymous visitor's orders and history
 count for the customer they became); journey history ``STORE#s#CUST#<id>`` / ``HIST#..`` (``sent``
-and ``entered`` records); SES engagement ``STORE#s#MSG#<ses message id>`` / ``ENGAGE``. Nothing
+and ``entered`` records); SES engagement ``STORE#s#MSG#<ses message id>`` / ``ENGAGE``; what was
+sent to fulfilment partners ``STORE#s#ORDER#<id>`` / ``FWD#<partner>#create`` (times and status). Nothing
 personal is kept: no address, name or trait leaves this module, only ids, times and amounts.
 """
 
@@ -25,11 +26,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.domain.metrics import EngagementRec, EntryRec, OrderRec, SentRec
+from shared.domain.metrics import EngagementRec, EntryRec, ForwardRec, OrderRec, SentRec
 from shared.platform import keys
 from shared.platform.aws import from_item
 
 ENGAGEMENT_KIND = "MSG"  # keys.message_pk
+FORWARD_CREATE = ("FWD#", "#create")  # shared/adapters/fulfilment_store.py fwd_sk(partner, "create")
 
 
 class ReportDataError(ValueError):
@@ -46,6 +48,7 @@ class ReportData:
     entries: list[EntryRec] = field(default_factory=list)
     # None when SES reported no engagement for this store (e.g. the emulator, or SMS/push only)
     engagement: list[EngagementRec] | None = None
+    forwards: list[ForwardRec] = field(default_factory=list)
     currencies: set[str] = field(default_factory=set)
     items_read: int = 0
     # the customers as the data holds them now: (stage | group | segment) -> [customers, net revenue]
@@ -95,6 +98,8 @@ def collect(items: Iterable[dict[str, Any]], store: str) -> ReportData:
                 if item.get("user_id") or item.get("email"):
                     data.known_customers += 1
                 _count_segments(data, item)
+        elif kind == "ORDER" and sk.startswith(FORWARD_CREATE[0]) and sk.endswith(FORWARD_CREATE[1]):
+            data.forwards.append(_forward(ident, sk, item))
         elif kind == "CUST" and sk.startswith("HIST#"):
             raw_hist.append((ident, item))
         elif kind == ENGAGEMENT_KIND and sk == keys.MESSAGE_ENGAGEMENT_SK and item.get("journey"):
@@ -127,6 +132,7 @@ def collect(items: Iterable[dict[str, Any]], store: str) -> ReportData:
                 total=float(item.get("total") or 0),
                 refunded=float(item.get("refunded") or 0),
                 status=str(item.get("status") or "completed"),
+                delivered_at=None if item.get("delivered_at") is None else float(item["delivered_at"]),
             )
         )
     for customer, item in raw_hist:
@@ -151,8 +157,24 @@ def collect(items: Iterable[dict[str, Any]], store: str) -> ReportData:
     data.orders.sort(key=lambda o: (o.at, o.order_id))
     data.sends.sort(key=lambda s: s.at)
     data.entries.sort(key=lambda e: e.at)
+    data.forwards.sort(key=lambda f: (f.order_at, f.order_id, f.partner_id))
     data.engagement = engagement or None
     return data
+
+
+def _forward(order_id: str, sk: str, item: dict[str, Any]) -> ForwardRec:
+    def when(name: str) -> float | None:
+        return None if item.get(name) is None else float(item[name])
+
+    return ForwardRec(
+        order_id=str(item.get("order_id") or order_id),
+        partner_id=str(item.get("partner_id") or sk[len(FORWARD_CREATE[0]) : -len(FORWARD_CREATE[1])]),
+        order_at=float(item.get("order_at") or item.get("first_at") or 0),
+        status=str(item.get("status") or "pending"),
+        accepted_at=when("accepted_at"),
+        shipped_at=when("shipped_at"),
+        delivered_at=when("delivered_at"),
+    )
 
 
 def _count_segments(data: ReportData, profile: dict[str, Any]) -> None:

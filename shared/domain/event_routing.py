@@ -124,7 +124,8 @@ def fold_order(
     retention: RetentionPolicy,
 ) -> OrderFold:
     """Order Completed counts a new order once (points, retention, its cart converted); Order
-    Cancelled and Order Refunded change a counted one and take its points back."""
+    Cancelled and Order Refunded change a counted one and take its points back; the store's own Order
+    Delivered records when it arrived (post-purchase steps timed `from: delivery` count from it)."""
     at, p = event.received_at, event.properties
     out = OrderFold()
     changes = out.changes
@@ -152,6 +153,13 @@ def fold_order(
         return out
     if existing is None:
         changes.append("unknown order ignored")
+        return out
+    if event.event == ev.ORDER_DELIVERED:
+        if existing.delivered_at is None:  # the first delivery counts; a repeat changes nothing
+            existing.delivered_at = at
+            existing.message_ids = [*existing.message_ids, event.message_id][-20:]
+            out.order = existing
+            changes.append("order delivered")
         return out
     if event.event == ev.ORDER_CANCELLED and existing.status != "cancelled":
         cancel_order(profile, existing)

@@ -34,6 +34,10 @@ SIGNED_UP = "Signed Up"
 BACK_IN_STOCK_SUBSCRIBED = "Back In Stock Subscribed"  # a customer asks to hear when a SKU is back
 BACK_IN_STOCK = "Back In Stock"  # sent by the store's backend for a SKU, not about one customer
 PRICE_DROPPED = "Price Dropped"  # a product marked down (from a platform's product webhook)
+# A fulfilment partner's shipping update (POST /v1/partners/<store>/<partner>/shipments), or the
+# store's own for what it ships itself
+ORDER_SHIPPED = "Order Shipped"
+ORDER_DELIVERED = "Order Delivered"
 LOYALTY_TIER_REACHED = "Loyalty Tier Reached"  # made by Boomerang's profile fold only
 # Events only Boomerang itself may put on the bus: ingest refuses them from a store.
 RESERVED_EVENTS = (LOYALTY_TIER_REACHED,)
@@ -53,6 +57,8 @@ KNOWN_EVENTS = (
     "Order Updated",
     ORDER_REFUNDED,
     ORDER_CANCELLED,
+    ORDER_SHIPPED,
+    ORDER_DELIVERED,
     "Coupon Entered",
     "Coupon Applied",
     "Coupon Denied",

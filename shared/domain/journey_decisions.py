@@ -143,12 +143,15 @@ class Situation:
     activity_at: float | None = None  # the customer's last relevant activity (from: activity)
     yielded_to: str | None = None  # a journey with precedence took this instance over
     variant_after: int | None = None  # the customer's experiment arm delays this step differently
+    delivered_at: float | None = None  # per-order journeys: when the whole order arrived, if known
 
 
 def due_at(step: Step, situation: Situation, after: int | None = None) -> float:
     base = situation.started_at
     if step.from_ == "activity" and situation.activity_at is not None:
         base = situation.activity_at  # the customer's latest action restarts the clock
+    elif step.from_ == "delivery" and situation.delivered_at is not None:
+        base = situation.delivered_at  # unknown delivery: counts from the order, as if `from: trigger`
     due = base + (step.after if after is None else after)
     if step.at is None:
         return due

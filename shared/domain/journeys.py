@@ -175,9 +175,10 @@ class Variant(_Strict):
 
 class Step(_Strict):
     id: str = Field(pattern=SLUG)
-    # when it is due: `after` this long from the trigger (or the customer's last activity)...
+    # when it is due: `after` this long from the trigger (or the customer's last activity, or the
+    # order's delivery when known: per-order journeys, falling back to the trigger)...
     after: int = 0
-    from_: Literal["trigger", "activity"] = Field(default="trigger", alias="from")
+    from_: Literal["trigger", "activity", "delivery"] = Field(default="trigger", alias="from")
     # ...then at this local time of day in the customer's time zone (e.g. birthdays at 10:00)
     at: dtime | None = None
     # tried in order: a channel without address or consent, or that fails permanently, falls through
@@ -244,7 +245,8 @@ class Journey(_Strict):
     kind: Literal["marketing", "transactional"] = "marketing"
     category: str | None = None  # preferences-page category (reminders, offers, news)
     # what one instance is: one cart, one order, one customer, one (customer, product) subscription
-    per: Literal["cart", "order", "customer", "product"] = "customer"
+    # shipment: one per (order, shipment), so each partner's parcel of an order gets its own update
+    per: Literal["cart", "order", "shipment", "customer", "product"] = "customer"
     trigger: Trigger
     entry: Entry = Field(default_factory=Entry)
     re_entry: ReEntry = "every-time"
@@ -269,6 +271,8 @@ class Journey(_Strict):
             raise ValueError("per: cart needs an event trigger carrying a cart (e.g. Product Added)")
         if self.per == "order" and self.trigger.event is None:
             raise ValueError("per: order needs an event trigger carrying an order (e.g. Order Completed)")
+        if self.per == "shipment" and self.trigger.event not in ("Order Shipped", "Order Delivered"):
+            raise ValueError("per: shipment needs trigger event Order Shipped or Order Delivered")
         if (self.per == "product") != (self.trigger.fan_out is not None):
             raise ValueError("per: product goes with trigger.fan_out (and only with it)")
         if self.trigger.event is None or self.trigger.fan_out:
@@ -284,6 +288,10 @@ class Journey(_Strict):
         if self.id in self.yields_to:
             raise ValueError("a journey cannot yield to itself")
         for s in self.steps:
+            if s.from_ == "delivery" and self.per != "order":
+                raise ValueError(
+                    f"step {s.id}: from: delivery counts from an order's delivery: use per: order"
+                )
             if s.from_ == "activity" and self.trigger.event is None:
                 raise ValueError(
                     f"step {s.id}: a scheduled journey or broadcast has no activity to count from"

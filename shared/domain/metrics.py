@@ -29,6 +29,19 @@ Definitions
   the customer orders within the lift window (default: the attribution window) after entering.
   Lift = p_treatment - p_control, with Newcombe's hybrid score interval (his method 10, built from
   two Wilson score intervals) at 95%; relative lift = lift / p_control.
+- Fulfilment speed, per partner, over the orders placed in the period that were forwarded to it
+  (its ``create`` forward records): time to acceptance = ``accepted_at - order_at`` (the partner's
+  first 2xx), time to shipment = ``shipped_at - order_at`` (its first shipping update; a partner
+  that reports only delivery ships at delivery), time to delivery likewise; each as a median and
+  p90 (linear interpolation between the closest ranks, numpy's default) over the forwards that
+  have the time. Failures = forwards the partner refused or that found no success in 24 hours.
+- Delivery speed of an order: from the order to its delivery: the last of the store's own
+  delivery (an ``Order Delivered`` it sent) and of the parts partners accepted, known once each of
+  those parts has been delivered. Bands: <= 2 d, 2-5 d, 5-10 d, > 10 d.
+  Repeat-purchase rate by band: of the counted orders placed in the period with a known delivery
+  speed, the share whose customer placed another counted order within the repeat window (default:
+  the churn window) after the order; orders whose window has not ended by the report's end and
+  that have no repeat yet are counted as ``open`` and left out of the rate (they may still repeat).
 """
 
 from __future__ import annotations
@@ -39,6 +52,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from shared.domain.orders import order_delivered_at
 
 DAY = 86400.0
 DEFAULT_CHURN_WINDOW_DAYS = 90  # RetentionPolicy's minimum at-risk interval
@@ -60,6 +75,7 @@ class OrderRec:
     total: float
     refunded: float = 0.0
     status: str = "completed"  # completed | cancelled
+    delivered_at: float | None = None  # the store's own delivery (Order Delivered without a partner)
 
     @property
     def counted(self) -> bool:
@@ -104,6 +120,27 @@ class EngagementRec:
     opened: bool = False
     clicked: bool = False
     variant: str | None = None
+
+
+@dataclass(frozen=True)
+class ForwardRec:
+    """One order part sent to a fulfilment partner (forward record ``FWD#<partner>#create``)."""
+
+    order_id: str
+    partner_id: str
+    order_at: float
+    status: str  # pending | retrying | accepted | rejected | failed | cancelled
+    accepted_at: float | None = None
+    shipped_at: float | None = None
+    delivered_at: float | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_FORWARDS
+
+
+FAILED_FORWARDS = ("rejected", "failed")  # refused by the partner; no success within 24 hours
+SPEED_BANDS = ((2.0, "<= 2 d"), (5.0, "2-5 d"), (10.0, "5-10 d"), (math.inf, "> 10 d"))
 
 
 # --- time ---------------------------------------------------------------------------------------
@@ -538,6 +575,161 @@ def journey_results(
         if any(e.group for e in group):
             result(journey).lift = lift(orders, group, lift_window_days or window_days)
     return [results[k] for k in sorted(results)]
+
+
+# --- fulfilment ----------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-quantile (0..1) by linear interpolation between the closest ranks (numpy's default)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+@dataclass
+class Durations:
+    """Median and p90 of a set of durations, in hours."""
+
+    values: list[float] = field(default_factory=list)  # seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        med, p90 = percentile(self.values, 0.5), percentile(self.values, 0.9)
+        return {
+            "count": len(self.values),
+            "median_hours": _r(None if med is None else med / 3600, 2),
+            "p90_hours": _r(None if p90 is None else p90 / 3600, 2),
+        }
+
+
+@dataclass
+class PartnerSpeed:
+    partner: str
+    forwarded: int = 0
+    accepted: int = 0
+    failed: int = 0
+    open: int = 0  # still pending or retrying
+    cancelled: int = 0  # stopped before the partner accepted (the order was cancelled)
+    to_acceptance: Durations = field(default_factory=Durations)
+    to_shipment: Durations = field(default_factory=Durations)
+    to_delivery: Durations = field(default_factory=Durations)
+
+    @property
+    def failure_rate(self) -> float | None:
+        return self.failed / self.forwarded if self.forwarded else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "partner": self.partner,
+            "forwarded": self.forwarded,
+            "accepted": self.accepted,
+            "failed": self.failed,
+            "failure_rate": _r(self.failure_rate),
+            "open": self.open,
+            "cancelled": self.cancelled,
+            "to_acceptance": self.to_acceptance.to_dict(),
+            "to_shipment": self.to_shipment.to_dict(),
+            "to_delivery": self.to_delivery.to_dict(),
+        }
+
+
+def fulfilment_speed(forwards: Iterable[ForwardRec], start: float, end: float) -> list[PartnerSpeed]:
+    """Per partner, for orders placed in [start, end): acceptance, shipment and delivery times, failures."""
+    out: dict[str, PartnerSpeed] = {}
+    for f in forwards:
+        if not start <= f.order_at < end:
+            continue
+        cell = out.setdefault(f.partner_id, PartnerSpeed(f.partner_id))
+        cell.forwarded += 1
+        cell.accepted += f.accepted_at is not None
+        cell.failed += f.failed
+        cell.open += f.status in ("pending", "retrying")
+        cell.cancelled += f.status == "cancelled"
+        for at, durations in (
+            (f.accepted_at, cell.to_acceptance),
+            (f.shipped_at, cell.to_shipment),
+            (f.delivered_at, cell.to_delivery),
+        ):
+            if at is not None:
+                durations.values.append(max(0.0, at - f.order_at))
+    return [out[k] for k in sorted(out)]
+
+
+def delivery_days(forwards: Iterable[ForwardRec], orders: Iterable[OrderRec] = ()) -> dict[str, float]:
+    """order id -> days from the order to its delivery (shared/domain/orders.py
+    `order_delivered_at`: the last of the store's own delivery and its accepted parts'), for the
+    orders whose delivery is known."""
+    parts: dict[str, list[ForwardRec]] = defaultdict(list)
+    for f in forwards:
+        parts[f.order_id].append(f)
+    placed = {o.order_id: o for o in orders}
+    out: dict[str, float] = {}
+    for order_id in set(parts) | {o for o, rec in placed.items() if rec.delivered_at is not None}:
+        group = parts.get(order_id, [])
+        own = placed[order_id] if order_id in placed else None
+        at = order_delivered_at(
+            own.delivered_at if own else None, [(f.accepted_at, f.delivered_at) for f in group]
+        )
+        start = own.at if own else min(f.order_at for f in group)
+        if at is not None:
+            out[order_id] = max(0.0, at - start) / DAY
+    return out
+
+
+def speed_band(days: float) -> str:
+    return next(label for edge, label in SPEED_BANDS if days <= edge)
+
+
+@dataclass
+class BandRepeat:
+    band: str
+    orders: int = 0  # counted orders with a known delivery speed whose repeat window is decided
+    repeated: int = 0
+    open: int = 0  # window still running, no repeat yet: left out of the rate
+
+    @property
+    def rate(self) -> float | None:
+        return self.repeated / self.orders if self.orders else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "band": self.band,
+            "orders": self.orders,
+            "repeated": self.repeated,
+            "rate": _r(self.rate),
+            "open": self.open,
+        }
+
+
+def repeat_by_delivery_speed(
+    orders: Iterable[OrderRec],
+    forwards: Iterable[ForwardRec],
+    start: float,
+    end: float,
+    window_days: float = DEFAULT_CHURN_WINDOW_DAYS,
+) -> list[BandRepeat]:
+    """Repeat-purchase rate of the orders placed in [start, end) by delivery speed band."""
+    orders = list(orders)
+    speed = delivery_days(forwards, orders)
+    out = {label: BandRepeat(label) for _, label in SPEED_BANDS}
+    w = window_days * DAY
+    for history in by_customer(orders).values():
+        for o in history:
+            if not start <= o.at < end or o.order_id not in speed:
+                continue
+            cell = out[speed_band(speed[o.order_id])]
+            if any(o.at < later.at <= o.at + w and later.at < end for later in history if later is not o):
+                cell.orders += 1
+                cell.repeated += 1
+            elif o.at + w <= end:
+                cell.orders += 1
+            else:
+                cell.open += 1
+    return list(out.values())
 
 
 # --- helpers ------------------------------------------------------------------------------------

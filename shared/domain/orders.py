@@ -6,11 +6,18 @@ profile keeps the aggregates (count, revenue, refunds) that segments, RFM and re
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
-from shared.domain.events import ORDER_CANCELLED, ORDER_COMPLETED, ORDER_REFUNDED, CanonicalEvent
+from shared.domain.events import (
+    ORDER_CANCELLED,
+    ORDER_COMPLETED,
+    ORDER_DELIVERED,
+    ORDER_REFUNDED,
+    CanonicalEvent,
+)
 from shared.domain.profiles import Profile
 
 
@@ -26,6 +33,9 @@ class Order(BaseModel):
     points: int = 0  # loyalty points credited for this order
     points_reversed: int = 0  # of those, taken back by refunds and cancellation
     message_ids: list[str] = Field(default_factory=list)
+    # the store's own delivery (an Order Delivered it sent); partners' deliveries are on their
+    # forward records (shared/adapters/fulfilment_store.py), one per part
+    delivered_at: float | None = None
     version: int = 0
 
 
@@ -67,8 +77,26 @@ def order_from(event: CanonicalEvent, customer_id: str) -> Order:
 
 
 def is_order_event(event: CanonicalEvent) -> bool:
-    return event.type == "track" and event.event in (
-        ORDER_COMPLETED,
-        ORDER_CANCELLED,
-        ORDER_REFUNDED,
-    )
+    if event.type != "track":
+        return False
+    if event.event == ORDER_DELIVERED:
+        # the store's own delivery of an order it names; a partner's is recorded on its forward
+        p = event.properties or {}
+        return bool(p.get("order_id")) and not p.get("partner_id")
+    return event.event in (ORDER_COMPLETED, ORDER_CANCELLED, ORDER_REFUNDED)
+
+
+def order_delivered_at(
+    own_delivery: float | None, parts: Iterable[tuple[float | None, float | None]]
+) -> float | None:
+    """When the whole order reached the customer, as far as Boomerang knows: the latest of the
+    store's own delivery and of each part a partner accepted, given as (accepted_at, delivered_at)
+    pairs. None while nothing is known or an accepted part is still on its way (parts refused,
+    given up or cancelled never ship and are ignored)."""
+    times = [own_delivery] if own_delivery is not None else []
+    for accepted_at, delivered_at in parts:
+        if delivered_at is not None:
+            times.append(delivered_at)
+        elif accepted_at is not None:
+            return None
+    return max(times) if times else None

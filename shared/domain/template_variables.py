@@ -53,6 +53,15 @@ GROUPS: dict[str, Shape] = {
     "product": {"sku": "str", **PRODUCT},
     "occasion": {"kind": "str", "date": "str", "years": "int"},
     "confirm_url": "url",
+    # a fulfilment partner's (or the store's) shipping update: Order Shipped / Order Delivered
+    "shipment": {
+        "status": "str",
+        "carrier": "str",
+        "tracking_number": "str",
+        "tracking_url": "url",
+        "partner_id": "str",
+        "shipment_id": "str",
+    },
 }
 
 # What every journey message gets; offer and loyalty may be None (test with {% if offer %}).
@@ -103,6 +112,9 @@ TEMPLATES: dict[str, TemplateSpec] = {
     "checkout-abandoned": _row(*CART, description="checkout started, not finished"),
     "order-confirmation": _row("order", marketing=False, description="after an order (transactional)"),
     "review-request": _row("order", description="ask for a review"),
+    "order-shipped": _row(
+        "order", "shipment", marketing=False, description="on its way, with tracking (transactional)"
+    ),
     "referral-loyalty": _row("order", description="refer a friend"),
     "complementary-products": _row("order", "products", description="goes with what was bought"),
     "win-back": _row(description="lapsed customers"),
@@ -179,6 +191,14 @@ SAMPLES: dict[str, Any] = {
         "expires_on": "2026-12-31",
     },
     "occasion": {"kind": "birthday", "date": "2026-11-23", "years": 2},
+    "shipment": {
+        "status": "shipped",
+        "carrier": "DHL",
+        "tracking_number": "JD014600006281230",
+        "tracking_url": "https://track.example.com/JD014600006281230",
+        "partner_id": "acme-3pl",
+        "shipment_id": "s-1",
+    },
     "loyalty": {"points": 420, "tier": "Silver", "next_tier": "Gold", "points_to_next": 80},
     "links": {
         "shop": f"https://shop.example.com/?{UTM}",

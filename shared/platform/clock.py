@@ -24,6 +24,12 @@ def now() -> datetime:
     return datetime.fromtimestamp(_now(), tz=UTC)
 
 
+def real_seconds(boomerang_seconds: float) -> float:
+    """How long `boomerang_seconds` of Boomerang time last on the wall clock (shorter when the
+    emulator compresses time): for real waits such as an SQS message delay."""
+    return boomerang_seconds / float(getattr(_now, "speed", 1.0))
+
+
 def set_clock(fn: Callable[[], float]) -> None:
     global _now
     with _lock:

@@ -35,6 +35,11 @@ def order_pk(store: str, order_id: str) -> str:
 ORDER_SK = "ORDER"
 
 
+def partner_pk(store: str, partner_id: str) -> str:
+    """A fulfilment partner's own items (its rate-limit windows)."""
+    return f"STORE#{store}#PARTNER#{partner_id}"
+
+
 def event_pk(store: str, message_id: str) -> str:
     return f"STORE#{store}#EVT#{message_id}"
 

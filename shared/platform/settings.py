@@ -28,6 +28,8 @@ REPORTS_TOPIC_ARN = "REPORTS_TOPIC_ARN"  # SNS topic: template/journey files rej
 TABLE_ARN = "TABLE_ARN"  # ExportTableToPointInTime names the table by ARN
 ANALYTICS_BUCKET = "ANALYTICS_BUCKET"  # table exports (exports/) and computed reports (metrics/)
 REPORT_QUEUE_URL = "REPORT_QUEUE_URL"  # the report λ queues its next phase (collect) here
+PARTNERS_QUEUE_URL = "PARTNERS_QUEUE_URL"  # the forwarder schedules its next attempt here (delayed)
+PARTNERS_DLQ_URL = "PARTNERS_DLQ_URL"  # forwards given up after 24 h or refused by the partner
 TEMPLATES_CACHE_SECONDS = "TEMPLATES_CACHE_SECONDS"  # optional: how long active versions are cached
 FILES_CACHE_SECONDS = "FILES_CACHE_SECONDS"  # optional: how long journey and segment files are cached
 
@@ -50,6 +52,8 @@ class Settings(BaseModel):
     table_arn: str = ""
     analytics_bucket: str = ""
     report_queue_url: str = ""
+    partners_queue_url: str = ""
+    partners_dlq_url: str = ""
     # the variables above that were unset or empty when read (`require` checks against these)
     unset: frozenset[str] = frozenset()
 
@@ -80,6 +84,8 @@ _NAMES = (
     TABLE_ARN,
     ANALYTICS_BUCKET,
     REPORT_QUEUE_URL,
+    PARTNERS_QUEUE_URL,
+    PARTNERS_DLQ_URL,
     TEMPLATES_CACHE_SECONDS,
     FILES_CACHE_SECONDS,
 )
@@ -106,6 +112,8 @@ def settings() -> Settings:
             table_arn=env.get(TABLE_ARN, ""),
             analytics_bucket=env.get(ANALYTICS_BUCKET, ""),
             report_queue_url=env.get(REPORT_QUEUE_URL, ""),
+            partners_queue_url=env.get(PARTNERS_QUEUE_URL, ""),
+            partners_dlq_url=env.get(PARTNERS_DLQ_URL, ""),
             unset=frozenset(name for name in _NAMES if not env.get(name)),
         )
     except ValidationError as exc:  # a deployment mistake, not bad input: fail loudly

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from shared.services.consent.unsubscribe import Confirmer, Unsubscriber
     from shared.services.journeys.context import Deps
     from shared.services.journeys.trigger import TriggerDeps
+    from shared.services.partners.forwarding import ForwardDeps
+    from shared.services.partners.inbound import InboundDeps
     from shared.services.privacy.erase import Eraser
     from shared.services.webhooks import WebhookReceiver
 
@@ -49,6 +51,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "feedback": (env.TABLE_NAME,),
     "template_validator": (env.TEMPLATES_BUCKET,),
     "report": (env.TABLE_NAME, env.TABLE_ARN, env.ANALYTICS_BUCKET, env.REPORT_QUEUE_URL),
+    "partner_forwarder": (env.TABLE_NAME, env.TEMPLATES_BUCKET, env.PARTNERS_QUEUE_URL, env.PARTNERS_DLQ_URL),
     "privacy": (env.TABLE_NAME, env.STATE_MACHINE_ARN),
     "key_rotation": (),
 }
@@ -181,6 +184,7 @@ def segment_store() -> SegmentStore:
 
 @functools.cache
 def step_deps() -> Deps:
+    from shared.adapters.fulfilment_store import FulfilmentStore
     from shared.adapters.journey_catalog import JourneyCatalog
     from shared.adapters.journey_store import JourneyStore
     from shared.adapters.offer_store import OfferStore
@@ -212,6 +216,7 @@ def step_deps() -> Deps:
         offers=OfferStore(ddb, s.table_name),
         products=ProductCatalog(s3, s.templates_bucket),
         segments=SegmentCatalog(s3, s.templates_bucket, s.files_cache_seconds),
+        fulfilment=FulfilmentStore(ddb, s.table_name),
     )
 
 
@@ -256,6 +261,54 @@ def report_deps() -> ReportJobDeps:
         store_ids=StoreDirectory(ddb, s.table_name).store_ids,
         send=send,
         poll_seconds=int(os.environ.get(POLL_SECONDS_ENV) or DEFAULT_POLL_SECONDS),
+    )
+
+
+# --- fulfilment partners -------------------------------------------------------------------------
+
+
+@functools.cache
+def forward_deps() -> ForwardDeps:
+    from shared.adapters.fulfilment_store import FulfilmentStore
+    from shared.adapters.partner_catalog import PartnerCatalog
+    from shared.adapters.partner_http import OAuthTokens, PartnerSecrets, post
+    from shared.services.partners.forwarding import ForwardDeps
+    from shared.templates.sandbox import compile_template
+
+    s = settings_for("partner_forwarder")
+    sqs = client("sqs")
+
+    def render(source: str, variables: dict[str, Any]) -> str:
+        template = compile_template(source, file="template", html=False, template_name="partner")
+        return str(template.render(variables))
+
+    return ForwardDeps(
+        catalog=PartnerCatalog(client("s3"), s.templates_bucket, s.files_cache_seconds),
+        store=FulfilmentStore(client("dynamodb"), s.table_name),
+        secrets=PartnerSecrets(client("secretsmanager")),
+        post=post,
+        send_task=lambda task, delay: sqs.send_message(
+            QueueUrl=s.partners_queue_url, MessageBody=json.dumps(task), DelaySeconds=delay
+        ),
+        dead_letter=lambda task: sqs.send_message(QueueUrl=s.partners_dlq_url, MessageBody=json.dumps(task)),
+        render=render,
+        tokens=OAuthTokens(),
+    )
+
+
+@functools.cache
+def inbound_deps() -> InboundDeps:
+    """The ingest λ's partners route: partner files, their secrets, the forward records."""
+    from shared.adapters.fulfilment_store import FulfilmentStore
+    from shared.adapters.partner_catalog import PartnerCatalog
+    from shared.adapters.partner_http import PartnerSecrets
+    from shared.services.partners.inbound import InboundDeps
+
+    s = env.require((*REQUIRED["ingest"], env.TEMPLATES_BUCKET))
+    return InboundDeps(
+        catalog=PartnerCatalog(client("s3"), s.templates_bucket, s.files_cache_seconds),
+        secrets=PartnerSecrets(client("secretsmanager")),
+        fulfilment=FulfilmentStore(client("dynamodb"), s.table_name),
     )
 
 
@@ -323,6 +376,8 @@ _CACHED = (
     step_deps,
     suppression_list,
     report_deps,
+    forward_deps,
+    inbound_deps,
     eraser,
 )
 

@@ -1,10 +1,10 @@
-"""Checking the marketer's journey and segment files as they land in the bucket.
+"""Checking the marketer's journey, segment and fulfilment partner files as they land in the bucket.
 
-Journey files (``journeys/<store>/<id>.yaml``) and segment files (``segments/<store>/<id>.yaml``) go
-through the same validator λ as templates and get the same report and notification
-(shared/templates/reports.py). Their catalogs (shared/adapters/journey_catalog.py,
-segment_catalog.py) check them and keep the newest valid version in force, so nothing is
-activated here.
+Journey files (``journeys/<store>/<id>.yaml``), segment files (``segments/<store>/<id>.yaml``) and
+partner files (``partners/<store>/<id>.yaml``) go through the same validator λ as templates and get
+the same report and notification (shared/templates/reports.py). Their catalogs
+(shared/adapters/journey_catalog.py, segment_catalog.py, partner_catalog.py) check them and keep the
+newest valid version in force, so nothing is activated here.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from shared.templates.store import read_object
 
 JOURNEY_KEY = re.compile(r"^journeys/(?P<owner>[A-Za-z0-9_][A-Za-z0-9_.-]*)/(?P<id>[^/]+)\.ya?ml$")
 SEGMENT_KEY = re.compile(r"^segments/(?P<owner>[A-Za-z0-9_][A-Za-z0-9_.-]*)/(?P<id>[^/]+)\.yaml$")
+PARTNER_KEY = re.compile(r"^partners/(?P<owner>[A-Za-z0-9_][A-Za-z0-9_.-]*)/(?P<id>[^/]+)\.yaml$")
 
 
 def validate_journey(
@@ -48,6 +49,33 @@ def validate_segment(
     return _validate_data_file(s3, bucket, key, version_id, notify, lambda t: segment_file_problems(t, key))
 
 
+def validate_partner(
+    s3: Any, bucket: str, key: str, version_id: str | None, notify: Callable[[str, str], None] | None
+) -> Outcome:
+    """A fulfilment partner file: its schema and, for a templated body, that it compiles in the
+    message sandbox (the forwarder renders it there)."""
+    from shared.adapters.partner_catalog import PartnerFileError, parse
+
+    if not PARTNER_KEY.match(key):
+        return Outcome(key, "ignored")
+
+    def check(text: str) -> list[tuple[int | None, str]]:
+        try:
+            partner = parse(text, key, expected_id=key.rsplit("/", 1)[1].removesuffix(".yaml"))
+        except PartnerFileError as exc:
+            return exc.problems
+        if partner.template:
+            from shared.templates.sandbox import compile_template
+
+            try:
+                compile_template(partner.template, file="template", html=False, template_name=key)
+            except Exception as exc:  # the sandbox refused it (an unsafe attribute, an unknown filter)
+                return [(None, f"template: {exc}")]
+        return []
+
+    return _validate_data_file(s3, bucket, key, version_id, notify, check)
+
+
 def _validate_data_file(
     s3: Any,
     bucket: str,
@@ -56,7 +84,7 @@ def _validate_data_file(
     notify: Callable[[str, str], None] | None,
     check: Callable[[str], list[tuple[int | None, str]]],
 ) -> Outcome:
-    """A journey or segment file: a report next to it, and a notification when rejected (their
+    """A journey, segment or partner file: a report next to it, and a notification when rejected (their
     catalogs keep the newest valid version in force, so nothing is activated here)."""
     text = read_object(s3, bucket, key, version_id)
     if text is None:

@@ -12,8 +12,8 @@ as it now stands (shared/templates/lint.py) and records the versions in force in
 Each run re-reads the folder, so the outcome does not depend on the order events arrive in, and a
 manifest write that lost a race is retried from a fresh read. Running it twice changes nothing.
 A new layout is refused when it would break an active template, and its activation re-checks the
-folders waiting on it (shared/templates/layout_checks.py). Journey and segment files are checked
-by shared/templates/data_file_checks.py.
+folders waiting on it (shared/templates/layout_checks.py). Journey, segment and fulfilment partner
+files are checked by shared/templates/data_file_checks.py.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 from shared.domain.template_variables import LAYOUT_NAME
 from shared.templates import lint
-from shared.templates.data_file_checks import validate_journey, validate_segment
+from shared.templates.data_file_checks import validate_journey, validate_partner, validate_segment
 from shared.templates.layout_checks import layout_problems, layouts, waiting_folders
 from shared.templates.manifests import HISTORY, TEMPLATE_KEY, current_versions, read_manifest, write_manifest
 from shared.templates.model import TemplateError
@@ -71,6 +71,8 @@ def validate_changes(
             out[key] = validate_journey(s3, bucket, key, version_id, notify)
         elif key.startswith("segments/"):
             out[key] = validate_segment(s3, bucket, key, version_id, notify)
+        elif key.startswith("partners/"):
+            out[key] = validate_partner(s3, bucket, key, version_id, notify)
         elif match:
             folders.setdefault((match["owner"], match["name"]), {})[key] = version_id
         else:

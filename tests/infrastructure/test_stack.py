@@ -91,6 +91,8 @@ GRANT_ACTIONS: dict[str, set[str]] = {
     },
     Grant.ANALYTICS_WRITE: {"s3:GetObject", "s3:ListBucket", "s3:PutObject"},
     Grant.REPORT_TASKS: {"sqs:SendMessage"},
+    Grant.PARTNER_SECRETS_READ: {"secretsmanager:GetSecretValue"},
+    Grant.PARTNER_TASKS: {"sqs:SendMessage"},
     Grant.TABLE_SCAN: {"dynamodb:Scan"},
     Grant.JOURNEY_STOP: {"states:StopExecution", "states:DescribeExecution"},
     Grant.SIGNING_SECRET_ROTATE: {
@@ -103,7 +105,7 @@ GRANT_ACTIONS: dict[str, set[str]] = {
 # CDK's rotation schedule adds this to the rotation function's role; it has no resource to scope to.
 ROTATION_EXTRA_ACTIONS = {"secretsmanager:GetRandomPassword"}
 # Where functions may read bucket objects: written out here too, so a broadened prefix fails.
-READ_PREFIXES = ("templates/", "journeys/", "segments/", "catalog/")
+READ_PREFIXES = ("templates/", "journeys/", "segments/", "catalog/", "partners/")
 # The only actions allowed on Resource "*": a phone number has no ARN.
 WILDCARD_RESOURCE_ACTIONS = GRANT_ACTIONS[Grant.SMS_SEND]
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
@@ -575,6 +577,7 @@ def test_environment_values_point_at_the_right_resources(synth: Synth) -> None:
     api_id, _ = synth.only("AWS::ApiGateway::RestApi")
     push_app_id, _ = synth.only("AWS::Pinpoint::App")
     topic_id, _ = synth.only("AWS::SNS::Topic")
+    partners_queue = synth.queue_consumed_by(next(q for q in QUEUES if q.id == "partners"))
     expected = {
         env.TABLE_NAME: {"Ref": table_id},
         env.BUS_NAME: {"Ref": bus_id},
@@ -589,6 +592,8 @@ def test_environment_values_point_at_the_right_resources(synth: Synth) -> None:
         env.TABLE_ARN: _arn(table_id),
         env.ANALYTICS_BUCKET: {"Ref": _analytics_bucket_id(synth)},
         env.REPORT_QUEUE_URL: {"Ref": synth.queue_consumed_by(next(q for q in QUEUES if q.id == "report"))},
+        env.PARTNERS_QUEUE_URL: {"Ref": partners_queue},
+        env.PARTNERS_DLQ_URL: {"Ref": _dlq_of(synth, partners_queue)},
     }
     assert set(expected) | {env.UNSUBSCRIBE_BASE_URL} >= {name for spec in FUNCTIONS for name in spec.env}
     for spec in FUNCTIONS:
@@ -600,6 +605,11 @@ def test_environment_values_point_at_the_right_resources(synth: Synth) -> None:
                 assert f'{{"Ref": "{api_id}"}}' in url and "https://" in url
             else:
                 assert variables[name] == expected[name], (spec.id, name)
+
+
+def _dlq_of(synth: Synth, queue_id: str) -> str:
+    redrive = synth.resources[queue_id]["Properties"]["RedrivePolicy"]
+    return str(redrive["deadLetterTargetArn"]["Fn::GetAtt"][0])
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.id)
@@ -686,6 +696,7 @@ def test_journey_trigger_role_allows_its_grants_on_exactly_their_resources(synth
 
 def test_only_the_journey_trigger_and_the_report_send_to_a_queue_their_own(synth: Synth) -> None:
     report_queue = synth.queue_consumed_by(next(q for q in QUEUES if q.id == "report"))
+    partners_queue = synth.queue_consumed_by(next(q for q in QUEUES if q.id == "partners"))
     for spec in FUNCTIONS:
         allowed = _allowed(synth.statements(synth.role_id(spec)))
         sends = allowed.get("sqs:SendMessage")
@@ -693,6 +704,9 @@ def test_only_the_journey_trigger_and_the_report_send_to_a_queue_their_own(synth
             assert sends == [_arn(_journey_queue_id(synth))], spec.id
         elif Grant.REPORT_TASKS in spec.grants:
             assert sends == [_arn(report_queue)], spec.id
+        elif Grant.PARTNER_TASKS in spec.grants:  # its next attempt, and what it gives up on
+            expected = [_arn(partners_queue), _arn(_dlq_of(synth, partners_queue))]
+            assert sorted(map(json.dumps, sends or [])) == sorted(map(json.dumps, expected)), spec.id
         else:
             assert sends is None, spec.id
     assert [s.id for s in FUNCTIONS if Grant.JOURNEY_TASKS in s.grants] == ["journey_trigger"]
@@ -741,7 +755,14 @@ def test_bucket_readers_read_only_the_four_prefixes(synth: Synth) -> None:
     objects = _sorted([_under(bucket_arn, f"/{prefix}*") for prefix in (*READ_PREFIXES, "active/")])
     readers = [spec for spec in FUNCTIONS if Grant.TEMPLATES_READ in spec.grants]
     # the profile λ reads segment files: the fold keeps memberships current
-    assert {spec.id for spec in readers} == {"journey_trigger", "journey_step", "profile"}
+    # the ingest λ (partners' shipment updates) and the forwarder read partner files
+    assert {spec.id for spec in readers} == {
+        "journey_trigger",
+        "journey_step",
+        "profile",
+        "ingest",
+        "partner_forwarder",
+    }
     for spec in FUNCTIONS:
         allowed = _allowed(synth.statements(synth.role_id(spec)))
         s3 = {action: resources for action, resources in allowed.items() if action.startswith("s3:")}
@@ -785,7 +806,12 @@ def test_template_uploads_reach_the_validator_through_the_default_bus(synth: Syn
     ]
     assert len(rules) == 1 and rules[0].get("EventBusName", "default") == "default"  # where S3 publishes
     keys = rules[0]["EventPattern"]["detail"]["object"]["key"]
-    assert keys == [{"prefix": "templates/"}, {"prefix": "journeys/"}, {"prefix": "segments/"}]
+    assert keys == [
+        {"prefix": "templates/"},
+        {"prefix": "journeys/"},
+        {"prefix": "segments/"},
+        {"prefix": "partners/"},
+    ]
 
 
 def test_reports_topic_is_encrypted_and_tls_only(synth: Synth) -> None:

@@ -43,9 +43,9 @@ def test_the_test_files_differ_where_intended() -> None:
     assert WELCOME_TYPO.splitlines()[23] == "    templat: brand-story"
 
 
-def test_a_store_without_files_runs_the_ten_defaults(world: World, s3: Any) -> None:
+def test_a_store_without_files_runs_the_eleven_defaults(world: World, s3: Any) -> None:
     catalog = JourneyCatalog(s3, world.bucket)
-    assert len(DEFAULTS) == 10
+    assert len(DEFAULTS) == 11  # with shipping-updates (issue 14)
     assert ids(catalog, "shop-1") == DEFAULTS
     welcome = catalog.get("shop-1", "welcome")
     assert welcome is not None and [s.after for s in welcome.steps] == [0, 2 * DAY, 5 * DAY]
@@ -166,11 +166,11 @@ def test_a_reload_reads_only_the_files_whose_etag_changed(world: World, s3: Any)
     )
     now = [1000.0]
     catalog = JourneyCatalog(s3, world.bucket, ttl_seconds=60, clock=lambda: now[0])
-    assert len(catalog.journeys("shop-1")) == 10
-    assert len(gets) == 10  # every default, once
+    assert len(catalog.journeys("shop-1")) == len(DEFAULTS)
+    assert len(gets) == len(DEFAULTS)  # every default, once
     gets.clear()
     now[0] += 60
-    assert len(catalog.journeys("shop-1")) == 10
+    assert len(catalog.journeys("shop-1")) == len(DEFAULTS)
     assert gets == []  # the listing's ETags say nothing changed: two List calls, no reads
     put(s3, world, STORE_WELCOME, WELCOME_3D)
     now[0] += 60

@@ -70,9 +70,10 @@ VARIABLES: dict[str, frozenset[str]] = {
     "flash-sale": BASE | {"occasion"},
     "back-in-stock": BASE | {"product"},
     "confirm-email": BASE | {"confirm_url"},
+    "order-shipped": BASE | {"order", "shipment"},
 }
 # Sent because the customer asked (an order, a stock alert, a subscription): no unsubscribe needed.
-TRANSACTIONAL = frozenset(("order-confirmation", "back-in-stock", "confirm-email"))
+TRANSACTIONAL = frozenset(("order-confirmation", "back-in-stock", "confirm-email", "order-shipped"))
 OFFER_TEMPLATES = ("welcome", "cart-offer", "birthday", "win-back-offer", "referral-loyalty", "flash-sale")
 
 # --- sample variables -----------------------------------------------------------------------------
@@ -195,6 +196,20 @@ def sample(name: str, *, variant: str = "full", first_name: str | None = "Ada") 
         }
         review = f"{SHOP}/account/orders/1042/review"
         variables["links"]["review"] = None if sparse else utm(review, journey_id, step_id, medium)
+    if "shipment" in wanted:
+        tracking = (
+            "https://www.dhl.com/track?tracking-id=JD0146000062812309981"
+            if long
+            else "https://track.example.com/JD01"
+        )
+        variables["shipment"] = {
+            "status": "shipped",
+            "carrier": None if sparse else ("DHL Parcel International Express" if long else "DHL"),
+            "tracking_number": None if sparse else "JD0146000062812309981",
+            "tracking_url": None if sparse else tracking,
+            "partner_id": "acme-3pl",
+            "shipment_id": "s-1",
+        }
     if "products" in wanted:
         variables["products"] = [] if variant == "empty" else PRODUCTS[:3] if sparse else list(PRODUCTS)
     if "product" in wanted:
@@ -449,6 +464,7 @@ def test_push_links() -> None:
     assert links["browse-abandoned"] == PRODUCTS[0]["url"]
     assert links["cart-offer"] == sample("cart-offer")["recovery_url"]
     assert links["birthday"] == sample("birthday")["links"]["shop"]
+    assert links["order-shipped"] == sample("order-shipped")["shipment"]["tracking_url"]
     # with nothing viewed, or no product page, the shop (with its UTM parameters)
     for name in ("browse-abandoned", "back-in-stock"):
         variables = sample(name, variant="empty" if name == "browse-abandoned" else "sparse")

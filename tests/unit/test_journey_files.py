@@ -64,6 +64,7 @@ def test_ten_journey_files_are_shipped() -> None:
         "loyalty-tier",
         "order-anniversary",
         "post-purchase",
+        "shipping-updates",
         "welcome",
         "win-back",
     ]

@@ -183,3 +183,44 @@ def test_re_entry_rules_are_refused_on_scheduled_journeys() -> None:
     with pytest.raises(JourneyFileError) as info:
         parse(text, expected_id="win-back")
     assert "runs once per occasion" in str(info.value)
+
+
+# --- timed from delivery --------------------------------------------------------------------------
+
+POST_PURCHASE = parse((ROOT / "infra/journeys/post-purchase.yaml").read_text(), expected_id="post-purchase")
+DAY = 24 * HOUR
+
+
+def decide_review(now: float, delivered_at: float | None) -> Decision:
+    review = [s.id for s in POST_PURCHASE.steps].index("review")
+    situation = Situation(
+        now=now, started_at=T0, tz=ZoneInfo("UTC"), order_status="completed", delivered_at=delivered_at
+    )
+    return decide(POST_PURCHASE, review, situation)
+
+
+def test_the_review_request_counts_a_week_from_delivery_when_known() -> None:
+    review = next(s for s in POST_PURCHASE.steps if s.id == "review")
+    assert (review.after, review.from_) == (7 * DAY, "delivery")
+    # delivered 4 days after the order: due on day 11, not day 7
+    assert decide_review(T0 + 7 * DAY, T0 + 4 * DAY) == Decision("wait", "waiting for review", 4 * DAY)
+    assert decide_review(T0 + 11 * DAY, T0 + 4 * DAY).action == "send"
+
+
+def test_unknown_delivery_falls_back_to_the_order_time() -> None:
+    assert decide_review(T0 + 7 * DAY - 1, None) == Decision("wait", "waiting for review", 1)
+    assert decide_review(T0 + 7 * DAY, None).action == "send"
+
+
+def test_delivery_known_later_moves_the_wait_on() -> None:
+    # the step woke on day 7 with no delivery known... but by then the parcel had arrived on day 6
+    assert decide_review(T0 + 7 * DAY, T0 + 6 * DAY) == Decision("wait", "waiting for review", 6 * DAY)
+
+
+def test_from_delivery_needs_a_per_order_journey() -> None:
+    from shared.adapters.journey_catalog import JourneyFileError
+
+    text = "trigger: {event: Product Viewed}\nsteps:\n  - id: a\n    after: 1d\n    from: delivery\n    template: t\n"
+    with pytest.raises(JourneyFileError) as info:
+        parse(text, expected_id="nope")
+    assert "from: delivery counts from an order's delivery: use per: order" in str(info.value)

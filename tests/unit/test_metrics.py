@@ -269,3 +269,114 @@ def test_engagement_per_variant() -> None:
     (welcome,) = m.journey_results([], sends, [], engagement)
     assert (welcome.variants["a"].delivered, welcome.variants["a"].opened) == (1, 1)
     assert (welcome.variants["b"].delivered, welcome.variants["b"].opened) == (1, 0)
+
+
+# --- fulfilment -----------------------------------------------------------------------------------
+
+HOUR = 3600.0
+
+
+def fwd(
+    order_id: str,
+    partner: str,
+    day: str,
+    status: str = "accepted",
+    accepted_h: float | None = None,
+    shipped_h: float | None = None,
+    delivered_d: float | None = None,
+) -> m.ForwardRec:
+    at = ts(day)
+    return m.ForwardRec(
+        order_id,
+        partner,
+        at,
+        status,
+        None if accepted_h is None else at + accepted_h * HOUR,
+        None if shipped_h is None else at + shipped_h * HOUR,
+        None if delivered_d is None else at + delivered_d * DAY,
+    )
+
+
+def test_percentile_interpolates_between_the_closest_ranks() -> None:
+    assert m.percentile([], 0.5) is None
+    assert m.percentile([5.0], 0.9) == 5.0
+    assert m.percentile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.5  # even count: the mean of the middle two
+    # ten values 1..10: p90 at rank 0.9 * 9 = 8.1 -> 9 + 0.1 * (10 - 9) = 9.1
+    assert m.percentile([float(x) for x in range(10, 0, -1)], 0.9) == pytest.approx(9.1)
+
+
+def test_fulfilment_speed_per_partner() -> None:
+    forwards = [
+        # acme: accepted after 1, 2, 3 and 10 h; shipped after 24 and 48 h; one refused, one retrying
+        fwd("o1", "acme", "2026-04-02", accepted_h=1, shipped_h=24),
+        fwd("o2", "acme", "2026-04-03", accepted_h=2, shipped_h=48, delivered_d=3),
+        fwd("o3", "acme", "2026-04-04", accepted_h=3),
+        fwd("o4", "acme", "2026-04-05", accepted_h=10),
+        fwd("o5", "acme", "2026-04-06", status="rejected"),
+        fwd("o6", "acme", "2026-04-07", status="retrying"),
+        # ship-it: one failed after 24 h, one stopped by a cancel; one accepted before the period
+        fwd("o7", "ship-it", "2026-04-08", status="failed"),
+        fwd("o8", "ship-it", "2026-04-09", status="cancelled"),
+        fwd("o0", "ship-it", "2026-03-31", accepted_h=100),
+    ]
+    acme, ship_it = m.fulfilment_speed(forwards, ts("2026-04-01"), ts("2026-05-01"))
+    assert (acme.partner, acme.forwarded, acme.accepted, acme.failed, acme.open) == ("acme", 6, 4, 1, 1)
+    assert acme.to_dict()["failure_rate"] == 0.1667
+    # acceptance 1, 2, 3, 10 h: median 2.5; p90 at rank 2.7 -> 3 + 0.7 * 7 = 7.9
+    assert acme.to_dict()["to_acceptance"] == {"count": 4, "median_hours": 2.5, "p90_hours": 7.9}
+    # shipment 24, 48 h: median 36; p90 at rank 0.9 -> 24 + 0.9 * 24 = 45.6
+    assert acme.to_dict()["to_shipment"] == {"count": 2, "median_hours": 36.0, "p90_hours": 45.6}
+    assert acme.to_dict()["to_delivery"]["median_hours"] == 72.0
+    assert (ship_it.forwarded, ship_it.accepted, ship_it.failed, ship_it.cancelled) == (2, 0, 1, 1)
+    assert ship_it.to_dict()["to_acceptance"] == {"count": 0, "median_hours": None, "p90_hours": None}
+
+
+def test_delivery_speed_of_an_order_is_its_last_accepted_part() -> None:
+    forwards = [
+        fwd("split", "acme", "2026-04-01", accepted_h=1, delivered_d=1.5),
+        fwd("split", "ship-it", "2026-04-01", accepted_h=1, delivered_d=4),
+        fwd("half", "acme", "2026-04-01", accepted_h=1, delivered_d=1),
+        fwd("half", "ship-it", "2026-04-01", accepted_h=1),  # not delivered yet: speed unknown
+        fwd("refused-part", "acme", "2026-04-01", accepted_h=1, delivered_d=2),
+        fwd("refused-part", "ship-it", "2026-04-01", status="rejected"),  # never ships: ignored
+    ]
+    assert m.delivery_days(forwards) == {"split": 4.0, "refused-part": 2.0}
+    assert [m.speed_band(d) for d in (0.5, 2.0, 2.01, 5.0, 7, 10.0, 10.5)] == [
+        "<= 2 d", "<= 2 d", "2-5 d", "2-5 d", "5-10 d", "5-10 d", "> 10 d",
+    ]  # fmt: skip
+
+
+def test_repeat_purchase_rate_by_delivery_speed() -> None:
+    # Period April 2026, report end 1 May, repeat window 20 days.
+    orders = [
+        order("fast1", "2026-04-01", 10),  # delivered in 1 d; orders again 10 Apr -> repeated
+        order("fast1", "2026-04-10", 10),  # not forwarded: no speed, not counted itself
+        order("fast2", "2026-04-02", 10),  # delivered in 2 d; no repeat, window ended 22 Apr -> no
+        order("slow1", "2026-04-03", 10),  # delivered in 12 d; repeat on 30 Apr is after 20 d -> no
+        order("slow1", "2026-04-30", 10),
+        order("slow2", "2026-04-25", 10),  # delivered in 4 d; window open at 1 May, no repeat -> open
+        order("gone", "2026-04-04", 10, status="cancelled"),  # cancelled: never counted
+    ]
+    forwards = [
+        fwd("fast1-2026-04-01", "acme", "2026-04-01", accepted_h=1, delivered_d=1),
+        fwd("fast2-2026-04-02", "acme", "2026-04-02", accepted_h=1, delivered_d=2),
+        fwd("slow1-2026-04-03", "acme", "2026-04-03", accepted_h=1, delivered_d=12),
+        fwd("slow2-2026-04-25", "acme", "2026-04-25", accepted_h=1, delivered_d=4),
+        fwd("gone-2026-04-04", "acme", "2026-04-04", accepted_h=1, delivered_d=1),
+    ]
+    bands = m.repeat_by_delivery_speed(orders, forwards, ts("2026-04-01"), ts("2026-05-01"), window_days=20)
+    got = {b.band: (b.orders, b.repeated, b.open) for b in bands}
+    assert got == {"<= 2 d": (2, 1, 0), "2-5 d": (0, 0, 1), "5-10 d": (0, 0, 0), "> 10 d": (1, 0, 0)}
+    assert bands[0].to_dict()["rate"] == 0.5 and bands[1].rate is None
+
+
+def test_an_order_is_delivered_when_its_own_delivery_and_every_accepted_part_are() -> None:
+    from shared.domain.orders import order_delivered_at
+
+    assert order_delivered_at(None, []) is None
+    assert order_delivered_at(5.0, []) == 5.0  # the store shipped it itself
+    assert order_delivered_at(5.0, [(1.0, 9.0), (None, None)]) == 9.0  # a refused part never ships
+    assert order_delivered_at(5.0, [(1.0, None)]) is None  # a part still on its way
+    # the report uses the same definition: a store-delivered order gets its band from it
+    own = OrderRec("own", "c", ts("2026-04-01"), 10, delivered_at=ts("2026-04-04"))
+    assert m.delivery_days([], [own]) == {"own": 3.0}

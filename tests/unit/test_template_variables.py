@@ -86,7 +86,7 @@ def cart(*, full: bool) -> Cart:
 
 def state(journey: Journey, *, full: bool) -> StepInput:
     context: dict[str, Any] = {}
-    if journey.per == "order":
+    if journey.per in ("order", "shipment"):
         context = {
             "order_id": "1001",
             "currency": "EUR",
@@ -94,6 +94,10 @@ def state(journey: Journey, *, full: bool) -> StepInput:
         }
         if full:
             context["total"] = "128.00"
+    if journey.per == "shipment":
+        context["shipment"] = {"status": "shipped", "partner_id": "acme"}
+        if full:
+            context["shipment"] |= {"carrier": "DHL", "tracking_url": "https://t.example/1"}
     if journey.per == "product":
         context = {"product": CATALOG[0] if full else {"sku": "TR-2"}}
     occasion = "2026-11-23" if journey.trigger.schedule or journey.trigger.broadcast else None

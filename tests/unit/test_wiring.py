@@ -26,6 +26,7 @@ FIRST_FACTORY: dict[str, Callable[[], Any]] = {
     "feedback": wiring.suppression_list,
     "template_validator": lambda: wiring.settings_for("template_validator"),
     "report": wiring.report_deps,
+    "partner_forwarder": wiring.forward_deps,
     "privacy": wiring.eraser,
     "key_rotation": lambda: wiring.settings_for("key_rotation"),
 }

@@ -67,6 +67,13 @@ def build(
         "cohorts": [c.to_dict() for c in m.cohort_retention(orders, start, end, max_k=min(span - 1, 24))],
         "engagement_reported": data.engagement is not None,
         "journeys": [j.to_dict() for j in journeys],
+        "fulfilment": {
+            "partners": [p.to_dict() for p in m.fulfilment_speed(data.forwards, start, end)],
+            "repeat_by_delivery_speed": [
+                b.to_dict()
+                for b in m.repeat_by_delivery_speed(orders, data.forwards, start, end, churn_window_days)
+            ],
+        },
         # a snapshot (the profiles as the data holds them), not bound to the period
         "customers_now": {
             "lifecycle": _tally(data.stages, "stage", _STAGES),

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from shared.services.analytics.report_text import money, pct
+from shared.services.analytics.report_text import hours, money, pct
 
 SEGMENT_LABELS = {
     "all": "all customers",
@@ -218,6 +218,24 @@ def render_html(report: dict[str, Any]) -> str:
         ]
         for v in report["order_values"]
     ]
+    fulfilment = report.get("fulfilment") or {"partners": [], "repeat_by_delivery_speed": []}
+    partner_rows = [
+        [
+            p["partner"],
+            p["forwarded"],
+            p["accepted"],
+            f"{p['failed']} ({pct(p['failure_rate'])})",
+            p["open"],
+            hours(p["to_acceptance"]),
+            hours(p["to_shipment"]),
+            hours(p["to_delivery"]),
+        ]
+        for p in fulfilment["partners"]
+    ]
+    band_rows = [
+        [b["band"], b["orders"], b["repeated"], pct(b["rate"]), b["open"]]
+        for b in fulfilment["repeat_by_delivery_speed"]
+    ]
     c, params, totals = report["customers"], report["parameters"], report["totals"]
     now = report["customers_now"]
     currency = "/".join(report["currencies"]) or "–"
@@ -257,6 +275,10 @@ def render_html(report: dict[str, Any]) -> str:
 {_table(["journey", "entered", "sent", "delivered", "opened", "clicked", "conversions", "revenue", "lift vs holdout (95% CI)"], journey_rows)}
 <h3>By step and variant</h3>
 {_table(["journey", "step / variant", "sent", "delivered", "opened", "clicked", "conversions", "revenue"], detail_rows)}
+<h2>Fulfilment partners</h2>
+{_table(["partner", "orders forwarded", "accepted", "failed", "still retrying", "to acceptance (median / p90)", "to shipment (median / p90)", "to delivery (median / p90)"], partner_rows) if partner_rows else '<p class="empty">No orders forwarded to partners in the period.</p>'}
+<h3>Repeat purchase by delivery speed</h3>
+{_table(["delivered in", "orders", "ordered again", "repeat-purchase rate", "window still open"], band_rows)}
 <h2>Definitions</h2>
 <ul class="defs">
 <li>Active at t: a counted order (not cancelled; revenue net of refunds) in the {_e(f"{params['churn_window_days']:g}")} days before t.</li>
@@ -264,6 +286,8 @@ def render_html(report: dict[str, Any]) -> str:
 <li>First-time vs repeat: 1 vs 2+ counted orders before a. Tenure at a: days since the first order (≤ 90, 91–365, &gt; 365).</li>
 <li>Conversion: an order within {_e(f"{params['attribution_window_days']:g}")} days after a message, credited to the last message ({_e(params["attribution"])}).</li>
 <li>Lift: treatment minus control conversion rate from entry over the same window; {_e(params["ci"])}.</li>
+<li>Fulfilment: times from the order to the partner's acceptance (first 2xx), first shipping update and delivery, over the orders placed in the period; failed = refused by the partner or no success within 24 hours.</li>
+<li>Repeat purchase by delivery speed: of the orders delivered by partners (every accepted part), the share whose customer ordered again within {_e(f"{params['churn_window_days']:g}")} days; orders whose window is still open without a repeat are left out.</li>
 <li>Delivered, opened, clicked: SES email events; "not reported" where the channel (SMS, push, or the local emulator) reports none.</li>
 </ul>
 """

@@ -1,6 +1,6 @@
 """The retention report in a few lines of text: the terminal's summary and `make demo`'s ending.
 
-`pct` and `money` are how the report writes its numbers; the HTML page (report_html.py) uses them
+`pct`, `money` and `hours` are how the report writes its numbers; the HTML page (report_html.py) uses them
 too, so a figure reads the same in both.
 """
 
@@ -20,6 +20,17 @@ def money(x: float | None) -> str:
     return "–" if x is None else f"{x:,.2f}"
 
 
+def hours(d: dict[str, Any]) -> str:
+    """Median / p90 of a duration, in hours under two days, in days above."""
+    if not d["count"]:
+        return "–"
+
+    def one(h: float) -> str:
+        return f"{h:.1f} h" if h < 48 else f"{h / 24:.1f} d"
+
+    return f"{one(d['median_hours'])} / {one(d['p90_hours'])}"
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     c, t = report["customers"], report["totals"]
     lines = [
@@ -33,6 +44,17 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if now.get("lifecycle"):
         stages = ", ".join(f"{r['stage']} {r['customers']}" for r in now["lifecycle"])
         lines.append(f"  customers now: {stages}")
+    for p in (report.get("fulfilment") or {}).get("partners", []):
+        lines.append(
+            f"  partner {p['partner']}: {p['forwarded']} orders, accepted in {hours(p['to_acceptance'])}, "
+            f"shipped in {hours(p['to_shipment'])} (median / p90), {p['failed']} failed"
+        )
+    bands = [b for b in (report.get("fulfilment") or {}).get("repeat_by_delivery_speed", []) if b["orders"]]
+    if bands:
+        lines.append(
+            "  repeat purchase by delivery speed: "
+            + ", ".join(f"{b['band']} {pct(b['rate'])} of {b['orders']}" for b in bands)
+        )
     for j in report["journeys"]:
         lines.append(
             f"  {j['journey']}: entered {j['entered']}, sent {j['sent']}, conversions {j['conversions']}, "

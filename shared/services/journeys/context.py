@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # for annotations only: the λ that builds Deps imports these
     from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sns import SNSClient
 
+    from shared.adapters.fulfilment_store import FulfilmentStore
     from shared.adapters.journey_catalog import JourneyCatalog
     from shared.adapters.journey_store import JourneyStore
     from shared.adapters.offer_store import OfferStore
@@ -78,6 +79,7 @@ class Deps:
     offers: OfferStore | None = None  # the pools unique offer codes are drawn from
     products: ProductCatalog | None = None  # the collections a step shows
     segments: SegmentCatalog | None = None  # definitions an entry: segment condition is checked against
+    fulfilment: FulfilmentStore | None = None  # partners' deliveries, for steps timed from: delivery
 
 
 @dataclass

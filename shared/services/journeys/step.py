@@ -29,6 +29,7 @@ from shared.domain.journey_decisions import (
     record_instance,
 )
 from shared.domain.journeys import BUILT_IN, EMAIL_CONFIRMATION, Journey
+from shared.domain.orders import order_delivered_at
 from shared.domain.profiles import Profile
 from shared.domain.segments import segment_problem
 from shared.platform import clock
@@ -254,10 +255,12 @@ def _decide(
         if _taken_over(state, other, started_at, deps, now):
             yielded = other
             break
-    order_status = None
+    order_status = delivered_at = None
     if journey.per == "order":
         order = deps.journeys.load_order(state.store_id, state.instance)
         order_status = order.get("status") if order else None
+        if index < len(journey.steps) and journey.steps[index].from_ == "delivery":
+            delivered_at = _delivered_at(deps, state.store_id, state.instance, order)
     activity = None
     if journey.per != "cart" and trigger_event and profile is not None:
         activity = _last_event_at(profile).get(trigger_event)
@@ -274,6 +277,7 @@ def _decide(
         activity_at=activity if activity is not None else (cart.last_activity_at if cart else None),
         yielded_to=yielded,
         variant_after=variant.after if variant else None,
+        delivered_at=delivered_at,
     )
     decision = decide(journey, index, situation)
     if decision.action == "send" and occasion_end is not None and now >= occasion_end:
@@ -294,6 +298,23 @@ def _taken_over(state: StepInput, other: str, started_at: float, deps: Deps, now
         span = max(s.after for s in definition.steps) + SETTLE_S + 86400
         return bool(now < since + span)
     return bool(held.get("sent_any")) and since >= started_at
+
+
+def _delivered_at(deps: Deps, store: str, order_id: str, order: dict[str, Any] | None) -> float | None:
+    """The order's delivery as the fold (the store's own Order Delivered) and the partners' shipment
+    updates on its forward records know it; None while unknown or a part is still on its way."""
+    own = order.get("delivered_at") if order else None
+    forwards = deps.fulfilment.for_order(store, order_id) if deps.fulfilment is not None else []
+    parts = [
+        (_num(f.get("accepted_at")), _num(f.get("delivered_at")))
+        for f in forwards
+        if f.get("action") == "create"
+    ]
+    return order_delivered_at(_num(own), parts)
+
+
+def _num(x: Any) -> float | None:
+    return None if x is None else float(x)
 
 
 def _last_event_at(profile: Profile | None) -> dict[str, float]:

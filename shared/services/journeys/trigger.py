@@ -127,6 +127,12 @@ def _enter(journey: Journey, event: CanonicalEvent, t: TriggerDeps) -> TriggerOu
             return TriggerOutcome("ignored", journey.id, reason="event has no order_id")
         instance = str(order_id)
         context = _order_context(event)
+    elif journey.per == "shipment":
+        order_id, shipment_id = event.properties.get("order_id"), event.properties.get("shipment_id")
+        if not order_id:
+            return TriggerOutcome("ignored", journey.id, reason="event has no order_id")
+        instance = f"{order_id}~{shipment_id or 'all'}"
+        context = {**_order_context(event), "shipment": _shipment_context(event)}
     else:
         instance = customer
     if journey.re_entry != "every-time":
@@ -149,8 +155,16 @@ def _enter(journey: Journey, event: CanonicalEvent, t: TriggerDeps) -> TriggerOu
         event.message_id,
         customer=customer,
         context=context,
-        generations=journey.per != "order",  # one journey per order, however often it is re-sent
+        # one journey per order (or shipment), however often it is re-sent
+        generations=journey.per not in ("order", "shipment"),
     )
+
+
+def _shipment_context(event: CanonicalEvent) -> dict[str, Any]:
+    p = event.properties
+    keys = ("carrier", "tracking_number", "tracking_url", "partner_id", "shipment_id")
+    status = "delivered" if event.event == "Order Delivered" else "shipped"
+    return {"status": status, **{k: (str(p[k]) if p.get(k) is not None else None) for k in keys}}
 
 
 def _order_context(event: CanonicalEvent) -> dict[str, Any]:

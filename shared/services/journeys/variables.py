@@ -118,7 +118,11 @@ def template_variables(
         variables["viewed"] = [
             _product(v.model_dump() if hasattr(v, "model_dump") else dict(v)) for v in viewed[:3]
         ]
-    if journey.per == "order":
+    if journey.per == "shipment":
+        given = state.context.get("shipment") or {}
+        keys = ("status", "carrier", "tracking_number", "tracking_url", "partner_id", "shipment_id")
+        variables["shipment"] = {k: given.get(k) for k in keys}
+    if journey.per in ("order", "shipment"):
         ctx = state.context
         currency = ctx.get("currency") or "USD"
         variables["order"] = {
