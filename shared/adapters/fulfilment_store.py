@@ -189,27 +189,34 @@ class FulfilmentStore:
     def record_shipment(
         self, store: str, order: str, partner: str, status: str, at: float, details: dict[str, Any]
     ) -> None:
-        """A partner's shipping update on its create record: the first time of each status is kept."""
+        """A partner's shipping update on its create record: the first time of each status is kept.
+        The tracking details only while the record still has its document: a customer erased since
+        (privacy.scrub_forward) gets the times, for the report, and no tracking number back."""
         field = "shipped_at" if status == "shipped" else "delivered_at"
         sets = [f"{field} = if_not_exists({field}, :at)"]
         values: dict[str, Any] = {":at": at}
         if status == "delivered":  # delivered implies shipped, for partners that report only delivery
             sets.append("shipped_at = if_not_exists(shipped_at, :at)")
+        times = (list(sets), dict(values))
         for i, (name, value) in enumerate(sorted(details.items())):
             if value is not None:
                 sets.append(f"{name} = :d{i}")
                 values[f":d{i}"] = value
-        try:
-            self.ddb.update_item(
-                TableName=self.table,
-                Key=self._key(store, order, partner, "create"),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=to_item(values),
-            )
-        except ClientError as exc:
-            if not _conditional_failed(exc):
-                raise
+        attempts = [(sets, values, "attribute_exists(pk) AND attribute_exists(document)")]
+        attempts.append((*times, "attribute_exists(pk)"))
+        for sets_, values_, condition in attempts:
+            try:
+                self.ddb.update_item(
+                    TableName=self.table,
+                    Key=self._key(store, order, partner, "create"),
+                    UpdateExpression="SET " + ", ".join(sets_),
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=to_item(values_),
+                )
+                return
+            except ClientError as exc:
+                if not _conditional_failed(exc):
+                    raise
 
 
 def document_of(record: dict[str, Any]) -> dict[str, Any]:

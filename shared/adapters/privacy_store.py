@@ -11,7 +11,7 @@ them. The Scan pages with ConsistentRead, so nothing written before the erasure 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from shared.domain.privacy import event_identifiers
@@ -146,8 +146,49 @@ class PrivacyStore:
             ExpressionAttributeValues={":c": {"S": pseudonym}},
         )
 
+    def scrub_forward(self, item: dict[str, Any], scrub: Callable[[dict[str, Any]], dict[str, Any]]) -> bool:
+        """Replace a forward record by `scrub(item)`, unless the forwarder wrote to it since it was
+        read (an attempt recorded, a status changed, a shipment): then read it again and scrub that.
+        A put, so every attribute scrub dropped is gone; False when the record no longer exists."""
+        from botocore.exceptions import ClientError
+
+        current: dict[str, Any] | None = item
+        for _ in range(10):
+            if current is None:
+                return False
+            try:
+                self.ddb.put_item(
+                    TableName=self.table,
+                    Item=to_item(scrub(current)),
+                    ConditionExpression="attribute_exists(pk) AND size(attempts) = :n AND #s = :s"
+                    " AND " + _unchanged(current, ("shipped_at", "delivered_at", "claimed_at")),
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues=to_item(
+                        {
+                            ":n": len(current.get("attempts") or []),
+                            ":s": current.get("status"),
+                            **{
+                                f":{n}": current[n]
+                                for n in ("shipped_at", "delivered_at", "claimed_at")
+                                if n in current
+                            },
+                        }
+                    ),
+                )
+                return True
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+            current = self.get(item["pk"], item["sk"])
+        raise RuntimeError("forward record kept changing; run the erasure again (it is idempotent)")
+
     def forget_recipient(self, item: dict[str, Any]) -> None:
         """An offer code given stays given (never handed out twice), without whom to."""
         self.ddb.update_item(
             TableName=self.table, Key=key(item["pk"], item["sk"]), UpdateExpression="REMOVE recipient"
         )
+
+
+def _unchanged(item: dict[str, Any], names: tuple[str, ...]) -> str:
+    """A condition that these attributes are as read (present with that value, or absent)."""
+    return " AND ".join(f"{n} = :{n}" if n in item else f"attribute_not_exists({n})" for n in names)

@@ -9,7 +9,9 @@ profiles hold. Every item of the single table that holds their data is recognise
 - an alias of one of their anonymous ids, a cart of theirs (by user or anonymous id), an order or
   a processed-event marker naming one of their customer ids;
 - a journey instance run for them (its state, send records and log: the instance is their cart,
-  order or customer id) and an offer code given in one of those runs.
+  order or customer id) and an offer code given in one of those runs;
+- a forward record of one of their orders to a fulfilment partner (`FWD#<partner>#<action>` in the
+  order's partition): erasure scrubs it to what the fulfilment figures need (`scrub_forward`).
 
 Erasure leaves one tombstone per identifier (keys.erased_pk: a SHA-256, never the identifier) with
 the erasure's time: an event received before it (still in flight, or replayed from the bus
@@ -19,6 +21,7 @@ relationship the customer started again, and is folded as usual.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +60,12 @@ class DataRetention(BaseModel):
 
     def cart_expires_at(self, last_activity_at: float) -> int:
         return int(last_activity_at + self.cart_days * DAY_S)
+
+    def forward_expires_at(self, order_at: float) -> int:
+        """A forward record goes with the message history, not the order: it is a log of what was
+        sent where about the person (their address), which the fulfilment report reads year over
+        year; the order itself, kept for the revenue figures, never needed the address."""
+        return int(order_at + self.message_history_days * DAY_S)
 
 
 @dataclass
@@ -144,6 +153,8 @@ def owns(item: dict[str, Any], s: Subject) -> str | None:
         if user in s.user_ids or (not user and item.get("anonymous_id") in s.anonymous_ids):
             return "carts"
         return None
+    if rest.startswith("ORDER#") and is_forward(item):
+        return "forwards" if item.get("customer_id") in s.customer_ids else None
     if rest.startswith("ORDER#"):
         return "orders" if item.get("customer_id") in s.customer_ids else None
     if rest.startswith("EVT#"):
@@ -189,6 +200,101 @@ def _recipient_is(recipient: str, s: Subject) -> bool:
     parts = recipient.split("|")
     instance = _instance_base(parts[1]) if len(parts) >= 3 else recipient
     return instance in s.instances or _names_customer(instance, s)
+
+
+# -- forward records to fulfilment partners (shared/adapters/fulfilment_store.py) -----------------
+
+FORWARD_SK_PREFIX = "FWD#"  # fulfilment_store.fwd_sk: the domain names it, the adapter writes it
+RATE_SK_PREFIX = "RATE#"  # a partner's rate-limit window counter (fulfilment_store.take_rate_slot)
+# What an erased customer's forward record keeps: an allow-list, so a field added later (which may
+# hold an address) is dropped unless someone decides it may stay. These are the fulfilment report's
+# inputs (shared/adapters/report_data.py _forward), the forwarder's bookkeeping (attempt claims,
+# retries) and the partner's own order reference (to pass the erasure on to it, GDPR Art. 19).
+FORWARD_KEEPS = frozenset(
+    {
+        "pk",
+        "sk",
+        "store_id",
+        "order_id",
+        "partner_id",
+        "action",
+        "status",
+        "reason",
+        "attempt",
+        "items",
+        "order_at",
+        "first_at",
+        "claimed_at",
+        "accepted_at",
+        "shipped_at",
+        "delivered_at",
+        "next_attempt_at",
+        "carrier",
+        "partner_reference",
+        "erased_at",
+    }
+)
+# an attempt keeps its outcome, never the partner's answer body (it may echo the address)
+ATTEMPT_KEEPS = ("n", "at", "status_code", "outcome", "ms")
+FORWARD_OPEN = ("pending", "retrying")  # fulfilment_store.OPEN
+ERASED_REASON = "customer erased before the partner accepted the order"
+
+
+def is_forward(item: dict[str, Any]) -> bool:
+    return str(item.get("sk", "")).startswith(FORWARD_SK_PREFIX)
+
+
+def scrub_forward(item: dict[str, Any], pseudonym: str, at: float) -> dict[str, Any]:
+    """A forward record without the person: no order document (address, name, email, phone), no
+    answer bodies or errors, no tracking number or link; the customer id replaced by the pseudonym
+    their orders got. A forward still open is closed (nothing is left to send the partner), as a
+    cancel before acceptance closes it. Idempotent: scrubbing a scrubbed record changes nothing."""
+    out = {k: v for k, v in item.items() if k in FORWARD_KEEPS}
+    out["customer_id"] = pseudonym
+    out["attempts"] = [
+        {k: a[k] for k in ATTEMPT_KEEPS if k in a} for a in item.get("attempts") or [] if isinstance(a, dict)
+    ]
+    out.setdefault("erased_at", at)
+    if out.get("status") in FORWARD_OPEN:
+        out["status"], out["reason"] = "cancelled", ERASED_REASON
+    return out
+
+
+def forward_expired(item: dict[str, Any], policy: DataRetention, now: float) -> bool:
+    """A forward record past the store's message-history limit, counted from the order."""
+    since = item.get("order_at") or item.get("first_at")
+    return is_forward(item) and since is not None and policy.forward_expires_at(float(since)) <= now
+
+
+def rate_counter_expired(item: dict[str, Any], now: float) -> bool:
+    """A partner's rate window whose TTL has passed (TTL deletes lag by days; no personal data)."""
+    sk, exp = str(item.get("sk", "")), item.get("expires_at")
+    return sk.startswith(RATE_SK_PREFIX) and exp is not None and float(exp) <= now
+
+
+def export_forward(item: dict[str, Any]) -> dict[str, Any]:
+    """A forward record as the person reads it: to whom, when, what happened, the order sent."""
+    try:
+        document = json.loads(item["document"]) if item.get("document") else None
+    except ValueError:
+        document = item.get("document")
+    times = ("order_at", "accepted_at", "shipped_at", "delivered_at")
+    return {
+        "order_id": item.get("order_id"),
+        "partner_id": item.get("partner_id"),
+        "action": item.get("action"),
+        "status": item.get("status"),
+        **{t: item.get(t) for t in times},
+        "carrier": item.get("carrier"),
+        "tracking_number": item.get("tracking_number"),
+        "tracking_url": item.get("tracking_url"),
+        "document": document,
+        "attempts": [
+            {k: a.get(k) for k in (*ATTEMPT_KEEPS, "answer", "error") if k in a}
+            for a in item.get("attempts") or []
+            if isinstance(a, dict)
+        ],
+    }
 
 
 def dropped_by_erasure(received_at: float, erased_at: list[float]) -> bool:
@@ -299,6 +405,10 @@ def export_document(
             for i in items.get("offers", [])
         ],
         "back_in_stock": clean("back_in_stock", ("bis",)),
+        "fulfilment": [
+            export_forward(f)
+            for f in sorted(items.get("forwards", []), key=lambda f: (str(f.get("pk")), str(f.get("sk"))))
+        ],
     }
 
 

@@ -43,6 +43,7 @@ from shared.domain.events import (
 )
 from shared.domain.partners import (
     IDEMPOTENCY_HEADER,
+    ORDER_FORMAT_VERSION,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     Action,
@@ -175,7 +176,9 @@ def cancel_order(store: str, order_id: str, deps: ForwardDeps) -> list[dict[str,
         fresh = deps.store.get(store, order_id, partner_id, "create") or record
         if fresh["status"] != "accepted":
             continue  # refused or given up: the partner has nothing to cancel
-        document = {**json.loads(fresh["document"]), "action": "cancel"}
+        # an erased customer's record has no document left: the partner cancels by the order's ids
+        sent = json.loads(fresh["document"]) if fresh.get("document") else _bare_document(fresh)
+        document = {**sent, "action": "cancel"}
         document["idempotency_key"] = idempotency_key(store, order_id, partner_id, "cancel")
         deps.store.open(
             {
@@ -192,6 +195,16 @@ def cancel_order(store: str, order_id: str, deps: ForwardDeps) -> list[dict[str,
         )
         out.append(attempt(_task(store, order_id, partner_id, "cancel", 1), deps))
     return out
+
+
+def _bare_document(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": ORDER_FORMAT_VERSION,
+        "store_id": record.get("store_id"),
+        "order_id": record.get("order_id"),
+        "partner_id": record.get("partner_id"),
+        **({"partner_reference": record["partner_reference"]} if record.get("partner_reference") else {}),
+    }
 
 
 def _task(
@@ -232,6 +245,9 @@ def attempt(task: dict[str, Any], deps: ForwardDeps) -> dict[str, Any]:
     if not deps.store.claim_attempt(store, order_id, partner_id, action, n, now, stale):
         return {**result, "outcome": "skipped"}  # made already (a duplicate task or replayed event)
     record = deps.store.get(store, order_id, partner_id, action) or {}
+    if not record.get("document"):
+        # the customer was erased between the claim and now: nothing of theirs is left to send
+        return {**result, "outcome": "erased"}
     if partner is None:
         deps.store.record_attempt(
             store, order_id, partner_id, action,

@@ -6,6 +6,8 @@ Order matters, so that nothing is re-created behind the erasure:
    on the fold and the journey trigger drop any event of theirs received before this moment;
 2. their running Step Functions executions are stopped (names are deterministic: execution_name);
 3. their items are deleted; orders stay for the store's revenue figures under a random pseudonym,
+   their forwards to fulfilment partners stay for the fulfilment figures under the same pseudonym,
+   scrubbed of the order document (address, name, contact), answers and tracking (scrub_forward),
    and offer codes given stay given without the recipient;
 4. their profile keys are read once more, in case a fold that began before step 1 committed after
    the Scan passed by.
@@ -25,7 +27,7 @@ from typing import Any
 
 from shared.adapters.privacy_store import PrivacyStore
 from shared.domain.journey_decisions import execution_name
-from shared.domain.privacy import Subject, journey_instance
+from shared.domain.privacy import Subject, journey_instance, scrub_forward
 from shared.platform import clock, keys
 from shared.services.privacy.collect import Collected, Who, collect, resolve
 
@@ -38,6 +40,9 @@ class Erasure:
     status: str  # erased | not_found (nothing held; tombstones written all the same) | already_erased
     removed: dict[str, int] = field(default_factory=dict)
     pseudonymised_orders: int = 0
+    scrubbed_forwards: int = 0
+    # partners that were sent the person's orders: the store tells them of the erasure (Art. 19)
+    partners_to_notify: list[str] = field(default_factory=list)
     executions_stopped: int = 0
     tombstones: int = 0
     exports_expire_within_days: int = EXPORT_EXPIRY_DAYS
@@ -47,6 +52,8 @@ class Erasure:
             "status": self.status,
             "removed": self.removed,
             "pseudonymised_orders": self.pseudonymised_orders,
+            "scrubbed_forwards": self.scrubbed_forwards,
+            "partners_to_notify": self.partners_to_notify,
             "executions_stopped": self.executions_stopped,
             "tombstones": self.tombstones,
             "exports_expire_within_days": self.exports_expire_within_days,
@@ -77,10 +84,10 @@ class Eraser:
         written = self.store.tombstones.put(who.store_id, subject.identifiers(), at) if tombstone else 0
         found = collect(self.store, subject)
         stopped = self._stop_runs(found)
-        result = self._remove(found)
+        result = self._remove(found, at)
         result.tombstones, result.executions_stopped = written, stopped
         result.removed["profiles"] = result.removed.get("profiles", 0) + self._late_profiles(subject)
-        if not any(result.removed.values()) and not result.pseudonymised_orders:
+        if not any(result.removed.values()) and not (result.pseudonymised_orders or result.scrubbed_forwards):
             result.status = "not_found"
         logger.info(
             "customer erased",
@@ -113,12 +120,19 @@ class Eraser:
                 pass  # already ended, or never started: nothing to stop
         return stopped
 
-    def _remove(self, found: Collected) -> Erasure:
+    def _remove(self, found: Collected, at: float) -> Erasure:
         result = Erasure(status="erased")
         doomed: list[dict[str, Any]] = []
+        pseudonym = f"erased:{secrets.token_hex(8)}"  # one per erasure: their orders stay one buyer
         for kind, items in found.items.items():
+            if kind == "forwards":
+                # an already-scrubbed record (a rerun) was not found: owns() needs their customer id
+                for fwd in items:
+                    if self.store.scrub_forward(fwd, lambda i: scrub_forward(i, pseudonym, at)):
+                        result.scrubbed_forwards += 1
+                result.partners_to_notify = sorted({str(f.get("partner_id")) for f in items})
+                continue
             if kind == "orders":
-                pseudonym = f"erased:{secrets.token_hex(8)}"  # one per erasure: their orders stay one buyer
                 for order in items:
                     self.store.pseudonymise_order(order, pseudonym)
                 result.pseudonymised_orders += len(items)

@@ -62,6 +62,7 @@ th{background:#f5f5f5}pre{white-space:pre-wrap;background:#f8f8f8;padding:.5rem}
 <h2>Segments</h2><ul>{% for s in doc.segments %}<li>{{ s.segment }} (since {{ when(s.since) }})</li>{% endfor %}</ul>
 <h2>Offers</h2><ul>{% for o in doc.offers %}<li>{{ o.code }} ({{ o.pool }}, {{ when(o.given_at) }})</li>{% endfor %}</ul>
 <h2>Orders</h2><ul>{% for o in doc.orders %}<li>{{ o.order_id }}: {{ o.total }} {{ o.currency or "" }}</li>{% endfor %}</ul>
+<h2>Orders sent to fulfilment partners</h2><ul>{% for f in doc.fulfilment %}<li>{{ f.order_id }} to {{ f.partner_id }} ({{ f.action }}, {{ f.status }}{% if f.shipped_at %}, shipped {{ when(f.shipped_at) }}{% endif %}{% if f.delivered_at %}, delivered {{ when(f.delivered_at) }}{% endif %})</li>{% endfor %}</ul>
 <h2>Carts</h2><ul>{% for c in doc.carts %}<li>{{ c.cart_id }} ({{ c.status }})</li>{% endfor %}</ul>
 <h2>Events kept</h2><p>{{ doc.events|length }} event(s) received, kept for replay protection.</p>
 <h2>Everything, as data</h2><pre>{{ raw }}</pre>

@@ -8,7 +8,10 @@ aliases, re-entry records, orders), so once a month this sweep reads the store's
 like an erasure) and:
 - erases every customer whose profile is past its limit (as an erasure would, but without a
   tombstone: a customer let go for inactivity may come back and be welcomed again);
-- deletes what a customer partition, alias or journey run still holds for a profile TTL removed.
+- deletes what a customer partition, alias or journey run still holds for a profile TTL removed;
+- deletes forward records to fulfilment partners past `message_history_days` from their order (the
+  order document in them holds the shipping address; the report reads them a year back), and the
+  partners' rate-limit counters TTL has not yet removed.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.adapters.privacy_store import PrivacyStore
-from shared.domain.privacy import DataRetention
+from shared.domain.privacy import DataRetention, forward_expired, rate_counter_expired
 from shared.platform import keys
 from shared.services.privacy.collect import Who
 from shared.services.privacy.erase import Eraser
@@ -45,7 +48,15 @@ def sweep(store: PrivacyStore, eraser: Eraser, store_id: str, policy: DataRetent
     expired: set[str] = set()
     hanging: list[tuple[str, dict[str, Any]]] = []  # (customer id, item) not a profile
     aliases: list[dict[str, Any]] = []
+    orphans: list[dict[str, Any]] = []
     for item in store.scan_store(store_id):
+        for kind, done in (
+            ("forward", forward_expired(item, policy, now)),
+            ("rate", rate_counter_expired(item, now)),
+        ):
+            if done:
+                orphans.append(item)
+                result.orphans_removed[kind] = result.orphans_removed.get(kind, 0) + 1
         pk, sk = str(item["pk"]), str(item["sk"])
         customer = _customer_of(pk, store_id)
         if customer is not None and sk == keys.PROFILE_SK and item.get("merged_into"):
@@ -61,7 +72,6 @@ def sweep(store: PrivacyStore, eraser: Eraser, store_id: str, policy: DataRetent
         if customer.startswith(("u:", "a:")):
             eraser.erase(Who(store_id=store_id, customer=customer), tombstone=False)
             result.customers_expired += 1
-    orphans: list[dict[str, Any]] = []
     for customer, item in hanging:
         if customer not in alive and customer not in expired and _older_than(item, now - GRACE_S):
             orphans.append(item)
