@@ -84,8 +84,8 @@ def figures(world: World) -> list[Any]:
 
 def test_erasure_scrubs_forward_records_and_keeps_the_fulfilment_figures(
     world: World,
-    ada: dict[str, Any],
-    fixed_clock: FixedClock,  # noqa: F811
+    ada: dict[str, Any],  # noqa: F811
+    fixed_clock: FixedClock,
 ) -> None:
     at = fixed_clock.now
     forward(world, "ada-order-1", "acme", at)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from shared.domain.privacy import DataRetention, Subject, dropped_by_erasure, owns
@@ -73,3 +75,88 @@ def test_retention_defaults_and_limits() -> None:
         DataRetention(inactive_profile_days=5)
     with pytest.raises(ValueError, match="extra"):
         DataRetention.model_validate({"forever": True})
+
+
+# -- forward records to fulfilment partners -----------------------------------------------------
+
+
+def _fwd(**extra: Any) -> dict[str, Any]:
+    return {
+        "pk": "STORE#s1#ORDER#o-1",
+        "sk": "FWD#acme#create",
+        "store_id": "s1",
+        "order_id": "o-1",
+        "partner_id": "acme",
+        "action": "create",
+        "customer_id": "u:ada",
+        "status": "accepted",
+        "order_at": 1000.0,
+        "accepted_at": 4600.0,
+        "document": '{"shipping_address": {"line1": "12 Square"}}',
+        "attempts": [
+            {
+                "n": 1,
+                "at": "-",
+                "status_code": 202,
+                "outcome": "accepted",
+                "answer": "12 Square",
+                "error": "x",
+            }
+        ],
+        "tracking_number": "T-1",
+        "tracking_url": "https://t/T-1",
+        "carrier": "DHL",
+        "some_future_field": "may hold an address",
+        **extra,
+    }
+
+
+def test_a_forward_of_their_order_is_theirs_and_not_an_order() -> None:
+    from shared.domain.privacy import Subject, owns
+
+    s = Subject("s1", customer_ids={"u:ada"})
+    assert owns(_fwd(), s) == "forwards"
+    assert owns(_fwd(customer_id="u:bob"), s) is None
+    assert owns({**_fwd(), "sk": "ORDER"}, s) == "orders"
+
+
+def test_scrubbing_a_forward_keeps_the_figures_and_drops_the_person() -> None:
+    from shared.domain.privacy import ERASED_REASON, scrub_forward
+
+    out = scrub_forward(_fwd(), "erased:p", 5.0)
+    assert out["customer_id"] == "erased:p" and out["erased_at"] == 5.0
+    assert (out["status"], out["order_at"], out["accepted_at"], out["carrier"]) == (
+        "accepted",
+        1000.0,
+        4600.0,
+        "DHL",
+    )
+    assert out["attempts"] == [{"n": 1, "at": "-", "status_code": 202, "outcome": "accepted"}]
+    for gone in ("document", "tracking_number", "tracking_url", "some_future_field"):
+        assert gone not in out
+    assert scrub_forward(out, "erased:p", 9.0) == out  # idempotent
+    closed = scrub_forward(_fwd(status="retrying"), "erased:p", 5.0)
+    assert (closed["status"], closed["reason"]) == ("cancelled", ERASED_REASON)
+
+
+def test_forwards_go_with_the_message_history_and_rate_counters_with_their_ttl() -> None:
+    from shared.domain.privacy import DataRetention, forward_expired, rate_counter_expired
+
+    policy = DataRetention(message_history_days=30)
+    assert policy.forward_expires_at(1000.0) == 1000 + 30 * 86400
+    assert not forward_expired(_fwd(), policy, 1000.0 + 30 * 86400 - 1)
+    assert forward_expired(_fwd(), policy, 1000.0 + 30 * 86400)
+    assert not forward_expired({**_fwd(), "sk": "ORDER"}, policy, 10**10)  # the order stays
+    assert rate_counter_expired({"sk": "RATE#5", "expires_at": 10}, 10)
+    assert not rate_counter_expired({"sk": "RATE#5", "expires_at": 11}, 10)
+    assert not rate_counter_expired({"sk": "PROFILE", "expires_at": 1}, 10)
+
+
+def test_the_export_of_a_forward_has_the_document_sent() -> None:
+    from shared.domain.privacy import export_document
+
+    doc = export_document("s1", "u:ada", {"forwards": [_fwd()]}, 0.0)
+    [f] = doc["fulfilment"]
+    assert f["document"] == {"shipping_address": {"line1": "12 Square"}}
+    assert (f["partner_id"], f["status"], f["tracking_number"]) == ("acme", "accepted", "T-1")
+    assert f["attempts"][0]["answer"] == "12 Square"
