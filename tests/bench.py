@@ -13,7 +13,9 @@
    (`python -m tests.bench fulfilment`, tests/bench_fulfilment.py);
 8. personal data (`python -m tests.bench privacy`): erasure, export and the retention sweep of one
    customer in a store of N customers (each reads the store's items), and what the erasure
-   tombstone lookup adds to every folded event.
+   tombstone lookup adds to every folded event;
+   `python -m tests.bench privacy-partners`: what scrubbing forward records to fulfilment partners
+   adds to an erasure (per forward: time and DynamoDB calls).
 7. compressed batches and webhooks (`python -m tests.bench ingest`): ingest events/s for plain,
    gzip and deflate batches of 100 (the decompression overhead per event), and the ingest λ's time
    per Shopify webhook (verify, map, validate, publish).
@@ -591,9 +593,62 @@ def privacy(customers: int = 300) -> None:
     )
 
 
+def privacy_partners(forwards: int = 50) -> None:
+    """Erase a customer whose `forwards` orders were each sent to a partner: the scrub is one
+    conditional PutItem per forward record, on top of the erasure's read of the store."""
+    from moto import mock_aws
+
+    from shared.adapters.fulfilment_store import FulfilmentStore
+    from shared.adapters.privacy_store import PrivacyStore
+    from shared.platform.aws import client, reset_clients
+    from shared.services.privacy.collect import Who
+    from shared.services.privacy.erase import Eraser
+    from tests.aws_fixtures import FAKE_CREDENTIALS, canonical, create_world
+
+    os.environ.update(FAKE_CREDENTIALS)
+    with mock_aws():
+        reset_clients()
+        world = create_world()
+        ident = {
+            "type": "identify",
+            "userId": "ada",
+            "messageId": "i",
+            "traits": {"email": "ada@example.com"},
+        }
+        for e in canonical([ident], time.time()):
+            world.profiles().apply(e)
+        ddb = client("dynamodb")
+        fulfilment = FulfilmentStore(ddb, world.table)
+        doc = json.dumps(
+            {"shipping_address": {"name": "Ada", "line1": "12 Square"}, "items": [{"sku": "x"}] * 3}
+        )
+        for i in range(forwards):
+            rec = {"store_id": "shop-1", "order_id": f"o{i}", "partner_id": "acme", "action": "create"}
+            fulfilment.open(
+                {**rec, "customer_id": "u:ada", "order_at": 1.0, "first_at": 1.0, "document": doc}
+            )
+            fulfilment.record_attempt(
+                "shop-1", f"o{i}", "acme", "create", {"n": 1, "answer": "ok"}, "accepted"
+            )
+        counter = CallCounter()
+        ddb.meta.events.register("before-call", counter)
+        eraser = Eraser(PrivacyStore(ddb, world.table))
+        t0 = time.perf_counter()
+        erased = eraser.erase(Who("shop-1", customer="u:ada"))
+        took = time.perf_counter() - t0
+    puts = counter.calls.get("dynamodb.PutItem", 0) - erased.tombstones
+    print(f"\nErasure with forward records ({forwards} orders sent to a partner, moto in-process):")
+    print(
+        f"  erasure: {took * 1000:,.0f} ms, {erased.scrubbed_forwards} forwards scrubbed, "
+        f"{puts / max(1, erased.scrubbed_forwards):.2f} PutItem per forward (~1 write unit each, $0.0000006)"
+    )
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["privacy"]:
         privacy()
+    elif sys.argv[1:] == ["privacy-partners"]:
+        privacy_partners()
     elif sys.argv[1:] == ["templates"]:
         print_template_renders()
     elif sys.argv[1:] == ["ingest"]:
