@@ -16,7 +16,7 @@
    tombstone lookup adds to every folded event;
    `python -m tests.bench privacy-partners`: what scrubbing forward records to fulfilment partners
    adds to an erasure (per forward: time and DynamoDB calls).
-7. compressed batches and webhooks (`python -m tests.bench ingest`): ingest events/s for plain,
+9. compressed batches and webhooks (`python -m tests.bench ingest`): ingest events/s for plain,
    gzip and deflate batches of 100 (the decompression overhead per event), and the ingest λ's time
    per Shopify webhook (verify, map, validate, publish).
 """
