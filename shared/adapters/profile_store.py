@@ -78,7 +78,9 @@ class ConcurrentUpdate(Exception):
 
 @dataclass
 class Outcome:
-    status: str  # applied | duplicate | ignored (a store-level event: no customer to fold into) | erased
+    # applied | duplicate | ignored (a store-level event: no customer to fold into) | erased |
+    # resolved (a Back In Stock naming only an inventory item, announced again with its sku)
+    status: str
     customer_id: str
     changes: list[str] = field(default_factory=list)
     tier_reached: TierReached | None = None  # announced (before the commit) as Loyalty Tier Reached
@@ -249,6 +251,46 @@ class ProfileStore:
             return False
         return True
 
+    # -- inventory items (Shopify names only the item in inventory_levels/update) ---------------------
+    def inventory_item_sku(self, store: str, inventory_item_id: str) -> str | None:
+        item = self._get(keys.inventory_item_pk(store, inventory_item_id), keys.INVENTORY_ITEM_SK)
+        return str(item["sku"]) if item and item.get("sku") else None
+
+    def remember_inventory_items(self, store: str, items: dict[str, str]) -> None:
+        """Record item -> sku; a read first, so the usual unchanged mapping costs no write."""
+        for item_id, sku in items.items():
+            if self.inventory_item_sku(store, item_id) == sku:
+                continue
+            self.ddb.put_item(
+                TableName=self.table,
+                Item=to_item(
+                    {
+                        "pk": keys.inventory_item_pk(store, item_id),
+                        "sk": keys.INVENTORY_ITEM_SK,
+                        "sku": sku,
+                        "updated_at": clock.now_ts(),
+                    }
+                ),
+            )
+
+    def _store_level(
+        self, event: CanonicalEvent, announce: Callable[[CanonicalEvent], None] | None
+    ) -> Outcome:
+        """No profile to fold; a Back In Stock naming only an inventory item is announced again
+        with the item's sku, the one the subscriptions (and the back-in-stock journey) wait on."""
+        item = route.unresolved_inventory_item(event)
+        if item is None:
+            return Outcome("ignored", "", ["store-level event"])
+        sku = self.inventory_item_sku(event.store_id, item)
+        if sku is None:
+            # not an error: a retry would not know more; the next products/update teaches the item
+            return Outcome(
+                "ignored", "", [f"inventory item {item} has no known sku (no product event named it yet)"]
+            )
+        if announce is not None:
+            announce(route.resolved_back_in_stock(event, sku))
+        return Outcome("resolved", "", [f"inventory item {item} is sku {sku}"])
+
     # -- the fold --------------------------------------------------------------------------------
     def apply(
         self, event: CanonicalEvent, announce: Callable[[CanonicalEvent], None] | None = None
@@ -259,8 +301,11 @@ class ProfileStore:
         commits: if it raises, nothing is committed and the message is retried, so a crash between
         the two can repeat an announcement (same messageId) but never lose one.
         """
+        taught = route.inventory_items(event)
+        if taught:
+            self.remember_inventory_items(event.store_id, taught)
         if route.is_store_level(event):
-            return Outcome("ignored", "", ["store-level event"])
+            return self._store_level(event, announce)
         if TombstoneRegister(self.ddb, self.table).drops(event):
             # received before its customer was erased (in flight, or replayed from the archive)
             return Outcome("erased", "", ["customer erased"])

@@ -119,6 +119,21 @@ class ProductProperties(OpenModel):
         return self
 
 
+class BackInStockProperties(ProductProperties):
+    """Back In Stock: a sku or product_id, or only a platform's inventory item (Shopify's
+    inventory_levels/update names nothing else), whose sku the profile fold looks up."""
+
+    inventory_item_id: str | None = Field(default=None, max_length=200)
+
+    _item_idish = field_validator("inventory_item_id", mode="before")(Product._idish.__func__)  # type: ignore[attr-defined]
+
+    @model_validator(mode="after")
+    def _identified(self) -> BackInStockProperties:
+        if not (self.product_id or self.sku or self.inventory_item_id):
+            raise ValueError("product_id, sku or inventory_item_id is required")
+        return self
+
+
 class CartSnapshotProperties(OpenModel):
     """Cart Viewed / Checkout Started: the whole cart as it is now."""
 
@@ -291,7 +306,7 @@ CLEARABLE_TRAITS = ("birthday",)
 TRACK_PROPERTIES: dict[str, type[OpenModel]] = {
     PRODUCT_VIEWED: ProductProperties,
     BACK_IN_STOCK_SUBSCRIBED: ProductProperties,
-    BACK_IN_STOCK: ProductProperties,
+    BACK_IN_STOCK: BackInStockProperties,
     PRODUCT_ADDED: CartProperties,
     PRODUCT_REMOVED: CartProperties,
     CART_VIEWED: CartSnapshotProperties,

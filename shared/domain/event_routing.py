@@ -32,8 +32,39 @@ from shared.platform import indexes
 
 
 def is_store_level(event: CanonicalEvent) -> bool:
-    """Back In Stock is about a SKU, sent by the store's backend: no customer's profile to fold."""
-    return event.type == "track" and event.event == ev.BACK_IN_STOCK
+    """Back In Stock is about a SKU and Product Updated about a product's variants, sent by the
+    store's backend: no customer's profile to fold."""
+    return event.type == "track" and event.event in (ev.BACK_IN_STOCK, ev.PRODUCT_UPDATED)
+
+
+def inventory_items(event: CanonicalEvent) -> dict[str, str]:
+    """inventory_item_id -> sku for every variant a product event names with both (the mapping
+    inventory_levels/update, which names only the item, is resolved through)."""
+    if event.type != "track" or event.event not in (ev.BACK_IN_STOCK, ev.PRICE_DROPPED, ev.PRODUCT_UPDATED):
+        return {}
+    p = event.properties
+    variants = [p, *(v for v in p.get("variants") or [] if isinstance(v, dict))]
+    return {
+        str(v["inventory_item_id"]): str(v["sku"])
+        for v in variants
+        if v.get("inventory_item_id") and v.get("sku")
+    }
+
+
+def unresolved_inventory_item(event: CanonicalEvent) -> str | None:
+    """The inventory item of a Back In Stock that names no sku or product (None otherwise)."""
+    p = event.properties
+    if event.type != "track" or event.event != ev.BACK_IN_STOCK or p.get("sku") or p.get("product_id"):
+        return None
+    return str(p["inventory_item_id"]) if p.get("inventory_item_id") else None
+
+
+def resolved_back_in_stock(event: CanonicalEvent, sku: str) -> CanonicalEvent:
+    """The Back In Stock for the item's sku, the one subscribers wait on; its messageId follows from
+    the original's, so a redelivery announces the same event again, never a second one."""
+    return event.model_copy(
+        update={"message_id": f"{event.message_id}-sku", "properties": {**event.properties, "sku": sku}}
+    )
 
 
 def product_key(properties: dict[str, Any]) -> str:

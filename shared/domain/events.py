@@ -34,6 +34,8 @@ SIGNED_UP = "Signed Up"
 BACK_IN_STOCK_SUBSCRIBED = "Back In Stock Subscribed"  # a customer asks to hear when a SKU is back
 BACK_IN_STOCK = "Back In Stock"  # sent by the store's backend for a SKU, not about one customer
 PRICE_DROPPED = "Price Dropped"  # a product marked down (from a platform's product webhook)
+# a product's variants as the platform lists them (sku and inventory item), store-level like Back In Stock
+PRODUCT_UPDATED = "Product Updated"
 # A fulfilment partner's shipping update (POST /v1/partners/<store>/<partner>/shipments), or the
 # store's own for what it ships itself
 ORDER_SHIPPED = "Order Shipped"
@@ -71,6 +73,7 @@ KNOWN_EVENTS = (
     BACK_IN_STOCK_SUBSCRIBED,
     BACK_IN_STOCK,
     PRICE_DROPPED,
+    PRODUCT_UPDATED,
     LOYALTY_TIER_REACHED,
     CONSENT_UPDATED,
     DEVICE_REGISTERED,

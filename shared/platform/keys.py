@@ -76,6 +76,14 @@ def store_pk(store: str) -> str:
 STORE_SK = "STORE"
 
 
+# A Shopify inventory item's SKU, learnt from products/update: inventory_levels/update names only the item.
+def inventory_item_pk(store: str, inventory_item_id: str) -> str:
+    return f"STORE#{store}#INVITEM#{inventory_item_id}"
+
+
+INVENTORY_ITEM_SK = "INVITEM"
+
+
 def api_key_pk(key_hash: str) -> str:
     return f"APIKEY#{key_hash}"
 

@@ -21,7 +21,7 @@ from shared.adapters.store_directory import StoreDirectory
 from shared.domain.journey_decisions import execution_name
 from shared.domain.webhooks import signature
 from shared.platform.aws import client
-from tests.aws_fixtures import LambdaContext, World, api_request, sqs_batch
+from tests.aws_fixtures import LambdaContext, World, api_request, bus_envelope, canonical, sqs_batch
 from tests.events import load_event
 
 SHOPIFY_SECRET = "shpss_0123456789abcdef0123456789abcdef"
@@ -204,9 +204,49 @@ def test_product_update_moves_back_in_stock_subscribers(
     world: World, ctx: LambdaContext, secrets: StoreDirectory
 ) -> None:
     status, body = shopify(ctx, "products/update", "products_update", "d-prod")
-    assert (status, body["accepted"]) == (200, 2)
+    assert (status, body["accepted"]) == (200, 3)
     events = fold_and_trigger(world, ctx)
-    assert [e["detail"]["event"] for e in events] == ["Back In Stock", "Price Dropped"]
+    assert [e["detail"]["event"] for e in events] == ["Back In Stock", "Price Dropped", "Product Updated"]
+
+
+def test_inventory_level_reaches_the_skus_subscribers_through_the_products_inventory_items(
+    world: World, ctx: LambdaContext, secrets: StoreDirectory
+) -> None:
+    # A customer waits for the red iPod (out of stock: its variant's inventory item is 457924702)
+    [wait] = canonical(
+        [
+            {
+                "type": "track",
+                "event": "Back In Stock Subscribed",
+                "userId": "cust-9",
+                "messageId": "bis-cust-9",
+                "properties": {"sku": "IPOD2008RED", "name": "IPod Nano - Red"},
+            }
+        ]
+    )
+    assert profile_handler(sqs_batch([bus_envelope(wait)]), ctx) == {"batchItemFailures": []}
+    # inventory before any products/update: the item is unknown, nothing is started, nothing fails
+    shopify(ctx, "inventory_levels/update", "inventory_levels_update", "d-inv-0")
+    fold_and_trigger(world, ctx)
+    assert world.published("journey") == [] and not journeys_started(world)
+    # products/update teaches item -> sku (the pink variant in stock notifies nobody: no subscriber)
+    shopify(ctx, "products/update", "products_update", "d-prod")
+    fold_and_trigger(world, ctx)
+    assert world.profiles().inventory_item_sku("shop-1", "457924702") == "IPOD2008RED"
+    # the red one's stock comes back: Shopify names only the inventory item
+    status, body = shopify(ctx, "inventory_levels/update", "inventory_levels_update", "d-inv-1")
+    assert (status, body["accepted"]) == (200, 1)
+    fold_and_trigger(world, ctx)
+    wanted = execution_name("shop-1", "back-in-stock", "u:cust-9|IPOD2008RED")
+    assert wanted in journeys_started(world)
+    # the resolved Back In Stock the fold announced is itself store-level: folded into nobody
+    resolved = world.published("profile")
+    assert [e["detail"]["properties"].get("sku") for e in resolved] == ["IPOD2008RED"]
+    assert profile_handler(sqs_batch(resolved), ctx) == {"batchItemFailures": []}
+    # Shopify delivering the same webhook again starts nothing new
+    shopify(ctx, "inventory_levels/update", "inventory_levels_update", "d-inv-1")
+    fold_and_trigger(world, ctx)
+    assert len(journeys_started(world)) == 1
 
 
 def test_unknown_topic_is_200_archived_and_counted(

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from shared.domain import event_routing as route
 from shared.domain.api_calls import normalise
 from shared.domain.events import CanonicalEvent
 from shared.domain.webhooks import email_key, number, shopify, signature, signature_ok, woocommerce
@@ -142,17 +143,43 @@ def test_not_subscribed_gives_no_consent_call() -> None:
 
 def test_product_update_is_back_in_stock_for_stocked_variants_and_price_dropped_for_markdowns() -> None:
     events = mapped("shopify", "products/update", "products_update")
-    assert names(events) == ["Back In Stock", "Price Dropped"]
-    back, dropped = events
+    assert names(events) == ["Back In Stock", "Price Dropped", "Product Updated"]
+    back, dropped, _ = events
     assert back.properties["sku"] == "IPOD2008PINK" and back.properties["stock"] == 10
+    assert back.properties["inventory_item_id"] == "39072856"  # beside its sku: the fold learns the pair
     assert (dropped.properties["price"], dropped.properties["compare_at_price"]) == ("199.00", "229.00")
 
 
-def test_inventory_level_with_stock_is_back_in_stock_for_the_inventory_item() -> None:
+def test_product_update_lists_every_variants_inventory_item_with_its_sku() -> None:
+    *_, listed = mapped("shopify", "products/update", "products_update")
+    # the out-of-stock variant too: that is the one a customer waits on
+    assert listed.properties["variants"] == [
+        {"sku": "IPOD2008PINK", "inventory_item_id": "39072856"},
+        {"sku": "IPOD2008RED", "inventory_item_id": "457924702"},
+    ]
+    assert route.inventory_items(listed) == {"39072856": "IPOD2008PINK", "457924702": "IPOD2008RED"}
+    assert route.is_store_level(listed)
+
+
+def test_inventory_level_with_stock_is_back_in_stock_for_the_inventory_item_alone() -> None:
     [back] = mapped("shopify", "inventory_levels/update", "inventory_levels_update")
-    assert back.event == "Back In Stock" and back.properties["inventory_item_id"] == "808950810"
+    assert back.event == "Back In Stock" and back.properties["inventory_item_id"] == "457924702"
+    assert "sku" not in back.properties and "product_id" not in back.properties  # no invented sku
+    assert route.unresolved_inventory_item(back) == "457924702"
+    resolved = route.resolved_back_in_stock(back, "IPOD2008RED")
+    assert resolved.properties["sku"] == "IPOD2008RED" and resolved.message_id == back.message_id + "-sku"
+    assert route.unresolved_inventory_item(resolved) is None  # announced once, not resolved again
     empty = shopify.map_webhook("inventory_levels/update", {"inventory_item_id": 1, "available": 0})
     assert empty.calls == []
+
+
+def test_back_in_stock_without_any_identifier_is_refused() -> None:
+    _, errors = normalise(
+        [{"type": "track", "event": "Back In Stock", "anonymousId": "x", "messageId": "m", "properties": {}}],
+        "shop-1",
+        AT,
+    )
+    assert errors and "inventory_item_id" in str(errors)
 
 
 def test_unknown_topic_is_flagged_as_unknown() -> None:

@@ -18,6 +18,7 @@ from shared.domain.events import (
     ORDER_COMPLETED,
     ORDER_REFUNDED,
     PRICE_DROPPED,
+    PRODUCT_UPDATED,
     SIGNED_UP,
 )
 from shared.domain.webhooks import Mapped, clean, email_key, international, money, text
@@ -276,8 +277,11 @@ def _customer(topic: str, payload: dict[str, Any]) -> Mapped:
 def _product(payload: dict[str, Any]) -> Mapped:
     """Back in stock: a variant with stock (its waiting subscribers are notified once, then the
     subscription is gone, so an update of an in-stock product notifies nobody twice); price
-    change: a variant marked down (compare_at_price above price)."""
+    change: a variant marked down (compare_at_price above price). Every variant's inventory item
+    goes with its sku (one Product Updated lists them all), so the fold learns the sku an
+    inventory_levels/update's item stands for, out-of-stock variants' above all."""
     calls = []
+    variants: list[dict[str, str]] = []
     for v in payload.get("variants") or []:
         if not isinstance(v, dict):
             continue
@@ -290,8 +294,11 @@ def _product(payload: dict[str, Any]) -> Mapped:
                 ),
                 "price": money(v.get("price")),
                 "url": None,
+                "inventory_item_id": text(v.get("inventory_item_id")),
             }
         )
+        if product.get("inventory_item_id"):
+            variants.append({"sku": product["sku"], "inventory_item_id": product["inventory_item_id"]})
         store_level = {"anonymousId": f"shopify-product-{product.get('product_id') or product['sku']}"}
         stock = v.get("inventory_quantity")
         if isinstance(stock, int) and stock > 0 and v.get("inventory_management") is not None:
@@ -318,13 +325,24 @@ def _product(payload: dict[str, Any]) -> Mapped:
                         "properties": {**product, "compare_at_price": money(compare)},
                     }
                 )
-    return Mapped(calls=calls, reason=None if calls else "no variant in stock or marked down")
+    if variants:
+        calls.append(
+            {
+                "type": "track",
+                "event": PRODUCT_UPDATED,
+                "anonymousId": f"shopify-product-{text(payload.get('id')) or variants[0]['sku']}",
+                "properties": clean({"product_id": text(payload.get("id")), "variants": variants}),
+            }
+        )
+    return Mapped(
+        calls=calls, reason=None if calls else "no variant in stock, marked down or with an inventory item"
+    )
 
 
 def _inventory_level(payload: dict[str, Any]) -> Mapped:
-    """inventory_levels/update names only the inventory item (a variant's inventory_item_id): its
-    Back In Stock is keyed by it, so subscriptions made with that id (the storefront's variant
-    inventory item) match; products/update covers the variant's sku."""
+    """inventory_levels/update names only the inventory item (a variant's inventory_item_id), never
+    the sku: its Back In Stock carries the item alone, and the profile fold announces it again with
+    the sku a products/update taught it (see event_routing.inventory_items)."""
     item = text(payload.get("inventory_item_id"))
     available = payload.get("available")
     if item is None or not isinstance(available, int) or available <= 0:
@@ -335,12 +353,13 @@ def _inventory_level(payload: dict[str, Any]) -> Mapped:
                 "type": "track",
                 "event": BACK_IN_STOCK,
                 "anonymousId": f"shopify-inventory-item-{item}",
-                "properties": {
-                    "sku": f"shopify-inventory-item-{item}",
-                    "inventory_item_id": item,
-                    "location_id": text(payload.get("location_id")),
-                    "stock": available,
-                },
+                "properties": clean(
+                    {
+                        "inventory_item_id": item,
+                        "location_id": text(payload.get("location_id")),
+                        "stock": available,
+                    }
+                ),
             }
         ]
     )
