@@ -644,11 +644,63 @@ def privacy_partners(forwards: int = 50) -> None:
     )
 
 
+def inventory_items(products: int = 30) -> None:
+    """DynamoDB calls per Shopify product event (learning item -> sku) and per inventory_levels/update
+    (resolving it): the learning is a read per variant, a write only when the mapping changed."""
+    from moto import mock_aws
+
+    from shared.domain.api_calls import normalise
+    from shared.domain.webhooks import number, shopify
+    from shared.platform.aws import client, reset_clients
+    from tests.aws_fixtures import FAKE_CREDENTIALS, create_world
+    from tests.events import load_event
+
+    def events(topic: str, sample: str, delivery: str) -> list[Any]:
+        calls = shopify.map_webhook(topic, load_event(f"shopify/{sample}")).calls
+        return normalise(number(calls, "shopify", delivery), "shop-1", time.time())[0]
+
+    os.environ.update(FAKE_CREDENTIALS)
+    with mock_aws():
+        reset_clients()
+        world = create_world()
+        store, ddb = world.profiles(), client("dynamodb")
+        counter = CallCounter()
+        ddb.meta.events.register("before-call", counter)
+        rounds = []
+        for r in range(2):  # the first round learns, the second finds every mapping unchanged
+            counter.calls.clear()
+            t0 = time.perf_counter()
+            for i in range(products):
+                for e in events("products/update", "products_update", f"p{i}-{r}"):
+                    store.apply(e)
+            rounds.append((time.perf_counter() - t0, dict(counter.calls)))
+        counter.calls.clear()
+        announced: list[Any] = []
+        t0 = time.perf_counter()
+        for i in range(products):
+            for e in events("inventory_levels/update", "inventory_levels_update", f"i{i}"):
+                store.apply(e, announce=announced.append)
+        resolve = time.perf_counter() - t0
+    print(f"\nShopify inventory items ({products} products/update of 2 variants, moto in-process):")
+    for label, (took, calls) in zip(("first (learns)", "again (unchanged)"), rounds, strict=True):
+        print(
+            f"  products/update {label}: {took * 1000 / products:.1f} ms each, "
+            f"{calls.get('dynamodb.PutItem', 0) / products:.1f} PutItem and "
+            f"{calls.get('dynamodb.GetItem', 0) / products:.1f} GetItem per webhook"
+        )
+    print(
+        f"  inventory_levels/update resolved: {resolve * 1000 / products:.1f} ms each, "
+        f"{counter.calls.get('dynamodb.GetItem', 0) / products:.1f} GetItem, {len(announced)} announced"
+    )
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["privacy"]:
         privacy()
     elif sys.argv[1:] == ["privacy-partners"]:
         privacy_partners()
+    elif sys.argv[1:] == ["inventory-items"]:
+        inventory_items()
     elif sys.argv[1:] == ["templates"]:
         print_template_renders()
     elif sys.argv[1:] == ["ingest"]:
