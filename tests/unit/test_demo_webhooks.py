@@ -22,9 +22,12 @@ def test_scenario_webhooks_are_signed_as_the_receiver_verifies_and_map_to_the_ch
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sent: list[tuple[str, bytes, dict[str, str]]] = []
-    monkeypatch.setattr(
-        demo, "_send", lambda url, body, headers: sent.append((url, body, headers)) or (200, {})
-    )
+
+    def send(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        sent.append((url, body, headers))
+        return 200, {}
+
+    monkeypatch.setattr(demo, "_send", send)
     plan = json.loads(DEFAULT_SCENARIO.read_text())
     secret = next(s["connect"]["secret"] for s in plan["steps"] if "connect" in s)
     signup, checkout_calls = (
