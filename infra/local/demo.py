@@ -146,7 +146,8 @@ def run_demo(speed: float | None = None, scenario: str | None = None, out: Any =
                     Line(
                         clock.now_ts(),
                         step["customer"],
-                        f"{hook['platform']} webhook {hook['topic']} (signed) → HTTP {status} {body}",
+                        f"{hook['platform']} webhook {hook['topic']} (signed) → HTTP {status} {body}"
+                        + (f" ({step['note']})" if step.get("note") else ""),
                     )
                 )
                 accepted += body.get("accepted", 0)
