@@ -212,15 +212,15 @@ def _register(
 def _connect(connect: dict[str, Any], url: str) -> list[str]:
     """`boomerang stores set <store> --<platform>-secret -` itself, its output as the timeline shows it."""
     from infra.stores_cli import main as stores
+    from shared.services.webhooks import HEADERS
 
     store, platform = connect.get("store", "demo"), connect["platform"]
     argv = ["stores", "set", store, f"--{platform}-secret", "-", "--local", url]
     out, err = io.StringIO(), io.StringIO()
     if stores(argv, out, err, io.StringIO(connect["secret"] + "\n")) != 0:
         raise RuntimeError(f"boomerang stores set failed: {err.getvalue().strip()}")
-    said = [
-        f"boomerang stores set {store} --{platform}-secret - (the secret pasted from the {platform} admin)"
-    ]
+    label = HEADERS[platform].label
+    said = [f"boomerang stores set {store} --{platform}-secret - (the secret pasted from {label}'s admin)"]
     return said + [f"  {line.strip()}" for line in out.getvalue().splitlines() if line.strip()]
 
 
