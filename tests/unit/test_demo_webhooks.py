@@ -52,6 +52,8 @@ def test_scenario_webhooks_are_signed_as_the_receiver_verifies_and_map_to_the_ch
     # the two reminders' channels
     assert {"sms": "subscribed"} in consents(signup) and {"email": "subscribed"} not in consents(signup)
     assert {"email": "subscribed"} in consents(checkout_calls)
+    # a phone the event API keeps (a reserved or unallocated number would be dropped: no text could go)
+    assert signup[0]["traits"].get("phone") and checkout_calls[0]["traits"].get("phone")
 
 
 def test_a_webhook_before_its_secret_is_a_clear_error() -> None:
