@@ -7,6 +7,8 @@ AWS), so what it shows is what the system did, not what the demo expects it to d
 from __future__ import annotations
 
 import base64
+import copy
+import io
 import json
 import logging
 import re
@@ -64,15 +66,12 @@ class Capture(logging.Handler):
 
 
 def _post(url: str, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    req = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={
-            "Content-Type": "application/json",
-            "Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode(),
-        },
-        method="POST",
-    )
+    auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+    return _send(url, json.dumps(body).encode(), {"Content-Type": "application/json", "Authorization": auth})
+
+
+def _send(url: str, data: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, data=data, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
@@ -127,24 +126,34 @@ def run_demo(speed: float | None = None, scenario: str | None = None, out: Any =
     origin = clock.now_ts()
     t0 = time.monotonic()
     accepted = 0
+    secrets: dict[str, str] = {}  # platform -> the webhook secret set by a "connect" step
     try:
         for step in plan["steps"]:
             delay = t0 + parse_offset(step["at"]) / speed - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+            if "connect" in step:  # the store owner pastes the platform's secret: `boomerang stores set`
+                secrets[step["connect"]["platform"]] = step["connect"]["secret"]
+                lines += [
+                    Line(clock.now_ts(), step["customer"], t) for t in _connect(step["connect"], server.url)
+                ]
+                continue
+            if "webhook" in step:  # the store's platform sends a signed webhook
+                calls, status, body = _webhook(step["webhook"], server.url, secrets, path.parent)
+                _register(calls, step["customer"], who_by_message, who_by_cart)
+                hook = step["webhook"]
+                lines.append(
+                    Line(
+                        clock.now_ts(),
+                        step["customer"],
+                        f"{hook['platform']} webhook {hook['topic']} (signed) → HTTP {status} {body}"
+                        + (f" ({step['note']})" if step.get("note") else ""),
+                    )
+                )
+                accepted += body.get("accepted", 0)
+                continue
             calls = plan["steps"][step["repeat"]]["calls"] if "repeat" in step else step["calls"]
-            for call in calls:
-                who_by_message[call["messageId"]] = step["customer"]
-                # what a journey instance is named by: a cart, an order, or the customer
-                props = call.get("properties") or {}
-                for instance in (
-                    props.get("cart_id"),
-                    props.get("order_id"),
-                    call.get("userId") and f"u:{call['userId']}",
-                    call.get("anonymousId") and f"a:{call['anonymousId']}",
-                ):
-                    if instance:
-                        who_by_cart[str(instance)] = step["customer"]
+            _register(calls, step["customer"], who_by_message, who_by_cart)
             status, body = _post(f"{server.url}/v1/batch", emulator.api_key, {"batch": calls})
             names = ", ".join(c.get("event") or c["type"] for c in calls)
             note = f" ({step['note']})" if step.get("note") else ""
@@ -181,6 +190,81 @@ def run_demo(speed: float | None = None, scenario: str | None = None, out: Any =
     )
     print("\n" + closing, file=out)
     return code
+
+
+def _register(
+    calls: list[dict[str, Any]], who: str, who_by_message: dict[str, str], who_by_cart: dict[str, str]
+) -> None:
+    for call in calls:
+        who_by_message[call["messageId"]] = who
+        # what a journey instance is named by: a cart, an order, or the customer
+        props = call.get("properties") or {}
+        for instance in (
+            props.get("cart_id"),
+            props.get("order_id"),
+            call.get("userId") and f"u:{call['userId']}",
+            call.get("anonymousId") and f"a:{call['anonymousId']}",
+        ):
+            if instance:
+                who_by_cart[str(instance)] = who
+
+
+def _connect(connect: dict[str, Any], url: str) -> list[str]:
+    """`boomerang stores set <store> --<platform>-secret -` itself, its output as the timeline shows it."""
+    from infra.stores_cli import main as stores
+    from shared.services.webhooks import HEADERS
+
+    store, platform = connect.get("store", "demo"), connect["platform"]
+    argv = ["stores", "set", store, f"--{platform}-secret", "-", "--local", url]
+    out, err = io.StringIO(), io.StringIO()
+    if stores(argv, out, err, io.StringIO(connect["secret"] + "\n")) != 0:
+        raise RuntimeError(f"boomerang stores set failed: {err.getvalue().strip()}")
+    label = HEADERS[platform].label
+    said = [f"boomerang stores set {store} --{platform}-secret - (the secret pasted from {label}'s admin)"]
+    return said + [f"  {line.strip()}" for line in out.getvalue().splitlines() if line.strip()]
+
+
+def _now_in(payload: Any, now: str) -> Any:
+    """'$now' anywhere in a sample payload -> the demo clock's time, as the platform stamps it."""
+    if isinstance(payload, dict):
+        return {k: _now_in(v, now) for k, v in payload.items()}
+    if isinstance(payload, list):
+        return [_now_in(v, now) for v in payload]
+    return now if payload == "$now" else payload
+
+
+def _webhook(
+    hook: dict[str, Any], url: str, secrets: dict[str, str], scenario_dir: Path
+) -> tuple[list[dict[str, Any]], int, dict[str, Any]]:
+    """A sample payload (events/samples/<platform>/) with the scenario's changes, signed as the platform
+    signs it, through the front door; returns the calls it maps to (for the timeline's names)."""
+    from shared.domain.webhooks import number, signature
+    from shared.services.webhooks import HEADERS, _mapper
+
+    platform, topic, delivery_id = hook["platform"], hook["topic"], hook["id"]
+    if platform not in secrets:
+        raise ValueError(f"webhook step {delivery_id!r}: no 'connect' step set a {platform} secret before it")
+    sample = scenario_dir.parent / "samples" / f"{hook['sample']}.json"
+    payload = json.loads(sample.read_text())
+    for dotted, value in (hook.get("set") or {}).items():  # "customer.email": "...": nested fields
+        *parents, leaf = dotted.split(".")
+        node = payload
+        for name in parents:
+            node = node[name]
+        node[leaf] = copy.deepcopy(value)
+    payload = _now_in(payload, clock.iso(clock.now_ts()))
+    body = json.dumps(payload).encode()
+    names = HEADERS[platform]
+    headers = {
+        "Content-Type": "application/json",
+        names.topic: topic,
+        names.signature: signature(secrets[platform], body),  # the very HMAC the receiver verifies
+        names.delivery_id: delivery_id,
+        **(hook.get("headers") or {}),
+    }
+    store = hook.get("store", "demo")
+    status, answer = _send(f"{url}/v1/webhooks/{platform}/{store}", body, headers)
+    return number(_mapper(platform)(topic, payload, delivery_id).calls, platform, delivery_id), status, answer
 
 
 def _step_records(capture: Capture) -> list[tuple[float, dict[str, Any]]]:
@@ -258,6 +342,7 @@ def _summary(
     out: Any,
 ) -> int:
     sent_by: dict[str, Counter[str]] = defaultdict(Counter)  # channel -> customer -> messages
+    linked: dict[str, set[str]] = defaultdict(set)  # customer -> expected links seen in their messages
     print("\nOutbox:", file=out)
     for m in outbox:
         who = who_by_cart.get(m.get("instance") or "", "?")
@@ -268,6 +353,11 @@ def _summary(
             f'  {_stamp(sent, origin)}  {who:<6} {m["channel"]:<5} {m.get("journey")} / {m["step"]}: "{text}"',
             file=out,
         )
+        for link in plan.get("expect", {}).get("links", {}).get(who, []):
+            found = re.search(re.escape(link) + r"\S*", m.get("text") or "")
+            if found:  # e.g. Shopify's own recovery URL for the checkout, with Boomerang's cart marker
+                linked[who].add(link)
+                print(f"{'':<20}links {found[0]}", file=out)
     exits: dict[str, str] = {}
     for _, r in _step_records(capture):
         if r.get("action") == "exit" and r.get("journey") in ("cart-abandonment", "checkout-abandonment"):
@@ -280,6 +370,10 @@ def _summary(
         for who, n in expect.get(label, {}).items():
             if sent_by[channel][who] != n:
                 problems.append(f"{who}: expected {n} {channel} message(s), got {sent_by[channel][who]}")
+    for who, links in expect.get("links", {}).items():
+        for link in links:
+            if link not in linked[who]:
+                problems.append(f"{who}: expected a message linking {link}, none did")
     for who, reason in plan.get("expect", {}).get("exits", {}).items():
         if reason not in exits.get(who, ""):
             problems.append(f"{who}: expected the journey to exit because '{reason}', got '{exits.get(who)}'")
