@@ -127,7 +127,7 @@ def _b64encode(data: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
-    if not _B64URL.match(text):
+    if not _B64URL.fullmatch(text):
         raise InvalidToken("malformed")
     try:
         data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -171,8 +171,12 @@ def verify(key: bytes | KeyRing, token: str, now: float) -> Claims:
     if len(parts) != 3:
         raise InvalidToken("malformed")
     version, body, signature = parts
-    if not _KEY_ID.match(version):
+    if not _KEY_ID.fullmatch(version):
         raise InvalidToken("unsupported version")
+    # Checked before the MAC: the signed part must be ASCII (a token like "v1.%C3%A9.AAAA" arrives
+    # URL-decoded as "v1.é.AAAA"), and a bad link is a 403, never a crash.
+    if not _B64URL.fullmatch(body):
+        raise InvalidToken("malformed")
     if version not in ring.keys:
         raise InvalidToken("retired key")
     given = _b64decode(signature)

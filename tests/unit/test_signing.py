@@ -95,6 +95,26 @@ def test_malformed_is_rejected(value: str) -> None:
         verify(KEY, value, NOW)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "v1.\u00e9.AAAA",  # ?t=v1.%C3%A9.AAAA, URL-decoded: a non-ASCII payload used to crash the MAC
+        "v1.\ufffd.AAAA",  # non-UTF-8 bytes (%FF), decoded with replacement
+        "v1.\udcff.AAAA",  # ... or with surrogateescape
+        "v1.e30\n.AAAA",  # a trailing newline the old `$` let through
+        "v1\n.e30.AAAA",
+        "v1.e30.AAAA\n",
+        "v1.e30.A",  # bad base64 (one leftover character)
+        "v1.e30.\u00e9\u00e9",
+        "v99.e30.AAAA",  # unknown key id
+        "\u00e9.e30.AAAA",
+    ],
+)
+def test_hostile_tokens_are_invalid_never_a_crash(value: str) -> None:
+    with pytest.raises(InvalidToken):
+        verify(KEY, value, NOW)
+
+
 def test_signed_but_incomplete_payload_is_rejected() -> None:
     # A payload we never issue, signed with the right key, is still refused.
     body = b64(json.dumps({"s": "shop-1", "e": int(NOW + 60)}).encode())
