@@ -36,12 +36,21 @@ wiring.check_at_cold_start("ingest")
 
 
 def _html(page: Any) -> Response:
-    return Response(status_code=page.status, content_type="text/html; charset=utf-8", body=page.html)
+    if getattr(page, "refused", None):
+        metrics.add_metric(name="PagePostsRefused", unit=MetricUnit.Count, value=1)
+        logger.info("page post refused", extra={"reason": page.refused, "status": page.status})
+    return Response(
+        status_code=page.status, content_type="text/html; charset=utf-8", body=page.html, headers=page.headers
+    )
 
 
-def _form_body() -> str:
+def _page_post() -> Any:
+    """The POST as the public pages judge it: a same-origin form post, or RFC 8058 one-click."""
+    from shared.services.consent.guard import page_post
+
     event = app.current_event
-    return read_body(event.body, bool(event.is_base64_encoded), event.headers).decode("utf-8", "replace")
+    body = read_body(event.body, bool(event.is_base64_encoded), event.headers)
+    return page_post(event.headers, body, event.raw_event.get("requestContext"))
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -162,7 +171,7 @@ def unsubscribe_page() -> Response:
 
 @app.post("/v1/unsubscribe")
 def unsubscribe_post() -> Response:
-    return _html(wiring.unsubscriber().confirm(app.current_event.query_string_parameters or {}, _form_body()))
+    return _html(wiring.unsubscriber().confirm(app.current_event.query_string_parameters or {}, _page_post()))
 
 
 @app.get("/v1/confirm")
@@ -172,7 +181,7 @@ def confirm_page() -> Response:
 
 @app.post("/v1/confirm")
 def confirm_post() -> Response:
-    return _html(wiring.confirmer().confirm(app.current_event.query_string_parameters or {}, _form_body()))
+    return _html(wiring.confirmer().confirm(app.current_event.query_string_parameters or {}, _page_post()))
 
 
 @app.get("/v1/preferences")
@@ -186,7 +195,7 @@ def preferences_post() -> Response:
 
     params = app.current_event.query_string_parameters or {}
     try:
-        return _html(wiring.preference_center().save(params, _form_body()))
+        return _html(wiring.preference_center().save(params, _page_post()))
     except PublishFailed as exc:
         logger.warning("preferences publish failed", extra={"failed": exc.failed, "codes": exc.codes})
         raise ApiProblem(
@@ -282,7 +291,10 @@ def customers_export() -> Response:
     logger.info("customer exported", extra={"store": store_id, "counts": exporting.counts(document)})
     if fmt == "html":
         return Response(
-            status_code=200, content_type="text/html; charset=utf-8", body=exporting.to_html(document)
+            status_code=200,
+            content_type="text/html; charset=utf-8",
+            body=exporting.to_html(document),
+            headers=exporting.HTML_HEADERS,
         )
     return Response(status_code=200, content_type="application/json", body=exporting.to_json(document))
 

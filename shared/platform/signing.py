@@ -249,3 +249,38 @@ class SigningKeyProvider:
             # Never echo the secret; its length is enough to diagnose.
             raise ValueError(f"signing secret is {len(value)} bytes; at least {self.MIN_KEY_BYTES} required")
         return KeyRing.parse(value)
+
+
+# --- form tokens: proof that a POST was made from the page Boomerang served -------------------------
+#
+# A page's form carries ``<key id>.<expires_at>.<signature>``, the HMAC over the page's purpose, a
+# digest of the link token the page was opened with and the expiry. So a form token works only on
+# its own page, for its own customer link, for a short while; cross-site forms cannot read it.
+_FORM_TOKEN = re.compile(r"(v[1-9][0-9]{0,5})\.([0-9]{1,12})\.([A-Za-z0-9_-]{43})")
+
+
+def _form_mac(key: bytes, key_id: str, purpose: str, link_token: str, expires_at: int) -> bytes:
+    bound = hashlib.sha256(link_token.encode("utf-8", "surrogatepass")).hexdigest()
+    # "form." keeps these MACs apart from link tokens' ("v1.<payload>") under the same key
+    return _mac(key, f"form.{key_id}.{purpose}.{bound}.{expires_at}")
+
+
+def form_token(ring: KeyRing, purpose: str, link_token: str, expires_at: float) -> str:
+    """The token a page's form carries back, bound to ``purpose`` and the page's link token."""
+    exp = int(expires_at)
+    return f"{ring.current}.{exp}.{_b64encode(_form_mac(ring.current_key, ring.current, purpose, link_token, exp))}"
+
+
+def verify_form_token(ring: KeyRing, token: str, purpose: str, link_token: str, now: float) -> None:
+    """Raises :class:`InvalidToken` unless ``token`` was issued for this page and is unexpired."""
+    found = _FORM_TOKEN.fullmatch(token) if isinstance(token, str) else None
+    if found is None:
+        raise InvalidToken("malformed")
+    key_id, exp, signature = found.group(1), int(found.group(2)), found.group(3)
+    if key_id not in ring.keys:
+        raise InvalidToken("retired key")
+    expected = _form_mac(ring.keys[key_id], key_id, purpose, link_token, exp)
+    if not hmac.compare_digest(_b64decode(signature), expected):
+        raise InvalidToken("bad signature")
+    if now >= exp:
+        raise InvalidToken("expired")

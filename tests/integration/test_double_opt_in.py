@@ -34,6 +34,7 @@ from tests.aws_fixtures import (
     sqs_batch,
 )
 from tests.events import load_event
+from tests.pages import SAME_ORIGIN, with_form_token
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -65,11 +66,13 @@ def confirm_link() -> str:
 
 
 def confirm_request(ctx: LambdaContext, method: str, link: str) -> tuple[int, str]:
+    """Opening the link, or pressing the page's button (a browser's same-origin form post)."""
     query = urlsplit(link).query
-    result = ingest(
-        api_request(method, "/v1/confirm", b"confirm=yes" if method == "POST" else None, FORM, query=query),
-        ctx,
-    )
+    body, headers = None, FORM
+    if method == "POST":
+        body = with_form_token(b"confirm=yes", confirm_request(ctx, "GET", link)[1])
+        headers = SAME_ORIGIN
+    result = ingest(api_request(method, "/v1/confirm", body, headers, query=query), ctx)
     return result["statusCode"], str(result["body"])
 
 

@@ -31,6 +31,7 @@ from tests.aws_fixtures import (
     sqs_batch,
 )
 from tests.events import load_event
+from tests.pages import SAME_ORIGIN, with_form_token
 
 KEY = SIGNING_SECRET.encode()
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -43,7 +44,12 @@ def token(now: float, customer_id: str = "u:user-42", key: bytes = KEY, channel:
 
 
 def request(ctx: LambdaContext, method: str, query: str, body: bytes | None = None) -> tuple[int, str]:
-    result = handler(api_request(method, "/v1/preferences", body, FORM, query=query), ctx)
+    """A GET, or a POST made with the page's own form (a browser's same-origin post)."""
+    headers = FORM
+    if method == "POST":
+        body = with_form_token(body, request(ctx, "GET", query)[1])
+        headers = SAME_ORIGIN
+    result = handler(api_request(method, "/v1/preferences", body, headers, query=query), ctx)
     assert result["multiValueHeaders"]["Content-Type"][0].startswith("text/html")
     return result["statusCode"], str(result["body"])
 

@@ -28,6 +28,7 @@ from tests.aws_fixtures import (
     sqs_batch,
 )
 from tests.events import load_event
+from tests.pages import SAME_ORIGIN, with_form_token
 
 KEY = SIGNING_SECRET.encode()
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -39,7 +40,12 @@ def link_token(now: float, customer_id: str = "u:user-42", key: bytes = KEY) -> 
 
 
 def request(ctx: LambdaContext, method: str, query: str, body: bytes | None = None) -> tuple[int, str]:
-    result = handler(api_request(method, "/v1/unsubscribe", body, FORM, query=query), ctx)
+    """A GET, an RFC 8058 one-click POST (a mail server's), or the page's own button (a browser's)."""
+    headers = FORM
+    if method == "POST" and body != b"List-Unsubscribe=One-Click":
+        body = with_form_token(body, request(ctx, "GET", query)[1])
+        headers = SAME_ORIGIN
+    result = handler(api_request(method, "/v1/unsubscribe", body, headers, query=query), ctx)
     return result["statusCode"], str(result["body"])
 
 

@@ -20,12 +20,20 @@ from __future__ import annotations
 import html
 import uuid
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from shared.adapters.bus import publish
 from shared.domain.events import CONSENT_UPDATED, customer_event
 from shared.platform import clock, signing
-from shared.services.consent.unsubscribe import LINK_LIFETIME_S, TOKEN_PARAM, UnsubscribePage, page
+from shared.services.consent import guard
+from shared.services.consent.unsubscribe import (
+    LINK_LIFETIME_S,
+    TOKEN_PARAM,
+    UnsubscribePage,
+    form,
+    page,
+    refused,
+)
 
 PREFERENCES_PATH = "/v1/preferences"
 CONSENT_SOURCE = "preferences-page"
@@ -48,6 +56,7 @@ CONSENT_TEXT = (
 )
 
 FORM_MARKER = ("form", "preferences")  # a POST without it was not made from this page
+PURPOSE = "preferences"  # the page a form token is bound to
 
 
 def preferences_url(
@@ -100,30 +109,23 @@ def changes(
 
 def _checkbox(name: str, value: str, label: str, checked: bool) -> str:
     return (
-        '<label style="display:block;padding:.4rem 0;font-size:1.05rem">'
-        f'<input type=checkbox name={name} value="{html.escape(value)}"{" checked" if checked else ""}'
-        ' style="width:1.2rem;height:1.2rem;vertical-align:middle;margin-right:.5rem">'
+        f'<label><input type=checkbox name={name} value="{html.escape(value)}"{" checked" if checked else ""}>'
         f"{html.escape(label)}</label>"
     )
 
 
-def _form(token: str, channels: set[str], categories: set[str]) -> str:
-    action = f"?{TOKEN_PARAM}={quote(token)}"
+def _form(token: str, ring: signing.KeyRing, channels: set[str], categories: set[str]) -> str:
     shown = "".join(f'<input type=hidden name=shown value="{ch}">' for ch in sorted(channels))
-    return (
-        f'<form method=post action="{html.escape(action)}">'
+    fields = (
         f'<input type=hidden name={FORM_MARKER[0]} value="{FORM_MARKER[1]}">{shown}'
-        '<fieldset style="border:1px solid #ccc;margin:0 0 1rem;padding:.5rem 1rem">'
-        "<legend>Send me marketing messages by</legend>"
+        "<fieldset><legend>Send me marketing messages by</legend>"
         + "".join(_checkbox("channel", ch, label, ch in channels) for ch, label in CHANNELS.items())
-        + "</fieldset>"
-        '<fieldset style="border:1px solid #ccc;margin:0 0 1rem;padding:.5rem 1rem">'
-        "<legend>About</legend>"
+        + "</fieldset><fieldset><legend>About</legend>"
         + "".join(_checkbox("category", c, label, c in categories) for c, label in CATEGORIES.items())
         + "</fieldset>"
         f"<p>{html.escape(CONSENT_TEXT)}</p>"
-        '<button type=submit style="font-size:1rem;padding:.6rem 1.2rem">Save preferences</button></form>'
     )
+    return form(token, PURPOSE, ring, fields, "Save preferences")
 
 
 class PreferenceCenter:
@@ -152,14 +154,21 @@ class PreferenceCenter:
         profile = self._profile(claims)
         channels = subscribed_channels(profile) if profile is not None else set()
         categories = wanted_categories(profile)
-        return page(200, "Your message preferences", _form(params[TOKEN_PARAM], channels, categories))
+        return page(
+            200,
+            "Your message preferences",
+            _form(params[TOKEN_PARAM], self.key_provider.ring(), channels, categories),
+        )
 
-    def save(self, params: dict[str, str], body: str) -> UnsubscribePage:
+    def save(self, params: dict[str, str], post: guard.PagePost) -> UnsubscribePage:
         try:
             claims = self._claims(params)
         except signing.InvalidToken:
             return invalid()
-        form = parse_qs(body or "", keep_blank_values=True)
+        reason = guard.refusal(post, self.key_provider.ring(), PURPOSE, params[TOKEN_PARAM])
+        if reason is not None:
+            return refused(reason, params[TOKEN_PARAM])
+        form = post.form
         if form.get(FORM_MARKER[0], [""])[0] != FORM_MARKER[1]:
             return page(
                 400,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import html
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from shared.adapters.bus import publish
 from shared.domain.events import (
@@ -22,6 +22,7 @@ from shared.domain.events import (
     customer_event,
 )
 from shared.platform import clock, signing
+from shared.services.consent import guard
 
 TOKEN_PARAM = "t"
 LINK_LIFETIME_S = 400 * 24 * 3600  # old emails keep working well past CAN-SPAM's 30 days
@@ -34,6 +35,8 @@ PREFERENCES_RELATIVE = "preferences"
 class UnsubscribePage:
     status: int
     html: str
+    headers: dict[str, str] = field(default_factory=lambda: dict(guard.PAGE_HEADERS))
+    refused: str | None = None  # why a POST changed nothing (guard.refusal), for the logs
 
 
 def unsubscribe_url(
@@ -47,11 +50,41 @@ def page(status: int, title: str, body: str) -> UnsubscribePage:
     doc = (
         "<!doctype html><html lang=en><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>{html.escape(title)}</title>"
-        '<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem">'
-        f'<h1 style="font-size:1.4rem">{html.escape(title)}</h1>{body}</body></html>'
+        f"<title>{html.escape(title)}</title><style>{guard.STYLESHEET}</style>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
     )
     return UnsubscribePage(status, doc)
+
+
+def refused(reason: str, link_token: str) -> UnsubscribePage:
+    """A POST this page does not obey (guard.refusal): nothing changed, and the way to do it right."""
+    again = html.escape(f"?{TOKEN_PARAM}={quote(link_token)}")
+    if reason == "page expired":
+        answer = page(
+            403,
+            "This page has expired",
+            f'<p>Nothing was changed. <a href="{again}">Open the page again</a> and press the button.</p>',
+        )
+    else:
+        answer = page(
+            403,
+            "Nothing was changed",
+            "<p>This request did not come from this page. To change what you receive, "
+            f'<a href="{again}">open the page</a> and use its button.</p>',
+        )
+    answer.refused = reason
+    return answer
+
+
+def form(link_token: str, purpose: str, ring: signing.KeyRing, fields: str, button: str) -> str:
+    """A page's form: posts back to the same URL with the page's form token."""
+    action = f"?{TOKEN_PARAM}={quote(link_token)}"
+    return (
+        f'<form method=post action="{html.escape(action)}">'
+        + guard.form_token_input(ring, purpose, link_token)
+        + fields
+        + f"<button type=submit>{html.escape(button)}</button></form>"
+    )
 
 
 def preferences_link(token: str, text: str) -> str:
@@ -75,6 +108,10 @@ def consent_event(claims: Any, source: str, now: float) -> CanonicalEvent:
     )
 
 
+PURPOSE = "unsubscribe"  # the page a form token is bound to
+CONFIRM_FIELD = "<input type=hidden name=confirm value=yes>"
+
+
 class Unsubscriber:
     def __init__(self, key_provider: Any, events_client: Any, bus_name: str) -> None:
         self.key_provider = key_provider
@@ -93,24 +130,27 @@ class Unsubscriber:
             claims = self._claims(params)
         except signing.InvalidToken:
             return _invalid()
-        action = f"?{TOKEN_PARAM}={quote(params[TOKEN_PARAM])}"
+        link = params[TOKEN_PARAM]
         return page(
             200,
             "Unsubscribe?",
             f"<p>Stop receiving marketing {html.escape(claims.channel)} messages from this store?</p>"
-            f'<form method=post action="{html.escape(action)}">'
-            "<input type=hidden name=confirm value=yes>"
-            '<button type=submit style="font-size:1rem;padding:.6rem 1.2rem">Unsubscribe</button></form>'
-            + preferences_link(params[TOKEN_PARAM], "Or choose what you receive, and where"),
+            + form(link, PURPOSE, self.key_provider.ring(), CONFIRM_FIELD, "Unsubscribe")
+            + preferences_link(link, "Or choose what you receive, and where"),
         )
 
-    def confirm(self, params: dict[str, str], body: str) -> UnsubscribePage:
+    def confirm(self, params: dict[str, str], post: guard.PagePost) -> UnsubscribePage:
         try:
             claims = self._claims(params)
         except signing.InvalidToken:
             return _invalid()
-        form = parse_qs(body or "")
-        one_click = form.get("List-Unsubscribe", [""])[0] == "One-Click"
+        one_click = guard.is_one_click(post)
+        if not one_click:
+            reason = guard.refusal(post, self.key_provider.ring(), PURPOSE, params[TOKEN_PARAM])
+            if reason is not None:
+                return refused(reason, params[TOKEN_PARAM])
+            if post.form.get("confirm") != ["yes"]:
+                return page(400, "Nothing was changed", "<p>Use the button on the unsubscribe page.</p>")
         now = clock.now_ts()
         publish(
             self.events,
@@ -165,22 +205,24 @@ class Confirmer:
             self._claims(params)
         except signing.InvalidToken:
             return _invalid()
-        action = f"?{TOKEN_PARAM}={quote(params[TOKEN_PARAM])}"
         return page(
             200,
             "Confirm your subscription",
             "<p>Confirm that you want offers and reminders from this store by email.</p>"
-            f'<form method=post action="{html.escape(action)}">'
-            "<input type=hidden name=confirm value=yes>"
-            '<button type=submit style="font-size:1rem;padding:.6rem 1.2rem">Yes, subscribe me</button></form>',
+            + form(
+                params[TOKEN_PARAM], "confirm", self.key_provider.ring(), CONFIRM_FIELD, "Yes, subscribe me"
+            ),
         )
 
-    def confirm(self, params: dict[str, str], body: str) -> UnsubscribePage:
+    def confirm(self, params: dict[str, str], post: guard.PagePost) -> UnsubscribePage:
         try:
             claims = self._claims(params)
         except signing.InvalidToken:
             return _invalid()
-        if parse_qs(body or "").get("confirm") != ["yes"]:
+        reason = guard.refusal(post, self.key_provider.ring(), "confirm", params[TOKEN_PARAM])
+        if reason is not None:
+            return refused(reason, params[TOKEN_PARAM])
+        if post.form.get("confirm") != ["yes"]:
             return page(400, "Nothing was changed", "<p>Use the button on the confirmation page.</p>")
         event = customer_event(
             claims.store_id,

@@ -12,6 +12,7 @@ from jinja2 import Environment, select_autoescape
 from shared.adapters.privacy_store import PrivacyStore
 from shared.domain.privacy import export_counts, export_document
 from shared.platform import clock
+from shared.services.consent.guard import security_headers, style_hash
 from shared.services.privacy.collect import Who, collect, resolve
 
 
@@ -36,11 +37,18 @@ def _when(ts: Any) -> str:
         return ""
 
 
+_STYLE = (
+    "body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}\n"
+    "table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}td,th{border:1px solid #ddd;"
+    "padding:.3rem .5rem;text-align:left;vertical-align:top}\n"
+    "th{background:#f5f5f5}pre{white-space:pre-wrap;background:#f8f8f8;padding:.5rem}"
+)
+# The export page's answer headers: no script, only its own stylesheet, never framed or cached.
+HTML_HEADERS = security_headers(style_hash(_STYLE), form_action=False)
+
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Your data at {{ doc.store_id }}</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}td,th{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
-th{background:#f5f5f5}pre{white-space:pre-wrap;background:#f8f8f8;padding:.5rem}</style></head><body>
+<style>{{ style | safe }}</style></head><body>
 <h1>Your data at {{ doc.store_id }}</h1>
 <p>Generated {{ when(doc.generated_at) }}. The attached JSON document holds the same, for another service.</p>
 <h2>Profile</h2>
@@ -71,4 +79,4 @@ th{background:#f5f5f5}pre{white-space:pre-wrap;background:#f8f8f8;padding:.5rem}
 
 def to_html(document: dict[str, Any]) -> str:
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
-    return env.from_string(_PAGE).render(doc=document, when=_when, raw=to_json(document))
+    return env.from_string(_PAGE).render(doc=document, when=_when, raw=to_json(document), style=_STYLE)
