@@ -12,6 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from shared.platform import clock
 from shared.platform.aws import client
+from shared.platform.log_safe import scrub_errors
 from shared.services import wiring
 from shared.services.ingest import (
     RETRY_AFTER_S,
@@ -315,5 +316,6 @@ def _not_found(_: Exception) -> Response:
 
 @metrics.log_metrics
 @logger.inject_lambda_context
+@scrub_errors  # the runtime logs an unhandled error's message: never a customer value
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from shared.platform.log_safe import scrub_errors
 from shared.services import wiring
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ wiring.check_at_cold_start("journey_step")
 
 @metrics.log_metrics
 @logger.inject_lambda_context
+@scrub_errors  # the runtime logs an unhandled error's message: never a customer value
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Imported on the first invocation: the step's engine and its adapters are the bulk of this λ.
     from shared.services.journeys.context import StepInput

@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from shared.platform.aws import client
+from shared.platform.log_safe import error_summary
 from shared.services import wiring
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def check_batch(records: list[dict[str, Any]]) -> dict[str, Outcome | Exception]
                 notify=notify,
             )
         except Exception as exc:  # S3 unavailable, too many concurrent updates: retry the records
-            logger.exception("validation failed")
+            logger.warning("validation failed", extra=error_summary(exc))
             outcomes = {}
             results.update(dict.fromkeys(ours, exc))
         for mid, change in ours.items():

@@ -31,6 +31,7 @@ from shared.adapters.store_directory import StoreDirectory
 from shared.domain.stores import PostalAddress, Store
 from shared.platform import clock
 from shared.platform import settings as env_names
+from shared.platform.log_safe import ScrubbedError, summary_text
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -245,9 +246,15 @@ class Emulator:
             try:
                 result = emulator.invoke(name, payload)
             except Exception as exc:  # what Lambda answers for an unhandled error: Retry/Catch see errorType
-                logging.getLogger("boomerang.local").info("%s raised %s: %s", name, type(exc).__name__, exc)
+                # never the message itself: it may quote a customer's values (shared/platform/log_safe.py)
+                summary = exc if isinstance(exc, ScrubbedError) else summary_text(exc)
+                logging.getLogger("boomerang.local").info(
+                    "%s raised %s: %s", name, type(exc).__name__, summary
+                )
                 response_headers["x-amz-function-error"] = "Unhandled"
-                return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)[:500]}).encode()
+                return json.dumps(
+                    {"errorType": type(exc).__name__, "errorMessage": str(summary)[:500]}
+                ).encode()
             return json.dumps(result).encode()
 
         def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
@@ -548,8 +555,12 @@ class Emulator:
             try:
                 result = self.invoke(resource_name("fn", queue.consumer), {"Records": records})
                 failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
-            except Exception:
-                logging.getLogger("boomerang.local").exception("consumer %s failed", queue.consumer)
+            except Exception as exc:
+                logging.getLogger("boomerang.local").error(
+                    "consumer %s failed: %s",
+                    queue.consumer,
+                    exc if isinstance(exc, ScrubbedError) else summary_text(exc),
+                )
                 failed = {r["messageId"] for r in records}
             for m in msgs:
                 if m["MessageId"] in failed:

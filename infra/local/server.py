@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from infra import description as d
 from infra.local.emulator import ACCOUNT, Emulator, resource_name
 from shared.platform import clock
+from shared.services.consent.guard import csp_hash, security_headers
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit; the λ enforces 500 KB
 ROUTES = {(m, p) for m, p in d.API.routes}
@@ -51,6 +52,9 @@ def proxy_event(
 ) -> dict[str, Any]:
     """The REST API (v1) proxy event API Gateway would hand the ingest λ."""
     params = dict(parse_qsl(query, keep_blank_values=True)) or None
+    if not any(k.lower() == "x-forwarded-proto" for k in headers):
+        # API Gateway adds X-Forwarded-Proto; the front door speaks plain http on loopback
+        headers = {**headers, "X-Forwarded-Proto": "http"}
     route = match_route(method, path)
     resource, path_params = route if route else (path, None)
     if _binary(headers):
@@ -206,6 +210,21 @@ def outbox_page() -> str:
     return _OUTBOX_PAGE
 
 
+def _outbox_headers() -> dict[str, str]:
+    """The outbox page's own script by hash and nothing else; the mails it shows sit in sandboxed
+    srcdoc frames, which inherit this policy: their inline styles and remote images stay allowed."""
+    script = _OUTBOX_PAGE.split("<script>", 1)[1].split("</script>", 1)[0]
+    csp = (
+        f"default-src 'none'; script-src {csp_hash(script)}; connect-src 'self'; "
+        "style-src 'unsafe-inline' http: https:; img-src http: https: data:; font-src http: https: data:; "
+        "form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+    return {**security_headers(), "Content-Security-Policy": csp}
+
+
+OUTBOX_HEADERS = _outbox_headers()
+
+
 class _Handler(BaseHTTPRequestHandler):
     emulator: Emulator
     server_version = "boomerang-local"
@@ -274,7 +293,7 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
         if method == "GET" and url.path in ("/_local", "/_local/", "/_local/outbox.html"):
-            return self._send(200, outbox_page().encode(), "text/html; charset=utf-8")
+            return self._send(200, outbox_page().encode(), "text/html; charset=utf-8", OUTBOX_HEADERS)
         if match_route(method, url.path) is None:
             allowed = ", ".join(f"{m} {p}" for m, p in sorted(ROUTES))
             return self._json(404, {"success": False, "error": "not_found", "message": f"routes: {allowed}"})

@@ -358,10 +358,13 @@ def process_sqs_batch(
     # Imported here: Powertools' batch utilities are a sizeable part of a cold import.
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+    from shared.platform.log_safe import scrub_errors
+
     processor = BatchProcessor(event_type=EventType.SQS)  # per batch: it holds the batch's outcomes
+    # Powertools logs a failed record's exception (and the runtime an all-failed batch's): scrubbed
     return dict(
         process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
+            event=event, record_handler=scrub_errors(record_handler), processor=processor, context=context
         )
     )
 

@@ -107,7 +107,7 @@ def test_page_headers_forbid_script_framing_referrer_and_sniffing() -> None:
     csp = dict(part.split(" ", 1) for part in h["Content-Security-Policy"].split("; "))
     assert csp["default-src"] == "'none'" and csp["frame-ancestors"] == "'none'"
     assert "script-src" not in csp  # falls back to default-src 'none': no script at all
-    assert csp["style-src"] == guard.style_hash(guard.STYLESHEET)  # the one stylesheet, by hash
+    assert csp["style-src"] == guard.csp_hash(guard.STYLESHEET)  # the one stylesheet, by hash
     assert (h["X-Frame-Options"], h["Referrer-Policy"], h["X-Content-Type-Options"]) == (
         "DENY",
         "no-referrer",

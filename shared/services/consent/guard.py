@@ -48,8 +48,8 @@ STYLESHEET = (
 )
 
 
-def style_hash(css: str) -> str:
-    """A CSP source allowing exactly the ``<style>`` element holding ``css``."""
+def csp_hash(css: str) -> str:
+    """A CSP source allowing exactly the inline ``<style>`` or ``<script>`` element holding ``css``."""
     return "'sha256-" + base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode() + "'"
 
 
@@ -70,7 +70,7 @@ def security_headers(*style_hashes: str, form_action: bool = True) -> dict[str, 
     }
 
 
-PAGE_HEADERS = security_headers(style_hash(STYLESHEET))
+PAGE_HEADERS = security_headers(csp_hash(STYLESHEET))
 
 
 @dataclass(frozen=True)

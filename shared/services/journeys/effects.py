@@ -13,6 +13,7 @@ from typing import Any
 
 from shared.domain.events import customer_event
 from shared.domain.profiles import Profile
+from shared.platform.log_safe import error_summary
 from shared.services.journeys.context import Deps
 
 
@@ -21,8 +22,8 @@ def best_effort(fn: Callable[..., object], *args: Any) -> None:
     if it fails, it is logged and happens again the next time the provider says the same."""
     try:
         fn(*args)
-    except Exception:
-        logging.getLogger("boomerang").warning("profile clean-up failed", exc_info=True)
+    except Exception as exc:
+        logging.getLogger("boomerang").warning("profile clean-up failed", extra=error_summary(exc))
 
 
 def after_permanent(channel: str, exc: Exception, profile: Profile, deps: Deps, now: float) -> None:

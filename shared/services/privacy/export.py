@@ -12,7 +12,7 @@ from jinja2 import Environment, select_autoescape
 from shared.adapters.privacy_store import PrivacyStore
 from shared.domain.privacy import export_counts, export_document
 from shared.platform import clock
-from shared.services.consent.guard import security_headers, style_hash
+from shared.services.consent.guard import csp_hash, security_headers
 from shared.services.privacy.collect import Who, collect, resolve
 
 
@@ -44,7 +44,7 @@ _STYLE = (
     "th{background:#f5f5f5}pre{white-space:pre-wrap;background:#f8f8f8;padding:.5rem}"
 )
 # The export page's answer headers: no script, only its own stylesheet, never framed or cached.
-HTML_HEADERS = security_headers(style_hash(_STYLE), form_action=False)
+HTML_HEADERS = security_headers(csp_hash(_STYLE), form_action=False)
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Your data at {{ doc.store_id }}</title>
