@@ -19,6 +19,8 @@
 9. compressed batches and webhooks (`python -m tests.bench ingest`): ingest events/s for plain,
    gzip and deflate batches of 100 (the decompression overhead per event), and the ingest λ's time
    per Shopify webhook (verify, map, validate, publish).
+10. public pages and log scrubbing (`python -m tests.bench pages`, tests/bench_pages.py): refusing
+   a hostile link, serving a page with its form token, judging a POST, a log-safe error summary.
 """
 
 from __future__ import annotations
@@ -703,6 +705,10 @@ if __name__ == "__main__":
         inventory_items()
     elif sys.argv[1:] == ["templates"]:
         print_template_renders()
+    elif sys.argv[1:] == ["pages"]:
+        from tests.bench_pages import print_pages
+
+        print_pages()
     elif sys.argv[1:] == ["ingest"]:
         print_compressed_and_webhooks()
     elif sys.argv[1:] == ["partners"]:

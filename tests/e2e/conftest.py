@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from tests.e2e import log_scan
+
 ROOT = Path(__file__).resolve().parents[2]
 SPEED = 3600
 API_KEY = "e2e-key"
@@ -36,6 +38,8 @@ class Local:
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, Any]:
         data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
+        if data:
+            log_scan.remember(data)  # the values the session's logs are scanned for
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
         try:
             with urllib.request.urlopen(req, timeout=15) as resp:
@@ -98,12 +102,16 @@ def start_local(*extra: str) -> tuple[subprocess.Popen[str], Local]:
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
     lines = []
+    log_file = log_scan.new_log_file().open("a", encoding="utf-8")  # every line, scanned at the end
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         lines.append(line)
+        log_file.write(line)
         if "ready" in line:
             tail: deque[str] = deque(lines, maxlen=200)
-            threading.Thread(target=_drain, args=(proc, tail), name="local-log", daemon=True).start()
+            threading.Thread(
+                target=_drain, args=(proc, tail, log_file), name="local-log", daemon=True
+            ).start()
             return proc, Local(f"http://127.0.0.1:{port}", log=tail)
         if proc.poll() is not None:
             raise RuntimeError("boomerang local exited:\n" + "".join(lines))
@@ -111,12 +119,26 @@ def start_local(*extra: str) -> tuple[subprocess.Popen[str], Local]:
     raise RuntimeError("boomerang local never printed 'ready':\n" + "".join(lines))
 
 
-def _drain(proc: subprocess.Popen[str], tail: deque[str]) -> None:
+def _drain(proc: subprocess.Popen[str], tail: deque[str], log_file: Any) -> None:
     """Keep reading the emulator's log: a pipe nobody reads fills up (64 KB) and then every thread
     that logs blocks on write, which freezes journeys and keeps Ctrl-C from stopping it."""
     assert proc.stdout is not None
-    for line in proc.stdout:
-        tail.append(line)
+    with log_file:
+        for line in proc.stdout:
+            tail.append(line)
+            log_file.write(line)
+            log_file.flush()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_customer_values_in_logs() -> Iterator[None]:
+    """Set up first, so torn down last: after every emulator of the session has stopped."""
+    yield
+    problems = log_scan.scan()
+    if problems:
+        pytest.fail(
+            f"{len(problems)} log lines carry customer values:\n" + "\n".join(problems[:20]), pytrace=False
+        )
 
 
 def stop_local(proc: subprocess.Popen[str]) -> None:
