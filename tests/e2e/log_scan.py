@@ -15,7 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-NAME_KEYS = {"first_name", "last_name", "name", "firstName", "lastName", "full_name"}
+NAME_KEYS = {"first_name", "last_name", "firstName", "lastName", "full_name"}
+TRAIT_NAME_KEYS = {"name"}  # a person's name inside traits; elsewhere "name" names a product or store
 PHONE_KEYS = {"phone", "phone_number", "mobile"}
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _lock = threading.Lock()
@@ -33,21 +34,22 @@ def remember(body: Any) -> None:
         except (ValueError, UnicodeDecodeError):
             body = bytes(body).decode("utf-8", "replace")
     with _lock:
-        _walk(body, None)
+        _walk(body, None, None)
 
 
-def _walk(value: Any, key: str | None) -> None:
+def _walk(value: Any, key: str | None, parent: str | None) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
-            _walk(v, str(k))
+            _walk(v, str(k), key)
     elif isinstance(value, list):
         for v in value:
-            _walk(v, key)
+            _walk(v, key, parent)
     elif isinstance(value, str):
         emails.update(e.lower() for e in _EMAIL.findall(value))
         if key in PHONE_KEYS and sum(c.isdigit() for c in value) >= 7:
             phones.add(value)
-        if key in NAME_KEYS and len(value.strip()) >= 3:
+        is_name = key in NAME_KEYS or (key in TRAIT_NAME_KEYS and parent == "traits")
+        if is_name and len(value.strip()) >= 3:
             names.add(value.strip())
 
 
