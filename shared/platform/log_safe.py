@@ -90,19 +90,49 @@ def summary_text(exc: BaseException) -> str:
 class ScrubbedError(Exception):
     """An exception whose message is a log-safe summary; its class name is the original's."""
 
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""  # (KeyError would print a repr)
 
-_CLASSES: dict[str, type[ScrubbedError]] = {}
+
+_CLASSES: dict[type[BaseException], type[ScrubbedError]] = {}
+# attributes callers branch on, and which hold codes rather than values
+_SAFE_ATTRIBUTES = ("code", "reason", "operation_name", "status", "error_type")
+
+
+def _scrubbed_class(original: type[BaseException]) -> type[ScrubbedError]:
+    cls = _CLASSES.get(original)
+    if cls is None:
+        namespace = {"__module__": __name__, "__qualname__": original.__name__}
+        try:  # still an instance of the original: `except TransientSendError` keeps working
+            cls = type(original.__name__, (ScrubbedError, original), namespace)
+        except TypeError:  # a builtin whose layout cannot be combined (OSError, UnicodeError...)
+            cls = type(original.__name__, (ScrubbedError,), namespace)
+        cls = _CLASSES.setdefault(original, cls)
+    return cls
 
 
 def scrubbed(exc: BaseException) -> ScrubbedError:
-    """``exc`` as a ScrubbedError of the same class name (for Step Functions' ErrorEquals)."""
+    """``exc`` as a ScrubbedError of the same class (name and type, for Step Functions' ErrorEquals
+    and callers' except clauses), whose message is the summary."""
     if isinstance(exc, ScrubbedError):
         return exc
-    name = type(exc).__name__
-    cls = _CLASSES.get(name)
-    if cls is None:
-        cls = _CLASSES.setdefault(name, type(name, (ScrubbedError,), {"__module__": __name__}))
-    return cls(summary_text(exc))
+    cls = _scrubbed_class(type(exc))
+    try:
+        safe = cls.__new__(cls)
+    except Exception:  # a constructor that insists on its own arguments (pydantic's ValidationError)
+        cls = _CLASSES[type(exc)] = type(
+            type(exc).__name__, (ScrubbedError,), {"__module__": __name__, "__qualname__": type(exc).__name__}
+        )
+        safe = cls.__new__(cls)
+    BaseException.__init__(safe, summary_text(exc))
+    for name in _SAFE_ATTRIBUTES:
+        value = getattr(exc, name, None)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            try:
+                setattr(safe, name, value)
+            except AttributeError:
+                pass
+    return safe
 
 
 def scrub_errors(fn: Callable[P, R]) -> Callable[P, R]:

@@ -6,6 +6,7 @@ changed their consent; no page carried a CSP or frame protection.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -49,11 +50,13 @@ def link(path: str, now: float) -> str:
     return quote(signing.sign(KEY, "shop-1", "u:user-42", channel, now + 3600))
 
 
-def call(ctx: LambdaContext, method: str, path: str, query: str, body: bytes | None, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+def call(
+    ctx: LambdaContext, method: str, path: str, query: str, body: bytes | None, headers: dict[str, str]
+) -> dict[str, Any]:
     return handler(api_request(method, path, body, headers, query=query), ctx)
 
 
-def assert_page_headers(result: dict) -> None:  # type: ignore[type-arg]
+def assert_page_headers(result: dict[str, Any]) -> None:
     headers = {k: v[0] for k, v in result["multiValueHeaders"].items()}
     assert headers["Content-Type"].startswith("text/html")
     for name, value in SECURITY.items():
