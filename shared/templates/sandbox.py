@@ -1,8 +1,12 @@
 """The sandboxed Jinja environment every template compiles in (lint parses with the same one).
 
 Templates are written by store staff, so they run in Jinja's immutable sandbox: no attribute access
-to internals (``''.__class__``), no mutating the variables, ranges and string/list repetition
-bounded, no Jinja helper objects, only our filters. ``{% extends "layout.html" %}`` finds the layout
+to internals (``''.__class__``), no mutating the variables, no Jinja helper objects, only our
+filters. Every render is bounded (shared/templates/budget.py): each ``{% for %}`` iterates through
+:meth:`_Sandbox.guard_iter` and each ``~`` through :meth:`_Sandbox.guard_value` (the compiled tree
+is rewritten to call them, see :meth:`_Sandbox._generate`); calls, filters, ``range()``, ``*``,
+``+`` and ``%`` are counted and their sizes checked *before* a padding, width, repetition or
+replacement builds a huge string, and every ``{{ output }}`` counts towards the text written. ``{% extends "layout.html" %}`` finds the layout
 files of the render in progress (:data:`current_layouts`) and nothing else. Compiled templates are
 cached by their content, so a version compiles once per Lambda.
 """
@@ -10,15 +14,21 @@ cached by their content, so a version compiles once per Lambda.
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
+import re
 import threading
-from collections.abc import Callable, Mapping
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 
+from shared.templates.budget import TemplateBudgetExceeded, budget
 from shared.templates.filters import FILTERS
 from shared.templates.model import LAYOUT_FILES, TemplateError
 
@@ -29,10 +39,111 @@ _MAX_SEQUENCE = 100_000  # largest string/list a template may build with * (the 
 _COMPILED_MAX = 256
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """Immutable sandbox; mapping keys win over methods, and ``'x' * n`` and ``**`` are bounded."""
+# str methods whose int arguments are a width, a count or a tab size: checked before they run
+_WIDTH_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
+# %-format and str.format fields: the digits of a width or a precision
+_PERCENT_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\d+|\*)?(?:\.(\d+|\*))?")
+_FORMAT_SPEC = re.compile(r"\{[^{}]*?:([^{}]*)\}")
+_DIGITS = re.compile(r"\d+")
+_NESTED_SPEC = re.compile(r"\{[^{}]*:[^{}]*\{")
 
-    intercepted_binops = frozenset({"*", "**"})
+
+def check_format_widths(fmt: str, *, percent: bool) -> None:
+    """Refuse a format string whose width or precision would pad past the budget's width."""
+    b = budget()
+    if percent:
+        for width, precision in _PERCENT_FIELD.findall(fmt):
+            for n in (width, precision):
+                if n and n != "*":
+                    b.width(int(n), "a format width or precision")
+    else:
+        for spec in _FORMAT_SPEC.findall(fmt):
+            for n in _DIGITS.findall(spec):
+                b.width(int(n), "a format width or precision")
+
+
+def _check_str_call(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Before a str method runs: widths and counts bounded, replacements estimated."""
+    target = obj
+    if isinstance(obj, types.FunctionType):  # the sandbox's wrapper of str.format / format_map
+        target = obj.__dict__.get("__wrapped__", obj)
+    if not isinstance(target, types.BuiltinMethodType) or not isinstance(target.__self__, str):
+        return
+    name, text = target.__name__, target.__self__
+    if name in ("format", "format_map"):
+        check_format_widths(text, percent=False)
+        if _NESTED_SPEC.search(text):  # '{:{}}'.format(x, n): a width taken from the arguments
+            values = (
+                args[0].values() if name == "format_map" and args and isinstance(args[0], Mapping) else ()
+            )
+            for arg in (*args, *kwargs.values(), *values):
+                budget().width(arg, "a format width or precision")
+    elif name in _WIDTH_METHODS:
+        for arg in (*args, *kwargs.values()):
+            budget().width(arg, f"{name}() width")
+    elif name == "replace" and len(args) >= 2:
+        _check_replace(text, args[0], args[1], args[2] if len(args) > 2 else -1)
+
+
+def _check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:
+    if not (isinstance(text, str) and isinstance(old, str) and isinstance(new, str)):
+        return
+    hits = text.count(old) if old else len(text) + 1
+    if isinstance(count, int) and count >= 0:
+        hits = min(hits, count)
+    size = len(text) + hits * (len(new) - len(old))
+    limit = budget().limits.value_chars
+    if size > limit:
+        raise TemplateBudgetExceeded(f"replace() would build {size:,} characters; at most {limit:,}")
+
+
+def _lines(value: Any) -> int:
+    return str(value).count("\n") + 1
+
+
+def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter that counts as work, has its widths checked first and its result's size after."""
+    pass_arg = getattr(func, "jinja_pass_arg", None)
+
+    @functools.wraps(func)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        b = budget()
+        params = args[1:] if pass_arg is not None else args  # (value, *filter arguments)
+        value = params[0] if params else None
+        b.tick(1 + (len(value) >> 10 if isinstance(value, str | list | tuple) else 0))
+        rest = list(params[1:])
+        if name in ("center", "indent", "slice", "batch"):
+            width = rest[0] if rest else kwargs.get("width", kwargs.get("slices", kwargs.get("linecount")))
+            if name == "indent" and isinstance(width, str):
+                # the indentation is written once per line: its length times the lines
+                if len(width) * _lines(value) > b.limits.value_chars:
+                    raise TemplateBudgetExceeded("indent() would build too long a text")
+            else:
+                b.width(width, f"{name}() width")
+        elif name == "wordwrap":
+            width = rest[0] if rest else kwargs.get("width", 79)
+            wrap = rest[2] if len(rest) > 2 else kwargs.get("wrapstring") or "\n"
+            if isinstance(width, int) and width < 1:
+                raise TemplateBudgetExceeded("wordwrap() width must be at least 1")
+            if isinstance(value, str) and isinstance(width, int):
+                if len(value) // max(width, 1) * (len(str(wrap)) + 1) > b.limits.value_chars:
+                    raise TemplateBudgetExceeded("wordwrap() would build too long a text")
+        elif name == "format" and isinstance(value, str):
+            check_format_widths(value, percent=True)
+            if "*" in value:  # '%*d'|format(n, 1): the width comes from the arguments
+                for arg in (*rest, *kwargs.values()):
+                    b.width(arg, "a format width or precision")
+        elif name == "replace" and len(rest) >= 2:
+            _check_replace(str(value), rest[0], rest[1], rest[2] if len(rest) > 2 else -1)
+        return b.value(func(*args, **kwargs))
+
+    return bounded
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Immutable sandbox; mapping keys win over methods, and every render is bounded (see above)."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Jinja tries attributes before keys, so ``cart.items`` would be dict.items; data wins here.
@@ -54,7 +165,77 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                     and len(seq) * n > _MAX_SEQUENCE
                 ):
                     raise jinja2.sandbox.SecurityError("repetition too large")
+        elif operator == "%" and isinstance(left, str):
+            check_format_widths(left, percent=True)
+            if "*" in left:
+                for arg in right if isinstance(right, tuple) else (right,):
+                    budget().width(arg, "a format width or precision")
+        elif (
+            operator == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
+        ):
+            b = budget()
+            if len(left) + len(right) > b.limits.value_chars:
+                b.value(left + right)  # raises, naming the size
         return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        # Macros, caller(), recursive loop(), methods and range(): work, depth and size bounded.
+        b = budget()
+        b.tick()
+        _check_str_call(__obj, args, kwargs)
+        b.enter()
+        try:
+            result = super().call(__context, __obj, *args, **kwargs)
+        finally:
+            b.depth -= 1
+        return b.value(result)
+
+    def guard_iter(self, iterable: Iterable[Any]) -> Iterator[Any] | Any:
+        """What a ``{% for %}`` iterates: each item is a unit of work."""
+        if isinstance(iterable, jinja2.Undefined):
+            return iterable  # StrictUndefined raises its own clear error when the loop starts
+        return budget().iterate(iterable)
+
+    def guard_value(self, value: Any) -> Any:
+        """The result of a ``~`` concatenation, checked for size."""
+        return budget().value(value)
+
+    def _generate(self, source: Any, name: str | None, filename: str | None, defer_init: bool = False) -> str:
+        # Rewrite the tree so loops and concatenations go through the guards above (users cannot
+        # write EnvironmentAttribute nodes themselves, so a template cannot call the guards).
+        if isinstance(source, nodes.Template):
+            source = _Guards().visit(source)
+        return super()._generate(source, name, filename, defer_init)  # type: ignore[no-any-return]
+
+
+def _env_call(method: str, arg: nodes.Expr) -> nodes.Call:
+    return nodes.Call(nodes.EnvironmentAttribute(method), [arg], [], None, None, lineno=arg.lineno)
+
+
+class _Guards(NodeTransformer):
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        node = self.generic_visit(node)
+        node.iter = _env_call("guard_iter", node.iter)
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        return _env_call("guard_value", self.generic_visit(node))
+
+
+def _bounded_range(*args: int) -> range:
+    """``range()``, no longer than the work a whole render may do."""
+    rng = range(*args)
+    limit = budget().limits.work
+    if len(rng) > limit:
+        raise TemplateBudgetExceeded(f"range() of {len(rng):,} items; at most {limit:,}")
+    return rng
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ output }}``: its length counts towards the text a render may write."""
+    if isinstance(value, str):
+        budget().wrote(len(value))
+    return value
 
 
 class _LayoutLoader(jinja2.BaseLoader):
@@ -79,10 +260,12 @@ def _new_env(*, autoescape: bool) -> jinja2.Environment:
         auto_reload=False,
         cache_size=0,  # we cache compiled templates ourselves, by content
         loader=_LayoutLoader(),
+        finalize=_finalize,
     )
     # Only our filters and a few harmless globals: no lipsum/cycler/joiner/namespace/dict.
-    env.globals = {"range": env.globals["range"]}
+    env.globals = {"range": _bounded_range}
     env.filters.update(FILTERS)
+    env.filters = {name: _bounded_filter(name, f) for name, f in env.filters.items()}
     return env
 
 
