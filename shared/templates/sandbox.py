@@ -173,9 +173,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         elif (
             operator == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
         ):
-            b = budget()
-            if len(left) + len(right) > b.limits.value_chars:
-                b.value(left + right)  # raises, naming the size
+            size, limit = len(left) + len(right), budget().limits.value_chars
+            if size > limit:
+                raise TemplateBudgetExceeded(f"+ would build {size:,} items or characters; at most {limit:,}")
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
@@ -205,21 +205,24 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         # write EnvironmentAttribute nodes themselves, so a template cannot call the guards).
         if isinstance(source, nodes.Template):
             source = _Guards().visit(source)
-        return super()._generate(source, name, filename, defer_init)  # type: ignore[no-any-return]
+        return super()._generate(source, name, filename, defer_init)
 
 
-def _env_call(method: str, arg: nodes.Expr) -> nodes.Call:
+def _env_call(method: str, arg: nodes.Node) -> nodes.Call:
     return nodes.Call(nodes.EnvironmentAttribute(method), [arg], [], None, None, lineno=arg.lineno)
 
 
 class _Guards(NodeTransformer):
     def visit_For(self, node: nodes.For) -> nodes.Node:
-        node = self.generic_visit(node)
-        node.iter = _env_call("guard_iter", node.iter)
-        return node
+        visited = self.generic_visit(node)
+        assert isinstance(visited, nodes.For)
+        visited.iter = _env_call("guard_iter", visited.iter)
+        return visited
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
-        return _env_call("guard_value", self.generic_visit(node))
+        visited = self.generic_visit(node)
+        assert isinstance(visited, nodes.Concat)
+        return _env_call("guard_value", visited)
 
 
 def _bounded_range(*args: int) -> range:

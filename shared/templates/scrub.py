@@ -20,32 +20,11 @@ from jinja2 import nodes
 PLACEHOLDER = "'…'"
 # Python and Jinja type names, as exceptions quote them ('int', "str", 'dict object')
 _TYPES = frozenset(
-    {
-        "int",
-        "float",
-        "str",
-        "bool",
-        "bytes",
-        "list",
-        "tuple",
-        "dict",
-        "set",
-        "NoneType",
-        "Decimal",
-        "Markup",
-        "Undefined",
-        "StrictUndefined",
-        "datetime",
-        "date",
-        "range",
-        "generator",
-        "function",
-        "method",
-        "builtin_function_or_method",
-        "LoopContext",
-        "Macro",
-        "decimal.Decimal",
-    }  # fmt: skip
+    (
+        "None NoneType int float str bool bytes list tuple dict set Decimal decimal.Decimal Markup "
+        "Undefined StrictUndefined datetime date range generator function method LoopContext Macro "
+        "builtin_function_or_method"
+    ).split()
 )
 _QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
 _EMAIL = re.compile(r"[^\s'\"<>@]+@[^\s'\"<>@]+")
