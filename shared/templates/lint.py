@@ -17,7 +17,10 @@ Every problem names the file, the line (when there is one) and what is wrong and
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -401,12 +404,38 @@ def _check_layout(files: Mapping[str, str], prefix: str) -> list[Problem]:
     return problems
 
 
+_TRIALS_MAX = 512  # verdicts kept: a folder's unchanged units are not rendered again on each upload
+_trials: OrderedDict[str, list[Problem]] = OrderedDict()
+_trials_lock = threading.Lock()
+
+
 def _trial(
     template: str, locale: str, channel: str, files: Mapping[str, str], layouts: Mapping[str, str] | None
 ) -> list[Problem]:
     """Render the unit for several sample customers (different names, locales, empty and long carts,
     missing optional fields): a loop or an error that only some customers meet is caught here, and
-    each render is bounded (CPU, size), so the slowest template still gets a verdict quickly."""
+    each render is bounded (CPU, size), so the slowest template still gets a verdict quickly.
+
+    The verdict depends only on the unit's text (the samples are constants), so it is kept by content
+    (bounded): every upload re-checks the whole folder, and its unchanged units cost nothing."""
+    key = hashlib.sha256(
+        repr((template, locale, channel, sorted(files.items()), sorted((layouts or {}).items()))).encode()
+    ).hexdigest()
+    with _trials_lock:
+        if key in _trials:
+            _trials.move_to_end(key)
+            return list(_trials[key])
+    problems = _trial_uncached(template, locale, channel, files, layouts)
+    with _trials_lock:
+        _trials[key] = problems
+        while len(_trials) > _TRIALS_MAX:
+            _trials.popitem(last=False)
+    return list(problems)
+
+
+def _trial_uncached(
+    template: str, locale: str, channel: str, files: Mapping[str, str], layouts: Mapping[str, str] | None
+) -> list[Problem]:
     for n, (label, variables) in enumerate(catalog.sample_variations(template, locale or None)):
         try:
             problems = _trial_one(template, locale, channel, files, layouts, variables, first=n == 0)
