@@ -164,7 +164,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                     and isinstance(n, int)
                     and len(seq) * n > _MAX_SEQUENCE
                 ):
-                    raise jinja2.sandbox.SecurityError("repetition too large")
+                    raise TemplateBudgetExceeded(
+                        f"* would build {len(seq) * n:,} items or characters; at most {_MAX_SEQUENCE:,}"
+                    )
         elif operator == "%" and isinstance(left, str):
             check_format_widths(left, percent=True)
             if "*" in left:
