@@ -30,6 +30,10 @@ class TemplateBudgetExceeded(TemplateError):
     """A render went over its CPU, work, depth or size budget (never worth retrying as it is)."""
 
 
+class TemplateTooSlow(TemplateBudgetExceeded):
+    """A render ran out of CPU time or work: it cost its whole budget before it was stopped."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """The bounds of one message's render (all its parts share one budget)."""
@@ -70,7 +74,7 @@ class Budget:
         if self.work >= self._next_check:
             self._next_check = self.work + _CHECK_EVERY
             if self.work > self.limits.work:
-                raise TemplateBudgetExceeded(
+                raise TemplateTooSlow(
                     f"too much work: over {self.limits.work:,} loop iterations and calls in one render "
                     "(a loop too large, or nested too deep)"
                 )
@@ -78,7 +82,7 @@ class Budget:
 
     def check_time(self) -> None:
         if time.thread_time() > self._deadline:
-            raise TemplateBudgetExceeded(
+            raise TemplateTooSlow(
                 f"over its CPU budget of {self.limits.cpu_ms:g} ms (a loop too large, or nested too deep)"
             )
 

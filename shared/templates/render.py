@@ -111,7 +111,7 @@ def _render_one(
         return _stream(compiled, variables, _STREAM_CHARS)
     except TemplateBudgetExceeded as exc:
         where, line = _template_line(exc.__traceback__, file)
-        raise TemplateBudgetExceeded(exc.problem, template=template_name, file=where, line=line) from None
+        raise type(exc)(exc.problem, template=template_name, file=where, line=line) from None
     except jinja2.TemplateSyntaxError as exc:  # in a layout, found when the body extends it
         raise TemplateError(
             f"syntax error: {exc.message}", template=template_name, file=exc.name or file, line=exc.lineno

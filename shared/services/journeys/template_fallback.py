@@ -6,7 +6,7 @@ customer at most its CPU budget; then :func:`render_or_fallback` renders the shi
 report) tells the store which template failed, where, and that the default went out. With no
 default, the error goes up and the step records it as the channel's reason (deliver.py).
 
-A template version that ran out of CPU is also set aside for a while in this container
+A template version that ran out of CPU or work is also set aside for a while in this container
 (:data:`_SLOW`, bounded), so the next customers go straight to the default instead of each paying
 the budget again: one slow template never delays everyone else's messages.
 """
@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from shared.templates.budget import TemplateBudgetExceeded
+from shared.templates.budget import TemplateBudgetExceeded, TemplateTooSlow
 from shared.templates.model import DEFAULT_STORE, TemplateError
 
 T = TypeVar("T")
@@ -93,7 +93,9 @@ def render_or_fallback(
         return render(template)
     except TemplateError as exc:
         spent_ms = (time.thread_time() - started) * 1000
-        if isinstance(exc, TemplateBudgetExceeded) and spent_ms >= _SLOW_CPU_MS:
+        if isinstance(exc, TemplateTooSlow) or (
+            isinstance(exc, TemplateBudgetExceeded) and spent_ms >= _SLOW_CPU_MS
+        ):
             _set_aside(key, time.monotonic())
         if _shipped(template) or store_id == DEFAULT_STORE:
             raise
