@@ -24,6 +24,7 @@ from shared.templates.model import TemplateError
 
 CPU_MS_VARIABLE = "TEMPLATE_CPU_MS"  # optional: the CPU budget of one message's render, in ms
 _CHECK_EVERY = 64  # work units between two reads of the CPU clock
+_SIZED = (str, list, tuple)
 
 
 class TemplateBudgetExceeded(TemplateError):
@@ -97,23 +98,28 @@ class Budget:
             )
 
     def value(self, value: Any) -> Any:
-        """``value``, unless it is a string or list longer than a template may build."""
-        if isinstance(value, str | list | tuple):
+        """``value``, unless it is a string or list longer than a template may build (large ones
+        also weigh as work: one unit per KB)."""
+        if isinstance(value, _SIZED):
             size = len(value)
-            if size > self.limits.value_chars:
-                raise TemplateBudgetExceeded(
-                    f"builds a value of {size:,} items or characters; at most {self.limits.value_chars:,}"
-                )
-            self.tick(1 + (size >> 10))
+            if size > 1024:
+                if size > self.limits.value_chars:
+                    raise TemplateBudgetExceeded(
+                        f"builds a value of {size:,} items or characters; at most {self.limits.value_chars:,}"
+                    )
+                self.tick(size >> 10)
         return value
 
     def width(self, width: Any, what: str) -> None:
         if isinstance(width, int) and abs(width) > self.limits.width:
             raise TemplateBudgetExceeded(f"{what} of {width:,}: at most {self.limits.width:,}")
 
-    def iterate(self, iterable: Iterable[Any]) -> Iterator[Any]:
+    def iterate(self, iterable: Iterable[Any], static_chars: int = 0) -> Iterator[Any]:
+        """Each item a unit of work; ``static_chars``: the template text each pass writes."""
         for item in iterable:
             self.tick()
+            if static_chars:
+                self.wrote(static_chars)
             yield item
 
     def enter(self) -> None:

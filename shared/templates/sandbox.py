@@ -3,10 +3,11 @@
 Templates are written by store staff, so they run in Jinja's immutable sandbox: no attribute access
 to internals (``''.__class__``), no mutating the variables, no Jinja helper objects, only our
 filters. Every render is bounded (shared/templates/budget.py): each ``{% for %}`` iterates through
-:meth:`_Sandbox.guard_iter` and each ``~`` through :meth:`_Sandbox.guard_value` (the compiled tree
+``_guard_iter`` and each ``~`` through ``_guard_value`` (the compiled tree
 is rewritten to call them, see :meth:`_Sandbox._generate`); calls, filters, ``range()``, ``*``,
 ``+`` and ``%`` are counted and their sizes checked *before* a padding, width, repetition or
-replacement builds a huge string, and every ``{{ output }}`` counts towards the text written. ``{% extends "layout.html" %}`` finds the layout
+replacement builds a huge string; every ``{{ output }}``, each loop pass's template text and each
+macro's result count towards the text a render writes. ``{% extends "layout.html" %}`` finds the layout
 files of the render in progress (:data:`current_layouts`) and nothing else. Compiled templates are
 cached by their content, so a version compiles once per Lambda.
 """
@@ -28,7 +29,7 @@ from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
-from shared.templates.budget import TemplateBudgetExceeded, budget
+from shared.templates.budget import Budget, TemplateBudgetExceeded, budget, current_budget
 from shared.templates.filters import FILTERS
 from shared.templates.model import LAYOUT_FILES, TemplateError
 
@@ -50,16 +51,16 @@ _NESTED_SPEC = re.compile(r"\{[^{}]*:[^{}]*\{")
 
 def check_format_widths(fmt: str, *, percent: bool) -> None:
     """Refuse a format string whose width or precision would pad past the budget's width."""
-    b = budget()
+    budget().width(_widest(fmt, percent), "a format width or precision")
+
+
+@lru_cache(maxsize=512)  # format strings are mostly the template's own constants
+def _widest(fmt: str, percent: bool) -> int:
     if percent:
-        for width, precision in _PERCENT_FIELD.findall(fmt):
-            for n in (width, precision):
-                if n and n != "*":
-                    b.width(int(n), "a format width or precision")
+        numbers = [n for pair in _PERCENT_FIELD.findall(fmt) for n in pair if n and n != "*"]
     else:
-        for spec in _FORMAT_SPEC.findall(fmt):
-            for n in _DIGITS.findall(spec):
-                b.width(int(n), "a format width or precision")
+        numbers = [n for spec in _FORMAT_SPEC.findall(fmt) for n in _DIGITS.findall(spec)]
+    return max((int(n) for n in numbers), default=0)
 
 
 def _check_str_call(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -97,47 +98,51 @@ def _check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:
         raise TemplateBudgetExceeded(f"replace() would build {size:,} characters; at most {limit:,}")
 
 
-def _lines(value: Any) -> int:
-    return str(value).count("\n") + 1
+_SIZED_FILTERS = frozenset({"center", "indent", "slice", "batch", "wordwrap", "format", "replace"})
 
 
 def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """A filter that counts as work, has its widths checked first and its result's size after."""
-    pass_arg = getattr(func, "jinja_pass_arg", None)
+    skip = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0  # context/environment first
+    sized = name in _SIZED_FILTERS
 
     @functools.wraps(func)
     def bounded(*args: Any, **kwargs: Any) -> Any:
         b = budget()
-        params = args[1:] if pass_arg is not None else args  # (value, *filter arguments)
-        value = params[0] if params else None
-        b.tick(1 + (len(value) >> 10 if isinstance(value, str | list | tuple) else 0))
-        rest = list(params[1:])
-        if name in ("center", "indent", "slice", "batch"):
-            width = rest[0] if rest else kwargs.get("width", kwargs.get("slices", kwargs.get("linecount")))
-            if name == "indent" and isinstance(width, str):
-                # the indentation is written once per line: its length times the lines
-                if len(width) * _lines(value) > b.limits.value_chars:
-                    raise TemplateBudgetExceeded("indent() would build too long a text")
-            else:
-                b.width(width, f"{name}() width")
-        elif name == "wordwrap":
-            width = rest[0] if rest else kwargs.get("width", 79)
-            wrap = rest[2] if len(rest) > 2 else kwargs.get("wrapstring") or "\n"
-            if isinstance(width, int) and width < 1:
-                raise TemplateBudgetExceeded("wordwrap() width must be at least 1")
-            if isinstance(value, str) and isinstance(width, int):
-                if len(value) // max(width, 1) * (len(str(wrap)) + 1) > b.limits.value_chars:
-                    raise TemplateBudgetExceeded("wordwrap() would build too long a text")
-        elif name == "format" and isinstance(value, str):
-            check_format_widths(value, percent=True)
-            if "*" in value:  # '%*d'|format(n, 1): the width comes from the arguments
-                for arg in (*rest, *kwargs.values()):
-                    b.width(arg, "a format width or precision")
-        elif name == "replace" and len(rest) >= 2:
-            _check_replace(str(value), rest[0], rest[1], rest[2] if len(rest) > 2 else -1)
+        value = args[skip] if len(args) > skip else None
+        b.tick()
+        if sized:
+            _check_filter_args(name, b, value, list(args[skip + 1 :]), kwargs)
         return b.value(func(*args, **kwargs))
 
     return bounded
+
+
+def _check_filter_args(name: str, b: Budget, value: Any, rest: list[Any], kwargs: dict[str, Any]) -> None:
+    """Before a filter that pads, wraps, formats or replaces runs: what it would build is bounded."""
+    if name in ("center", "indent", "slice", "batch"):
+        width = rest[0] if rest else kwargs.get("width", kwargs.get("slices", kwargs.get("linecount")))
+        if name == "indent" and isinstance(width, str):
+            # the indentation is written once per line: its length times the lines
+            if len(width) * (str(value).count("\n") + 1) > b.limits.value_chars:
+                raise TemplateBudgetExceeded("indent() would build too long a text")
+        else:
+            b.width(width, f"{name}() width")
+    elif name == "wordwrap":
+        width = rest[0] if rest else kwargs.get("width", 79)
+        wrap = rest[2] if len(rest) > 2 else kwargs.get("wrapstring") or "\n"
+        if isinstance(width, int) and width < 1:
+            raise TemplateBudgetExceeded("wordwrap() width must be at least 1")
+        if isinstance(value, str) and isinstance(width, int):
+            if len(value) // max(width, 1) * (len(str(wrap)) + 1) > b.limits.value_chars:
+                raise TemplateBudgetExceeded("wordwrap() would build too long a text")
+    elif name == "format" and isinstance(value, str):
+        check_format_widths(value, percent=True)
+        if "*" in value:  # '%*d'|format(n, 1): the width comes from the arguments
+            for arg in (*rest, *kwargs.values()):
+                b.width(arg, "a format width or precision")
+    elif name == "replace" and len(rest) >= 2:
+        _check_replace(str(value), rest[0], rest[1], rest[2] if len(rest) > 2 else -1)
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -190,41 +195,50 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             result = super().call(__context, __obj, *args, **kwargs)
         finally:
             b.depth -= 1
+        if isinstance(result, str):
+            b.wrote(len(result))  # a macro's text (its body is not a loop's)
         return b.value(result)
 
-    def guard_iter(self, iterable: Iterable[Any]) -> Iterator[Any] | Any:
-        """What a ``{% for %}`` iterates: each item is a unit of work."""
-        if isinstance(iterable, jinja2.Undefined):
-            return iterable  # StrictUndefined raises its own clear error when the loop starts
-        return budget().iterate(iterable)
-
-    def guard_value(self, value: Any) -> Any:
-        """The result of a ``~`` concatenation, checked for size."""
-        return budget().value(value)
-
     def _generate(self, source: Any, name: str | None, filename: str | None, defer_init: bool = False) -> str:
-        # Rewrite the tree so loops and concatenations go through the guards above (users cannot
-        # write EnvironmentAttribute nodes themselves, so a template cannot call the guards).
+        # Rewrite the tree so loops and concatenations go through the guards below.
         if isinstance(source, nodes.Template):
             source = _Guards().visit(source)
         return super()._generate(source, name, filename, defer_init)
 
 
-def _env_call(method: str, arg: nodes.Node) -> nodes.Call:
-    return nodes.Call(nodes.EnvironmentAttribute(method), [arg], [], None, None, lineno=arg.lineno)
+# Filter names no template can write (not identifiers): the guards are called directly, not through
+# the sandbox's call(), which would cost each loop and concatenation a call's checks.
+_GUARD_ITER, _GUARD_VALUE = "boomerang:guard_iter", "boomerang:guard_value"
+
+
+def _guarded(name: str, arg: nodes.Node, *args: nodes.Expr) -> nodes.Filter:
+    return nodes.Filter(arg, name, list(args), [], None, None, lineno=arg.lineno)
+
+
+def _static_chars(body: list[nodes.Node]) -> int:
+    """The template text a loop's body writes on each pass (its own, not its inner loops' or macros')."""
+    total, stack = 0, list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, nodes.TemplateData):
+            total += len(node.data)
+        elif not isinstance(node, nodes.For | nodes.Macro | nodes.CallBlock):
+            stack.extend(node.iter_child_nodes())
+    return total
 
 
 class _Guards(NodeTransformer):
     def visit_For(self, node: nodes.For) -> nodes.Node:
         visited = self.generic_visit(node)
         assert isinstance(visited, nodes.For)
-        visited.iter = _env_call("guard_iter", visited.iter)
+        static = nodes.Const(_static_chars(visited.body), lineno=visited.lineno)
+        visited.iter = _guarded(_GUARD_ITER, visited.iter, static)
         return visited
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         visited = self.generic_visit(node)
         assert isinstance(visited, nodes.Concat)
-        return _env_call("guard_value", visited)
+        return _guarded(_GUARD_VALUE, visited)
 
 
 def _bounded_range(*args: int) -> range:
@@ -236,10 +250,24 @@ def _bounded_range(*args: int) -> range:
     return rng
 
 
+def _guard_iter(iterable: Iterable[Any], static_chars: int = 0) -> Iterator[Any] | Any:
+    """What a ``{% for %}`` iterates: each item is a unit of work, and writes the body's text."""
+    if isinstance(iterable, jinja2.Undefined):
+        return iterable  # StrictUndefined raises its own clear error when the loop starts
+    return budget().iterate(iterable, static_chars)
+
+
+def _guard_value(value: Any) -> Any:
+    """The result of a ``~`` concatenation, checked for size."""
+    return budget().value(value)
+
+
 def _finalize(value: Any) -> Any:
     """Every ``{{ output }}``: its length counts towards the text a render may write."""
     if isinstance(value, str):
-        budget().wrote(len(value))
+        b = current_budget.get()
+        if b is not None:
+            b.wrote(len(value))
     return value
 
 
@@ -271,6 +299,7 @@ def _new_env(*, autoescape: bool) -> jinja2.Environment:
     env.globals = {"range": _bounded_range}
     env.filters.update(FILTERS)
     env.filters = {name: _bounded_filter(name, f) for name, f in env.filters.items()}
+    env.filters.update({_GUARD_ITER: _guard_iter, _GUARD_VALUE: _guard_value})
     return env
 
 

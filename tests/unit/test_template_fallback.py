@@ -47,13 +47,13 @@ class Templates:
 
 
 def test_the_stores_template_when_it_renders() -> None:
-    templates, notes = Templates("Hi {{ customer.first_name }}"), []
+    templates, notes = Templates("Hi {{ customer.first_name }}"), list[str]()
     assert templates.send(notes) == "Hi Ada"
     assert notes == [] and templates.loads == ["shop-1"]
 
 
 def test_a_failing_store_template_gives_way_to_the_shipped_one_with_a_note() -> None:
-    templates, notes = Templates("{{ customer.first_name|number }}"), []
+    templates, notes = Templates("{{ customer.first_name|number }}"), list[str]()
     assert templates.send(notes) == "Your cart is waiting"
     [note] = notes
     assert note.startswith(
@@ -63,7 +63,7 @@ def test_a_failing_store_template_gives_way_to_the_shipped_one_with_a_note() -> 
 
 
 def test_without_a_shipped_template_the_stores_error_goes_up() -> None:
-    templates, notes = Templates("{{ customer.first_name|number }}", shipped=None), []
+    templates, notes = Templates("{{ customer.first_name|number }}", shipped=None), list[str]()
     with pytest.raises(TemplateError, match="is not a number"):
         templates.send(notes)
     assert notes == []
