@@ -126,10 +126,14 @@ def _scrubbed(
         problem = f"refused by the sandbox: {exc}"
     else:
         problem = f"{type(exc).__name__}: {exc}"
-    layouts = current_layouts.get() or {}
-    names = set().union(*(template_names(text) for text in (source, *layouts.values())))
-    problem = scrub(problem, names=names, values=string_values(variables))
+    problem = scrub(problem, names=_names(source), values=string_values(variables))
     return _runtime_error(problem, exc, file, template_name)
+
+
+def _names(source: str) -> set[str]:
+    """The names the template's author wrote (kept in error messages), the layouts' included."""
+    layouts = current_layouts.get() or {}
+    return set().union(*(template_names(text) for text in (source, *layouts.values())))
 
 
 def _runtime_error(
@@ -177,13 +181,21 @@ def render_email(
         if html is None:
             html = _render_one(template.html, variables, file=body_file, html=True, template_name=name)
             if template.mjml:
-                html = mjml.mjml_to_html(html, template_name=name)
+                try:
+                    html = mjml.mjml_to_html(html, template_name=name)
+                except TemplateError as exc:  # the parser may quote the rendered text
+                    raise TemplateError(
+                        scrub(exc.problem, names=_names(template.html), values=string_values(variables)),
+                        template=name,
+                        file=body_file,
+                    ) from None
         text = _render_one(template.text, variables, file="body.txt", html=False, template_name=name)
     if "<style" in html:
         try:
             html = mjml.inline_css(html)
         except ValueError as exc:
-            raise TemplateError(f"CSS: {exc}", template=name, file=body_file) from exc
+            problem = scrub(f"CSS: {exc}", names=_names(template.html), values=string_values(variables))
+            raise TemplateError(problem, template=name, file=body_file) from None
     # A header is one line: newlines from the template (or a variable) must not reach it.
     subject = " ".join(subject.split())
     if not subject:
