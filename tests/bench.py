@@ -6,7 +6,8 @@
 3. AWS API calls per event, by event type;
 4. Step Functions state transitions per cart journey (two emails; bought before the first);
 5. rendering one email per send: the Polish MJML cart email and the HTML one, first and later sends
-   (`python -m tests.bench templates` runs only this part; `imports` only part 2);
+   (`python -m tests.bench templates` runs only this part, with a loop-heavy render and the
+   validator's verdict on hostile templates; `imports` only part 2);
 6. forwarding orders to fulfilment partners: cost per 1,000 orders and time per order
    (`python -m tests.bench partners`, tests/bench_partners.py);
 7. fulfilment speed in the report, and the read a step timed `from: delivery` adds
@@ -285,10 +286,53 @@ def template_renders(n: int = 30) -> dict[str, tuple[float, float]]:
     return out
 
 
+def template_bounds(n: int = 20) -> dict[str, float]:
+    """ms (median of n): a loop-heavy render (every hook of shared/templates/budget.py on its path),
+    and the validator's verdict on the issue's hostile templates (several sample customers each)."""
+    from shared.domain.template_variables import sample_variables
+    from shared.templates.lint import lint_unit
+    from shared.templates.model import EmailTemplate
+    from shared.templates.render import render_email
+
+    footer = '<a href="{{ unsubscribe_url }}">x</a> {{ store.address }}'
+    loops = EmailTemplate(
+        name="cart-abandoned",
+        subject="Hi {{ customer.first_name }}",
+        html="{% macro row(i) %}<td>{{ i }}{{ '%03d'|format(i) }}</td>{% endmacro %}"
+        "{% for i in range(2000) %}{{ row(i) }}{{ i ~ '' }}{% endfor %}" + footer,
+        text="Hi",
+    )
+    out: dict[str, float] = {}
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        render_email(loops, sample_variables("cart-abandoned"))
+        times.append((time.perf_counter() - t0) * 1000)
+    out["2,000 loop iterations, macro calls and filters"] = statistics.median(times)
+    hostile = {
+        "three nested range(100000)": "{% for i in range(100000) %}{% for j in range(100000) %}"
+        "{% for k in range(100000) %}{% endfor %}{% endfor %}{% endfor %}",
+        "guarded loop (not for Ada)": '{% if customer.first_name != "Ada" %}{% for i in range(20000) %}'
+        "{% for j in range(20000) %}.{% endfor %}{% endfor %}{% endif %}",
+        "recursive macro": "{% macro m(n) %}{{ m(n) }}{{ m(n) }}{% endmacro %}{{ m(1) }}",
+        "''|center(30000000)": "{{ ''|center(30000000) }}",
+    }
+    for label, body in hostile.items():
+        t0 = time.perf_counter()
+        # a distinct subject each time: the validator keeps verdicts by content
+        files = {"subject.txt": f"Hi {time.perf_counter_ns()}", "body.txt": "Hi", "body.html": body + footer}
+        assert lint_unit("cart-abandoned", "", "email", files)
+        out[f"verdict: {label}"] = (time.perf_counter() - t0) * 1000
+    return out
+
+
 def print_template_renders() -> None:
     print("\nRendering the cart email, per send (Jinja + MJML + CSS inlining; another customer each time):")
     for label, (first, later) in template_renders().items():
         print(f"  {label:<10} first send {first:6.1f} ms; later sends {later:6.1f} ms (median of 30)")
+    print("Bounded templates (CPU, work, sizes): a loop-heavy render, and the validator's verdicts:")
+    for label, ms in template_bounds().items():
+        print(f"  {label:<48} {ms:7.1f} ms")
 
 
 def transitions_per_journey() -> dict[str, Any]:

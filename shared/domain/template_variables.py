@@ -224,6 +224,60 @@ def sample_variables(name: str, locale: str | None = None, **overrides: Any) -> 
     return context
 
 
+def _long_cart(lines: int = 40) -> dict[str, Any]:
+    items = [
+        _line(f"Sample product {i} with a rather long name, colour and size", "12.50", 1 + i % 3, f"p{i}")
+        for i in range(lines)
+    ]
+    value = sum((line["line_total"] for line in items), Decimal(0))
+    return {
+        "items": items,
+        "value": value,
+        "currency": "EUR",
+        "item_count": sum(i["quantity"] for i in items),
+    }
+
+
+# Other customers the validator renders a template for, besides SAMPLES: a template that misbehaves
+# only for some customers ({% if customer.first_name != "Ada" %}...) is caught before it is sent.
+SAMPLE_VARIATIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    (
+        "another name and locale, a long cart, no offer or loyalty tier",
+        {
+            "customer": {"first_name": "Zoë-Łucja", "last_name": "Ó Briain-Nakamura", "locale": "pl-PL"},
+            "cart": _long_cart(),
+            "viewed": [{k: v for k, v in line.items() if k in PRODUCT} for line in _long_cart(20)["items"]],
+            "products": [{k: v for k, v in line.items() if k in PRODUCT} for line in _long_cart(12)["items"]],
+            "offer": None,
+            # the journeys always pass loyalty, with no tier when the store has no programme
+            "loyalty": {"points": 0, "tier": None, "next_tier": None, "points_to_next": None},
+        },
+    ),
+    (
+        "no name or locale, an empty cart, nothing viewed",
+        {
+            "customer": {"first_name": None, "last_name": None, "locale": None},
+            "cart": {"items": [], "value": Decimal(0), "currency": "EUR", "item_count": 0},
+            "viewed": [],
+            "products": [],
+        },
+    ),
+    (
+        "a long name in another script",
+        {"customer": {"first_name": "Александра-Мария" * 4, "last_name": "李" * 20, "locale": "ru"}},
+    ),
+)
+
+
+def sample_variations(name: str, locale: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(label, variables): the sample context (:func:`sample_variables`) and the other customers
+    of :data:`SAMPLE_VARIATIONS`, for the validator's trial renders."""
+    out = [("sample data", sample_variables(name, locale))]
+    for label, variation in SAMPLE_VARIATIONS:
+        out.append((f"sample customer with {label}", sample_variables(name, None, **variation)))
+    return out
+
+
 def documented_paths(spec: TemplateSpec) -> list[str]:
     """Every variable path of a template, e.g. ``cart.items[].name``, for error messages and docs."""
     out: list[str] = []

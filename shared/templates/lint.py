@@ -8,14 +8,19 @@ Every problem names the file, the line (when there is one) and what is wrong and
   helper objects (``self``, ``cycler``, ``lipsum``...), ``include``/``import``, and ``extends`` of
   anything but the shared layout;
 - unknown variables and attributes, against the template's row in shared/domain/template_variables.py;
-- a trial render with sample data in the folder's locale: runtime errors, a marketing email with no
-  visible unsubscribe link or postal address, an SMS longer than its declared segments, an empty push;
+- trial renders with several sample customers (the folder's locale, other names and locales, empty
+  and long carts, missing optional fields), each within the render budget and its channel's output
+  limit: runtime errors, a template too slow or too large, a marketing email with no visible
+  unsubscribe link or postal address, an SMS longer than its declared segments, an empty push;
 - files with names Boomerang does not know, and channels missing a required file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +35,7 @@ from shared.templates.model import (
     LAYOUT,
     LAYOUT_FILES,
     LOCALE_PATTERN,
+    MAX_SMS_SEGMENTS,
     MJML_BODY,
     EmailTemplate,
     PushTemplate,
@@ -398,80 +404,117 @@ def _check_layout(files: Mapping[str, str], prefix: str) -> list[Problem]:
     return problems
 
 
+_TRIALS_MAX = 512  # verdicts kept: a folder's unchanged units are not rendered again on each upload
+_trials: OrderedDict[str, list[Problem]] = OrderedDict()
+_trials_lock = threading.Lock()
+
+
 def _trial(
     template: str, locale: str, channel: str, files: Mapping[str, str], layouts: Mapping[str, str] | None
 ) -> list[Problem]:
-    variables = catalog.sample_variables(template, locale or None)
+    """Render the unit for several sample customers (different names, locales, empty and long carts,
+    missing optional fields): a loop or an error that only some customers meet is caught here, and
+    each render is bounded (CPU, size), so the slowest template still gets a verdict quickly.
+
+    The verdict depends only on the unit's text (the samples are constants), so it is kept by content
+    (bounded): every upload re-checks the whole folder, and its unchanged units cost nothing."""
+    key = hashlib.sha256(
+        repr((template, locale, channel, sorted(files.items()), sorted((layouts or {}).items()))).encode()
+    ).hexdigest()
+    with _trials_lock:
+        if key in _trials:
+            _trials.move_to_end(key)
+            return list(_trials[key])
+    problems = _trial_uncached(template, locale, channel, files, layouts)
+    with _trials_lock:
+        _trials[key] = problems
+        while len(_trials) > _TRIALS_MAX:
+            _trials.popitem(last=False)
+    return list(problems)
+
+
+def _trial_uncached(
+    template: str, locale: str, channel: str, files: Mapping[str, str], layouts: Mapping[str, str] | None
+) -> list[Problem]:
+    for n, (label, variables) in enumerate(catalog.sample_variations(template, locale or None)):
+        try:
+            problems = _trial_one(template, locale, channel, files, layouts, variables, first=n == 0)
+        except TemplateError as exc:
+            return [Problem(exc.file or "./", exc.line, f"with {label}: {exc.problem}")]
+        if problems:
+            return problems
+    return []
+
+
+def _trial_one(
+    template: str,
+    locale: str,
+    channel: str,
+    files: Mapping[str, str],
+    layouts: Mapping[str, str] | None,
+    variables: dict[str, Any],
+    *,
+    first: bool,
+) -> list[Problem]:
     spec = catalog.spec_for(template)
     loc = locale or None
-    try:
-        if channel == "email":
-            mjml = MJML_BODY in files
-            email = EmailTemplate(
+    if channel == "email":
+        mjml = MJML_BODY in files
+        email = EmailTemplate(
+            name=template,
+            subject=files["subject.txt"],
+            html=files[MJML_BODY] if mjml else files["body.html"],
+            text=files["body.txt"],
+            locale=loc,
+            layouts=dict(layouts or {}),
+            mjml=mjml,
+        )
+        rendered = render_email(email, variables)
+        if not first:
+            return []  # the links and the address come from the template, not the customer
+        unsubscribe = variables.get("unsubscribe_url")
+        if spec.marketing and unsubscribe and f'href="{unsubscribe}"' not in rendered.html:
+            body = MJML_BODY if mjml else "body.html"
+            return [
+                Problem(
+                    body,
+                    None,
+                    "marketing email without a visible unsubscribe link: add "
+                    '<a href="{{ unsubscribe_url }}">Unsubscribe</a> (or extend the layout, whose footer has it)',
+                )
+            ]
+        address = variables.get("store", {}).get("address_lines")
+        if spec.marketing and address and not shows_address(rendered.html, address):
+            return [
+                Problem(
+                    MJML_BODY if mjml else "body.html",
+                    None,
+                    "marketing email without the store's postal address (CAN-SPAM requires it): add "
+                    "{{ store.address }} to the footer (or extend the layout, whose footer has it)",
+                )
+            ]
+    elif channel == "sms":
+        declared = sms_segments_budget(files.get("sms.json"), template)
+        # The declared segments hold for the usual sample; another customer's long name (or one in
+        # another script, which makes the whole SMS UCS-2) only has to fit the most sms.json allows.
+        sms = SmsTemplate(
+            name=template,
+            body=files["sms.txt"],
+            max_segments=declared if first else MAX_SMS_SEGMENTS,
+            locale=loc,
+        )
+        render_sms(sms, variables)
+    elif channel == "push":
+        render_push(
+            PushTemplate(
                 name=template,
-                subject=files["subject.txt"],
-                html=files[MJML_BODY] if mjml else files["body.html"],
-                text=files["body.txt"],
+                title=files["push_title.txt"],
+                body=files["push_body.txt"],
+                link=files.get("push_link.txt"),
                 locale=loc,
-                layouts=dict(layouts or {}),
-                mjml=mjml,
-            )
-            rendered = render_email(email, variables)
-            unsubscribe = variables.get("unsubscribe_url")
-            if spec.marketing and unsubscribe and f'href="{unsubscribe}"' not in rendered.html:
-                body = MJML_BODY if mjml else "body.html"
-                return [
-                    Problem(
-                        body,
-                        None,
-                        "marketing email without a visible unsubscribe link: add "
-                        '<a href="{{ unsubscribe_url }}">Unsubscribe</a> (or extend the layout, whose footer has it)',
-                    )
-                ]
-            address = variables.get("store", {}).get("address_lines")
-            if spec.marketing and address and not shows_address(rendered.html, address):
-                return [
-                    Problem(
-                        MJML_BODY if mjml else "body.html",
-                        None,
-                        "marketing email without the store's postal address (CAN-SPAM requires it): add "
-                        "{{ store.address }} to the footer (or extend the layout, whose footer has it)",
-                    )
-                ]
-        elif channel == "sms":
-            from shared.domain.contacts import segments
-
-            sms = SmsTemplate(
-                name=template,
-                body=files["sms.txt"],
-                max_segments=sms_segments_budget(files.get("sms.json"), template),
-                locale=loc,
-            )
-            body = render_sms(sms, variables)
-            count = segments(body)
-            if count.segments > sms.max_segments:
-                return [
-                    Problem(
-                        "sms.txt",
-                        None,
-                        f"SMS is {count.segments} segments ({count.characters} {count.encoding} characters with "
-                        f"sample data), more than the {sms.max_segments} declared in sms.json "
-                        f"(default 2): shorten it or raise max_segments",
-                    )
-                ]
-        elif channel == "push":
-            render_push(
-                PushTemplate(
-                    name=template,
-                    title=files["push_title.txt"],
-                    body=files["push_body.txt"],
-                    link=files.get("push_link.txt"),
-                    locale=loc,
-                ),
-                variables,
-            )
-    except TemplateError as exc:
-        return [Problem(exc.file or "./", exc.line, f"with sample data: {exc.problem}")]
+            ),
+            variables,
+        )
     return []
 
 

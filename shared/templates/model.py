@@ -21,6 +21,7 @@ SMS_FILES = ("sms.txt",)  # optional sms.json: {"max_segments": N}
 PUSH_FILES = ("push_title.txt", "push_body.txt")  # optional push_link.txt
 LAYOUT_FILES = ("layout.html", "layout.mjml", "layout.txt")
 DEFAULT_SMS_SEGMENTS = 2
+MAX_SMS_SEGMENTS = 10  # the most sms.json may declare
 DEFAULT_LOCALE = "en"
 
 # Every file a template folder may hold, by channel: (required, optional). Email needs one of
@@ -121,8 +122,14 @@ def sms_segments_budget(meta: str | None, name: str = "") -> int:
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)}; allowed: max_segments")
         segments = data.get("max_segments", DEFAULT_SMS_SEGMENTS)
-        if isinstance(segments, bool) or not isinstance(segments, int) or not 1 <= segments <= 10:
-            raise ValueError(f"max_segments must be a whole number from 1 to 10, not {segments!r}")
+        if (
+            isinstance(segments, bool)
+            or not isinstance(segments, int)
+            or not 1 <= segments <= MAX_SMS_SEGMENTS
+        ):
+            raise ValueError(
+                f"max_segments must be a whole number from 1 to {MAX_SMS_SEGMENTS}, not {segments!r}"
+            )
     except ValueError as exc:  # JSONDecodeError included
         raise TemplateError(
             str(exc), template=name, file="sms.json", line=getattr(exc, "lineno", None)

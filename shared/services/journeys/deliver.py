@@ -175,7 +175,7 @@ def _first_that_sends(
             # nothing went out, so give the claim and the cap place back for Step Functions' retry.
             claim.release(customer_id)
             raise
-        return _sent(m, claim, channel, provider_id, tried, kind)
+        return _sent(m, claim, channel, provider_id, [*tried, *m.notes], kind)
     if quiet_ends:
         # the channels that failed went first; one still to try is in quiet hours: later, not never
         claim.release(customer_id)

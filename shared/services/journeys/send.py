@@ -24,9 +24,10 @@ from shared.services.consent.preferences import preferences_url
 from shared.services.consent.unsubscribe import confirm_url, unsubscribe_url
 from shared.services.journeys.context import Deps, Run, StepInput
 from shared.services.journeys.effects import best_effort, unregister
+from shared.services.journeys.template_fallback import render_or_fallback
 from shared.services.journeys.variables import template_variables
-from shared.templates.model import TemplateError
-from shared.templates.render import render_email, render_push, render_sms, shows_address
+from shared.templates.model import EmailTemplate, TemplateError
+from shared.templates.render import RenderedEmail, render_email, render_push, render_sms, shows_address
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Message:
     # what the customer saw as the subject (an email's subject line, a push's title), for their
     # history and their access export; filled in by the channel that sent it
     shown: dict[str, str] = field(default_factory=dict)
+    # what the step's record should also say about the send, e.g. that the default template went out
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -85,16 +88,23 @@ def send_on(channel: str, m: Message) -> str:
     rendering = _Rendering(
         template_name, variables, locale, unsub, marketing=journey.step_kind(m.step) == "marketing"
     )
+    m.notes.clear()  # only the channel that sends has its say
     return _SENDERS[channel](m, rendering)
 
 
 def _send_sms(m: Message, r: _Rendering) -> str:
     assert m.profile.phone is not None
-    template = m.deps.templates.sms(m.state.store_id, r.template, locale=r.locale)
+    body, template = render_or_fallback(
+        "sms",
+        lambda owner: m.deps.templates.sms(owner, r.template, locale=r.locale),
+        lambda t: (render_sms(t, r.variables), t),
+        store_id=m.state.store_id,
+        notes=m.notes,
+    )
     return send_sms(
         m.deps.sns,
         to=m.profile.phone,
-        body=render_sms(template, r.variables),
+        body=body,
         transactional=not r.marketing,
         max_segments=template.max_segments,
         sender_id=m.store.sms_sender_id,
@@ -103,7 +113,13 @@ def _send_sms(m: Message, r: _Rendering) -> str:
 
 def _send_push(m: Message, r: _Rendering) -> str:
     """To every registered device; the provider's id of the first that took it."""
-    rendered = render_push(m.deps.templates.push(m.state.store_id, r.template, locale=r.locale), r.variables)
+    rendered = render_or_fallback(
+        "push",
+        lambda owner: m.deps.templates.push(owner, r.template, locale=r.locale),
+        lambda t: render_push(t, r.variables),
+        store_id=m.state.store_id,
+        notes=m.notes,
+    )
     devices = [
         Device(token=d.token, platform=normalise_platform(d.platform)) for d in m.profile.devices.values()
     ]
@@ -144,14 +160,29 @@ def _send_email(m: Message, r: _Rendering) -> str:
             "marketing email needs the store's postal address (Store.address), which is not set",
             template=r.template,
         )
-    rendered = render_email(
-        m.deps.templates.email(m.state.store_id, r.template, locale=r.locale), r.variables
+
+    def checked(template: EmailTemplate) -> RenderedEmail:
+        rendered = render_email(template, r.variables)
+        if r.marketing and r.unsubscribe_url not in rendered.html:
+            # Gmail/Yahoo bulk-sender rules: a visible unsubscribe link in every marketing email
+            raise TemplateError("marketing email has no visible unsubscribe link", template=r.template)
+        if (
+            r.marketing
+            and store.address
+            and not shows_address(rendered.html, store.address.formatted_lines())
+        ):
+            raise TemplateError(
+                "marketing email does not show the store's postal address", template=r.template
+            )
+        return rendered
+
+    rendered = render_or_fallback(
+        "email",
+        lambda owner: m.deps.templates.email(owner, r.template, locale=r.locale),
+        checked,
+        store_id=m.state.store_id,
+        notes=m.notes,
     )
-    if r.marketing and r.unsubscribe_url not in rendered.html:
-        # Gmail/Yahoo bulk-sender rules: a visible unsubscribe link in every marketing email
-        raise TemplateError("marketing email has no visible unsubscribe link", template=r.template)
-    if r.marketing and store.address and not shows_address(rendered.html, store.address.formatted_lines()):
-        raise TemplateError("marketing email does not show the store's postal address", template=r.template)
     assert m.profile.email is not None
     m.shown["subject"] = rendered.subject
     raw = build_mime(
