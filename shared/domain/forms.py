@@ -143,7 +143,7 @@ class FormConfig(BaseModel):
     id: str = Field(default="welcome", pattern=FORM_ID_PATTERN)  # the consent proof's source: form:<id>
     enabled: bool = True
     fields: dict[FieldName, Literal["required", "optional"]] = Field(
-        default_factory=lambda: {"email": "required", "first_name": "optional"}  # type: ignore[arg-type,dict-item]
+        default_factory=lambda: {"email": "required", "first_name": "optional"}  # type: ignore[arg-type]
     )
     interests: list[str] = Field(default_factory=list, max_length=30)  # the store's own list (values)
     genders: list[str] = Field(default_factory=lambda: list(DEFAULT_GENDERS), min_length=1, max_length=10)
@@ -328,6 +328,8 @@ def check_submission(config: FormConfig, payload: Any, origin: str | None, today
             elif not isinstance(ticked, bool):
                 bad(f"consent.{channel}", "must be true or false")
             elif ticked and CHANNEL_FIELD[channel] not in traits:
+                if any(p.field == CHANNEL_FIELD[channel] for p in problems):
+                    continue  # already said what is wrong with the address itself
                 bad(f"consent.{channel}", f"needs the {CHANNEL_FIELD[channel]} field filled in")
             else:
                 given[channel] = ticked

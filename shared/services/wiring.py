@@ -385,6 +385,7 @@ def process_sqs_batch(
 
 _CACHED = (
     ingest_directory,
+    form_service,
     webhook_receiver,
     unsubscriber,
     profile_store,
