@@ -22,7 +22,12 @@ from tests.aws_fixtures import FixedClock, LambdaContext, World, api_request, ca
 ORIGIN = "https://shop.example.com"
 EMAIL_TEXT = "Email me news and offers from Acme Outdoor. Unsubscribe any time."
 FORM = {
-    "fields": {"email": "required", "first_name": "optional", "interests": "optional", "birthday": "optional"},
+    "fields": {
+        "email": "required",
+        "first_name": "optional",
+        "interests": "optional",
+        "birthday": "optional",
+    },
     "interests": ["hiking", "climbing"],
     "consent": {"email": {"en": EMAIL_TEXT}},
     "texts": {"en": {"title": "Join Acme", "offer": "10% off your first order"}},
@@ -34,7 +39,9 @@ FORM = {
 @pytest.fixture
 def key(world: World) -> str:
     ddb = client("dynamodb")
-    StoreDirectory(ddb, world.table).put(world.store.model_copy(update={"form": FormConfig.model_validate(FORM)}))
+    StoreDirectory(ddb, world.table).put(
+        world.store.model_copy(update={"form": FormConfig.model_validate(FORM)})
+    )
     return FormKeys(ddb, world.table).issue(world.store.store_id)
 
 
@@ -55,7 +62,13 @@ def body(**over: Any) -> dict[str, Any]:
 
 
 def call(
-    ctx: LambdaContext, method: str, path: str, payload: Any = None, origin: str | None = ORIGIN, ip: str = "203.0.113.7", **headers: str
+    ctx: LambdaContext,
+    method: str,
+    path: str,
+    payload: Any = None,
+    origin: str | None = ORIGIN,
+    ip: str = "203.0.113.7",
+    **headers: str,
 ) -> tuple[int, dict[str, str], Any]:
     hdrs = {"Content-Type": "text/plain;charset=UTF-8", **headers}
     if origin:
@@ -63,7 +76,10 @@ def call(
     event = api_request(method, path, payload, hdrs)
     event["requestContext"]["identity"]["sourceIp"] = ip
     result = ingest(event, ctx)
-    out_headers = {**{k: ", ".join(v) for k, v in (result.get("multiValueHeaders") or {}).items()}, **(result.get("headers") or {})}
+    out_headers = {
+        **{k: ", ".join(v) for k, v in (result.get("multiValueHeaders") or {}).items()},
+        **(result.get("headers") or {}),
+    }
     raw = result.get("body") or ""
     data = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
     if out_headers.get("Content-Encoding") == "gzip":
@@ -77,7 +93,15 @@ def test_a_signup_reaches_the_profile_with_its_consent_proof_and_earlier_browsin
 ) -> None:
     # Given the visitor browsed anonymously before signing up
     [viewed] = canonical(
-        [{"type": "track", "event": "Product Viewed", "anonymousId": "anon-ada", "messageId": "v-1", "properties": {"product_id": "boots"}}],
+        [
+            {
+                "type": "track",
+                "event": "Product Viewed",
+                "anonymousId": "anon-ada",
+                "messageId": "v-1",
+                "properties": {"product_id": "boots"},
+            }
+        ],
         fixed_clock.now,
     )
     world.profiles().apply(viewed)
@@ -89,29 +113,48 @@ def test_a_signup_reaches_the_profile_with_its_consent_proof_and_earlier_browsin
 
     # Then the same calls as the event API's travel the bus, and the profile holds it all
     published = world.published("profile")
-    assert [p["detail"].get("event") or p["detail"]["type"] for p in published] == ["identify", "Consent Updated", "Signed Up"]
+    assert [p["detail"].get("event") or p["detail"]["type"] for p in published] == [
+        "identify",
+        "Consent Updated",
+        "Signed Up",
+    ]
     assert fold(sqs_batch(published), ctx) == {"batchItemFailures": []}
     user = published[0]["detail"]["user_id"]
     profile = world.profiles().load_profile("shop-1", "u:" + user)
     assert profile is not None
-    assert (profile.email, profile.traits["first_name"], profile.traits["birthday"]) == ("ada@example.com", "Ada", "03-15")
+    assert (profile.email, profile.traits["first_name"], profile.traits["birthday"]) == (
+        "ada@example.com",
+        "Ada",
+        "03-15",
+    )
     assert profile.traits["interests"] == ["hiking"]
     consent = profile.consent["email"]
-    assert (consent.status, consent.source, consent.text, consent.url) == ("subscribed", "form:welcome", EMAIL_TEXT, ORIGIN + "/products/boots")
+    assert (consent.status, consent.source, consent.text, consent.url) == (
+        "subscribed",
+        "form:welcome",
+        EMAIL_TEXT,
+        ORIGIN + "/products/boots",
+    )
     # the anonymous visitor's browsing joined the profile
     assert "Product Viewed" in json.dumps(profile.model_dump(mode="json"))
 
     # And a retried POST (same submission id) is folded as the duplicate it is
     status, _, _ = call(ctx, "POST", f"/v1/forms/{key}/submit", body())
     again = world.published("profile")
-    assert status == 200 and [p["detail"]["message_id"] for p in again] == [p["detail"]["message_id"] for p in published]
+    assert status == 200 and [p["detail"]["message_id"] for p in again] == [
+        p["detail"]["message_id"] for p in published
+    ]
 
 
 def test_refused_submissions_store_nothing(world: World, key: str, ctx: LambdaContext) -> None:
     submit = f"/v1/forms/{key}/submit"
     # a foreign origin: 403, and no CORS header so that page cannot even read the answer
     status, headers, answer = call(ctx, "POST", submit, body(), origin="https://evil.example")
-    assert status == 403 and answer["error"] == "forbidden_origin" and "Access-Control-Allow-Origin" not in headers
+    assert (
+        status == 403
+        and answer["error"] == "forbidden_origin"
+        and "Access-Control-Allow-Origin" not in headers
+    )
     assert call(ctx, "POST", submit, body(), origin=None)[0] == 403
     # an unknown or malformed key: 404
     assert call(ctx, "POST", "/v1/forms/pk_unknownunknownunknown/submit", body())[0] == 404
@@ -123,7 +166,9 @@ def test_refused_submissions_store_nothing(world: World, key: str, ctx: LambdaCo
     # a wrong field: which one and what is allowed, readable by the store's page
     status, headers, answer = call(ctx, "POST", submit, body(interests=["sailing"]), ip="198.51.100.2")
     assert status == 400 and headers["Access-Control-Allow-Origin"] == ORIGIN
-    assert answer["errors"] == [{"field": "interests", "message": "'sailing' not offered; choose from hiking, climbing"}]
+    assert answer["errors"] == [
+        {"field": "interests", "message": "'sailing' not offered; choose from hiking, climbing"}
+    ]
     # too large
     status, _, answer = call(ctx, "POST", submit, body(first_name="x" * 9000), ip="198.51.100.3")
     assert status == 413
@@ -133,7 +178,13 @@ def test_refused_submissions_store_nothing(world: World, key: str, ctx: LambdaCo
 def test_a_flood_from_one_address_is_cut_off(world: World, key: str, ctx: LambdaContext) -> None:
     submit = f"/v1/forms/{key}/submit"
     answers = [
-        call(ctx, "POST", submit, body(email=f"bot{n}@example.com", submission_id=f"flood-000{n:04d}"), ip="192.0.2.9")
+        call(
+            ctx,
+            "POST",
+            submit,
+            body(email=f"bot{n}@example.com", submission_id=f"flood-000{n:04d}"),
+            ip="192.0.2.9",
+        )
         for n in range(6)
     ]
     assert [a[0] for a in answers] == [200, 200, 200, 429, 429, 429]
@@ -151,22 +202,35 @@ def test_a_flood_from_one_address_is_cut_off(world: World, key: str, ctx: Lambda
 
 def test_config_script_and_preflight(world: World, key: str, ctx: LambdaContext) -> None:
     status, headers, config = call(ctx, "GET", f"/v1/forms/{key}/config")
-    assert status == 200 and headers["Access-Control-Allow-Origin"] == ORIGIN and "max-age" in headers["Cache-Control"]
+    assert (
+        status == 200
+        and headers["Access-Control-Allow-Origin"] == ORIGIN
+        and "max-age" in headers["Cache-Control"]
+    )
     assert config["texts"]["en"]["title"] == "Join Acme" and "allowed_origins" not in config
     assert call(ctx, "GET", f"/v1/forms/{key}/config", origin="https://evil.example")[0] == 403
-    status, headers, _ = call(ctx, "OPTIONS", f"/v1/forms/{key}/submit", **{"Access-Control-Request-Method": "POST"})
+    status, headers, _ = call(
+        ctx, "OPTIONS", f"/v1/forms/{key}/submit", **{"Access-Control-Request-Method": "POST"}
+    )
     assert status == 204 and "POST" in headers["Access-Control-Allow-Methods"]
 
-    status, headers, script = call(ctx, "GET", "/v1/forms/boomerang.js", origin=None, **{"Accept-Encoding": "gzip"})
+    status, headers, script = call(
+        ctx, "GET", "/v1/forms/boomerang.js", origin=None, **{"Accept-Encoding": "gzip"}
+    )
     assert status == 200 and headers["Content-Type"].startswith("text/javascript") and b"data-key" in script
     assert "max-age" in headers["Cache-Control"] and headers["ETag"]
-    assert call(ctx, "GET", "/v1/forms/boomerang.js", origin=None, **{"If-None-Match": headers["ETag"]})[0] == 304
+    assert (
+        call(ctx, "GET", "/v1/forms/boomerang.js", origin=None, **{"If-None-Match": headers["ETag"]})[0]
+        == 304
+    )
 
 
 def test_double_opt_in_and_key_rotation(world: World, key: str, ctx: LambdaContext) -> None:
     ddb = client("dynamodb")
     form = FormConfig.model_validate(FORM)
-    StoreDirectory(ddb, world.table).put(world.store.model_copy(update={"form": form, "double_opt_in_email": True}))
+    StoreDirectory(ddb, world.table).put(
+        world.store.model_copy(update={"form": form, "double_opt_in_email": True})
+    )
     from shared.services import wiring
 
     wiring.reset()

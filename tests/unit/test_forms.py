@@ -36,7 +36,10 @@ def config(**over: Any) -> dict[str, Any]:
             "birthday": "optional",
         },
         "interests": ["running", "hiking"],
-        "consent": {"email": {"en": EMAIL_TEXT, "pl": "Wyślij mi nowości e-mailem."}, "sms": {"en": SMS_TEXT, "pl": "Wyślij mi SMS z ofertami."}},
+        "consent": {
+            "email": {"en": EMAIL_TEXT, "pl": "Wyślij mi nowości e-mailem."},
+            "sms": {"en": SMS_TEXT, "pl": "Wyślij mi SMS z ofertami."},
+        },
         "texts": {"en": {"title": "Join us", "offer": "10% off"}, "pl": {"title": "Dołącz"}},
         "allowed_origins": ["https://Shop.example/", "https://shop.example:443"],
     }
@@ -64,7 +67,9 @@ def submission(**over: Any) -> dict[str, Any]:
     return {**base, **over}
 
 
-def problems(payload: dict[str, Any], cfg: FormConfig | None = None, origin: str | None = ORIGIN) -> dict[str, str]:
+def problems(
+    payload: dict[str, Any], cfg: FormConfig | None = None, origin: str | None = ORIGIN
+) -> dict[str, str]:
     with pytest.raises(SubmissionInvalid) as caught:
         check_submission(cfg or form(), payload, origin, TODAY)
     return {p.field: p.message for p in caught.value.problems}
@@ -86,7 +91,9 @@ def test_a_full_configuration_is_accepted_and_origins_are_normalised() -> None:
     # the browser sees neither the allow-list nor the limits
     assert "allowed_origins" not in cfg.public() and "limits" not in cfg.public()
     # it lives with the store's other settings
-    store = Store(store_id="s-1", name="S", url="https://shop.example", sender_email="a@shop.example", form=config())
+    store = Store(
+        store_id="s-1", name="S", url="https://shop.example", sender_email="a@shop.example", form=config()
+    )
     assert store.form == cfg
 
 
@@ -98,7 +105,10 @@ def test_a_full_configuration_is_accepted_and_origins_are_normalised() -> None:
         ({"allowed_origins": []}, "at least 1 item"),
         ({"consent": {}}, "ask for at least one channel"),
         ({"consent": {"push": {"en": EMAIL_TEXT}}}, "consent.push"),
-        ({"consent": {"email": {"en": "short"}, "sms": {"en": SMS_TEXT, "pl": SMS_TEXT}}}, "10 to 1000 characters"),
+        (
+            {"consent": {"email": {"en": "short"}, "sms": {"en": SMS_TEXT, "pl": SMS_TEXT}}},
+            "10 to 1000 characters",
+        ),
         ({"consent": {"email": {"en": EMAIL_TEXT}}}, "consent.email has no text for locale(s) pl"),
         ({"fields": {"first_name": "required"}, "consent": {}}, "must ask for email or phone"),
         (
@@ -173,7 +183,9 @@ def test_a_good_submission_is_cleaned() -> None:
         ({"password": "hunter2"}, "password", "unknown field"),
     ],
 )
-def test_a_wrong_submission_names_the_field_and_what_is_allowed(over: dict[str, Any], field: str, says: str) -> None:
+def test_a_wrong_submission_names_the_field_and_what_is_allowed(
+    over: dict[str, Any], field: str, says: str
+) -> None:
     found = problems(submission(**over))
     assert says in found[field], found
 
@@ -195,7 +207,12 @@ def test_the_honeypot() -> None:
 
 def test_a_submission_becomes_the_event_apis_calls_with_the_consent_proof() -> None:
     cfg = form()
-    sub = check_submission(cfg, submission(phone="+44 20 7946 0018", consent={"email": True, "sms": False}, locale="pl"), ORIGIN, TODAY)
+    sub = check_submission(
+        cfg,
+        submission(phone="+44 20 7946 0018", consent={"email": True, "sms": False}, locale="pl"),
+        ORIGIN,
+        TODAY,
+    )
     calls = signup_calls(cfg, sub)
     assert [c.get("event", c["type"]) for c in calls] == ["identify", "Consent Updated", "Signed Up"]
     assert all(c["userId"] == signup_user_id(sub) and c["anonymousId"] == "anon-123" for c in calls)
@@ -213,4 +230,6 @@ def test_a_submission_becomes_the_event_apis_calls_with_the_consent_proof() -> N
     # and the event API's own models accept every call
     events, errors = normalise(calls, "s-1", 1_700_000_000.0)
     assert not errors and len(events) == 3
-    assert signup_user_id(sub) == signup_user_id(check_submission(cfg, submission(email=" ADA@example.com"), ORIGIN, TODAY))
+    assert signup_user_id(sub) == signup_user_id(
+        check_submission(cfg, submission(email=" ADA@example.com"), ORIGIN, TODAY)
+    )
