@@ -19,6 +19,8 @@
 9. compressed batches and webhooks (`python -m tests.bench ingest`): ingest events/s for plain,
    gzip and deflate batches of 100 (the decompression overhead per event), and the ingest λ's time
    per Shopify webhook (verify, map, validate, publish).
+10. the signup form (`python -m tests.bench forms`, tests/bench_forms.py): boomerang.js raw and
+   gzip'd, and one submission's time and AWS calls through the ingest λ.
 """
 
 from __future__ import annotations
@@ -499,6 +501,9 @@ def main() -> None:
 
     print_fulfilment()
     privacy()
+    from tests.bench_forms import print_forms
+
+    print_forms()
 
 
 def privacy(customers: int = 300) -> None:
@@ -713,6 +718,10 @@ if __name__ == "__main__":
         from tests.bench_fulfilment import print_fulfilment
 
         print_fulfilment()
+    elif sys.argv[1:] == ["forms"]:
+        from tests.bench_forms import print_forms
+
+        print_forms()
     elif sys.argv[1:] == ["imports"]:
         for mod, (ms, ratio) in cold_imports().items():
             print(f"{mod:<40} {ms:7.0f} ms  {ratio:4.2f}x boto3")
