@@ -245,3 +245,67 @@ def test_double_opt_in_and_key_rotation(world: World, key: str, ctx: LambdaConte
     wiring.reset()
     assert call(ctx, "GET", f"/v1/forms/{key}/config")[0] == 404
     assert call(ctx, "GET", f"/v1/forms/{new}/config")[0] == 200
+
+
+def test_with_double_opt_in_the_welcome_waits_for_the_click(
+    world: World, key: str, ctx: LambdaContext, fixed_clock: FixedClock
+) -> None:
+    from moto.ses.models import ses_backends
+
+    from functions.journey_step.handler import handler as step
+    from functions.journey_trigger.handler import handler as trigger
+    from shared.domain.fold import DOUBLE_OPT_IN_SOURCE
+    from shared.domain.webhooks import email_key
+    from shared.services import wiring
+    from tests.aws_fixtures import ACCOUNT, REGION
+
+    # Given a store that asks new subscribers to confirm
+    form = FormConfig.model_validate(FORM)
+    StoreDirectory(client("dynamodb"), world.table).put(
+        world.store.model_copy(update={"form": form, "double_opt_in_email": True})
+    )
+    wiring.reset()
+    # When a visitor signs up with the form, and everything is folded and triggered
+    assert call(ctx, "POST", f"/v1/forms/{key}/submit", body())[2]["status"] == "pending_confirmation"
+    assert fold(sqs_batch(world.published("profile")), ctx) == {"batchItemFailures": []}
+    assert trigger(sqs_batch(world.published("journey")), ctx) == {"batchItemFailures": []}
+    states = {}
+    for execution in world.executions():
+        state = json.loads(
+            client("stepfunctions").describe_execution(executionArn=execution["executionArn"])["input"]
+        )
+        states[state["journey"]] = state
+    assert set(states) == {"email-confirmation", "welcome"}
+
+    # Then the welcome waits for the click instead of turning the subscriber away
+    waiting = step(states["welcome"], ctx)
+    assert (waiting["action"], waiting["reason"]) == (
+        "wait",
+        "waiting for the email confirmation (double opt-in)",
+    )
+    assert waiting["wait_seconds"] == 300
+    fixed_clock.advance(4 * 3600)
+    again = step(waiting, ctx)
+    assert (again["action"], again["wait_seconds"]) == ("wait", 4 * 3600)  # backs off with the time pending
+
+    # And once the customer confirms, the welcome with the offer goes out
+    user = "guest-" + email_key("ada@example.com")
+    [confirmed] = canonical(
+        [
+            {
+                "type": "track",
+                "event": "Consent Updated",
+                "userId": user,
+                "messageId": "confirm-1",
+                "properties": {"consent": {"email": "subscribed"}, "consent_text": "Confirmed"},
+            }
+        ],
+        fixed_clock.now,
+    )
+    confirmed.properties["consent_source"] = DOUBLE_OPT_IN_SOURCE  # as the confirmation page writes it
+    world.profiles().apply(confirmed)
+    fixed_clock.advance(again["wait_seconds"])
+    done = step(again, ctx)
+    assert [e["type"] for e in done["events"]] == ["sent", "wait"]  # then the brand story, 2 days on
+    [mail] = ses_backends[ACCOUNT][REGION].sent_messages
+    assert "WELCOME10" in mail.raw_data.replace("=\r\n", "")
