@@ -245,6 +245,9 @@ def test_double_opt_in_and_key_rotation(world: World, key: str, ctx: LambdaConte
     wiring.reset()
     assert call(ctx, "GET", f"/v1/forms/{key}/config")[0] == 404
     assert call(ctx, "GET", f"/v1/forms/{new}/config")[0] == 200
+    # and removing the store removes its form key with it
+    StoreDirectory(client("dynamodb"), world.table).remove("shop-1")
+    assert FormKeys(client("dynamodb"), world.table).store_for(new) is None
 
 
 def test_with_double_opt_in_the_welcome_waits_for_the_click(

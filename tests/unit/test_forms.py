@@ -233,3 +233,23 @@ def test_a_submission_becomes_the_event_apis_calls_with_the_consent_proof() -> N
     assert signup_user_id(sub) == signup_user_id(
         check_submission(cfg, submission(email=" ADA@example.com"), ORIGIN, TODAY)
     )
+
+
+def test_a_journey_waits_for_the_double_opt_in_click_only_when_that_is_all_that_is_missing() -> None:
+    from shared.domain.fold import CONFIRM_LINK_LIFETIME_S
+    from shared.domain.journey_decisions import awaiting_confirmation
+    from shared.domain.journeys import Entry
+    from shared.domain.profiles import Consent, Profile
+
+    asked = 1_700_000_000.0
+    profile = Profile(
+        store_id="s-1", customer_id="u:1", consent={"email": Consent(status="pending", at=asked)}
+    )
+    welcome = Entry(has_ordered=False, consent=["email"])
+    assert awaiting_confirmation(welcome, profile, None, asked + 60) == asked
+    # the link has expired: a new request is needed, the journey does not wait for ever
+    assert awaiting_confirmation(welcome, profile, None, asked + CONFIRM_LINK_LIFETIME_S) is None
+    # another condition fails too, or the journey does not need email
+    profile.orders.count = 1
+    assert awaiting_confirmation(welcome, profile, None, asked + 60) is None
+    assert awaiting_confirmation(Entry(consent=["sms"]), profile, None, asked + 60) is None
