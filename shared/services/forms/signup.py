@@ -163,7 +163,8 @@ class FormService:
             return _problem(exc.status, exc.error, exc.message, cors, "bad_body")
         over = self.limiter.take(_limits(store_id, form, source_ip))
         if over is not None:
-            retry = max(1, math.ceil(over.window_s - received_at % over.window_s))
+            # the limits run on wall-clock time (rate_limits.py), so does the wait they ask for
+            retry = max(1, math.ceil(over.window_s - self.limiter.now() % over.window_s))
             return _problem(
                 429,
                 "too_many_requests",
@@ -171,8 +172,11 @@ class FormService:
                 {**cors, "Retry-After": str(min(retry, over.window_s))},
                 "limited",
             )
-        if honeypot_filled(payload):
-            return FormAnswer(200, {"success": True, "status": "subscribed"}, cors, "honeypot")
+        store = self.store(store_id)
+        double_opt_in = bool(store and store.double_opt_in_email)
+        if honeypot_filled(payload):  # the answer a person would get: nothing tells the bot apart
+            asked = isinstance(payload.get("consent"), dict) and payload["consent"].get("email") is True
+            return FormAnswer(200, _done(double_opt_in and asked), cors, "honeypot")
         today = datetime.fromtimestamp(received_at, UTC).date()
         try:
             submission = check_submission(form, payload, origin, today)
@@ -191,11 +195,11 @@ class FormService:
             errors = [{"field": e.field, "message": e.message} for e in exc.errors]
             return _problem(400, exc.error, exc.message, cors, "invalid", errors=errors)
         self.publish(events)  # PublishFailed: the handler answers 503 (a resend is folded once)
-        store = self.store(store_id)
-        pending = bool(store and store.double_opt_in_email and submission.consent.get("email"))
-        return FormAnswer(
-            200, {"success": True, "status": "pending_confirmation" if pending else "subscribed"}, cors
-        )
+        return FormAnswer(200, _done(double_opt_in and bool(submission.consent.get("email"))), cors)
+
+
+def _done(pending: bool) -> dict[str, Any]:
+    return {"success": True, "status": "pending_confirmation" if pending else "subscribed"}
 
 
 def _limits(store_id: str, form: FormConfig, source_ip: str) -> list[Limit]:
