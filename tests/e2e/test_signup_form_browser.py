@@ -230,7 +230,10 @@ def test_the_pop_up_by_keyboard_to_the_welcome_email_and_abuse_refused(
 
     # Then the welcome email with the offer arrives
     mail = local.wait_for(
-        lambda: next((m for m in local.outbox() if email in m["to"] and m["channel"] == "email"), None),
+        # the journey is recorded a moment after the send itself
+        lambda: next(
+            (m for m in local.outbox() if email in m["to"] and m["channel"] == "email" and m["journey"]), None
+        ),
         60,
         "the welcome email",
     )

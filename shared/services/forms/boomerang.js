@@ -45,9 +45,10 @@
   fetch(base + "/config", { credentials: "omit" }).then(function (r) { return r.ok ? r.json() : null; }).then(function (cfg) {
     if (!cfg) return;
     var show = cfg.show, seenKey = "boomerang_form_" + cfg.id, seen = +get(seenKey) || 0;
+    if (get(seenKey + "_done")) return;  // signed up: never asked again
     var path = location.pathname;
     if (!show.pages.some(function (p) { return glob(p, path); }) || show.exclude.some(function (p) { return glob(p, path); })) return;
-    if (seen && (show.once_per_visitor || !show.again_after_days || Date.now() - seen < show.again_after_days * 864e5)) return;
+    if (seen && (show.once_per_visitor || (show.again_after_days && Date.now() - seen < show.again_after_days * 864e5))) return;
     var opened = false;
     function open() { if (!opened) { opened = true; popup(cfg, seenKey); } }
     setTimeout(open, show.delay_seconds * 1000);
@@ -162,7 +163,7 @@
         .then(function (res) {
           busy = false;
           if (res[0] === 200) {
-            put(seenKey, String(Date.now()));
+            put(seenKey + "_done", "1");
             var done = el("p", { role: "status", tabindex: "-1", id: "bmr-done" }, [res[1].status === "pending_confirmation" ? t.confirm : t.thanks]);
             form.replaceWith(done); done.focus();
           } else showErrors(res[1].errors || [{ field: "form", message: res[1].message || "please try again" }]);
