@@ -107,6 +107,8 @@ class Grant:
     JOURNEY_STOP = "journey:stop"
     # secretsmanager Get/Put/UpdateSecretVersionStage/DescribeSecret on the signing secret only
     SIGNING_SECRET_ROTATE = "secret:rotate"
+    # dynamodb:UpdateItem on the table's RATE#* partitions only (the signup form's rate limits)
+    RATE_LIMIT = "table:ratelimit"
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.TEMPLATES_READ,
             Grant.PARTNER_SECRETS_READ,
             Grant.TABLE_SCAN,
+            Grant.RATE_LIMIT,
         ),
         timeout_s=15,
     ),
@@ -560,6 +563,11 @@ class ApiSpec:
         # store platforms' webhooks ({store}: the store id; the handler checks its signature)
         ("POST", "/v1/webhooks/shopify/{store}"),
         ("POST", "/v1/webhooks/woocommerce/{store}"),
+        # the signup form: its script, its public settings and submissions ({key}: the publishable key)
+        ("GET", "/v1/forms/boomerang.js"),
+        ("GET", "/v1/forms/{key}/config"),
+        ("OPTIONS", "/v1/forms/{key}/submit"),
+        ("POST", "/v1/forms/{key}/submit"),
     )
     # Every body reaches the λ base64-encoded and byte for byte: a gzip'd batch (Content-Encoding)
     # would otherwise be mangled as text, and a webhook's HMAC is over the exact bytes sent.
@@ -570,6 +578,10 @@ class ApiSpec:
     # API Gateway stage throttling (per account/region share); per-store limits come later.
     throttle_rate_limit: int = 500
     throttle_burst_limit: int = 1000
+    # The public signup form's own stage limits (method throttling): a flood of form posts cannot use
+    # up the event API's share; per IP and per store the λ counts in the table too.
+    form_submit_rate_limit: int = 20
+    form_submit_burst_limit: int = 40
 
 
 API = ApiSpec()

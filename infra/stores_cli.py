@@ -7,6 +7,7 @@
     boomerang stores rotate-key my-shop --grace 24h              # the old key works 24 more hours
     boomerang stores set my-shop --timezone America/Chicago --settings policy.yaml
     boomerang stores set my-shop --shopify-secret -              # the secret from stdin, never argv
+    boomerang stores form-key my-shop [--rotate]                # the signup form's publishable key
     boomerang stores remove my-shop --yes
 
 Where: `--local` (a running `boomerang local`, found through its /_local/health), `--stack NAME`
@@ -307,6 +308,25 @@ def cmd_set(args: argparse.Namespace, target: Target, out: TextIO, stdin: TextIO
     return 0
 
 
+def cmd_form_key(args: argparse.Namespace, target: Target, out: TextIO, stdin: TextIO) -> int:
+    from shared.adapters.form_keys import FormKeys
+
+    store = _directory(target).get(args.store)
+    if store is None:
+        raise CliError(f"no store {args.store!r}; see `boomerang stores list`")
+    key = FormKeys(target.ddb, target.table).issue(args.store, rotate=args.rotate)
+    base = target.api_url or "<ApiUrl output>"
+    print(f"form key for {args.store} (publishable: it only posts the signup form): {key}", file=out)
+    if args.rotate:
+        print("the previous form key stops working within a minute: update the embed snippet", file=out)
+    if store.form is None:
+        print(
+            'note: no form configured yet: set `form:` with --settings FILE (README "Signup forms")', file=out
+        )
+    print(f'embed: <script src="{base}v1/forms/boomerang.js" data-key="{key}" async></script>', file=out)
+    return 0
+
+
 def cmd_remove(args: argparse.Namespace, target: Target, out: TextIO, stdin: TextIO) -> int:
     from shared.adapters.store_directory import UnknownStore
 
@@ -456,6 +476,13 @@ def add_parser(sub: Any) -> None:
             f"--no-{platform}-secret", action="store_true", help=f"remove the {platform} secret"
         )
     set_.set_defaults(func=_run, stores_func=cmd_set)
+
+    form_key = actions.add_parser(
+        "form-key", parents=[where], help="the signup form's publishable key and embed snippet"
+    )
+    form_key.add_argument("store", type=_store_id)
+    form_key.add_argument("--rotate", action="store_true", help="a new key; the old one stops at once")
+    form_key.set_defaults(func=_run, stores_func=cmd_form_key)
 
     remove = actions.add_parser("remove", parents=[where], help="the store, its keys and webhook secrets")
     remove.add_argument("store", type=_store_id)

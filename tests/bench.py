@@ -22,6 +22,8 @@
    per Shopify webhook (verify, map, validate, publish).
 10. public pages and log scrubbing (`python -m tests.bench pages`, tests/bench_pages.py): refusing
    a hostile link, serving a page with its form token, judging a POST, a log-safe error summary.
+11. the signup form (`python -m tests.bench forms`, tests/bench_forms.py): boomerang.js raw and
+   gzip'd, and one submission's time and AWS calls through the ingest λ.
 """
 
 from __future__ import annotations
@@ -545,6 +547,9 @@ def main() -> None:
 
     print_fulfilment()
     privacy()
+    from tests.bench_forms import print_forms
+
+    print_forms()
 
 
 def privacy(customers: int = 300) -> None:
@@ -763,6 +768,10 @@ if __name__ == "__main__":
         from tests.bench_fulfilment import print_fulfilment
 
         print_fulfilment()
+    elif sys.argv[1:] == ["forms"]:
+        from tests.bench_forms import print_forms
+
+        print_forms()
     elif sys.argv[1:] == ["imports"]:
         for mod, (ms, ratio) in cold_imports().items():
             print(f"{mod:<40} {ms:7.0f} ms  {ratio:4.2f}x boto3")

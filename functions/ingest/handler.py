@@ -165,6 +165,67 @@ def woocommerce_webhook(store: str) -> Response:
     return _webhook("woocommerce", store)
 
 
+# --- the signup form (README "Signup forms"): public, with the publishable form key ----------------
+
+
+def _form_answer(answer: Any) -> Response:
+    metrics.add_metric(name=f"Form{answer.outcome.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
+    body = answer.body if answer.status != 204 else None
+    return Response(
+        status_code=answer.status, content_type="application/json", body=body, headers=answer.headers
+    )
+
+
+@app.get("/v1/forms/boomerang.js", compress=True)
+def form_script() -> Response:
+    from shared.services.forms.script import script
+
+    found = script()
+    lower = {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
+    if lower.get("if-none-match") == found.etag:
+        return Response(status_code=304, body=None, headers=found.headers())
+    return Response(
+        status_code=200,
+        content_type="text/javascript; charset=utf-8",
+        body=found.body,
+        headers=found.headers(),
+    )
+
+
+@app.get("/v1/forms/<key>/config")
+def form_config(key: str) -> Response:
+    return _form_answer(wiring.form_service().config(key, app.current_event.headers))
+
+
+@app.route("/v1/forms/<key>/submit", method="OPTIONS")
+def form_preflight(key: str) -> Response:
+    return _form_answer(wiring.form_service().preflight(key, app.current_event.headers))
+
+
+@app.post("/v1/forms/<key>/submit")
+def form_submit(key: str) -> Response:
+    from shared.adapters.bus import PublishFailed
+
+    event = app.current_event
+    service = wiring.form_service()
+    try:
+        answer = service.submit(
+            key,
+            event.headers,
+            event.body,
+            bool(event.is_base64_encoded),
+            event.request_context.identity.source_ip or "",
+            clock.now_ts(),
+        )
+    except PublishFailed as exc:
+        logger.warning("form publish failed", extra={"failed": exc.failed, "codes": exc.codes})
+        metrics.add_metric(name="PublishFailures", unit=MetricUnit.Count, value=exc.failed)
+        answer = service.unavailable(event.headers)
+    # the outcome only: a submission holds an email, a phone, a name and a birthday
+    logger.info("form submission", extra={"status": answer.status, "outcome": answer.outcome})
+    return _form_answer(answer)
+
+
 @app.get("/v1/unsubscribe")
 def unsubscribe_page() -> Response:
     return _html(wiring.unsubscriber().page(app.current_event.query_string_parameters or {}))
@@ -308,7 +369,8 @@ def _not_found(_: Exception) -> Response:
             "success": False,
             "error": "not_found",
             "message": "routes: POST /v1/batch, /v1/track, /v1/identify, /v1/webhooks/shopify/<store>, "
-            "/v1/webhooks/woocommerce/<store>; GET|POST /v1/unsubscribe, /v1/preferences, /v1/confirm; "
+            "/v1/webhooks/woocommerce/<store>, /v1/forms/<key>/submit; GET /v1/forms/boomerang.js, "
+            "/v1/forms/<key>/config; GET|POST /v1/unsubscribe, /v1/preferences, /v1/confirm; "
             "POST /v1/customers/erase; GET|POST /v1/customers/export; POST /v1/partners/<store>/<partner>/shipments",
         },
     )

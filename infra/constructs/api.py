@@ -57,6 +57,14 @@ class Api(Construct):
                 metrics_enabled=True,
                 throttling_rate_limit=API.throttle_rate_limit,
                 throttling_burst_limit=API.throttle_burst_limit,
+                # the public signup form gets its own, lower limits (a usage plan needs API keys,
+                # which a browser cannot keep secret; method throttling needs none)
+                method_options={
+                    "/v1/forms/{key}/submit/POST": apigw.MethodDeploymentOptions(
+                        throttling_rate_limit=API.form_submit_rate_limit,
+                        throttling_burst_limit=API.form_submit_burst_limit,
+                    )
+                },
             ),
         )
         # Stage throttling answers 429 before the λ runs: tell SDKs when to come back

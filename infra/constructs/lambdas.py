@@ -103,6 +103,17 @@ def _table_write(role: iam.Role, t: GrantTargets) -> None:
     role.add_to_policy(iam.PolicyStatement(actions=list(TABLE_WRITE_ACTIONS), resources=[t.table.table_arn]))
 
 
+def _rate_limit(role: iam.Role, t: GrantTargets) -> None:
+    # the signup form's counters only: a λ that must not write customer data bumps RATE#* items
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["dynamodb:UpdateItem"],
+            resources=[t.table.table_arn],
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["RATE#*"]}},
+        )
+    )
+
+
 def _bus_put(role: iam.Role, t: GrantTargets) -> None:
     t.bus.grant_put_events_to(role)
 
@@ -404,6 +415,7 @@ GRANTS: Mapping[str, Callable[[iam.Role, GrantTargets], None]] = {
     Grant.TABLE_SCAN: _table_scan,
     Grant.JOURNEY_STOP: _journey_stop,
     Grant.SIGNING_SECRET_ROTATE: _secret_rotate,
+    Grant.RATE_LIMIT: _rate_limit,
 }
 
 

@@ -323,6 +323,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
+    def do_OPTIONS(self) -> None:  # CORS preflight (the signup form)
+        self._dispatch("OPTIONS")
+
 
 class LocalServer:
     def __init__(self, emulator: Emulator, port: int = 8787) -> None:

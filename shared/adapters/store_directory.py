@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from shared.adapters.form_keys import FORM_KEY_SK, form_key_pk
 from shared.domain.stores import Store, new_api_key
 from shared.platform import indexes, keys
 from shared.platform.aws import from_item, key, to_item
@@ -340,6 +341,11 @@ class StoreDirectory:
         targets += [
             key(keys.store_pk(store_id), i["sk"]) for i in self._partition(store_id, WEBHOOK_SECRET_PREFIX)
         ]
+        for ref in self._partition(store_id, FORM_KEY_SK):  # the signup form's publishable key
+            targets += [
+                key(form_key_pk(ref["form_key"]), FORM_KEY_SK),
+                key(keys.store_pk(store_id), FORM_KEY_SK),
+            ]
         # the keys go first: a half-finished removal must never leave a key that still works
         for start in range(1, len(targets), 25):
             chunk = targets[start : start + 25]

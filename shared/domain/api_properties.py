@@ -178,6 +178,9 @@ class ConsentFields(OpenModel):
         return v
 
     consent_text: str | None = Field(default=None, max_length=2000)
+    consent_url: str | None = Field(
+        default=None, max_length=2000, pattern=r"^https?://"
+    )  # the page it was given on
     # when the choice was made where it was made (e.g. Shopify's consent_updated_at); without it, receipt
     consent_at: str | None = None
 

@@ -127,6 +127,7 @@ def apply_consent(
                 source=fields.get("consent_source"),
                 text=fields.get("consent_text"),
                 message_id=message_id,
+                url=fields.get("consent_url"),
             )
             channel = held_by is profile.consent
             note_consent_change(

@@ -79,6 +79,23 @@ def entry_problem(
     return None
 
 
+def awaiting_confirmation(
+    entry: Entry, profile: Profile | None, segment_problem: Callable[[str], str | None] | None, now: float
+) -> float | None:
+    """When the customer asked for email (double opt-in, still `pending`), if the journey needs email
+    consent and that confirmation is all that stands in its way; None otherwise."""
+    from shared.domain.fold import CONFIRM_LINK_LIFETIME_S
+
+    if profile is None or "email" not in (entry.consent or []):
+        return None
+    held = profile.consent.get("email")
+    if held is None or held.status != "pending" or now >= held.at + CONFIRM_LINK_LIFETIME_S:
+        return None
+    if entry_problem(entry.model_copy(update={"consent": []}), profile, segment_problem) is not None:
+        return None
+    return held.at
+
+
 def _loyalty_tier(profile: Profile | None) -> str | None:
     loyalty = getattr(profile, "loyalty", None)
     return getattr(loyalty, "tier", None)

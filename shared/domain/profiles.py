@@ -29,6 +29,7 @@ class Consent(BaseModel):
     source: str | None = None
     text: str | None = None
     message_id: str | None = None  # the call that carried it: proof of when and how (GDPR Art. 7)
+    url: str | None = None  # the page it was given on (a signup form)
 
 
 class ConsentChange(BaseModel):
@@ -42,6 +43,7 @@ class ConsentChange(BaseModel):
     source: str | None = None
     text: str | None = None
     message_id: str | None = None
+    url: str | None = None
 
 
 # Consent changes kept per profile, oldest dropped first: a customer changes their mind a few times

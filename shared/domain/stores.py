@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.domain.delivery import DeliveryPolicy
+from shared.domain.forms import FormConfig
 from shared.domain.loyalty import LoyaltyPolicy
 from shared.domain.privacy import DataRetention
 from shared.domain.retention import RetentionPolicy
@@ -109,6 +110,8 @@ class Store(BaseModel):
     data_retention: DataRetention = Field(default_factory=DataRetention)
     # Shown in every marketing email's footer; without it marketing email is not sent (CAN-SPAM)
     address: PostalAddress | None = None
+    # the signup form and welcome pop-up (README "Signup forms"); posted with the publishable form key
+    form: FormConfig | None = None
 
     @field_validator("sms_sender_id")
     @classmethod

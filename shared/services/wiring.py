@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from shared.services.analytics.report_job import ReportJobDeps
     from shared.services.consent.preferences import PreferenceCenter
     from shared.services.consent.unsubscribe import Confirmer, Unsubscriber
+    from shared.services.forms.signup import FormService
     from shared.services.journeys.context import Deps
     from shared.services.journeys.trigger import TriggerDeps
     from shared.services.partners.forwarding import ForwardDeps
@@ -97,6 +98,22 @@ def ingest_directory() -> StoreDirectory:
 
     table = settings_for("ingest").table_name
     return StoreDirectory(client("dynamodb"), table)
+
+
+@functools.cache
+def form_service() -> FormService:
+    from shared.adapters.bus import publish
+    from shared.adapters.form_keys import FormKeys
+    from shared.adapters.rate_limits import RateLimiter
+    from shared.services.forms.signup import FormService
+
+    s = settings_for("ingest")
+    return FormService(
+        store_for_key=FormKeys(client("dynamodb"), s.table_name).store_for,
+        store=ingest_directory().get,
+        limiter=RateLimiter(client("dynamodb"), s.table_name),
+        publish=lambda events: publish(client("events"), s.bus_name, events),
+    )
 
 
 @functools.cache
@@ -371,6 +388,7 @@ def process_sqs_batch(
 
 _CACHED = (
     ingest_directory,
+    form_service,
     webhook_receiver,
     unsubscriber,
     profile_store,

@@ -101,7 +101,10 @@ GRANT_ACTIONS: dict[str, set[str]] = {
         "secretsmanager:DescribeSecret",
         "secretsmanager:UpdateSecretVersionStage",
     },
+    Grant.RATE_LIMIT: {"dynamodb:UpdateItem"},
 }
+# The signup form's rate counters: the only table write the ingest λ has, on RATE#* partitions only.
+RATE_LIMIT_CONDITION = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["RATE#*"]}}
 # CDK's rotation schedule adds this to the rotation function's role; it has no resource to scope to.
 ROTATION_EXTRA_ACTIONS = {"secretsmanager:GetRandomPassword"}
 # Where functions may read bucket objects: written out here too, so a broadened prefix fails.
@@ -193,6 +196,8 @@ def _allowed(statements: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Action -> every resource it is allowed on, however CDK merged or split the statements."""
     out: dict[str, dict[str, Any]] = {}
     for statement in statements:
+        if statement.get("Condition") == RATE_LIMIT_CONDITION:
+            continue  # the form's rate counters: see test_ingest_reads_but_cannot_write_the_table
         assert statement["Effect"] == "Allow" and "Condition" not in statement, statement
         for action in _actions(statement):
             out.setdefault(action, {}).update({_key(r): r for r in _resources(statement)})
@@ -649,7 +654,11 @@ def test_function_writes_logs_only_to_its_own_log_group(spec: FunctionSpec, synt
 
 def test_ingest_reads_but_cannot_write_the_table(synth: Synth) -> None:
     table_id, _ = synth.only("AWS::DynamoDB::Table")
-    statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID["ingest"]))
+    all_statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID["ingest"]))
+    # but for the signup form's rate counters: UpdateItem on RATE#* partitions, nothing else
+    counters = [s for s in all_statements if s.get("Condition") == RATE_LIMIT_CONDITION]
+    assert [(_actions(s), _resources(s)) for s in counters] == [({"dynamodb:UpdateItem"}, [_arn(table_id)])]
+    statements = [s for s in all_statements if s not in counters]
     actions = set().union(*(_actions(s) for s in statements))
     assert not actions & TABLE_WRITES
     assert not any(a in {"dynamodb:*", "*"} for a in actions)
@@ -1097,11 +1106,18 @@ def test_api_stage_throttles_and_logs(synth: Synth) -> None:
     props = stage["Properties"]
     assert props["StageName"] == API.stage
     assert props["AccessLogSetting"]["DestinationArn"]
-    (settings,) = props["MethodSettings"]
+    settings, form = sorted(props["MethodSettings"], key=lambda m: m["ResourcePath"])
+    assert settings["ResourcePath"] == "/*"
     assert settings["ThrottlingRateLimit"] == API.throttle_rate_limit
     assert settings["ThrottlingBurstLimit"] == API.throttle_burst_limit
     assert settings["DataTraceEnabled"] is False
     assert settings["LoggingLevel"] in {"ERROR", "INFO"}
+    # the public signup form has its own, lower limits: a flood of it cannot use up the event API's
+    assert (form["ResourcePath"], form["HttpMethod"]) == ("/~1v1~1forms~1{key}~1submit", "POST")
+    assert (form["ThrottlingRateLimit"], form["ThrottlingBurstLimit"]) == (
+        API.form_submit_rate_limit,
+        API.form_submit_burst_limit,
+    )
 
 
 def test_api_passes_bodies_as_bytes_and_tells_throttled_clients_when_to_retry(synth: Synth) -> None:

@@ -18,9 +18,11 @@ from zoneinfo import ZoneInfo
 from shared.adapters.profile_store import ProfileStore
 from shared.domain.carts import Cart
 from shared.domain.delivery import customer_timezone
+from shared.domain.fold import CONFIRM_LINK_LIFETIME_S
 from shared.domain.journey_decisions import (
     Decision,
     Situation,
+    awaiting_confirmation,
     bucket,
     decide,
     decide_confirmation,
@@ -61,6 +63,14 @@ def _segment_check(deps: Deps, run: Run, profile: Profile | None, now: float) ->
 def _settle_poll(started_at: float, now: float) -> int:
     """Seconds until the next look for the trigger: 2 s at first, backing off to 15 min."""
     return int(min(900, max(2, (now - started_at) / 4)))
+
+
+def _confirmation_poll(pending_since: float, now: float) -> int:
+    """Seconds until the next look for a confirmation: as long as it has been pending (a click soon
+    after the request is seen soon), at least 5 min, at most 6 h (about 35 looks over a link's life)."""
+    return int(
+        min(6 * 3600, max(300, now - pending_since), pending_since + CONFIRM_LINK_LIFETIME_S - now + 1)
+    )
 
 
 def customer_for_cart(profiles: ProfileStore, cart: Cart) -> Profile | None:
@@ -231,6 +241,16 @@ def _decide(
             # the index can be a day behind a segment that changes with time: the definition decides
             left = in_segment(broadcast.segment)
             problem = f"not in segment {broadcast.segment}: {left}" if left else None
+        waiting = problem and broadcast is None
+        pending_since = awaiting_confirmation(journey.entry, profile, in_segment, now) if waiting else None
+        if pending_since is not None:
+            # only the double opt-in click is missing (a signup form's welcome): wait for it rather
+            # than turn away a subscriber who has not opened the confirmation email yet
+            return Decision(
+                "wait",
+                "waiting for the email confirmation (double opt-in)",
+                _confirmation_poll(pending_since, now),
+            )
         if problem and now < started_at + ENTRY_RECHECK_S:
             # events of one batch can be folded out of order (the consent in an identify sent with the
             # sign-up): look once more before turning the customer away
