@@ -33,11 +33,12 @@ from shared.templates.model import (
     MJML_BODY,
     EmailTemplate,
     PushTemplate,
+    WebPushTemplate,
     SmsTemplate,
     TemplateError,
     sms_segments_budget,
 )
-from shared.templates.render import render_email, render_push, render_sms, shows_address
+from shared.templates.render import render_email, render_push, render_sms, render_webpush, shows_address
 from shared.templates.sandbox import environment
 
 UNSAFE_NAMES = frozenset(
@@ -470,8 +471,26 @@ def _trial(
                 ),
                 variables,
             )
+        elif channel == "webpush":
+            from shared.domain.webpush import notification_payload
+
+            shown = render_webpush(
+                WebPushTemplate(
+                    name=template,
+                    title=files["webpush_title.txt"],
+                    body=files["webpush_body.txt"],
+                    link=files.get("webpush_link.txt"),
+                    icon=files.get("webpush_icon.txt"),
+                    image=files.get("webpush_image.txt"),
+                    locale=loc,
+                ),
+                variables,
+            )
+            notification_payload(shown.title, shown.body, shown.link, shown.icon, shown.image, {})
     except TemplateError as exc:
         return [Problem(exc.file or "./", exc.line, f"with sample data: {exc.problem}")]
+    except ValueError as exc:  # the notification would be over the push services' size limit
+        return [Problem("webpush_body.txt", None, f"with sample data: {exc}")]
     return []
 
 
