@@ -107,6 +107,8 @@ class Grant:
     JOURNEY_STOP = "journey:stop"
     # secretsmanager Get/Put/UpdateSecretVersionStage/DescribeSecret on the signing secret only
     SIGNING_SECRET_ROTATE = "secret:rotate"
+    # secretsmanager:GetSecretValue on the VAPID root secret only (each store's web push key pair)
+    VAPID_SECRET_READ = "vapid:read"
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         source="ingest",
         description="Storefront event API and one-click unsubscribe: authenticates, validates, publishes",
         # templates bucket and partner secrets: the fulfilment partners' signed shipment updates
-        env=(env.TABLE_NAME, env.BUS_NAME, env.SIGNING_SECRET_ARN, env.TEMPLATES_BUCKET),
+        # VAPID secret: the store's web push public key, in the scripts its site loads
+        env=(env.TABLE_NAME, env.BUS_NAME, env.SIGNING_SECRET_ARN, env.TEMPLATES_BUCKET, env.VAPID_SECRET_ARN),
         # scan: a customer's export (GET /v1/customers/export) reads the table; it writes nothing
         grants=(
             Grant.TABLE_READ,
@@ -146,6 +149,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.TEMPLATES_READ,
             Grant.PARTNER_SECRETS_READ,
             Grant.TABLE_SCAN,
+            Grant.VAPID_SECRET_READ,
         ),
         timeout_s=15,
     ),
@@ -188,6 +192,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             env.UNSUBSCRIBE_BASE_URL,
             env.SIGNING_SECRET_ARN,
             env.PUSH_APP_ID,
+            env.VAPID_SECRET_ARN,
         ),
         grants=(
             Grant.TABLE_READ,
@@ -197,6 +202,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.SIGNING_SECRET_READ,
             Grant.SMS_SEND,
             Grant.PUSH_SEND,
+            Grant.VAPID_SECRET_READ,
         ),
     ),
     FunctionSpec(
@@ -560,6 +566,8 @@ class ApiSpec:
         # store platforms' webhooks ({store}: the store id; the handler checks its signature)
         ("POST", "/v1/webhooks/shopify/{store}"),
         ("POST", "/v1/webhooks/woocommerce/{store}"),
+        # web push for the store's site: boomerang-sw.js, boomerang-webpush.js, config (public key)
+        ("GET", "/v1/webpush/{store}/{name}"),
     )
     # Every body reaches the λ base64-encoded and byte for byte: a gzip'd batch (Content-Encoding)
     # would otherwise be mangled as text, and a webhook's HMAC is over the exact bytes sent.

@@ -223,6 +223,7 @@ def step_deps() -> Deps:
     )
 
 
+@functools.cache
 def vapid_keys(function: str) -> VapidKeys | None:
     """Each store's VAPID key pair from the root secret; None where web push is not set up."""
     from shared.platform.vapid import VapidKeys
@@ -407,3 +408,4 @@ def reset() -> None:
     """Forget every built dependency (tests switch environments and moto endpoints between cases)."""
     for factory in _CACHED:
         factory.cache_clear()
+    vapid_keys.cache_clear()
