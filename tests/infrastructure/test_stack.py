@@ -1197,6 +1197,7 @@ def test_dashboard_shows_messages_out_for_every_channel(synth: Synth) -> None:
         ("Boomerang", "MessagesSent_email"),
         ("Boomerang", "MessagesSent_sms"),
         ("Boomerang", "MessagesSent_push"),
+        ("Boomerang", "MessagesSent_webpush"),
     ]
     source = (Path(__file__).resolve().parents[2] / "functions/journey_step/handler.py").read_text()
     assert "name=f\"MessagesSent_{happened.get('channel', 'email')}\"" in source
