@@ -140,7 +140,13 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         description="Storefront event API and one-click unsubscribe: authenticates, validates, publishes",
         # templates bucket and partner secrets: the fulfilment partners' signed shipment updates
         # VAPID secret: the store's web push public key, in the scripts its site loads
-        env=(env.TABLE_NAME, env.BUS_NAME, env.SIGNING_SECRET_ARN, env.TEMPLATES_BUCKET, env.VAPID_SECRET_ARN),
+        env=(
+            env.TABLE_NAME,
+            env.BUS_NAME,
+            env.SIGNING_SECRET_ARN,
+            env.TEMPLATES_BUCKET,
+            env.VAPID_SECRET_ARN,
+        ),
         # scan: a customer's export (GET /v1/customers/export) reads the table; it writes nothing
         grants=(
             Grant.TABLE_READ,

@@ -18,11 +18,11 @@ from infra.constructs.journeys import Journeys
 from infra.constructs.lambdas import GrantTargets, LambdaFunctions
 from infra.constructs.messaging import Messaging
 from infra.constructs.push import Push
-from infra.constructs.webpush import WebPush
 from infra.constructs.reports import Reports
 from infra.constructs.secrets import Secrets
 from infra.constructs.storage import TEMPLATES_PREFIX, Storage
 from infra.constructs.templates import Templates
+from infra.constructs.webpush import WebPush
 from infra.description import (
     API,
     DEFAULT_JOURNEY_PREFIX,

@@ -27,8 +27,8 @@ from constructs import Construct
 from infra.constructs.messaging import Messaging
 from infra.constructs.nag import Waiver, suppress
 from infra.constructs.push import Push
-from infra.constructs.webpush import WebPush
 from infra.constructs.reports import Reports
+from infra.constructs.webpush import WebPush
 from infra.description import (
     APP_NAME,
     BUCKET_READ_PREFIXES,

@@ -40,5 +40,7 @@ class WebPush(Construct):
 
     def grant_read(self, role: iam.IRole) -> None:
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[self.vapid_root.secret_arn])
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"], resources=[self.vapid_root.secret_arn]
+            )
         )

@@ -126,7 +126,8 @@ class PushServiceFake:
             .not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=30))
             .add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(self._host))]), critical=False
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(self._host))]),
+                critical=False,
             )
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256())
@@ -204,7 +205,9 @@ class PushServiceFake:
         try:
             import http_ece
 
-            plain = http_ece.decrypt(body, private_key=browser.private, auth_secret=browser.auth, version="aes128gcm")
+            plain = http_ece.decrypt(
+                body, private_key=browser.private, auth_secret=browser.auth, version="aes128gcm"
+            )
         except Exception:  # any failure to decrypt is the sender's
             return 400, {}, "payload does not decrypt with the subscription's keys"
         message_id = f"{self.url}/m/{secrets.token_urlsafe(12)}"

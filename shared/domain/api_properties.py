@@ -167,7 +167,9 @@ class OrderProperties(OpenModel):
 
 
 class ConsentFields(OpenModel):
-    consent: dict[Literal["email", "sms", "push", "webpush"], Literal["subscribed", "unsubscribed"]] | None = None
+    consent: (
+        dict[Literal["email", "sms", "push", "webpush"], Literal["subscribed", "unsubscribed"]] | None
+    ) = None
     # per message category (e.g. reminders, offers, news), chosen on the preferences page
     categories: dict[str, Literal["subscribed", "unsubscribed"]] | None = Field(default=None, max_length=20)
     consent_source: str | None = Field(default=None, max_length=200)

@@ -20,7 +20,6 @@ from shared.domain.profiles import (
     as_decimal,
     device_key,
 )
-
 from shared.domain.webpush import MAX_BROWSERS
 
 # Traits kept as first-class profile fields; every other identify trait lands in `traits`.
@@ -252,8 +251,8 @@ def merge_profiles(target: Profile, source: Profile) -> None:
             target.webpush.setdefault(k, sub)
     for k, at in source.removed_webpush.items():
         target.removed_webpush[k] = max(at, target.removed_webpush.get(k, at))
-        held = target.webpush.get(k)
-        if held is not None and held.at <= at:
+        browser = target.webpush.get(k)
+        if browser is not None and browser.at <= at:
             del target.webpush[k]
     if len(target.webpush) > MAX_BROWSERS:
         target.webpush = dict(sorted(target.webpush.items(), key=lambda kv: kv[1].at)[-MAX_BROWSERS:])

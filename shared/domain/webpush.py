@@ -127,7 +127,7 @@ class WebPushUnsubscribedProperties(BaseModel):
 
 
 def browser_label(user_agent: str | None) -> str:
-    """"Chrome on Android", "Safari on macOS"...: enough to tell a customer's browsers apart, and
+    """ "Chrome on Android", "Safari on macOS"...: enough to tell a customer's browsers apart, and
     all the profile keeps of the user agent (a full one narrows who the customer is)."""
     ua = user_agent or ""
     name = next(
@@ -206,7 +206,9 @@ def subscribe(
     return True
 
 
-def unsubscribe(held: dict[str, BrowserSubscription], removed: dict[str, float], endpoint: str, at: float) -> None:
+def unsubscribe(
+    held: dict[str, BrowserSubscription], removed: dict[str, float], endpoint: str, at: float
+) -> None:
     """Remove one subscription; the removal time stays so a late subscribe cannot bring it back."""
     key = subscription_key(endpoint)
     current = held.get(key)
@@ -248,7 +250,9 @@ def notification_payload(
     import json
 
     payload = {"title": title, "body": body, "url": link, "icon": icon, "image": image, "data": data}
-    raw = json.dumps({k: v for k, v in payload.items() if v}, ensure_ascii=False, separators=(",", ":")).encode()
+    raw = json.dumps(
+        {k: v for k, v in payload.items() if v}, ensure_ascii=False, separators=(",", ":")
+    ).encode()
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise ValueError(
             f"web push notification is {len(raw)} bytes; push services take at most {MAX_PAYLOAD_BYTES} "

@@ -33,9 +33,9 @@ from shared.templates.model import (
     MJML_BODY,
     EmailTemplate,
     PushTemplate,
-    WebPushTemplate,
     SmsTemplate,
     TemplateError,
+    WebPushTemplate,
     sms_segments_budget,
 )
 from shared.templates.render import render_email, render_push, render_sms, render_webpush, shows_address

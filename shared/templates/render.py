@@ -27,9 +27,9 @@ from shared.templates.model import (
     MJML_BODY,
     EmailTemplate,
     PushTemplate,
-    WebPushTemplate,
     SmsTemplate,
     TemplateError,
+    WebPushTemplate,
     normalise_locale,
 )
 from shared.templates.sandbox import compile_template, current_layouts
@@ -203,6 +203,8 @@ def render_webpush(
     for name, url in urls.items():
         if url and not url.startswith("https://"):
             raise TemplateError(
-                f"must render to an https:// URL, got {url[:60]!r}", template=template.name, file=f"webpush_{name}.txt"
+                f"must render to an https:// URL, got {url[:60]!r}",
+                template=template.name,
+                file=f"webpush_{name}.txt",
             )
     return RenderedWebPush(title=title, body=body, **{k: v or None for k, v in urls.items()})

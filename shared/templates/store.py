@@ -37,9 +37,9 @@ from shared.templates.model import (
     MJML_BODY,
     EmailTemplate,
     PushTemplate,
-    WebPushTemplate,
     SmsTemplate,
     TemplateError,
+    WebPushTemplate,
     locale_chain,
     sms_segments_budget,
 )

@@ -70,8 +70,13 @@ def test_web_push_reaches_the_browser_and_falls_back_to_sms_then_email(local: Lo
         }
         assert helper_post(local, subscribed) == (200, {"success": True, "accepted": 1})
     # a bad subscription is refused whole, naming the field
-    bad = {"type": "track", "event": "Web Push Subscribed", "userId": user("wes"), "messageId": f"bad-{RUN}",
-           "properties": {**subs["wes"], "endpoint": "http://push.example/x"}}
+    bad = {
+        "type": "track",
+        "event": "Web Push Subscribed",
+        "userId": user("wes"),
+        "messageId": f"bad-{RUN}",
+        "properties": {**subs["wes"], "endpoint": "http://push.example/x"},
+    }
     status, body = helper_post(local, bad)
     assert status == 400 and body["errors"][0]["field"] == "properties.endpoint"
 
@@ -80,7 +85,14 @@ def test_web_push_reaches_the_browser_and_falls_back_to_sms_then_email(local: Lo
     batch: list[dict[str, Any]] = []
     for name, traits in (
         ("wes", {"email": f"{user('wes')}@example.com", "consent": {"email": yes}}),
-        ("wil", {"email": f"{user('wil')}@example.com", "phone": OPTED_OUT, "consent": {"email": yes, "sms": yes}}),
+        (
+            "wil",
+            {
+                "email": f"{user('wil')}@example.com",
+                "phone": OPTED_OUT,
+                "consent": {"email": yes, "sms": yes},
+            },
+        ),
     ):
         batch += [
             {"type": "identify", "userId": user(name), "messageId": f"id-{user(name)}", "traits": traits},
@@ -110,7 +122,9 @@ def test_web_push_reaches_the_browser_and_falls_back_to_sms_then_email(local: Lo
     assert wes["subject"] == "A little something for your cart"
     assert "CART10" in wes["text"]
     assert wes["headers"]["image_url"] == "https://shop.example.com/img/runner.png"
-    assert wes["headers"]["deep_link"].startswith("http") and "utm_medium=webpush" in wes["headers"]["deep_link"]
+    assert (
+        wes["headers"]["deep_link"].startswith("http") and "utm_medium=webpush" in wes["headers"]["deep_link"]
+    )
     assert (wes["headers"]["ttl"], wes["headers"]["urgency"]) == ("86400", "normal")
 
     # And wil got it by email after web push (410) and SMS (STOP) failed, both on record

@@ -556,11 +556,15 @@ def test_vapid_root_is_generated_retained_never_rotated_and_read_by_the_senders_
     vapid_id, secret = _secret(synth, "VAPID")
     assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
     assert secret["DeletionPolicy"] == "Retain"
-    rotated = [s["Properties"]["SecretId"] for s in synth.of_type("AWS::SecretsManager::RotationSchedule").values()]
+    rotated = [
+        s["Properties"]["SecretId"] for s in synth.of_type("AWS::SecretsManager::RotationSchedule").values()
+    ]
     assert {"Ref": vapid_id} not in rotated
     for spec in FUNCTIONS:
         env_vars = synth.function(spec).get("Environment", {}).get("Variables", {})
-        assert (env_vars.get("VAPID_SECRET_ARN") == {"Ref": vapid_id}) == (Grant.VAPID_SECRET_READ in spec.grants)
+        assert (env_vars.get("VAPID_SECRET_ARN") == {"Ref": vapid_id}) == (
+            Grant.VAPID_SECRET_READ in spec.grants
+        )
 
 
 # --- functions -----------------------------------------------------------------------------------

@@ -85,7 +85,13 @@ def customer(world: World, t0: float, channels: tuple[str, ...], **traits: Any) 
 
 
 def step(ctx: LambdaContext, t0: float, index: int) -> dict[str, Any]:
-    state = {"store_id": "shop-1", "journey": "cart-abandonment", "instance": "cart-42", "step": index, "started_at": t0}
+    state = {
+        "store_id": "shop-1",
+        "journey": "cart-abandonment",
+        "instance": "cart-42",
+        "step": index,
+        "started_at": t0,
+    }
     result: dict[str, Any] = handler({**state, "wait_seconds": 0}, ctx)
     return result
 

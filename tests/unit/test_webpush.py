@@ -37,13 +37,9 @@ def _b(text: str) -> bytes:
 # RFC 8291 Section 5 (the example: "When I grow up, I want to be a watermelon")
 RFC_PLAINTEXT = b"When I grow up, I want to be a watermelon"
 RFC_AS_PRIVATE = "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw"
-RFC_AS_PUBLIC = (
-    "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8"
-)
+RFC_AS_PUBLIC = "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8"
 RFC_UA_PRIVATE = "q1dXpw3UpT5VOmu_cf_v6ih07Aems3njxI-JWgLcM94"
-RFC_UA_PUBLIC = (
-    "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
-)
+RFC_UA_PUBLIC = "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
 RFC_SALT = "DGv6ra1nlYgDCS1FRnbzlw"
 RFC_AUTH = "BTBZMqHH6r4Tts7J_aSIgg"
 RFC_MESSAGE = (
@@ -131,7 +127,9 @@ def test_subscription_is_validated_with_clear_errors() -> None:
     assert "65 bytes" in _problems(
         {"endpoint": "https://p.example/x", "keys": {**good, "p256dh": b64url(b"\x04" * 33)}}
     )
-    assert "16 bytes" in _problems({"endpoint": "https://p.example/x", "keys": {**good, "auth": b64url(b"a" * 8)}})
+    assert "16 bytes" in _problems(
+        {"endpoint": "https://p.example/x", "keys": {**good, "auth": b64url(b"a" * 8)}}
+    )
     assert "base64url" in _problems({"endpoint": "https://p.example/x", "keys": {**good, "auth": "a+b/"}})
     assert "0x04" in _problems(
         {"endpoint": "https://p.example/x", "keys": {**good, "p256dh": b64url(b"\x02" + b"a" * 64)}}
@@ -157,7 +155,13 @@ def test_the_event_api_refuses_a_bad_subscription_naming_the_field() -> None:
 
 def _event(name: str, props: dict[str, Any], at: float, mid: str) -> CanonicalEvent:
     return CanonicalEvent(
-        message_id=mid, store_id="shop", type="track", event=name, anonymous_id="v1", properties=props, received_at=at
+        message_id=mid,
+        store_id="shop",
+        type="track",
+        event=name,
+        anonymous_id="v1",
+        properties=props,
+        received_at=at,
     )
 
 
@@ -206,7 +210,12 @@ def test_unsubscribe_removes_and_a_late_subscribe_does_not_return() -> None:
 
 def test_notification_payload_is_bounded() -> None:
     raw = wp.notification_payload("Hi", "Body", "https://s.example/c", None, None, {"journey": "j"})
-    assert json.loads(raw) == {"title": "Hi", "body": "Body", "url": "https://s.example/c", "data": {"journey": "j"}}
+    assert json.loads(raw) == {
+        "title": "Hi",
+        "body": "Body",
+        "url": "https://s.example/c",
+        "data": {"journey": "j"},
+    }
     with pytest.raises(ValueError, match="at most 3993"):
         wp.notification_payload("Hi", "x" * 4000, None, None, None, {})
 
@@ -240,7 +249,11 @@ def _send(session: _Session, n: int = 1) -> tuple[WebPushResult, list[ec.Ellipti
         privates.append(private)
         subs.append(
             wp.BrowserSubscription(
-                endpoint=f"https://push.example.net/{i}", p256dh=keys["p256dh"], auth=keys["auth"], browser="x", at=1.0
+                endpoint=f"https://push.example.net/{i}",
+                p256dh=keys["p256dh"],
+                auth=keys["auth"],
+                browser="x",
+                at=1.0,
             )
         )
     result = send_webpush(
@@ -263,10 +276,13 @@ def test_201_is_delivered_and_what_was_posted_decrypts_with_ttl_urgency_and_vapi
     headers = {k.lower(): v for k, v in kw["headers"].items()}
     assert headers["ttl"] == "3600" and headers["urgency"] == "normal"
     assert headers["content-encoding"] == "aes128gcm"
-    assert headers["authorization"].startswith("vapid t=") and f"k={derive(b'k' * 32, 'shop').public_key}" in headers[
-        "authorization"
-    ]
-    plain = http_ece.decrypt(kw["data"], private_key=privates[0], auth_secret=bytes(range(16)), version="aes128gcm")
+    assert (
+        headers["authorization"].startswith("vapid t=")
+        and f"k={derive(b'k' * 32, 'shop').public_key}" in headers["authorization"]
+    )
+    plain = http_ece.decrypt(
+        kw["data"], private_key=privates[0], auth_secret=bytes(range(16)), version="aes128gcm"
+    )
     assert plain == b'{"title":"t"}'
 
 
@@ -315,3 +331,22 @@ def test_one_browser_taking_it_is_a_send_even_if_another_is_gone() -> None:
 def test_base64url_helpers_round_trip() -> None:
     assert b64url_decode(b64url(b"\x00\xff" * 5)) == b"\x00\xff" * 5
     assert base64.urlsafe_b64encode(b"\xfb").decode().rstrip("=") == b64url(b"\xfb")
+
+
+def test_the_report_counts_web_push_sends_and_credits_their_conversions() -> None:
+    from shared.domain import metrics as m
+
+    sends = [
+        m.SentRec("c1", "cart-abandonment", 0.0, "reminder-2", channel="webpush", kind="marketing"),
+        m.SentRec("c2", "cart-abandonment", 0.0, "reminder-2", channel="sms", kind="marketing"),
+    ]
+    orders = [m.OrderRec("o1", "c1", 3600.0, 50)]
+    [cart] = m.journey_results(orders, sends, [], window_days=5)
+    assert cart.total.channels == {"sms": 1, "webpush": 1}
+    assert (cart.total.conversions, cart.total.revenue) == (1, 50)
+
+
+def test_the_preferences_page_offers_browser_notifications() -> None:
+    from shared.services.consent.preferences import CHANNELS
+
+    assert CHANNELS["webpush"] == "Browser notifications"

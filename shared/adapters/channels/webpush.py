@@ -110,16 +110,16 @@ def send_webpush(
         try:
             response = webpush(
                 sub.subscription_info(),
-                data=payload,  # type: ignore[arg-type]  # bytes are sent as they are
+                data=payload,  # bytes are sent as they are
                 vapid_private_key=signer,
                 # a fresh dict: pywebpush fills in aud (the endpoint's origin) and exp (12 h) in place
                 vapid_claims={"sub": subject},
                 ttl=ttl,
                 headers={"Urgency": urgency},
                 requests_session=session,
-                timeout=timeout,  # type: ignore[arg-type]  # requests takes (connect, read)
+                timeout=timeout,  # requests takes (connect, read)
             )
-            status, headers = response.status_code, response.headers  # type: ignore[union-attr]
+            status, headers = response.status_code, response.headers
         except WebPushException as exc:
             if exc.response is None:
                 out.rejected.append(sub.endpoint)  # refused before sending (bad keys)
@@ -167,7 +167,9 @@ def outcome(result: WebPushResult) -> str:
     if result.maybe_sent:
         raise MaybeSent("push service did not answer after the message was sent", "ReadTimeout")
     if result.retry_after is not None:
-        raise RetryLater(f"push service throttled; retry after {result.retry_after:.0f} s", result.retry_after)
+        raise RetryLater(
+            f"push service throttled; retry after {result.retry_after:.0f} s", result.retry_after
+        )
     if result.transient:
         raise TransientSendError("push service unavailable", "ServiceUnavailable")
     if result.gone and not result.rejected:

@@ -64,7 +64,9 @@ def forget_browsers(profile: Profile, gone: dict[str, str], deps: Deps, now: flo
         held = profile.webpush.get(subscription_key(endpoint))
         if held is not None:
             mid = "webpush-gone-" + hashlib.sha256(f"{endpoint}|{held.at}".encode()).hexdigest()[:24]
-            _fold(deps, profile, WEB_PUSH_UNSUBSCRIBED, now, mid, {"endpoint": endpoint, "reason": reason[:200]})
+            _fold(
+                deps, profile, WEB_PUSH_UNSUBSCRIBED, now, mid, {"endpoint": endpoint, "reason": reason[:200]}
+            )
 
 
 def _fold(

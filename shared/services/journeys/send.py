@@ -151,7 +151,9 @@ def _send_webpush(m: Message, r: _Rendering) -> str:
         raise PermanentSendError("every browser subscription has expired", code="NoSubscription")
     if m.deps.vapid is None or m.deps.webpush_session is None:
         raise PermanentSendError("web push is not set up (no VAPID secret configured)", code="NotConfigured")
-    shown = render_webpush(m.deps.templates.webpush(m.state.store_id, r.template, locale=r.locale), r.variables)
+    shown = render_webpush(
+        m.deps.templates.webpush(m.state.store_id, r.template, locale=r.locale), r.variables
+    )
     try:
         payload = notification_payload(
             shown.title,
