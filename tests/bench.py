@@ -19,6 +19,8 @@
 9. compressed batches and webhooks (`python -m tests.bench ingest`): ingest events/s for plain,
    gzip and deflate batches of 100 (the decompression overhead per event), and the ingest λ's time
    per Shopify webhook (verify, map, validate, publish).
+10. web push (`python -m tests.bench webpush`, tests/bench_webpush.py): the send time per message
+   (encrypt + VAPID sign + POST to the local push service) and the size of the site's scripts.
 """
 
 from __future__ import annotations
@@ -498,6 +500,9 @@ def main() -> None:
     from tests.bench_fulfilment import print_fulfilment
 
     print_fulfilment()
+    from tests.bench_webpush import print_webpush
+
+    print_webpush()
     privacy()
 
 
@@ -713,6 +718,10 @@ if __name__ == "__main__":
         from tests.bench_fulfilment import print_fulfilment
 
         print_fulfilment()
+    elif sys.argv[1:] == ["webpush"]:
+        from tests.bench_webpush import print_webpush
+
+        print_webpush()
     elif sys.argv[1:] == ["imports"]:
         for mod, (ms, ratio) in cold_imports().items():
             print(f"{mod:<40} {ms:7.0f} ms  {ratio:4.2f}x boto3")

@@ -267,6 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
     owner: PushServiceFake
     protocol_version = "HTTP/1.1"
     timeout = 10  # a body shorter than its Content-Length times out instead of holding a thread
+    disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart (delayed ACK)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # endpoints address browsers: keep them out of the terminal

@@ -350,3 +350,25 @@ def test_the_preferences_page_offers_browser_notifications() -> None:
     from shared.services.consent.preferences import CHANNELS
 
     assert CHANNELS["webpush"] == "Browser notifications"
+
+
+def test_site_scripts_carry_the_stores_public_key_and_unknown_names_or_stores_are_404() -> None:
+    from shared.services.webpush import SCRIPTS, site_asset
+
+    stores = mock.Mock()
+    stores.get.side_effect = lambda store_id: object() if store_id == "shop" else None
+    sm = mock.Mock()
+    sm.get_secret_value.return_value = {"SecretString": "v" * 64}
+    vapid = VapidKeys(sm, "arn:vapid")
+    key = vapid.for_store("shop").public_key
+    for name in SCRIPTS:
+        found = site_asset(name, "shop", stores, vapid)
+        assert found.status == 200 and found.content_type.startswith("text/javascript")
+        assert json.dumps(key) in found.body and "__BOOMERANG" not in found.body
+        assert "http://" not in found.body.replace("https://", "")  # nothing fetched from elsewhere
+    config = site_asset("config", "shop", stores, vapid)
+    assert json.loads(config.body)["publicKey"] == key
+    assert site_asset("evil.js", "shop", stores, vapid).status == 404
+    assert site_asset("config", "other", stores, vapid).status == 404
+    assert site_asset("config", "../x", stores, vapid).status == 404
+    assert site_asset("config", "shop", stores, None).status == 404
