@@ -109,6 +109,8 @@ class Grant:
     SIGNING_SECRET_ROTATE = "secret:rotate"
     # dynamodb:UpdateItem on the table's RATE#* partitions only (the signup form's rate limits)
     RATE_LIMIT = "table:ratelimit"
+    # secretsmanager:GetSecretValue on the VAPID root secret only (each store's web push key pair)
+    VAPID_SECRET_READ = "vapid:read"
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         source="ingest",
         description="Storefront event API and one-click unsubscribe: authenticates, validates, publishes",
         # templates bucket and partner secrets: the fulfilment partners' signed shipment updates
-        env=(env.TABLE_NAME, env.BUS_NAME, env.SIGNING_SECRET_ARN, env.TEMPLATES_BUCKET),
+        # VAPID secret: the store's web push public key, in the scripts its site loads
+        env=(
+            env.TABLE_NAME,
+            env.BUS_NAME,
+            env.SIGNING_SECRET_ARN,
+            env.TEMPLATES_BUCKET,
+            env.VAPID_SECRET_ARN,
+        ),
         # scan: a customer's export (GET /v1/customers/export) reads the table; it writes nothing
         grants=(
             Grant.TABLE_READ,
@@ -149,6 +158,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.PARTNER_SECRETS_READ,
             Grant.TABLE_SCAN,
             Grant.RATE_LIMIT,
+            Grant.VAPID_SECRET_READ,
         ),
         timeout_s=15,
     ),
@@ -191,6 +201,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             env.UNSUBSCRIBE_BASE_URL,
             env.SIGNING_SECRET_ARN,
             env.PUSH_APP_ID,
+            env.VAPID_SECRET_ARN,
         ),
         grants=(
             Grant.TABLE_READ,
@@ -200,6 +211,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.SIGNING_SECRET_READ,
             Grant.SMS_SEND,
             Grant.PUSH_SEND,
+            Grant.VAPID_SECRET_READ,
         ),
     ),
     FunctionSpec(
@@ -568,6 +580,8 @@ class ApiSpec:
         ("GET", "/v1/forms/{key}/config"),
         ("OPTIONS", "/v1/forms/{key}/submit"),
         ("POST", "/v1/forms/{key}/submit"),
+        # web push for the store's site: boomerang-sw.js, boomerang-webpush.js, config (public key)
+        ("GET", "/v1/webpush/{store}/{name}"),
     )
     # Every body reaches the λ base64-encoded and byte for byte: a gzip'd batch (Content-Encoding)
     # would otherwise be mangled as text, and a webhook's HMAC is over the exact bytes sent.

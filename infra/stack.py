@@ -22,6 +22,7 @@ from infra.constructs.reports import Reports
 from infra.constructs.secrets import Secrets
 from infra.constructs.storage import TEMPLATES_PREFIX, Storage
 from infra.constructs.templates import Templates
+from infra.constructs.webpush import WebPush
 from infra.description import (
     API,
     DEFAULT_JOURNEY_PREFIX,
@@ -55,6 +56,7 @@ class BoomerangStack(Stack):
         secrets = Secrets(self, "Secrets")
         messaging = Messaging(self, "Messaging", sender=sender)
         push = Push(self, "Push")  # channel credentials (APNs/FCM) are the operator's, set after deploy
+        webpush = WebPush(self, "WebPush")  # the VAPID root each store's browser push keys come from
         bus = Bus(self, "EventBus")
         reports = Reports(self, "TemplateReports")  # validator -> marketers: rejected uploads
         analytics = Analytics(self, "Analytics", access_logs=storage.access_logs_bucket)
@@ -80,6 +82,7 @@ class BoomerangStack(Stack):
                 env.UNSUBSCRIBE_BASE_URL: api.url,  # https://<id>.execute-api.<region>.amazonaws.com/<stage>/
                 env.SIGNING_SECRET_ARN: secrets.signing_key.secret_arn,
                 env.PUSH_APP_ID: push.app_id,
+                env.VAPID_SECRET_ARN: webpush.vapid_root.secret_arn,
                 env.JOURNEY_QUEUE_URL: bus.queues["journey"].queue_url,
                 env.REPORTS_TOPIC_ARN: reports.topic.topic_arn,
                 env.TABLE_ARN: storage.table.table_arn,
@@ -97,6 +100,7 @@ class BoomerangStack(Stack):
                 messaging=messaging,
                 signing_secret=secrets.signing_key,
                 push=push,
+                webpush=webpush,
                 journey_queue=bus.queues["journey"],
                 reports=reports,
                 analytics_bucket=analytics.bucket,

@@ -24,6 +24,8 @@
    a hostile link, serving a page with its form token, judging a POST, a log-safe error summary.
 11. the signup form (`python -m tests.bench forms`, tests/bench_forms.py): boomerang.js raw and
    gzip'd, and one submission's time and AWS calls through the ingest λ.
+12. web push (`python -m tests.bench webpush`, tests/bench_webpush.py): the send time per message
+   (encrypt + VAPID sign + POST to the local push service) and the size of the site's scripts.
 """
 
 from __future__ import annotations
@@ -546,6 +548,9 @@ def main() -> None:
     from tests.bench_fulfilment import print_fulfilment
 
     print_fulfilment()
+    from tests.bench_webpush import print_webpush
+
+    print_webpush()
     privacy()
     from tests.bench_forms import print_forms
 
@@ -772,6 +777,10 @@ if __name__ == "__main__":
         from tests.bench_forms import print_forms
 
         print_forms()
+    elif sys.argv[1:] == ["webpush"]:
+        from tests.bench_webpush import print_webpush
+
+        print_webpush()
     elif sys.argv[1:] == ["imports"]:
         for mod, (ms, ratio) in cold_imports().items():
             print(f"{mod:<40} {ms:7.0f} ms  {ratio:4.2f}x boto3")

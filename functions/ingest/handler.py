@@ -226,6 +226,17 @@ def form_submit(key: str) -> Response:
     return _form_answer(answer)
 
 
+@app.get("/v1/webpush/<store>/<name>")
+def webpush_asset(store: str, name: str) -> Response:
+    """The store's service worker, subscribe helper or VAPID public key (shared/services/webpush)."""
+    from shared.services.webpush import site_asset
+
+    found = site_asset(name, store, wiring.ingest_directory(), wiring.vapid_keys("ingest"))
+    return Response(
+        status_code=found.status, content_type=found.content_type, body=found.body, headers=found.headers
+    )
+
+
 @app.get("/v1/unsubscribe")
 def unsubscribe_page() -> Response:
     return _html(wiring.unsubscriber().page(app.current_event.query_string_parameters or {}))

@@ -28,6 +28,7 @@ from infra.constructs.messaging import Messaging
 from infra.constructs.nag import Waiver, suppress
 from infra.constructs.push import Push
 from infra.constructs.reports import Reports
+from infra.constructs.webpush import WebPush
 from infra.description import (
     APP_NAME,
     BUCKET_READ_PREFIXES,
@@ -78,6 +79,7 @@ class GrantTargets:
     analytics_bucket: s3.IBucket | None = None  # table exports and computed reports
     report_queue: sqs.IQueue | None = None  # the report λ's own queue (its delayed collect tasks)
     partners_queue: sqs.IQueue | None = None  # the forwarder's queue (its delayed attempt tasks)
+    webpush: WebPush | None = None  # the VAPID root secret
     partners_dlq: sqs.IQueue | None = None  # forwards given up or refused
 
 
@@ -394,6 +396,11 @@ def _push_send(role: iam.Role, t: GrantTargets) -> None:
     t.push.grant_send(role)
 
 
+def _vapid_read(role: iam.Role, t: GrantTargets) -> None:
+    assert t.webpush is not None, "a function reads the VAPID secret but the stack has no WebPush"
+    t.webpush.grant_read(role)
+
+
 GRANTS: Mapping[str, Callable[[iam.Role, GrantTargets], None]] = {
     Grant.TABLE_READ: _table_read,
     Grant.TABLE_WRITE: _table_write,
@@ -404,6 +411,7 @@ GRANTS: Mapping[str, Callable[[iam.Role, GrantTargets], None]] = {
     Grant.SIGNING_SECRET_READ: _secret_read,
     Grant.SMS_SEND: _sms_send,
     Grant.PUSH_SEND: _push_send,
+    Grant.VAPID_SECRET_READ: _vapid_read,
     Grant.JOURNEY_TASKS: _journey_tasks,
     Grant.TEMPLATES_VALIDATE: _templates_validate,
     Grant.REPORTS_PUBLISH: _reports_publish,

@@ -110,7 +110,8 @@ class Emulator:
         self.store = store  # the one store the emulator serves (`boomerang local --store FILE`)
         self.clock = clock.CompressedClock(speed, start=start)
         self.start_at = start
-        self.faults: dict[str, int] = {"email": 0, "sms": 0, "push": 0}  # injected provider throttling
+        # injected provider throttling
+        self.faults: dict[str, int] = {"email": 0, "sms": 0, "push": 0, "webpush": 0}
         self._faults_lock = threading.Lock()
         self.moto: Any = None
         self.endpoint = ""
@@ -123,6 +124,8 @@ class Emulator:
         self._meta_lock = threading.Lock()
         self.invocations: dict[str, int] = {}
         self.push: Any = None  # wire-level fake of Pinpoint SendMessages (moto has none)
+        self.webpush: Any = None  # a local push service with fake browsers (infra/local/webpush_fake.py)
+        self._vapid_root = secrets.token_urlsafe(48).encode()  # this run's VAPID root: keys per store
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Emulator:
@@ -136,6 +139,9 @@ class Emulator:
         from infra.local.pinpoint_fake import PinpointFake
 
         self.push = PinpointFake().start()
+        from infra.local.webpush_fake import PushServiceFake
+
+        self.webpush = PushServiceFake().start()
         self._configure_process(port)
         self._patch_moto()
         self._create_resources()
@@ -196,6 +202,8 @@ class Emulator:
             self.moto.stop()
         if self.push is not None:
             self.push.stop()
+        if self.webpush is not None:
+            self.webpush.stop()
         clock.reset_clock()
 
     def _configure_process(self, port: int) -> None:
@@ -209,6 +217,7 @@ class Emulator:
                 "AWS_REGION": REGION,
                 "MOTO_PORT": str(port),
                 "AWS_ENDPOINT_URL_PINPOINT": self.push.url,
+                env_names.WEBPUSH_CA_BUNDLE: self.webpush.ca_file,  # its self-signed certificate only
                 "MOTO_ACCOUNT_ID": ACCOUNT,
                 "POWERTOOLS_SERVICE_NAME": "boomerang",
                 "POWERTOOLS_METRICS_NAMESPACE": "Boomerang",
@@ -309,6 +318,8 @@ class Emulator:
                     raise ValueError(f"faults: {{channel: count}} with channel in {sorted(self.faults)}")
                 if channel == "push":
                     self.push.throttle_requests(n)  # the fake answers 429 itself
+                elif channel == "webpush":
+                    self.webpush.throttle_requests(n)  # 429 with Retry-After
                 else:
                     self.faults[channel] = n
             return dict(self.faults)
@@ -419,6 +430,9 @@ class Emulator:
             env_names.UNSUBSCRIBE_BASE_URL: "",  # set by the HTTP server once its port is known
             env_names.SIGNING_SECRET_ARN: secret_arn,
             env_names.PUSH_APP_ID: "boomerang-local",
+            env_names.VAPID_SECRET_ARN: self.client("secretsmanager").create_secret(
+                Name=resource_name("secret", "vapid"), SecretString=self._vapid_root.decode()
+            )["ARN"],
             env_names.JOURNEY_QUEUE_URL: self.queue_urls["journey"],
             env_names.REPORTS_TOPIC_ARN: self.client("sns").create_topic(
                 Name=resource_name("topic", "reports")
@@ -609,7 +623,7 @@ class Emulator:
                     "sent_at": meta.get("sent_at"),
                 }
             )
-        out += self._sms_outbox() + self._push_outbox()
+        out += self._sms_outbox() + self._push_outbox() + self._webpush_outbox()
         return sorted(out, key=lambda m: m["sent_at"] or "")
 
     def _simulate_feedback(self, result: dict[str, Any], sent: dict[str, Any]) -> None:
@@ -674,6 +688,35 @@ class Emulator:
             }
             for m in self.push.messages
         ]
+
+    def _webpush_outbox(self) -> list[dict[str, Any]]:
+        """Each notification as the fake browser decrypted it, shown as a browser would."""
+        return [
+            {
+                "id": m["message_id"],
+                "channel": "webpush",
+                "to": m["browser"],
+                "from": None,
+                "subject": m["notification"].get("title"),
+                "text": m["notification"].get("body"),
+                "html": None,
+                "headers": {
+                    "deep_link": m["notification"].get("url") or "",
+                    "icon": m["notification"].get("icon") or "",
+                    "image_url": m["notification"].get("image") or "",
+                    "ttl": str(m["ttl"]),
+                    "urgency": m["urgency"],
+                },
+                **self._meta(m["message_id"]),
+            }
+            for m in self.webpush.messages
+        ]
+
+    def webpush_subscribe(self, store: str, label: str = "Firefox on Linux") -> dict[str, Any]:
+        """A fake browser on the store's site allows notifications: its PushSubscription.toJSON()."""
+        from shared.platform.vapid import derive
+
+        return dict(self.webpush.subscribe(derive(self._vapid_root, store).public_key, label))
 
     def executions(self) -> list[dict[str, Any]]:
         sfn = self.client("stepfunctions")

@@ -106,6 +106,13 @@ _OUTBOX_PAGE = """<!doctype html>
   .badge { font-weight: 600; text-transform: uppercase; font-size: .75rem; padding: .1rem .45rem;
            border-radius: 4px; background: #e4e4e7; }
   .email .badge { background: #dbeafe; } .sms .badge { background: #dcfce7; } .push .badge { background: #fef3c7; }
+  .webpush .badge { background: #ede9fe; }
+  .browser { max-width: 420px; margin: .8rem 0 0; border: 1px solid #d4d4d8; border-radius: 8px; overflow: hidden; }
+  .browser .bar { background: #e4e4e7; padding: .35rem .6rem; font-size: .75rem; color: #52525b; }
+  .browser .desk { background: #f4f4f5; padding: 14px; min-height: 120px; }
+  .browser .note { background: #fff; box-shadow: 0 2px 8px rgba(0,0,0,.15); flex-direction: column; }
+  .browser .note .row { display: flex; gap: .6rem; }
+  .browser .note img.hero { width: 100%; height: auto; max-height: 160px; border-radius: 6px; }
   .subject { font-size: 1.05rem; margin: .6rem 0; }
   iframe.mail { width: 100%; height: 520px; border: 1px solid #e4e4e7; border-radius: 6px; background: #fff; }
   .phone { width: 300px; margin: .8rem 0 0; padding: 14px; border-radius: 30px; background: #27272a; }
@@ -160,6 +167,18 @@ function render(m) {
     const phone = el("div", "phone"), screen = el("div", "screen");
     screen.append(el("div", "sender", "SMS to " + m.to), el("div", "bubble sms-body", m.text));
     phone.append(screen); card.append(phone);
+  } else if (m.channel === "webpush") {
+    // a browser notification: icon, title, body, the large image, and where a click goes
+    const frame = el("div", "browser"), desk = el("div", "desk"), note = el("div", "note"), row = el("div", "row");
+    const h = m.headers || {};
+    if (h.icon && /^https:/i.test(h.icon)) { const i = el("img"); i.src = h.icon; i.alt = ""; row.append(i); }
+    const words = el("div");
+    words.append(el("div", "app", "Browser notification · " + m.to), el("div", "title", m.subject), el("div", "webpush-body", m.text));
+    row.append(words); note.append(row);
+    if (h.image_url && /^https:/i.test(h.image_url)) { const i = el("img", "hero"); i.src = h.image_url; i.alt = ""; note.append(i); }
+    if (h.deep_link) note.append(el("div", "link", "click opens " + h.deep_link));
+    desk.append(note); frame.append(el("div", "bar", "TTL " + h.ttl + " s · urgency " + h.urgency), desk);
+    card.append(frame);
   } else {
     const phone = el("div", "phone"), screen = el("div", "screen"), note = el("div", "note");
     const image = (m.headers || {}).image_url;
@@ -246,6 +265,24 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, data: Any) -> None:
         self._send(status, json.dumps(data, default=str).encode(), "application/json")
 
+    def _webpush(self, action: str) -> None:
+        """A fake browser allows notifications ({"store", "browser"}) or drops its subscription
+        ({"endpoint", "status": 410|404}); see infra/local/webpush_fake.py."""
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(min(length, 65536)) or b"{}")
+            if action == "subscribe":
+                store = str(body.get("store") or self.emulator.store.store_id)
+                label = str(body.get("browser") or "Firefox on Linux")[:60]
+                return self._json(200, self.emulator.webpush_subscribe(store, label))
+            status = int(body.get("status", 410))
+            if status not in (404, 410):
+                raise ValueError("status must be 404 or 410")
+            self.emulator.webpush.expire(str(body["endpoint"]), status)
+            return self._json(200, {"expired": True, "status": status})
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            return self._json(400, {"error": "invalid_request", "message": str(exc)})
+
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         if method == "GET" and url.path == "/_local/health":
@@ -274,6 +311,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, {"faults": self.emulator.inject_faults(faults)})
             except (ValueError, AttributeError) as exc:
                 return self._json(400, {"error": "invalid_faults", "message": str(exc)})
+        if method == "POST" and url.path in ("/_local/webpush/subscribe", "/_local/webpush/expire"):
+            return self._webpush(url.path.rsplit("/", 1)[1])
         if method == "GET" and url.path == "/_local/executions":
             return self._json(200, {"executions": self.emulator.executions()})
         if method == "GET" and url.path == "/_local/profile":

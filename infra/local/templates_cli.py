@@ -29,9 +29,10 @@ from shared.templates.model import (
     PushTemplate,
     SmsTemplate,
     TemplateError,
+    WebPushTemplate,
     sms_segments_budget,
 )
-from shared.templates.render import render_email, render_push, render_sms
+from shared.templates.render import render_email, render_push, render_sms, render_webpush
 from shared.templates.reports import describe_folder, read_report
 from shared.templates.store import TemplateStore, folder_prefix, read_object
 
@@ -372,6 +373,22 @@ def preview(
         (out / "push.json").write_text(json.dumps(push.__dict__, indent=2), encoding="utf-8")
         written.append(out / "push.json")
         summary.append(f"Push: {push.title} — {push.body}")
+    if "webpush_title.txt" in here:
+        shown = render_webpush(
+            WebPushTemplate(
+                name,
+                here["webpush_title.txt"],
+                here.get("webpush_body.txt", ""),
+                here.get("webpush_link.txt"),
+                here.get("webpush_icon.txt"),
+                here.get("webpush_image.txt"),
+            ),
+            variables,
+            locale=locale,
+        )
+        (out / "webpush.json").write_text(json.dumps(shown.__dict__, indent=2), encoding="utf-8")
+        written.append(out / "webpush.json")
+        summary.append(f"Web push: {shown.title} — {shown.body}")
     (out / "summary.txt").write_text("\n".join(summary) + "\n", encoding="utf-8")
     return [*written, out / "summary.txt"]
 

@@ -30,7 +30,10 @@ from shared.domain.events import (
     PRODUCT_REMOVED,
     PRODUCT_VIEWED,
     RESERVED_SOURCE_PREFIX,
+    WEB_PUSH_SUBSCRIBED,
+    WEB_PUSH_UNSUBSCRIBED,
 )
+from shared.domain.webpush import WebPushSubscribedProperties, WebPushUnsubscribedProperties
 
 
 class OpenModel(BaseModel):
@@ -164,7 +167,9 @@ class OrderProperties(OpenModel):
 
 
 class ConsentFields(OpenModel):
-    consent: dict[Literal["email", "sms", "push"], Literal["subscribed", "unsubscribed"]] | None = None
+    consent: (
+        dict[Literal["email", "sms", "push", "webpush"], Literal["subscribed", "unsubscribed"]] | None
+    ) = None
     # per message category (e.g. reminders, offers, news), chosen on the preferences page
     categories: dict[str, Literal["subscribed", "unsubscribed"]] | None = Field(default=None, max_length=20)
     consent_source: str | None = Field(default=None, max_length=200)
@@ -320,4 +325,6 @@ TRACK_PROPERTIES: dict[str, type[OpenModel]] = {
     CONSENT_UPDATED: ConsentFields,
     DEVICE_REGISTERED: DeviceProperties,
     DEVICE_UNREGISTERED: DeviceProperties,
+    WEB_PUSH_SUBSCRIBED: WebPushSubscribedProperties,  # type: ignore[dict-item]
+    WEB_PUSH_UNSUBSCRIBED: WebPushUnsubscribedProperties,  # type: ignore[dict-item]
 }

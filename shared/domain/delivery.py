@@ -12,11 +12,11 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from shared.domain.profiles import Profile
 
-Channel = Literal["email", "sms", "push"]
+Channel = Literal["email", "sms", "push", "webpush"]
 Kind = Literal["marketing", "transactional"]
 DAY = 24 * 3600
 WEEK = 7 * DAY
@@ -40,12 +40,26 @@ class Cap(BaseModel):
 
 
 class DeliveryPolicy(BaseModel):
-    """Per store; every field has the safe default (TCPA hours for SMS and push)."""
+    """Per store; every field has the safe default (TCPA hours for SMS, app push and web push)."""
 
     quiet_hours: dict[str, QuietHours | None] = Field(
-        default_factory=lambda: {"sms": QuietHours(), "push": QuietHours(), "email": None}
+        default_factory=lambda: {
+            "sms": QuietHours(),
+            "push": QuietHours(),
+            "webpush": QuietHours(),  # a browser notification wakes a phone like an app's does
+            "email": None,
+        }
     )
     cap: Cap = Field(default_factory=Cap)  # marketing messages across all channels and journeys
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _webpush_like_push(cls, v: dict[str, QuietHours | None]) -> dict[str, QuietHours | None]:
+        # a store's policy written before web push existed keeps its app push hours for browsers too
+        if "webpush" not in v and "push" in v:
+            return {**v, "webpush": v["push"]}
+        return v
+
     channel_caps: dict[str, Cap] = Field(default_factory=dict)  # optional tighter caps per channel
 
 
@@ -106,9 +120,19 @@ def eligibility(
     category: str | None,
     suppressed: str | None,  # "hard" | "marketing" | None, for this channel's address
 ) -> Eligibility:
-    address = {"email": profile.email, "sms": profile.phone, "push": bool(profile.devices)}.get(channel)
+    address = {
+        "email": profile.email,
+        "sms": profile.phone,
+        "push": bool(profile.devices),
+        "webpush": bool(profile.webpush),
+    }.get(channel)
     if not address:
-        what = {"email": "email address", "sms": "phone number", "push": "registered device"}[channel]
+        what = {
+            "email": "email address",
+            "sms": "phone number",
+            "push": "registered device",
+            "webpush": "browser push subscription",
+        }[channel]
         return Eligibility(channel, False, f"no {what}")
     if suppressed == "hard":
         return Eligibility(channel, False, f"{channel} address suppressed (bounced)")

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from shared.domain import events as ev
+from shared.domain import webpush
 from shared.domain.carts import Cart, apply_cart_event, convert_cart, new_cart
 from shared.domain.events import CanonicalEvent
 from shared.domain.fold import (
@@ -99,6 +100,15 @@ def fold_profile_rules(profile: Profile, event: CanonicalEvent, double_opt_in_em
     if event.type == "track" and event.event == ev.DEVICE_UNREGISTERED:
         unregister_device(profile, p["token"], at)
         changes.append("device removed")
+    if event.type == "track" and event.event == ev.WEB_PUSH_SUBSCRIBED:
+        if webpush.subscribe(profile.webpush, profile.removed_webpush, p, at):
+            held = profile.webpush.get(webpush.subscription_key(p["endpoint"]))
+            label = held.browser if held else "the browser"
+            apply_consent(profile, webpush.consent_fields(p, label), at, event.message_id)
+            changes.extend(["web push subscribed", "consent"])
+    if event.type == "track" and event.event == ev.WEB_PUSH_UNSUBSCRIBED:
+        webpush.unsubscribe(profile.webpush, profile.removed_webpush, p["endpoint"], at)
+        changes.append("web push unsubscribed")
     if event.type == "track" and event.event == ev.PRODUCT_VIEWED:
         view_product(profile, p, at)
         changes.append("product viewed")

@@ -29,6 +29,9 @@ ORDER_REFUNDED = "Order Refunded"
 CONSENT_UPDATED = "Consent Updated"
 DEVICE_REGISTERED = "Device Registered"
 DEVICE_UNREGISTERED = "Device Unregistered"
+# a browser's push subscription (shared/domain/webpush.py), from the subscribe helper on the store's site
+WEB_PUSH_SUBSCRIBED = "Web Push Subscribed"
+WEB_PUSH_UNSUBSCRIBED = "Web Push Unsubscribed"
 PRODUCT_VIEWED = "Product Viewed"
 SIGNED_UP = "Signed Up"
 BACK_IN_STOCK_SUBSCRIBED = "Back In Stock Subscribed"  # a customer asks to hear when a SKU is back
@@ -78,13 +81,15 @@ KNOWN_EVENTS = (
     CONSENT_UPDATED,
     DEVICE_REGISTERED,
     DEVICE_UNREGISTERED,
+    WEB_PUSH_SUBSCRIBED,
+    WEB_PUSH_UNSUBSCRIBED,
 )
 _CANONICAL_NAMES = {re.sub(r"[\s_\-]+", " ", n).strip().lower(): n for n in KNOWN_EVENTS}
 
 # Cart events route to the journey queue (see infra/description.py RULES).
 JOURNEY_TRIGGER_EVENTS = (PRODUCT_ADDED, CHECKOUT_STARTED)
 
-CHANNELS = ("email", "sms", "push")
+CHANNELS = ("email", "sms", "push", "webpush")
 RESERVED_SOURCE_PREFIX = "boomerang:"
 DOUBLE_OPT_IN_SOURCE = "boomerang:double-opt-in"
 CONSENT_STATES = ("subscribed", "unsubscribed")

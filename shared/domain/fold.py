@@ -20,6 +20,7 @@ from shared.domain.profiles import (
     as_decimal,
     device_key,
 )
+from shared.domain.webpush import MAX_BROWSERS
 
 # Traits kept as first-class profile fields; every other identify trait lands in `traits`.
 _IDENTITY_TRAITS = ("email", "phone")
@@ -246,6 +247,16 @@ def merge_profiles(target: Profile, source: Profile) -> None:
     for k, device in source.devices.items():
         if device.at > target.removed_devices.get(k, float("-inf")):
             target.devices.setdefault(k, device)
+    for k, sub in source.webpush.items():
+        if sub.at > target.removed_webpush.get(k, float("-inf")):
+            target.webpush.setdefault(k, sub)
+    for k, at in source.removed_webpush.items():
+        target.removed_webpush[k] = max(at, target.removed_webpush.get(k, at))
+        browser = target.webpush.get(k)
+        if browser is not None and browser.at <= at:
+            del target.webpush[k]
+    if len(target.webpush) > MAX_BROWSERS:
+        target.webpush = dict(sorted(target.webpush.items(), key=lambda kv: kv[1].at)[-MAX_BROWSERS:])
     for change in source.consent_history:
         note_consent_change(target, change)
     for anon in source.anonymous_ids:

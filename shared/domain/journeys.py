@@ -19,7 +19,7 @@ from shared.domain.conditions import check_where
 from shared.domain.events import known_event
 from shared.domain.offers import Offer
 
-Channel = Literal["email", "sms", "push"]
+Channel = Literal["email", "sms", "push", "webpush"]
 SLUG = r"^[a-z0-9][a-z0-9-]{0,62}$"
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|min|h|d|w)\s*$")
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

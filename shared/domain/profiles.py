@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from shared.domain import birthdays
+from shared.domain.webpush import BrowserSubscription
 
 DAY_S = 86400
 
@@ -119,6 +120,9 @@ class Profile(BaseModel):
     consent_history: list[ConsentChange] = Field(default_factory=list)  # oldest first, bounded
     devices: dict[str, Device] = Field(default_factory=dict)  # push tokens by device_key
     removed_devices: dict[str, float] = Field(default_factory=dict)  # device_key -> when (late events)
+    # browser push subscriptions by subscription_key (shared/domain/webpush.py), at most MAX_BROWSERS
+    webpush: dict[str, BrowserSubscription] = Field(default_factory=dict)
+    removed_webpush: dict[str, float] = Field(default_factory=dict)  # subscription_key -> when
     open_cart_id: str | None = None
     orders: Orders = Field(default_factory=Orders)
     # canonical track event name -> receive time of its latest occurrence (journey exits, activity)

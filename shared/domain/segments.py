@@ -30,7 +30,7 @@ CHURN_GRACE_DAYS = 30  # at least this long at risk (win-back's window) before c
 
 Stage = Literal["prospect", "first-time-buyer", "repeat-buyer", "at-risk", "churned"]
 STAGES: tuple[str, ...] = ("prospect", "first-time-buyer", "repeat-buyer", "at-risk", "churned")
-Channel = Literal["email", "sms", "push"]
+Channel = Literal["email", "sms", "push", "webpush"]
 
 
 # ---------------------------------------------------------------------------------------------

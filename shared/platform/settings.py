@@ -23,6 +23,9 @@ EMAIL_CONFIGURATION_SET = "EMAIL_CONFIGURATION_SET"
 UNSUBSCRIBE_BASE_URL = "UNSUBSCRIBE_BASE_URL"
 SIGNING_SECRET_ARN = "SIGNING_SECRET_ARN"
 PUSH_APP_ID = "PUSH_APP_ID"  # the Pinpoint (End User Messaging Push) application id
+VAPID_SECRET_ARN = "VAPID_SECRET_ARN"  # root secret each store's VAPID key pair is derived from
+# optional: a CA bundle the push services' certificates are checked against (the emulator's stand-in)
+WEBPUSH_CA_BUNDLE = "WEBPUSH_CA_BUNDLE"
 JOURNEY_QUEUE_URL = "JOURNEY_QUEUE_URL"  # the trigger λ queues an audience's next page here
 REPORTS_TOPIC_ARN = "REPORTS_TOPIC_ARN"  # SNS topic: template/journey files rejected by the validator
 TABLE_ARN = "TABLE_ARN"  # ExportTableToPointInTime names the table by ARN
@@ -45,6 +48,8 @@ class Settings(BaseModel):
     unsubscribe_base_url: str = ""
     signing_secret_arn: str = ""
     push_app_id: str = ""
+    vapid_secret_arn: str = ""
+    webpush_ca_bundle: str = ""
     journey_queue_url: str = ""
     reports_topic_arn: str = ""
     templates_cache_seconds: float = Field(default=60, ge=0)
@@ -79,6 +84,8 @@ _NAMES = (
     UNSUBSCRIBE_BASE_URL,
     SIGNING_SECRET_ARN,
     PUSH_APP_ID,
+    VAPID_SECRET_ARN,
+    WEBPUSH_CA_BUNDLE,
     JOURNEY_QUEUE_URL,
     REPORTS_TOPIC_ARN,
     TABLE_ARN,
@@ -105,6 +112,8 @@ def settings() -> Settings:
             unsubscribe_base_url=env.get(UNSUBSCRIBE_BASE_URL, ""),
             signing_secret_arn=env.get(SIGNING_SECRET_ARN, ""),
             push_app_id=env.get(PUSH_APP_ID, ""),
+            vapid_secret_arn=env.get(VAPID_SECRET_ARN, ""),
+            webpush_ca_bundle=env.get(WEBPUSH_CA_BUNDLE, ""),
             journey_queue_url=env.get(JOURNEY_QUEUE_URL, ""),
             reports_topic_arn=env.get(REPORTS_TOPIC_ARN, ""),
             templates_cache_seconds=env.get(TEMPLATES_CACHE_SECONDS) or 60,

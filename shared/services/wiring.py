@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from shared.adapters.segment_store import SegmentStore
     from shared.adapters.store_directory import StoreDirectory
     from shared.adapters.suppression import SuppressionList
+    from shared.platform.vapid import VapidKeys
     from shared.services.analytics.report_job import ReportJobDeps
     from shared.services.consent.preferences import PreferenceCenter
     from shared.services.consent.unsubscribe import Confirmer, Unsubscriber
@@ -228,6 +229,8 @@ def step_deps() -> Deps:
         sns=client("sns"),
         pinpoint=client("pinpoint"),
         push_app_id=s.push_app_id,
+        vapid=vapid_keys("journey_step"),
+        webpush_session=_webpush_session(s.webpush_ca_bundle),
         suppressions=SuppressionList(ddb, s.table_name),
         catalog=JourneyCatalog(s3, s.templates_bucket, s.files_cache_seconds),
         offers=OfferStore(ddb, s.table_name),
@@ -235,6 +238,25 @@ def step_deps() -> Deps:
         segments=SegmentCatalog(s3, s.templates_bucket, s.files_cache_seconds),
         fulfilment=FulfilmentStore(ddb, s.table_name),
     )
+
+
+@functools.cache
+def vapid_keys(function: str) -> VapidKeys | None:
+    """Each store's VAPID key pair from the root secret; None where web push is not set up."""
+    from shared.platform.vapid import VapidKeys
+
+    arn = settings_for(function).vapid_secret_arn
+    return VapidKeys(client("secretsmanager"), arn) if arn else None
+
+
+def _webpush_session(ca_bundle: str) -> Any:
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False  # push services are reached directly, never through an env proxy
+    if ca_bundle:
+        session.verify = ca_bundle
+    return session
 
 
 # --- feedback -------------------------------------------------------------------------------------
@@ -407,3 +429,4 @@ def reset() -> None:
     """Forget every built dependency (tests switch environments and moto endpoints between cases)."""
     for factory in _CACHED:
         factory.cache_clear()
+    vapid_keys.cache_clear()

@@ -41,9 +41,10 @@ from shared.templates.model import (
     PushTemplate,
     SmsTemplate,
     TemplateError,
+    WebPushTemplate,
     sms_segments_budget,
 )
-from shared.templates.render import render_email, render_push, render_sms, shows_address
+from shared.templates.render import render_email, render_push, render_sms, render_webpush, shows_address
 from shared.templates.sandbox import environment
 
 UNSAFE_NAMES = frozenset(
@@ -515,6 +516,25 @@ def _trial_one(
             ),
             variables,
         )
+    elif channel == "webpush":
+        from shared.domain.webpush import notification_payload
+
+        shown = render_webpush(
+            WebPushTemplate(
+                name=template,
+                title=files["webpush_title.txt"],
+                body=files["webpush_body.txt"],
+                link=files.get("webpush_link.txt"),
+                icon=files.get("webpush_icon.txt"),
+                image=files.get("webpush_image.txt"),
+                locale=loc,
+            ),
+            variables,
+        )
+        try:
+            notification_payload(shown.title, shown.body, shown.link, shown.icon, shown.image, {})
+        except ValueError as exc:  # the notification would be over the push services' size limit
+            return [Problem("webpush_body.txt", None, f"with sample data: {exc}")]
     return []
 
 

@@ -19,6 +19,9 @@ TEMPLATE_FILES = ("subject.txt", "body.html", "body.txt")
 MJML_BODY = "body.mjml"
 SMS_FILES = ("sms.txt",)  # optional sms.json: {"max_segments": N}
 PUSH_FILES = ("push_title.txt", "push_body.txt")  # optional push_link.txt
+# browser push: optional webpush_link.txt (opened on click), webpush_icon.txt, webpush_image.txt (URLs)
+WEBPUSH_FILES = ("webpush_title.txt", "webpush_body.txt")
+WEBPUSH_OPTIONAL = ("webpush_link.txt", "webpush_icon.txt", "webpush_image.txt")
 LAYOUT_FILES = ("layout.html", "layout.mjml", "layout.txt")
 DEFAULT_SMS_SEGMENTS = 2
 MAX_SMS_SEGMENTS = 10  # the most sms.json may declare
@@ -30,6 +33,7 @@ CHANNEL_FILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "email": (("subject.txt", "body.txt"), ("body.html", MJML_BODY)),
     "sms": (SMS_FILES, ("sms.json",)),
     "push": (PUSH_FILES, ("push_link.txt",)),
+    "webpush": (WEBPUSH_FILES, WEBPUSH_OPTIONAL),
     "layout": ((), LAYOUT_FILES),
 }
 ALL_FILES = frozenset(f for req, opt in CHANNEL_FILES.values() for f in (*req, *opt))
@@ -78,6 +82,18 @@ class PushTemplate:
     title: str
     body: str
     link: str | None = None
+    origin: str = ""
+    locale: str | None = None
+
+
+@dataclass(frozen=True)
+class WebPushTemplate:
+    name: str
+    title: str
+    body: str
+    link: str | None = None
+    icon: str | None = None
+    image: str | None = None
     origin: str = ""
     locale: str | None = None
 

@@ -35,6 +35,7 @@ from shared.templates.model import (
     PushTemplate,
     SmsTemplate,
     TemplateError,
+    WebPushTemplate,
     normalise_locale,
 )
 from shared.templates.sandbox import compile_template, current_layouts
@@ -55,6 +56,15 @@ class RenderedPush:
     title: str
     body: str
     link: str | None
+
+
+@dataclass(frozen=True)
+class RenderedWebPush:
+    title: str
+    body: str
+    link: str | None
+    icon: str | None
+    image: str | None
 
 
 @dataclass(frozen=True)
@@ -278,3 +288,31 @@ def render_push(
     size = sum(len(part.encode("utf-8")) for part in (title, body, link or ""))
     _at_most(size, PUSH_BYTES, "bytes", "the push title, body and link", template.name, "push_body.txt")
     return RenderedPush(title=title, body=body, link=link or None)
+
+
+def render_webpush(
+    template: WebPushTemplate, variables: Mapping[str, Any], *, locale: str | None = None
+) -> RenderedWebPush:
+    """A browser notification: title and body on one line each; link, icon and image must render to
+    https URLs (a page served over https may not load http images) or to nothing (left out)."""
+
+    def one(source: str | None, file: str) -> str:
+        if not source:
+            return ""
+        return " ".join(
+            _render_one(source, variables, file=file, html=False, template_name=template.name).split()
+        )
+
+    with rendering(_locale_of(template.locale, variables, locale)):
+        title, body = one(template.title, "webpush_title.txt"), one(template.body, "webpush_body.txt")
+        urls = {f: one(getattr(template, f), f"webpush_{f}.txt") for f in ("link", "icon", "image")}
+    if not title or not body:
+        raise TemplateError("web push title and body must not render empty", template=template.name)
+    for name, url in urls.items():
+        if url and not url.startswith("https://"):
+            raise TemplateError(
+                f"must render to an https:// URL, got {url[:60]!r}",
+                template=template.name,
+                file=f"webpush_{name}.txt",
+            )
+    return RenderedWebPush(title=title, body=body, **{k: v or None for k, v in urls.items()})

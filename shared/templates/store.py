@@ -39,6 +39,7 @@ from shared.templates.model import (
     PushTemplate,
     SmsTemplate,
     TemplateError,
+    WebPushTemplate,
     locale_chain,
     sms_segments_budget,
 )
@@ -128,6 +129,19 @@ class TemplateStore:
             title=files["push_title.txt"] or "",
             body=files["push_body.txt"] or "",
             link=files.get("push_link.txt"),
+            origin=origin,
+            locale=loc,
+        )
+
+    def webpush(self, store_id: str, name: str, *, locale: str | None = None) -> WebPushTemplate:
+        files, origin, loc = self._resolve(store_id, name, "webpush", locale)
+        return WebPushTemplate(
+            name=name,
+            title=files["webpush_title.txt"] or "",
+            body=files["webpush_body.txt"] or "",
+            link=files.get("webpush_link.txt"),
+            icon=files.get("webpush_icon.txt"),
+            image=files.get("webpush_image.txt"),
             origin=origin,
             locale=loc,
         )

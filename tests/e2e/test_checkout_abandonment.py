@@ -188,7 +188,7 @@ def test_shopper_without_consent_gets_nothing_and_the_history_says_why(slower: L
     }
     assert checkout == {
         "checkout-1": "no email consent",
-        "checkout-2": "no phone number; no registered device; no email consent",
+        "checkout-2": "no phone number; no registered device; no browser push subscription; no email consent",
     }
     # the checkout journey still took the cart over: the cart journey does not try again
     assert cart_exit["reason"] == TOOK_OVER, cart_exit

@@ -70,6 +70,7 @@ GRANT_ACTIONS: dict[str, set[str]] = {
     Grant.TEMPLATES_READ: {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:ListBucketVersions"},
     Grant.EMAIL_SEND: {"ses:SendEmail", "ses:SendRawEmail"},
     Grant.SIGNING_SECRET_READ: {"secretsmanager:GetSecretValue"},
+    Grant.VAPID_SECRET_READ: {"secretsmanager:GetSecretValue"},
     Grant.SMS_SEND: {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"},
     Grant.PUSH_SEND: {"mobiletargeting:SendMessages"},
     Grant.JOURNEY_TASKS: {"sqs:SendMessage"},
@@ -538,13 +539,37 @@ def test_signing_secret_rotates_on_schedule_through_the_key_rotation_function(sy
     assert props["RotationRules"]["ScheduleExpression"] == f"rate({SIGNING_KEY_ROTATION_DAYS} days)"
     rotation_fn = synth.function_id(FUNCTIONS_BY_ID["key_rotation"])
     assert props["RotationLambdaARN"] == {"Fn::GetAtt": [rotation_fn, "Arn"]}
-    assert props["SecretId"] == {"Ref": synth.only("AWS::SecretsManager::Secret")[0]}
+    assert props["SecretId"] == {"Ref": _secret(synth, "unsubscribe")[0]}
+
+
+def _secret(synth: Synth, described: str) -> tuple[str, dict[str, Any]]:
+    [found] = [
+        (rid, r)
+        for rid, r in synth.of_type("AWS::SecretsManager::Secret").items()
+        if described in r["Properties"]["Description"]
+    ]
+    return found
 
 
 def test_signing_secret_is_generated_and_retained(synth: Synth) -> None:
-    _, secret = synth.only("AWS::SecretsManager::Secret")
+    _, secret = _secret(synth, "unsubscribe")
     assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
     assert secret["DeletionPolicy"] == "Retain"
+
+
+def test_vapid_root_is_generated_retained_never_rotated_and_read_by_the_senders_only(synth: Synth) -> None:
+    vapid_id, secret = _secret(synth, "VAPID")
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    assert secret["DeletionPolicy"] == "Retain"
+    rotated = [
+        s["Properties"]["SecretId"] for s in synth.of_type("AWS::SecretsManager::RotationSchedule").values()
+    ]
+    assert {"Ref": vapid_id} not in rotated
+    for spec in FUNCTIONS:
+        env_vars = synth.function(spec).get("Environment", {}).get("Variables", {})
+        assert (env_vars.get("VAPID_SECRET_ARN") == {"Ref": vapid_id}) == (
+            Grant.VAPID_SECRET_READ in spec.grants
+        )
 
 
 # --- functions -----------------------------------------------------------------------------------
@@ -577,7 +602,8 @@ def test_environment_values_point_at_the_right_resources(synth: Synth) -> None:
     table_id, _ = synth.only("AWS::DynamoDB::Table")
     bus_id, _ = synth.only("AWS::Events::EventBus")
     machine_id, _ = synth.only("AWS::StepFunctions::StateMachine")
-    secret_id, _ = synth.only("AWS::SecretsManager::Secret")
+    secret_id, _ = _secret(synth, "unsubscribe")
+    vapid_id, _ = _secret(synth, "VAPID")
     config_set_id, _ = synth.only("AWS::SES::ConfigurationSet")
     api_id, _ = synth.only("AWS::ApiGateway::RestApi")
     push_app_id, _ = synth.only("AWS::Pinpoint::App")
@@ -591,6 +617,7 @@ def test_environment_values_point_at_the_right_resources(synth: Synth) -> None:
         env.SIGNING_SECRET_ARN: {"Ref": secret_id},
         env.EMAIL_CONFIGURATION_SET: {"Ref": config_set_id},
         env.PUSH_APP_ID: {"Ref": push_app_id},
+        env.VAPID_SECRET_ARN: {"Ref": vapid_id},
         # Ref of an AWS::SQS::Queue is its URL (what sqs.send_message takes), not its ARN
         env.JOURNEY_QUEUE_URL: {"Ref": _journey_queue_id(synth)},
         env.REPORTS_TOPIC_ARN: {"Ref": topic_id},
@@ -1190,6 +1217,7 @@ def test_dashboard_shows_messages_out_for_every_channel(synth: Synth) -> None:
         ("Boomerang", "MessagesSent_email"),
         ("Boomerang", "MessagesSent_sms"),
         ("Boomerang", "MessagesSent_push"),
+        ("Boomerang", "MessagesSent_webpush"),
     ]
     source = (Path(__file__).resolve().parents[2] / "functions/journey_step/handler.py").read_text()
     assert "name=f\"MessagesSent_{happened.get('channel', 'email')}\"" in source

@@ -164,7 +164,7 @@ def test_track_needs_an_event_name() -> None:
     ("consent", "field", "message"),
     [
         ({"email": "yes"}, "traits.consent.email", "must be one of 'subscribed' or 'unsubscribed'"),
-        ({"fax": "subscribed"}, "traits.consent.fax", "must be one of 'email', 'sms' or 'push'"),
+        ({"fax": "subscribed"}, "traits.consent.fax", "must be one of 'email', 'sms', 'push' or 'webpush'"),
     ],
 )
 def test_bad_consent_values_are_rejected(consent: dict[str, str], field: str, message: str) -> None:

@@ -104,7 +104,7 @@ def test_browse_abandonment_is_once_per_7_days_two_hours_after_the_last_view() -
         "viewed",
         2 * HOUR,
         "activity",
-        ["email", "push"],
+        ["email", "push", "webpush"],
     )
 
 
@@ -140,7 +140,7 @@ def test_back_in_stock_fans_out_per_product_as_a_requested_message() -> None:
     bis = shipped("back-in-stock")
     assert (bis.per, bis.kind) == ("product", "transactional")
     assert (bis.trigger.event, bis.trigger.fan_out) == ("Back In Stock", "back-in-stock-subscribers")
-    assert bis.steps[0].channels == ["push", "email", "sms"]
+    assert bis.steps[0].channels == ["push", "webpush", "email", "sms"]
 
 
 def test_cart_abandonment_yields_to_checkout_abandonment_on_the_same_cart() -> None:

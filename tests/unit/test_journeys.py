@@ -51,7 +51,7 @@ def customer(last_order_at: float | None = None) -> Profile:
 def test_the_shipped_journey_reminds_at_one_hour_one_day_and_three_days() -> None:
     assert [(s.id, s.after, s.from_, s.channels, s.template) for s in CART_ABANDONMENT.steps] == [
         ("email-1", HOUR, "activity", ["email"], "cart-abandoned"),
-        ("reminder-2", 24 * HOUR, "activity", ["sms", "push", "email"], "cart-offer"),
+        ("reminder-2", 24 * HOUR, "activity", ["push", "webpush", "sms", "email"], "cart-offer"),
         ("last-chance", 72 * HOUR, "activity", ["email"], "cart-last-chance"),
     ]
     assert CART_ABANDONMENT.steps[1].offer is not None  # the day-after text carries the offer

@@ -22,10 +22,11 @@ def test_preview_renders_every_channel_with_sample_data(folder: Path, tmp_path: 
     written = preview(folder, tmp_path / "out", png=False)
 
     names = {p.name for p in written}
-    assert names == {"email.html", "email.txt", "sms.txt", "push.json", "summary.txt"}
+    assert names == {"email.html", "email.txt", "sms.txt", "push.json", "webpush.json", "summary.txt"}
     summary = (tmp_path / "out" / "summary.txt").read_text(encoding="utf-8")
     assert summary.startswith("Subject: Ada, you left something in your cart")
     assert "SMS (2/3 segments, GSM-7)" in summary
+    assert "Web push: Your cart at " in summary
     assert "Trail Runner 2" in (tmp_path / "out" / "email.html").read_text(encoding="utf-8")
 
 

@@ -288,7 +288,7 @@ def render_html(report: dict[str, Any]) -> str:
 <li>Lift: treatment minus control conversion rate from entry over the same window; {_e(params["ci"])}.</li>
 <li>Fulfilment: times from the order to the partner's acceptance (first 2xx), first shipping update and delivery, over the orders placed in the period; failed = refused by the partner or no success within 24 hours.</li>
 <li>Repeat purchase by delivery speed: of the orders delivered by partners (every accepted part), the share whose customer ordered again within {_e(f"{params['churn_window_days']:g}")} days; orders whose window is still open without a repeat are left out.</li>
-<li>Delivered, opened, clicked: SES email events; "not reported" where the channel (SMS, push, or the local emulator) reports none.</li>
+<li>Delivered, opened, clicked: SES email events; "not reported" where the channel (SMS, app push, web push, or the local emulator) reports none.</li>
 </ul>
 """
     return f"""<!DOCTYPE html>

@@ -42,6 +42,7 @@ CHANNELS: dict[str, str] = {
     "email": "Email",
     "sms": "Text messages (SMS)",
     "push": "Push notifications",
+    "webpush": "Browser notifications",
 }
 CATEGORIES: dict[str, str] = {
     "reminders": "Cart and browsing reminders",

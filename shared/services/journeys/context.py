@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # for annotations only: the λ that builds Deps imports these
     from shared.adapters.store_directory import StoreDirectory
     from shared.adapters.suppression import SuppressionList
     from shared.platform.signing import SigningKeyProvider
+    from shared.platform.vapid import VapidKeys
     from shared.templates.store import TemplateStore
 
 
@@ -74,6 +75,8 @@ class Deps:
     sns: SNSClient | None = None
     pinpoint: PinpointClient | None = None
     push_app_id: str = ""
+    vapid: VapidKeys | None = None  # each store's VAPID key pair (web push)
+    webpush_session: Any = None  # requests.Session to the browsers' push services
     suppressions: SuppressionList | None = None
     catalog: JourneyCatalog | None = None  # journey files; the built-in journeys need none
     offers: OfferStore | None = None  # the pools unique offer codes are drawn from

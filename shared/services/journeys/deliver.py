@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.adapters.channels.email import PermanentSendError
+from shared.adapters.channels.webpush import MaybeSent, RetryLater
 from shared.domain.carts import Cart
 from shared.domain.delivery import (
     DeliveryPolicy,
@@ -159,6 +160,10 @@ def _first_that_sends(
                 continue
         try:
             provider_id = send_on(channel, m)
+        except RetryLater as exc:
+            # the push service asked for a pause (429 Retry-After): nothing went out, come back then
+            claim.release(customer_id)
+            return {**claim.base, "type": "deferred", "until": m.now + exc.retry_after, "reason": str(exc)}
         except (TemplateError, PermanentSendError) as exc:
             tried.append(f"{channel}: {str(exc)[:200]}")
             best_effort(after_permanent, channel, exc, m.profile, m.deps, m.now)
@@ -240,7 +245,7 @@ def _ambiguous(exc: BaseException) -> bool:
     for _ in range(5):
         if seen is None:
             return False
-        if isinstance(seen, ReadTimeoutError | ConnectionClosedError):
+        if isinstance(seen, ReadTimeoutError | ConnectionClosedError | MaybeSent):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

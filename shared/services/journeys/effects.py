@@ -1,6 +1,7 @@
 """What a journey step does to the profile after a provider's answer, beside the send itself.
 
-A carrier's STOP and a push token the provider rejected are facts about the customer: they go
+A carrier's STOP, a push token the provider rejected and a browser subscription a push service
+says is gone are facts about the customer: they go
 through the same exactly-once fold as any event. None of it may undo or repeat the send.
 """
 
@@ -52,6 +53,20 @@ def unregister(profile: Profile, tokens: list[str], deps: Deps, now: float) -> N
             mid = "push-rejected-" + hashlib.sha256(f"{token}|{device.at}".encode()).hexdigest()[:24]
             _fold(
                 deps, profile, "Device Unregistered", now, mid, {"token": token, "platform": device.platform}
+            )
+
+
+def forget_browsers(profile: Profile, gone: dict[str, str], deps: Deps, now: float) -> None:
+    """Browser subscriptions the push service answered 404/410 for leave the profile, with the reason."""
+    from shared.domain.events import WEB_PUSH_UNSUBSCRIBED
+    from shared.domain.webpush import subscription_key
+
+    for endpoint, reason in gone.items():
+        held = profile.webpush.get(subscription_key(endpoint))
+        if held is not None:
+            mid = "webpush-gone-" + hashlib.sha256(f"{endpoint}|{held.at}".encode()).hexdigest()[:24]
+            _fold(
+                deps, profile, WEB_PUSH_UNSUBSCRIBED, now, mid, {"endpoint": endpoint, "reason": reason[:200]}
             )
 
 

@@ -2,7 +2,7 @@
 hand it to the provider.
 
 shared/services/journeys/deliver.py decides which channel and whether it may go at all; this module
-only turns the step into an email, an SMS or a push notification and sends it.
+only turns the step into an email, an SMS, an app push or a browser notification and sends it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from shared.adapters.channels.email import PermanentSendError, TransientSendError, build_mime, send_raw
 from shared.adapters.channels.push import Device, PushMessage, send_push
 from shared.adapters.channels.sms import send_sms
+from shared.adapters.channels.webpush import outcome, send_webpush
 from shared.domain.carts import Cart
 from shared.domain.contacts import normalise_platform
 from shared.domain.journeys import EMAIL_CONFIRMATION, Step, Variant
@@ -23,11 +24,18 @@ from shared.domain.stores import Store
 from shared.services.consent.preferences import preferences_url
 from shared.services.consent.unsubscribe import confirm_url, unsubscribe_url
 from shared.services.journeys.context import Deps, Run, StepInput
-from shared.services.journeys.effects import best_effort, unregister
+from shared.services.journeys.effects import best_effort, forget_browsers, unregister
 from shared.services.journeys.template_fallback import render_or_fallback
 from shared.services.journeys.variables import template_variables
 from shared.templates.model import EmailTemplate, TemplateError
-from shared.templates.render import RenderedEmail, render_email, render_push, render_sms, shows_address
+from shared.templates.render import (
+    RenderedEmail,
+    render_email,
+    render_push,
+    render_sms,
+    render_webpush,
+    shows_address,
+)
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,53 @@ def _send_push(m: Message, r: _Rendering) -> str:
     raise PermanentSendError("every registered device was rejected", code="NoValidDevice")
 
 
+# Web push: a marketing message is stale after a day; what a customer is owed may wait for the browser longer
+WEBPUSH_TTL_MARKETING_S = 24 * 3600
+WEBPUSH_TTL_TRANSACTIONAL_S = 4 * 24 * 3600
+
+
+def _send_webpush(m: Message, r: _Rendering) -> str:
+    """To every browser the customer allowed; the push service's id of the first that took it."""
+    from shared.domain.webpush import live, notification_payload
+
+    subscriptions = live(m.profile.webpush, m.now)
+    if not subscriptions:
+        raise PermanentSendError("every browser subscription has expired", code="NoSubscription")
+    if m.deps.vapid is None or m.deps.webpush_session is None:
+        raise PermanentSendError("web push is not set up (no VAPID secret configured)", code="NotConfigured")
+    shown = render_or_fallback(
+        "webpush",
+        lambda owner: m.deps.templates.webpush(owner, r.template, locale=r.locale),
+        lambda t: render_webpush(t, r.variables),
+        store_id=m.state.store_id,
+        notes=m.notes,
+    )
+    try:
+        payload = notification_payload(
+            shown.title,
+            shown.body,
+            shown.link,
+            shown.icon,
+            shown.image,
+            {"journey": m.run.journey.id, "step": m.step.id},
+        )
+    except ValueError as exc:
+        raise TemplateError(str(exc), template=r.template) from None
+    m.shown["subject"] = shown.title
+    result = send_webpush(
+        m.deps.webpush_session,
+        subscriptions=subscriptions,
+        payload=payload,
+        vapid=m.deps.vapid.for_store(m.state.store_id),
+        subject=f"mailto:{m.store.sender_email}",
+        ttl=WEBPUSH_TTL_MARKETING_S if r.marketing else WEBPUSH_TTL_TRANSACTIONAL_S,
+        urgency="normal" if r.marketing else "high",
+    )
+    if result.gone:
+        best_effort(forget_browsers, m.profile, result.gone, m.deps, m.now)
+    return outcome(result)
+
+
 def _send_email(m: Message, r: _Rendering) -> str:
     store, journey = m.store, m.run.journey
     if r.marketing and store.address is None:
@@ -216,4 +271,5 @@ _SENDERS: dict[str, Callable[[Message, _Rendering], str]] = {
     "email": _send_email,
     "sms": _send_sms,
     "push": _send_push,
+    "webpush": _send_webpush,
 }
