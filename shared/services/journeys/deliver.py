@@ -9,11 +9,12 @@ shared/services/journeys/claim.py keeps the send record; send.py renders and sen
 from __future__ import annotations
 
 import logging
+import random
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared.adapters.channels.email import PermanentSendError
+from shared.adapters.channels.email import PermanentSendError, SendingParked
 from shared.domain.carts import Cart
 from shared.domain.delivery import (
     DeliveryPolicy,
@@ -69,8 +70,8 @@ def deliver(
     store = run.store
     if store is None:
         return claim.skip("store not configured")
-    if claim.exists():
-        return claim.already_handled()
+    if (earlier := claim.resolve()) is not None:
+        return earlier  # handled, held by a live attempt, or lost at the provider (claim.py's lease)
     if run.control and kind == "marketing":  # what a customer is owed (an order confirmation) always goes
         return claim.skip("control group: enters but receives nothing, so the journey's lift can be measured")
 
@@ -104,7 +105,21 @@ def deliver(
     if offer is not None and given is None and offer.on_exhausted == "skip":
         return claim.give_up("skipped", f"offer pool {offer.pool} has no codes left", profile.customer_id)
 
-    message = Message(state, run, step, variant, index, cart, profile, store, deps, now, given, products)
+    message = Message(
+        state,
+        run,
+        step,
+        variant,
+        index,
+        cart,
+        profile,
+        store,
+        deps,
+        now,
+        given,
+        products,
+        handoff=claim.hand_off,
+    )
     return _first_that_sends(message, claim, usable, policy, tz, kind)
 
 
@@ -159,6 +174,12 @@ def _first_that_sends(
                 continue
         try:
             provider_id = send_on(channel, m)
+        except SendingParked as exc:
+            # the account's quota is used up or sending paused: the message waits for it, unsent and
+            # unclaimed (never failed, never sent twice); the history shows why in the step's events
+            claim.release(customer_id)
+            until = m.now + exc.park_s + random.uniform(0, exc.park_s / 3)
+            return {**claim.base, "type": "deferred", "until": until, "reason": f"{channel}: parked, {exc}"}
         except (TemplateError, PermanentSendError) as exc:
             tried.append(f"{channel}: {str(exc)[:200]}")
             best_effort(after_permanent, channel, exc, m.profile, m.deps, m.now)

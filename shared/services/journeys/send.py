@@ -48,6 +48,8 @@ class Message:
     # what the customer saw as the subject (an email's subject line, a push's title), for their
     # history and their access export; filled in by the channel that sent it
     shown: dict[str, str] = field(default_factory=dict)
+    # called just before the provider is (the claim's lease: shared/services/journeys/claim.py)
+    handoff: Callable[[], None] = field(default=lambda: None)
 
 
 @dataclass(frozen=True)
@@ -91,10 +93,12 @@ def send_on(channel: str, m: Message) -> str:
 def _send_sms(m: Message, r: _Rendering) -> str:
     assert m.profile.phone is not None
     template = m.deps.templates.sms(m.state.store_id, r.template, locale=r.locale)
+    body = render_sms(template, r.variables)
+    m.handoff()
     return send_sms(
         m.deps.sns,
         to=m.profile.phone,
-        body=render_sms(template, r.variables),
+        body=body,
         transactional=not r.marketing,
         max_segments=template.max_segments,
         sender_id=m.store.sms_sender_id,
@@ -113,6 +117,7 @@ def _send_push(m: Message, r: _Rendering) -> str:
         r.variables.get("product") or {},
     ]
     m.shown["subject"] = rendered.title
+    m.handoff()
     result = send_push(
         m.deps.pinpoint,
         app_id=m.deps.push_app_id,
@@ -164,6 +169,7 @@ def _send_email(m: Message, r: _Rendering) -> str:
         unsubscribe_mailto=store.unsubscribe_mailto,
         headers={"X-Boomerang-Journey": journey.id, "X-Boomerang-Step": m.step.id},
     )
+    m.handoff()
     return send_raw(
         m.deps.ses,
         sender=store.sender,
