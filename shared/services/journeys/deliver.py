@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +28,7 @@ from shared.domain.journey_decisions import record_instance
 from shared.domain.journeys import Step
 from shared.domain.offers import GivenOffer, Offer, give
 from shared.domain.profiles import Profile
+from shared.domain.reputation import marketing_pause
 from shared.platform import clock
 from shared.services.journeys.claim import Claim
 from shared.services.journeys.context import Deps, Run, StepInput
@@ -79,9 +81,11 @@ def deliver(
         eligibility(profile, ch, kind, journey.category, _suppressed(deps, state.store_id, profile, ch))
         for ch in step.channels
     ]
-    usable = [c.channel for c in checks if c.ok]
+    # the account's bounce or complaint rate nears SES's review: marketing email waits it out
+    paused = _reputation_pause(deps, step.channels, now) if marketing else None
+    usable = [c.channel for c in checks if c.ok and not (paused and c.channel == "email")]
     if not usable:
-        return claim.skip("; ".join(c.reason for c in checks))
+        return claim.skip("; ".join([*(c.reason for c in checks if not c.ok), *([paused] if paused else [])]))
     policy = store.delivery
     tz = customer_timezone(profile, store.timezone)
     first = usable[0]
@@ -120,7 +124,7 @@ def deliver(
         products,
         handoff=claim.hand_off,
     )
-    return _first_that_sends(message, claim, usable, policy, tz, kind)
+    return _first_that_sends(message, claim, usable, policy, tz, kind, [f"email: {paused}"] if paused else [])
 
 
 def _quiet_hours(
@@ -153,13 +157,19 @@ def _draw(offer: Offer, claim: Claim, deps: Deps) -> GivenOffer | None:
 
 
 def _first_that_sends(
-    m: Message, claim: Claim, usable: list[str], policy: DeliveryPolicy, tz: ZoneInfo, kind: str
+    m: Message,
+    claim: Claim,
+    usable: list[str],
+    policy: DeliveryPolicy,
+    tz: ZoneInfo,
+    kind: str,
+    passed_over: list[str],
 ) -> dict[str, Any]:
     """Each usable channel in the step's order until one sends. For marketing, a fallback channel in
     its quiet hours or over its own cap is passed over (quiet hours: the step is deferred if nothing
     else sends)."""
     marketing, customer_id, first = kind == "marketing", m.profile.customer_id, usable[0]
-    tried: list[str] = []
+    tried: list[str] = list(passed_over)
     quiet_ends: list[float] = []
     for channel in usable:
         if marketing and channel != first:
@@ -265,6 +275,12 @@ def _ambiguous(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _reputation_pause(deps: Deps, channels: Sequence[str], now: float) -> str | None:
+    if "email" not in channels or deps.reputation is None:
+        return None
+    return marketing_pause(deps.reputation.window(now))
 
 
 def _suppressed(deps: Deps, store_id: str, profile: Profile, channel: str) -> str | None:
