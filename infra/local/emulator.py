@@ -307,17 +307,18 @@ class Emulator:
         knobs: dict[str, Any] = {
             k: faults.pop(k) for k in ("throttle", "ses_quota", "kill_after_claim") if k in faults
         }
+        for channel, n in faults.items():
+            if channel not in self.faults or not isinstance(n, int) or n < 0:
+                raise ValueError(f"faults: {{channel: count}} with channel in {sorted(self.faults)}")
         if knobs:
-            return {**self.injected.configure(knobs), **self.inject_faults(faults)}
+            self.injected.configure(knobs)  # validates every knob before changing any
         with self._faults_lock:
             for channel, n in faults.items():
-                if channel not in self.faults or not isinstance(n, int) or n < 0:
-                    raise ValueError(f"faults: {{channel: count}} with channel in {sorted(self.faults)}")
                 if channel == "push":
                     self.push.throttle_requests(n)  # the fake answers 429 itself
                 else:
                     self.faults[channel] = n
-            return dict(self.faults)
+            return {**self.injected.state(), **self.faults}
 
     def take_fault(self, channel: str) -> bool:
         with self._faults_lock:
