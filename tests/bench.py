@@ -19,6 +19,8 @@
 9. compressed batches and webhooks (`python -m tests.bench ingest`): ingest events/s for plain,
    gzip and deflate batches of 100 (the decompression overhead per event), and the ingest λ's time
    per Shopify webhook (verify, map, validate, publish).
+10. faults (`python -m tests.bench faults`, tests/bench_faults.py): the claim's hand-off write per
+   send, and the sender-reputation count and window read.
 """
 
 from __future__ import annotations
@@ -713,6 +715,10 @@ if __name__ == "__main__":
         from tests.bench_fulfilment import print_fulfilment
 
         print_fulfilment()
+    elif sys.argv[1:] == ["faults"]:
+        from tests.bench_faults import print_faults
+
+        print_faults()
     elif sys.argv[1:] == ["imports"]:
         for mod, (ms, ratio) in cold_imports().items():
             print(f"{mod:<40} {ms:7.0f} ms  {ratio:4.2f}x boto3")

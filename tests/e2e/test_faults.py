@@ -129,11 +129,17 @@ def test_ses_quota_used_up_mid_burst_sends_the_rest_after_the_rolling_day(local:
     try:
         # When six carts' first reminders fall due together
         post(local, [identify(u) for u in users] + [cart(u) for u in users])
-        got = local.wait_for(
-            lambda: (f := first_emails(local, users)) and all(f.values()) and f,
-            2 * DAY / SPEED + 90,
-            "every first reminder, the last after SES's day rolled over",
-        )
+        try:
+            got = local.wait_for(
+                lambda: (f := first_emails(local, users)) and all(f.values()) and f,
+                3 * DAY / SPEED + 120,
+                "every first reminder, the last after SES's day rolled over",
+            )
+        except AssertionError as exc:  # say what did happen
+            counts = {u: len(m) for u, m in first_emails(local, users).items()}
+            raise AssertionError(
+                f"{exc}: {counts}, {faults(local, {})}, now {clock.iso(now(local))}"
+            ) from None
     finally:
         state = faults(local, {"ses_quota": {"max_24h": None}})
     # Then SES refused some, they were parked, and they went once the day had room
