@@ -10,6 +10,7 @@ from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.constructs.alarms import Alarms
 from infra.constructs.analytics import Analytics
 from infra.constructs.api import Api
 from infra.constructs.bus import Bus
@@ -134,12 +135,12 @@ class BoomerangStack(Stack):
             bucket=storage.templates_bucket,
             prefix=DEFAULT_SEGMENT_PREFIX,
         )
+        dlqs = {**{f"{q.id} DLQ": bus.dlqs[q.id] for q in QUEUES}, "delivery DLQ": bus.delivery_dlq}
         Dashboard(
-            self,
-            "Dashboard",
-            functions=functions.functions,
-            dlqs={**{f"{q.id} DLQ": bus.dlqs[q.id] for q in QUEUES}, "delivery DLQ": bus.delivery_dlq},
-            state_machine=journeys.state_machine,
+            self, "Dashboard", functions=functions.functions, dlqs=dlqs, state_machine=journeys.state_machine
+        )
+        alarms = Alarms(
+            self, "Alarms", dlqs=dlqs, state_machine=journeys.state_machine, functions=functions.functions
         )
 
         CfnOutput(self, "ApiUrl", value=api.url, description="Base URL: POST <url>v1/batch")
@@ -159,6 +160,12 @@ class BoomerangStack(Stack):
             "ReportsTopicArn",
             value=reports.topic.topic_arn,
             description="Subscribe marketers: rejected template and journey uploads",
+        )
+        CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=alarms.topic.topic_arn,
+            description="Subscribe operators: DLQs, failed executions, steps and reports, SES reputation",
         )
         CfnOutput(
             self, "PushAppId", value=push.app_id, description="Enable its APNs/FCM channels after deploy"

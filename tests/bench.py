@@ -26,6 +26,8 @@
    gzip'd, and one submission's time and AWS calls through the ingest λ.
 12. web push (`python -m tests.bench webpush`, tests/bench_webpush.py): the send time per message
    (encrypt + VAPID sign + POST to the local push service) and the size of the site's scripts.
+13. faults (`python -m tests.bench faults`, tests/bench_faults.py): the claim's hand-off write per
+   send, and the sender-reputation count and window read.
 """
 
 from __future__ import annotations
@@ -781,6 +783,10 @@ if __name__ == "__main__":
         from tests.bench_webpush import print_webpush
 
         print_webpush()
+    elif sys.argv[1:] == ["faults"]:
+        from tests.bench_faults import print_faults
+
+        print_faults()
     elif sys.argv[1:] == ["imports"]:
         for mod, (ms, ratio) in cold_imports().items():
             print(f"{mod:<40} {ms:7.0f} ms  {ratio:4.2f}x boto3")

@@ -1,5 +1,6 @@
-"""Feedback λ: SQS batch of SES events (from the default bus) -> the per-store suppression list, and
-each journey email's delivered/opened/clicked item for the report."""
+"""Feedback λ: SQS batch of SES events (from the default bus) -> the per-store suppression list,
+each journey email's delivered/opened/clicked item for the report, and the account's hourly
+delivered/bounced/complained counts (shared/domain/reputation.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ wiring.check_at_cold_start("feedback")
 
 
 def record_handler(record: SQSRecord, stores: StoreDirectory | None = None) -> dict[str, Any]:
+    from shared.domain.reputation import counted_as
     from shared.services.consent import feedback
 
     # A body that is not an SES event raises: the record is reported failed and, after the queue's
@@ -34,6 +36,9 @@ def record_handler(record: SQSRecord, stores: StoreDirectory | None = None) -> d
     applied.engagement = feedback.record_engagement(
         plan, client("dynamodb"), wiring.settings_for("feedback").table_name
     )
+    # the account's rolling bounce/complaint rates, which pause marketing email near SES's review
+    if (kind := counted_as(plan.outcome)) is not None:
+        wiring.feedback_reputation().count(kind, plan.message_id, plan.at)
     # ids and counts only: never the addresses
     logger.info(
         "ses feedback",

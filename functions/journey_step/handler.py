@@ -36,6 +36,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if str(happened.get("reason", "")).startswith("offer pool"):
             # a store's unique codes ran out: an alarm-worthy condition, not just a log line
             metrics.add_metric(name="OfferPoolExhausted", unit=MetricUnit.Count, value=1)
+        if "marketing email paused" in str(happened.get("reason", "")):
+            # the account's bounce/complaint rate nears SES's review: infra/constructs/alarms.py
+            metrics.add_metric(name="MarketingEmailPaused", unit=MetricUnit.Count, value=1)
+        if happened["type"] == "deferred" and ": parked, " in str(happened.get("reason", "")):
+            metrics.add_metric(name="SendParked", unit=MetricUnit.Count, value=1)
     logger.info(
         "journey step",
         extra={

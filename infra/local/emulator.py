@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import description as d
+from infra.local.faults import Faults, StepKilled
 from shared.adapters.store_directory import StoreDirectory
 from shared.domain.stores import PostalAddress, Store
 from shared.platform import clock
@@ -254,6 +255,9 @@ class Emulator:
             name = function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name
             try:
                 result = emulator.invoke(name, payload)
+            except StepKilled as exc:  # injected (infra/local/faults.py): Lambda answers a timeout
+                response_headers["x-amz-function-error"] = "Unhandled"
+                return json.dumps({"errorType": exc.error_type, "errorMessage": str(exc)}).encode()
             except Exception as exc:  # what Lambda answers for an unhandled error: Retry/Catch see errorType
                 # never the message itself: it may quote a customer's values (shared/platform/log_safe.py)
                 summary = exc if isinstance(exc, ScrubbedError) else summary_text(exc)
@@ -308,21 +312,31 @@ class Emulator:
         SESV2Backend.send_raw_email = ses_send  # type: ignore[method-assign, assignment]
         SNSBackend.publish = sns_publish  # type: ignore[method-assign, assignment]
         LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign, assignment]
+        self.injected = Faults(clock.now_ts)  # throttling, SES quota, killed steps (POST /_local/faults)
+        self.injected.install()
         WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
 
-    def inject_faults(self, faults: dict[str, int]) -> dict[str, int]:
-        """The next N sends on a channel are throttled by the provider (tests of retries)."""
+    def inject_faults(self, faults: dict[str, Any]) -> dict[str, Any]:
+        """The next N sends on a channel are throttled by the provider (tests of retries); the keys of
+        infra/local/faults.py (throttle, ses_quota, kill_after_claim) go to it."""
+        faults = dict(faults)
+        knobs: dict[str, Any] = {
+            k: faults.pop(k) for k in ("throttle", "ses_quota", "kill_after_claim") if k in faults
+        }
+        for channel, n in faults.items():
+            if channel not in self.faults or not isinstance(n, int) or n < 0:
+                raise ValueError(f"faults: {{channel: count}} with channel in {sorted(self.faults)}")
+        if knobs:
+            self.injected.configure(knobs)  # validates every knob before changing any
         with self._faults_lock:
             for channel, n in faults.items():
-                if channel not in self.faults or not isinstance(n, int) or n < 0:
-                    raise ValueError(f"faults: {{channel: count}} with channel in {sorted(self.faults)}")
                 if channel == "push":
                     self.push.throttle_requests(n)  # the fake answers 429 itself
                 elif channel == "webpush":
                     self.webpush.throttle_requests(n)  # 429 with Retry-After
                 else:
                     self.faults[channel] = n
-            return dict(self.faults)
+            return {**self.injected.state(), **self.faults}
 
     def take_fault(self, channel: str) -> bool:
         with self._faults_lock:

@@ -44,12 +44,15 @@ class JourneyStore:
         record: dict[str, Any],
         cap: tuple[str, list[dict[str, Any]], int] | None = None,
         token: str | None = None,
+        replaces: str | None = None,
     ) -> str | None:
         """Write the send record before calling a provider. Returns a claim token, or None if the step
         was already handled (sent, skipped or in flight): the caller then never sends again.
 
         With `cap` = (customer id, new ledger entries, version read), the customer's frequency-cap
         ledger is updated in the same transaction, so two journeys cannot both take the last place.
+        With `replaces` (the token of a claim whose lease ran out before it reached a provider), that
+        claim is taken over instead, only if it is still that claim and still unsent.
         """
         token = token or uuid.uuid4().hex
         item = {
@@ -59,11 +62,15 @@ class JourneyStore:
             "claim": token,
             **record,
         }
-        put = {
+        put: dict[str, Any] = {
             "TableName": self.table,
             "Item": to_item(item),
             "ConditionExpression": "attribute_not_exists(pk)",
         }
+        if replaces is not None:
+            put["ConditionExpression"] = "#claim = :old AND #status = :claimed"
+            put["ExpressionAttributeNames"] = {"#claim": "claim", "#status": "status"}
+            put["ExpressionAttributeValues"] = {":old": {"S": replaces}, ":claimed": {"S": "claimed"}}
         if cap is None:
             try:
                 self.ddb.put_item(**put)

@@ -22,10 +22,14 @@ def client(service: str) -> Any:
         # Message providers get one attempt: an SDK retry after a read timeout could deliver a message
         # the provider had already accepted. Throttles come back to the journey step instead, which
         # gives its claim back for Step Functions' retry (a rejected request is safe to repeat).
-        attempts = 1 if service in SEND_SERVICES else 4
-        cfg = Config(
-            retries={"max_attempts": attempts, "mode": "standard"}, connect_timeout=3, read_timeout=10
-        )
+        # (botocore's `max_attempts` counts retries, `total_max_attempts` the first call too: a send's
+        # `max_attempts: 1` was one retry, and standard mode retries a read timeout.)
+        if service in SEND_SERVICES:
+            cfg = Config(
+                retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=3, read_timeout=10
+            )
+        else:
+            cfg = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=3, read_timeout=10)
         return boto3.client(service, config=cfg)  # type: ignore[call-overload]
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from shared.adapters.privacy_store import PrivacyStore
     from shared.adapters.profile_store import ProfileStore
+    from shared.adapters.reputation_store import ReputationStore
     from shared.adapters.segment_store import SegmentStore
     from shared.adapters.store_directory import StoreDirectory
     from shared.adapters.suppression import SuppressionList
@@ -208,6 +209,7 @@ def step_deps() -> Deps:
     from shared.adapters.offer_store import OfferStore
     from shared.adapters.product_catalog import ProductCatalog
     from shared.adapters.profile_store import ProfileStore
+    from shared.adapters.reputation_store import ReputationStore
     from shared.adapters.segment_catalog import SegmentCatalog
     from shared.adapters.store_directory import StoreDirectory
     from shared.adapters.suppression import SuppressionList
@@ -237,6 +239,7 @@ def step_deps() -> Deps:
         products=ProductCatalog(s3, s.templates_bucket),
         segments=SegmentCatalog(s3, s.templates_bucket, s.files_cache_seconds),
         fulfilment=FulfilmentStore(ddb, s.table_name),
+        reputation=ReputationStore(ddb, s.table_name),
     )
 
 
@@ -268,6 +271,14 @@ def feedback_directory() -> StoreDirectory:
 
     table = settings_for("feedback").table_name
     return StoreDirectory(client("dynamodb"), table)
+
+
+@functools.cache
+def feedback_reputation() -> ReputationStore:
+    """The account's delivered / bounced / complained counts the feedback λ adds to."""
+    from shared.adapters.reputation_store import ReputationStore
+
+    return ReputationStore(client("dynamodb"), settings_for("feedback").table_name)
 
 
 @functools.cache

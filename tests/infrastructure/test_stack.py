@@ -350,6 +350,16 @@ def test_table_keys_billing_encryption_recovery_and_retention(synth: Synth) -> N
     assert table["DeletionPolicy"] == "Retain"
 
 
+def _reports_topic(synth: Synth) -> tuple[str, dict[str, Any]]:
+    """The template reports topic (the alarms have their own: tests/infrastructure/test_alarms.py)."""
+    [found] = [
+        (k, v)
+        for k, v in synth.of_type("AWS::SNS::Topic").items()
+        if v["Properties"].get("DisplayName") == "Boomerang template reports"
+    ]
+    return found
+
+
 def _templates_bucket_id(synth: Synth) -> str:
     versioned = [
         k
@@ -607,7 +617,7 @@ def test_environment_values_point_at_the_right_resources(synth: Synth) -> None:
     config_set_id, _ = synth.only("AWS::SES::ConfigurationSet")
     api_id, _ = synth.only("AWS::ApiGateway::RestApi")
     push_app_id, _ = synth.only("AWS::Pinpoint::App")
-    topic_id, _ = synth.only("AWS::SNS::Topic")
+    topic_id, _ = _reports_topic(synth)
     partners_queue = synth.queue_consumed_by(next(q for q in QUEUES if q.id == "partners"))
     expected = {
         env.TABLE_NAME: {"Ref": table_id},
@@ -822,7 +832,7 @@ def test_template_validator_writes_only_records_and_reports(synth: Synth) -> Non
     assert _sorted(_resources(put)) == _sorted(
         [_under(bucket_arn, "/active/*"), _under(bucket_arn, "/reports/*")]
     )
-    topic_id, _ = synth.only("AWS::SNS::Topic")
+    topic_id, _ = _reports_topic(synth)
     (publish,) = [s for s in statements if "sns:Publish" in _actions(s)]
     assert _resources(publish) == [{"Ref": topic_id}]
 
@@ -851,7 +861,7 @@ def test_template_uploads_reach_the_validator_through_the_default_bus(synth: Syn
 
 
 def test_reports_topic_is_encrypted_and_tls_only(synth: Synth) -> None:
-    topic_id, topic = synth.only("AWS::SNS::Topic")
+    topic_id, topic = _reports_topic(synth)
     assert "alias/aws/sns" in json.dumps(topic["Properties"]["KmsMasterKeyId"])
     policies = [r for r in synth.resources.values() if r["Type"] == "AWS::SNS::TopicPolicy"]
     assert any('"aws:SecureTransport": "false"' in json.dumps(p) for p in policies)

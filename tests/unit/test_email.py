@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 
 from shared.adapters.channels.email import (
     PermanentSendError,
+    SendingParked,
     TransientSendError,
     build_mime,
     classify,
@@ -207,7 +208,7 @@ def test_send_raw_rejects_invalid_tag_names() -> None:
         (client_error("MessageRejected", 400), PermanentSendError),
         (client_error("MailFromDomainNotVerifiedException", 400), PermanentSendError),
         (client_error("AccountSuspendedException", 400), PermanentSendError),
-        (client_error("SendingPausedException", 400), PermanentSendError),
+        (client_error("SendingPausedException", 400), SendingParked),
         (client_error("NotFoundException", 404), PermanentSendError),
         (client_error("SomethingNew", 400), PermanentSendError),
         (client_error("TooManyRequestsException", 429), TransientSendError),
@@ -254,3 +255,11 @@ def test_errors_and_logs_never_carry_the_recipient(caplog: pytest.LogCaptureFixt
     assert "ada@example.org" not in caplog.text
     for record in caplog.records:
         assert "ada@example.org" not in str(record.__dict__)
+
+
+def test_daily_quota_parks_and_rate_limit_retries() -> None:
+    # SES answers both with ThrottlingException; only the message tells them apart
+    quota = classify(client_error("ThrottlingException", 400, "Daily message quota exceeded."))
+    rate = classify(client_error("ThrottlingException", 400, "Maximum sending rate exceeded."))
+    assert isinstance(quota, SendingParked) and quota.park_s >= 600
+    assert isinstance(rate, TransientSendError) and not isinstance(rate, SendingParked)

@@ -166,13 +166,22 @@ class TransientSendError(SendError):
     """Worth retrying later with backoff (throttling, quota, SES or network trouble)."""
 
 
+class SendingParked(TransientSendError):
+    """SES takes nothing from this account for a while: the daily quota is used up (SES answers
+    ThrottlingException "Daily message quota exceeded"; the 24-hour window rolls, so room comes back
+    as the oldest sends age out) or sending is paused (SendingPausedException, until an operator or
+    SES resumes it). Minutes of Step Functions retries would only fail again: the step parks instead,
+    and looks again after `park_s` (jittered by the caller so parked steps do not return together)."""
+
+    park_s = 1800
+
+
 # SESv2 SendEmail error codes. Anything else: 5xx transient, otherwise permanent.
 PERMANENT_CODES = frozenset(
     {
         "MessageRejected",  # content or recipient refused (incl. sandbox: recipient not verified)
         "MailFromDomainNotVerifiedException",
         "AccountSuspendedException",
-        "SendingPausedException",  # an operator paused sending; a retry in minutes will not help
         "NotFoundException",  # e.g. the configuration set does not exist
         "BadRequestException",
         "ValidationException",
@@ -182,7 +191,7 @@ PERMANENT_CODES = frozenset(
 TRANSIENT_CODES = frozenset(
     {
         "TooManyRequestsException",  # sending rate
-        "LimitExceededException",  # daily quota; resets
+        "LimitExceededException",
         "Throttling",
         "ThrottlingException",
         "RequestTimeout",
@@ -216,6 +225,8 @@ def classify(exc: BaseException) -> SendError:
         code = str(error.get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         message = f"SES {code}: {_redact(str(error.get('Message', '')))}"
+        if code == "SendingPausedException" or "daily message quota" in message.lower():
+            return SendingParked(message, code)
         if code in TRANSIENT_CODES or (code not in PERMANENT_CODES and status >= 500):
             return TransientSendError(message, code)
         return PermanentSendError(message, code)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # for annotations only: the λ that builds Deps imports these
     from shared.adapters.offer_store import OfferStore
     from shared.adapters.product_catalog import ProductCatalog
     from shared.adapters.profile_store import ProfileStore
+    from shared.adapters.reputation_store import ReputationStore
     from shared.adapters.segment_catalog import SegmentCatalog
     from shared.adapters.store_directory import StoreDirectory
     from shared.adapters.suppression import SuppressionList
@@ -83,6 +84,7 @@ class Deps:
     products: ProductCatalog | None = None  # the collections a step shows
     segments: SegmentCatalog | None = None  # definitions an entry: segment condition is checked against
     fulfilment: FulfilmentStore | None = None  # partners' deliveries, for steps timed from: delivery
+    reputation: ReputationStore | None = None  # the SES account's bounce/complaint rates (pauses marketing)
 
 
 @dataclass

@@ -9,11 +9,13 @@ shared/services/journeys/claim.py keeps the send record; send.py renders and sen
 from __future__ import annotations
 
 import logging
+import random
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared.adapters.channels.email import PermanentSendError
+from shared.adapters.channels.email import PermanentSendError, SendingParked
 from shared.adapters.channels.webpush import MaybeSent, RetryLater
 from shared.domain.carts import Cart
 from shared.domain.delivery import (
@@ -27,6 +29,7 @@ from shared.domain.journey_decisions import record_instance
 from shared.domain.journeys import Step
 from shared.domain.offers import GivenOffer, Offer, give
 from shared.domain.profiles import Profile
+from shared.domain.reputation import marketing_pause
 from shared.platform import clock
 from shared.services.journeys.claim import Claim
 from shared.services.journeys.context import Deps, Run, StepInput
@@ -70,8 +73,8 @@ def deliver(
     store = run.store
     if store is None:
         return claim.skip("store not configured")
-    if claim.exists():
-        return claim.already_handled()
+    if (earlier := claim.resolve()) is not None:
+        return earlier  # handled, held by a live attempt, or lost at the provider (claim.py's lease)
     if run.control and kind == "marketing":  # what a customer is owed (an order confirmation) always goes
         return claim.skip("control group: enters but receives nothing, so the journey's lift can be measured")
 
@@ -79,9 +82,11 @@ def deliver(
         eligibility(profile, ch, kind, journey.category, _suppressed(deps, state.store_id, profile, ch))
         for ch in step.channels
     ]
-    usable = [c.channel for c in checks if c.ok]
+    # the account's bounce or complaint rate nears SES's review: marketing email waits it out
+    paused = _reputation_pause(deps, step.channels, now) if marketing else None
+    usable = [c.channel for c in checks if c.ok and not (paused and c.channel == "email")]
     if not usable:
-        return claim.skip("; ".join(c.reason for c in checks))
+        return claim.skip("; ".join([*(c.reason for c in checks if not c.ok), *([paused] if paused else [])]))
     policy = store.delivery
     tz = customer_timezone(profile, store.timezone)
     first = usable[0]
@@ -105,8 +110,22 @@ def deliver(
     if offer is not None and given is None and offer.on_exhausted == "skip":
         return claim.give_up("skipped", f"offer pool {offer.pool} has no codes left", profile.customer_id)
 
-    message = Message(state, run, step, variant, index, cart, profile, store, deps, now, given, products)
-    return _first_that_sends(message, claim, usable, policy, tz, kind)
+    message = Message(
+        state,
+        run,
+        step,
+        variant,
+        index,
+        cart,
+        profile,
+        store,
+        deps,
+        now,
+        given,
+        products,
+        handoff=claim.hand_off,
+    )
+    return _first_that_sends(message, claim, usable, policy, tz, kind, [f"email: {paused}"] if paused else [])
 
 
 def _quiet_hours(
@@ -139,13 +158,19 @@ def _draw(offer: Offer, claim: Claim, deps: Deps) -> GivenOffer | None:
 
 
 def _first_that_sends(
-    m: Message, claim: Claim, usable: list[str], policy: DeliveryPolicy, tz: ZoneInfo, kind: str
+    m: Message,
+    claim: Claim,
+    usable: list[str],
+    policy: DeliveryPolicy,
+    tz: ZoneInfo,
+    kind: str,
+    passed_over: list[str],
 ) -> dict[str, Any]:
     """Each usable channel in the step's order until one sends. For marketing, a fallback channel in
     its quiet hours or over its own cap is passed over (quiet hours: the step is deferred if nothing
     else sends)."""
     marketing, customer_id, first = kind == "marketing", m.profile.customer_id, usable[0]
-    tried: list[str] = []
+    tried: list[str] = list(passed_over)
     quiet_ends: list[float] = []
     for channel in usable:
         if marketing and channel != first:
@@ -164,6 +189,12 @@ def _first_that_sends(
             # the push service asked for a pause (429 Retry-After): nothing went out, come back then
             claim.release(customer_id)
             return {**claim.base, "type": "deferred", "until": m.now + exc.retry_after, "reason": str(exc)}
+        except SendingParked as exc:
+            # the account's quota is used up or sending paused: the message waits for it, unsent and
+            # unclaimed (never failed, never sent twice); the history shows why in the step's events
+            claim.release(customer_id)
+            until = m.now + exc.park_s + random.uniform(0, exc.park_s / 3)
+            return {**claim.base, "type": "deferred", "until": until, "reason": f"{channel}: parked, {exc}"}
         except (TemplateError, PermanentSendError) as exc:
             tried.append(f"{channel}: {str(exc)[:200]}")
             best_effort(after_permanent, channel, exc, m.profile, m.deps, m.now)
@@ -249,6 +280,12 @@ def _ambiguous(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _reputation_pause(deps: Deps, channels: Sequence[str], now: float) -> str | None:
+    if "email" not in channels or deps.reputation is None:
+        return None
+    return marketing_pause(deps.reputation.window(now))
 
 
 def _suppressed(deps: Deps, store_id: str, profile: Profile, channel: str) -> str | None:

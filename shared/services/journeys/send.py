@@ -59,6 +59,8 @@ class Message:
     shown: dict[str, str] = field(default_factory=dict)
     # what the step's record should also say about the send, e.g. that the default template went out
     notes: list[str] = field(default_factory=list)
+    # called just before the provider is (the claim's lease: shared/services/journeys/claim.py)
+    handoff: Callable[[], None] = field(default=lambda: None)
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ def _send_sms(m: Message, r: _Rendering) -> str:
         store_id=m.state.store_id,
         notes=m.notes,
     )
+    m.handoff()
     return send_sms(
         m.deps.sns,
         to=m.profile.phone,
@@ -137,6 +140,7 @@ def _send_push(m: Message, r: _Rendering) -> str:
         r.variables.get("product") or {},
     ]
     m.shown["subject"] = rendered.title
+    m.handoff()
     result = send_push(
         m.deps.pinpoint,
         app_id=m.deps.push_app_id,
@@ -193,6 +197,7 @@ def _send_webpush(m: Message, r: _Rendering) -> str:
     except ValueError as exc:
         raise TemplateError(str(exc), template=r.template) from None
     m.shown["subject"] = shown.title
+    m.handoff()
     result = send_webpush(
         m.deps.webpush_session,
         subscriptions=subscriptions,
@@ -250,6 +255,7 @@ def _send_email(m: Message, r: _Rendering) -> str:
         unsubscribe_mailto=store.unsubscribe_mailto,
         headers={"X-Boomerang-Journey": journey.id, "X-Boomerang-Step": m.step.id},
     )
+    m.handoff()
     return send_raw(
         m.deps.ses,
         sender=store.sender,
