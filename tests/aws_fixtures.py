@@ -9,16 +9,19 @@ store with a write key. Handlers are called in-process with API Gateway / SQS sh
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
+from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from infra import description as d
@@ -266,3 +269,33 @@ def sqs_batch(bodies: Iterable[dict[str, Any] | str]) -> dict[str, Any]:
             for body in bodies
         ]
     }
+
+
+@contextlib.contextmanager
+def world_for_module() -> Iterator[World]:
+    """One world for a whole test module (creating one takes seconds on a busy machine): for tests
+    that each leave nothing behind, or that keep their own customers apart by id."""
+    from shared.platform import clock
+    from shared.platform.aws import reset_clients
+    from shared.platform.settings import settings
+    from shared.services import wiring
+
+    with pytest.MonkeyPatch.context() as mp, mock_aws():
+        for name, value in FAKE_CREDENTIALS.items():
+            mp.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "MOTO_ACCOUNT_ID"):
+            mp.delenv(name, raising=False)
+        use_shared_boto3_session()
+        created = create_world()
+        for name, value in created.env().items():
+            mp.setenv(name, value)
+        settings.cache_clear()
+        reset_clients()
+        wiring.reset()
+        try:
+            yield created
+        finally:
+            clock.reset_clock()
+            reset_clients()
+            settings.cache_clear()
+            wiring.reset()
