@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.domain.birthdays import BIRTHDAY_FORMAT, parse_birthday
-from shared.domain.limits import MAX_ORDER_TOTAL, MAX_PRICE, MAX_QUANTITY
 from shared.domain.events import (
     BACK_IN_STOCK,
     BACK_IN_STOCK_SUBSCRIBED,
@@ -32,6 +31,7 @@ from shared.domain.events import (
     PRODUCT_VIEWED,
     RESERVED_SOURCE_PREFIX,
 )
+from shared.domain.limits import MAX_ORDER_TOTAL, MAX_PRICE, MAX_QUANTITY
 
 
 class OpenModel(BaseModel):

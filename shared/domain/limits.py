@@ -170,7 +170,9 @@ def trait_problems(traits: Any) -> list[tuple[str, str]]:
     for name, value in traits.items():
         size = json_size(value)
         if size > MAX_TRAIT_BYTES:
-            out.append((f"traits.{name}", f"is {size} bytes as JSON; at most {MAX_TRAIT_BYTES} bytes allowed"))
+            out.append(
+                (f"traits.{name}", f"is {size} bytes as JSON; at most {MAX_TRAIT_BYTES} bytes allowed")
+            )
     return out
 
 
@@ -178,4 +180,6 @@ def json_size(value: Any) -> int:
     """Bytes of `value` as compact JSON (the measure every size limit here uses)."""
     if isinstance(value, str) and value.isascii() and len(value) < 64:
         return len(value) + 2  # the usual short trait, without a dumps
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8", "replace"))
+    return len(
+        json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8", "replace")
+    )

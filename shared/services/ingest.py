@@ -157,12 +157,16 @@ def check_envelope(payload: Any, route: str) -> None:
 
     if not isinstance(payload, dict):
         return
-    calls_part = ("batch",) if route == "batch" else tuple(k for k in payload if k not in ("writeKey", "sentAt"))
+    calls_part = (
+        ("batch",) if route == "batch" else tuple(k for k in payload if k not in ("writeKey", "sentAt"))
+    )
     envelope = {k: v for k, v in payload.items() if k not in calls_part}
     problems = limits.first_problems(envelope)
     if problems:
         errors = [ApiError(index=-1, field=f, message=m) for f, m in problems]
-        raise ApiProblem(400, "invalid_body", f"{len(errors)} problem(s) outside the calls; nothing was accepted", errors)
+        raise ApiProblem(
+            400, "invalid_body", f"{len(errors)} problem(s) outside the calls; nothing was accepted", errors
+        )
 
 
 def write_key_from_body(payload: Any) -> str | None:

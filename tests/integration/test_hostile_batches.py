@@ -56,7 +56,9 @@ def fold_published(world: World, ctx: LambdaContext) -> dict[str, Any]:
 
 def profile_item(world: World, user: str) -> dict[str, Any] | None:
     pk = keys.customer_pk("shop-1", keys.user_customer_id(user))
-    resp = client("dynamodb").get_item(TableName=world.table, Key=key(pk, keys.PROFILE_SK), ConsistentRead=True)
+    resp = client("dynamodb").get_item(
+        TableName=world.table, Key=key(pk, keys.PROFILE_SK), ConsistentRead=True
+    )
     return from_item(resp["Item"]) if "Item" in resp else None
 
 
