@@ -33,8 +33,10 @@ def world() -> Iterator[World]:
         yield created
 
 
-def post(ctx: LambdaContext, raw: bytes, path: str = "/v1/batch") -> tuple[int, dict[str, Any]]:
-    result = handler(api_request("POST", path, raw, basic_auth(API_KEY)), ctx)
+def post(
+    ctx: LambdaContext, raw: bytes, path: str = "/v1/batch", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    result = handler(api_request("POST", path, raw, basic_auth(API_KEY) if headers is None else headers), ctx)
     return result["statusCode"], json.loads(result["body"])
 
 
@@ -141,15 +143,56 @@ def test_a_hostile_call_is_a_400_naming_it_and_its_valid_neighbours_are_not_stor
     [
         b"[" * 100_000 + b"]" * 100_000,  # past the JSON parser's own recursion limit
         b'{"batch": ' + b"1" * 5000 + b"}",
-        b'{"writeKey": "\\ud800", "batch": []}',
     ],
-    ids=["parser-recursion", "giant-integer-outside-calls", "surrogate-outside-calls"],
+    ids=["parser-recursion", "giant-integer-outside-calls"],
 )
 def test_bodies_the_parser_chokes_on_are_400s(world: World, ctx: LambdaContext, raw: bytes) -> None:
     status, body = post(ctx, raw)
 
     assert status == 400, body
     assert body["success"] is False
+
+
+def test_a_write_key_in_the_body_with_a_lone_surrogate_is_a_400(world: World, ctx: LambdaContext) -> None:
+    raw = b'{"writeKey": "bk_\\ud800", "batch": [' + json.dumps(identify(7)).encode() + b"]}"
+
+    status, body = post(ctx, raw, headers={})
+
+    assert status == 400, body
+    assert body["errors"][0]["field"] == "writeKey"
+    assert world.published("profile") == []
+
+
+def test_a_flood_of_distinct_wrong_write_keys_keeps_the_key_cache_bounded(
+    world: World, ctx: LambdaContext
+) -> None:
+    from shared.adapters.store_directory import MISS_ENTRIES
+    from shared.services import wiring
+
+    directory = wiring.ingest_directory()
+    valid = json.dumps({"batch": [identify(8)]}).encode()
+    assert post(ctx, valid)[0] == 200  # the store's real key is cached
+    world.published("profile")
+
+    # When a client tries three times as many distinct wrong keys as the miss cache holds
+    for n in range(3 * MISS_ENTRIES):
+        status, _ = post(ctx, valid, headers=basic_auth(f"bk_wrong_{n}"))
+        assert status == 401
+
+    # Then the cache holds at most its stated sizes, and the real key was never evicted by the flood
+    assert len(directory._misses) == MISS_ENTRIES
+    assert len(directory._cache) <= 2
+    reads: list[str] = []
+
+    def count(**_: Any) -> None:
+        reads.append("GetItem")
+
+    client("dynamodb").meta.events.register("before-call.dynamodb.GetItem", count)
+    try:
+        assert post(ctx, valid)[0] == 200
+    finally:
+        client("dynamodb").meta.events.unregister("before-call.dynamodb.GetItem", count)
+    assert reads == []  # answered from the cache
 
 
 def test_the_single_call_routes_refuse_the_same_way(world: World, ctx: LambdaContext) -> None:
@@ -244,3 +287,44 @@ def test_traits_never_grow_a_profile_past_its_budget(world: World, ctx: LambdaCo
     assert fold_published(world, ctx) == {"batchItemFailures": []}
     item = profile_item(world, "hb-5")
     assert item is not None and item["orders"]["count"] == 1
+
+
+WEBHOOK_SECRET = "shpss_hostile_0123456789"
+
+
+@pytest.mark.parametrize(
+    ("topic", "sample", "splice", "field"),
+    [
+        ("customers/create", "customers_create", ('"first_name": "', '"first_name": "\\ud800'), "first_name"),
+        ("orders/create", "orders_create", ('"id": ', '"note_big": ' + "7" * 5000 + ', "id": '), "note_big"),
+        (
+            "orders/create",
+            "orders_create",
+            ('"id": ', '"deep": ' + "[" * 400 + "]" * 400 + ', "id": '),
+            "deep",
+        ),
+    ],
+    ids=["surrogate", "giant-integer", "deep-nesting"],
+)
+def test_a_signed_webhook_with_hostile_values_is_a_400_and_stores_nothing(
+    world: World, ctx: LambdaContext, topic: str, sample: str, splice: tuple[str, str], field: str
+) -> None:
+    from shared.adapters.store_directory import StoreDirectory
+    from shared.domain.webhooks import signature
+    from tests.events import load_event
+
+    StoreDirectory(client("dynamodb"), world.table).set_webhook_secret("shop-1", "shopify", WEBHOOK_SECRET)
+    text = json.dumps(load_event(f"shopify/{sample}"))
+    assert splice[0] in text
+    body = text.replace(splice[0], splice[1], 1).encode()
+    headers = {
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Hmac-Sha256": signature(WEBHOOK_SECRET, body),
+        "X-Shopify-Webhook-Id": f"hostile-{field}",
+    }
+
+    result = handler(api_request("POST", "/v1/webhooks/shopify/shop-1", body, headers), ctx)
+
+    assert result["statusCode"] == 400, result["body"]
+    assert field in json.loads(result["body"])["message"]
+    assert world.published("profile") == []
