@@ -203,8 +203,8 @@ def parse_calls(payload: Any, route: str) -> list[Any]:
         if isinstance(shared_context, dict):  # Segment's batch-level context applies to every call
             calls = [
                 {**c, "context": {**shared_context, **(c.get("context") or {})}}
-                if isinstance(c, dict) and isinstance(c.get("context") or {}, dict)
-                else c  # a call's context that is not an object is its own validation error
+                if isinstance(c, dict) and isinstance(c.get("context", {}), dict)
+                else c  # a call's context that is not an object (even []) is its own validation error
                 for c in calls
             ]
         return calls
