@@ -35,7 +35,7 @@ from tests.aws_fixtures import (
 
 # FUZZ_BODIES=300 for a quick local look; CI runs the full 5,000
 BODIES = int(os.environ.get("FUZZ_BODIES", "5000"))
-FOLDED_BODIES = max(1, BODIES // 40)  # accepted bodies also run through the profile λ (a transaction each)
+FOLDED_BODIES = max(1, BODIES // 50)  # accepted bodies also run through the profile λ (a transaction each)
 
 
 class Raw:
@@ -68,7 +68,6 @@ def world() -> Iterator[World]:
 
 # --- what a call may hold -------------------------------------------------------------------------
 
-TEXT = st.text(st.sampled_from("aZ09 -_.éü€😀\u200b"), max_size=8)  # valid Unicode only
 NAMES = st.sampled_from(["plan", "size", "note", "color", "vip", "source", "a.b", "ünï", "😀"])
 EVENTS = st.sampled_from(
     [
@@ -80,19 +79,24 @@ EVENTS = st.sampled_from(
         "Thing Done",
     ]
 )
-SCALARS = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(10**38) + 1, 10**38 - 1),
-    st.sampled_from([0.0, -0.0, 1e-130, -1e-130, 9.99e125, 0.1, 1e38, 123.456]),
-    st.floats(-1e12, 1e12, allow_nan=False),
-    TEXT,
-)
-VALUES = st.one_of(
-    SCALARS,
-    st.lists(SCALARS, max_size=2),
-    st.dictionaries(NAMES, st.one_of(SCALARS, st.lists(SCALARS, max_size=2)), max_size=2),
-)
+# Free-form values a store may send, at and near every edge (one draw each: generating them value
+# by value cost more than the requests themselves)
+EDGE_SCALARS: list[Any] = [
+    None, True, False, 0, -1, 2**53 + 1, 10**38 - 1, -(10**38) + 1, 0.0, -0.0, 0.1, 123.456,
+    1e-130, -1e-130, 9.99e125, -9.99e125, 1e38, 1e-100, "", " ", "a", "é", "😀", "\u200b",
+    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "x" * 500, "\x00", "null", "1e400", "<b>&amp;</b>",
+]  # fmt: skip
+EDGE_VALUES: list[Any] = [
+    *EDGE_SCALARS,
+    [],
+    {},
+    [1, "a", None],
+    {"a": {"b": {"c": [1.5, "z"]}}},
+    [[[[[[[[[[[[1]]]]]]]]]]]],  # 12 levels below the value: within the call's 16
+    {"k" * 100: "v"},
+    list(range(50)),
+]
+VALUES = st.sampled_from(EDGE_VALUES)
 
 # values no call may carry, each a separate way in
 HOSTILE_VALUES = st.one_of(
@@ -104,9 +108,7 @@ HOSTILE_VALUES = st.one_of(
     ),
     st.just(10**38),
 )
-WRONG_TYPES = st.one_of(
-    st.lists(TEXT, max_size=2), st.dictionaries(NAMES, TEXT, max_size=2), st.booleans(), st.floats()
-)
+WRONG_TYPES = st.sampled_from([[], ["a"], [1, 2], {"a": "b"}, {}, True, False, 1.5, float("nan"), -0.25])
 
 
 @st.composite
@@ -308,9 +310,11 @@ def test_whatever_is_accepted_folds_in_the_profile_lambda_without_a_dead_letter(
         assert status == 200, answer
         published = world.published("profile")
         assert len(published) == len(calls)
-        assert profile_handler(sqs_batch(published), ctx) == {"batchItemFailures": []}
+        while published:  # and what the fold announces (Loyalty Tier Reached) folds too
+            assert profile_handler(sqs_batch(published), ctx) == {"batchItemFailures": []}
+            folded["events"] += len(published)
+            published = world.published("profile")
         folded["bodies"] += 1
-        folded["events"] += len(published)
 
     run()
     assert folded["bodies"] >= FOLDED_BODIES
