@@ -35,7 +35,7 @@ from tests.aws_fixtures import (
 
 # FUZZ_BODIES=300 for a quick local look; CI runs the full 5,000
 BODIES = int(os.environ.get("FUZZ_BODIES", "5000"))
-FOLDED_BODIES = max(1, BODIES // 50)  # accepted bodies also run through the profile λ (a transaction each)
+FOLDED_BODIES = max(1, BODIES // 80)  # accepted bodies also run through the profile λ (a transaction each)
 
 
 class Raw:
