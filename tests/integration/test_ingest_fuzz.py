@@ -3,6 +3,10 @@ types, lone surrogates, deep nesting, huge numbers, big traits, batches mixing v
 calls — through the real ingest λ on in-process moto. Never a 5xx; a refused body publishes
 nothing (so no profile can come of it); an accepted one publishes every call and folds in the
 profile λ without a dead letter. Derandomized: CI runs the same bodies every time.
+
+Run time: the 5,000 bodies and 62 folded ones take ~70 s of CPU (on a 2-core machine shared by eight
+test runs that was 8 minutes of wall time; most of it is hypothesis drawing and the λ's Powertools
+plumbing, not the checks, which cost ~9 µs a call: `python -m tests.bench validation`).
 """
 
 from __future__ import annotations
