@@ -9,16 +9,19 @@ store with a write key. Handlers are called in-process with API Gateway / SQS sh
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
+from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 
 from infra import description as d
@@ -151,8 +154,9 @@ def use_shared_boto3_session() -> None:
     boto3.DEFAULT_SESSION = _session()
 
 
-def create_world() -> World:
-    """Create every resource; call inside an active mock_aws."""
+def create_world(templates: bool = True) -> World:
+    """Create every resource; call inside an active mock_aws. `templates=False` leaves the default
+    templates out (their validation takes seconds): for tests of ingest and the profile fold only."""
     ddb, events, sqs, s3 = (boto3.client(s, region_name=REGION) for s in ("dynamodb", "events", "sqs", "s3"))
     table = f"{d.APP_NAME}-table"
     ddb.create_table(**d.TABLE.create_table_args(table))
@@ -174,12 +178,15 @@ def create_world() -> World:
         s3.put_object(Bucket=bucket, Key=f"{d.DEFAULT_JOURNEY_PREFIX}{path.name}", Body=path.read_bytes())
     for path in sorted((ROOT / d.SEGMENTS_DIR).glob("*.yaml")):
         s3.put_object(Bucket=bucket, Key=f"{d.DEFAULT_SEGMENT_PREFIX}{path.name}", Body=path.read_bytes())
-    templates = ROOT / d.TEMPLATES_DIR
-    for path in sorted(p for p in templates.rglob("*") if p.is_file()):
+    templates_dir = ROOT / d.TEMPLATES_DIR
+    for path in sorted(p for p in templates_dir.rglob("*") if p.is_file() and templates):
         s3.put_object(
-            Bucket=bucket, Key=f"templates/{path.relative_to(templates).as_posix()}", Body=path.read_bytes()
+            Bucket=bucket,
+            Key=f"templates/{path.relative_to(templates_dir).as_posix()}",
+            Body=path.read_bytes(),
         )
-    validate_prefix(s3, bucket)  # what the validator λ does when the defaults land: make them active
+    if templates:
+        validate_prefix(s3, bucket)  # what the validator λ does when the defaults land: make them active
 
     secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
         Name=f"{d.APP_NAME}-signing", SecretString=SIGNING_SECRET
@@ -266,3 +273,33 @@ def sqs_batch(bodies: Iterable[dict[str, Any] | str]) -> dict[str, Any]:
             for body in bodies
         ]
     }
+
+
+@contextlib.contextmanager
+def world_for_module(templates: bool = False) -> Iterator[World]:
+    """One world for a whole test module (creating one takes seconds on a busy machine): for tests
+    that each leave nothing behind, or that keep their own customers apart by id."""
+    from shared.platform import clock
+    from shared.platform.aws import reset_clients
+    from shared.platform.settings import settings
+    from shared.services import wiring
+
+    with pytest.MonkeyPatch.context() as mp, mock_aws():
+        for name, value in FAKE_CREDENTIALS.items():
+            mp.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "MOTO_ACCOUNT_ID"):
+            mp.delenv(name, raising=False)
+        use_shared_boto3_session()
+        created = create_world(templates)
+        for name, value in created.env().items():
+            mp.setenv(name, value)
+        settings.cache_clear()
+        reset_clients()
+        wiring.reset()
+        try:
+            yield created
+        finally:
+            clock.reset_clock()
+            reset_clients()
+            settings.cache_clear()
+            wiring.reset()

@@ -19,7 +19,8 @@
    adds to an erasure (per forward: time and DynamoDB calls).
 9. compressed batches and webhooks (`python -m tests.bench ingest`): ingest events/s for plain,
    gzip and deflate batches of 100 (the decompression overhead per event), and the ingest λ's time
-   per Shopify webhook (verify, map, validate, publish).
+   per Shopify webhook (verify, map, validate, publish), and the µs per call the hostile-input
+   checks add (`python -m tests.bench validation` runs only that).
 10. public pages and log scrubbing (`python -m tests.bench pages`, tests/bench_pages.py): refusing
    a hostile link, serving a page with its form token, judging a POST, a log-safe error summary.
 11. the signup form (`python -m tests.bench forms`, tests/bench_forms.py): boomerang.js raw and
@@ -501,6 +502,50 @@ def compressed_and_webhooks(batches: int = 4, webhooks: int = 30) -> dict[str, f
     return out
 
 
+def validation_cost(batches: int = 30, rounds: int = 7) -> dict[str, float]:
+    """µs per call that the hostile-input checks (shared/domain/limits.py) add to ingest: parsing
+    with the huge-integer/NaN hooks against plain json.loads, and the walk of every call before its
+    models against the whole validate+normalise. Best of `rounds` (a busy machine only adds)."""
+    from shared.domain import api_calls, limits
+    from shared.services.ingest import parse_json
+
+    bodies = [json.dumps({"batch": _events(100, f"v{b}")}).encode() for b in range(batches)]
+    calls = [c for b in bodies for c in json.loads(b)["batch"]]
+    n = len(calls)
+
+    def best(work: Any) -> float:
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - t0)
+        return min(times) / n * 1e6
+
+    def checks() -> None:
+        for c in calls:
+            assert not (limits.first_problems(c) or limits.trait_problems(c.get("traits")))
+
+    def normalise() -> None:
+        for start in range(0, n, 100):
+            assert not api_calls.normalise(calls[start : start + 100], "demo", time.time())[1]
+
+    return {
+        "parse_plain_us": best(lambda: [json.loads(b) for b in bodies]),
+        "parse_us": best(lambda: [parse_json(b) for b in bodies]),
+        "checks_us": best(checks),
+        "normalise_us": best(normalise),
+    }
+
+
+def print_validation_cost() -> None:
+    f = validation_cost()
+    print("\nHostile-input checks per call (3,000 calls of the bench's mix, best of 7; without AWS):")
+    print(
+        f"  parse {f['parse_plain_us']:.1f} µs plain -> {f['parse_us']:.1f} µs with the number hooks; "
+        f"the checks {f['checks_us']:.1f} µs of validate+normalise's {f['normalise_us']:.1f} µs"
+    )
+
+
 def print_compressed_and_webhooks() -> None:
     f = compressed_and_webhooks()
     print("\nCompressed batches through the ingest λ on moto (4 batches of 100 events per encoding):")
@@ -534,6 +579,7 @@ def main() -> None:
         total = sum(calls.values())
         print(f"  {kind:<36} {total:5.2f}  " + ", ".join(f"{k} {v:g}" for k, v in sorted(calls.items())))
     print_template_renders()
+    print_validation_cost()
     print_compressed_and_webhooks()
     print("\nStep Functions state transitions per cart journey:")
     # a fresh interpreter: handler modules cache clients bound to the first emulator's endpoint
@@ -766,7 +812,10 @@ if __name__ == "__main__":
 
         print_pages()
     elif sys.argv[1:] == ["ingest"]:
+        print_validation_cost()
         print_compressed_and_webhooks()
+    elif sys.argv[1:] == ["validation"]:
+        print_validation_cost()
     elif sys.argv[1:] == ["partners"]:
         from tests.bench_partners import print_forwarding
 

@@ -19,6 +19,7 @@ from shared.services.ingest import (
     UNAUTHORIZED,
     ApiProblem,
     api_key_from_headers,
+    check_envelope,
     parse_calls,
     parse_json,
     read_body,
@@ -83,6 +84,7 @@ def _accept(route: str) -> Response:
     payload = parse_json(
         read_body(app.current_event.body, bool(app.current_event.is_base64_encoded), headers)
     )
+    check_envelope(payload, route)
     if store_id is None:
         store_id = directory.store_id_for_key(write_key_from_body(payload) or "")
         if store_id is None:

@@ -23,6 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from shared.domain.partners import Auth, secret_name
+from shared.platform.lru import Lru
 
 SECRET_TTL_SECONDS = 300
 USER_AGENT = "Boomerang-Fulfilment/1"
@@ -36,7 +37,7 @@ class PartnerSecrets:
     def __init__(self, secretsmanager: Any, ttl_seconds: float = SECRET_TTL_SECONDS) -> None:
         self._sm = secretsmanager
         self._ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, dict[str, str]]] = {}
+        self._cache: Lru[str, tuple[float, dict[str, str]]] = Lru(256)  # one secret per (store, partner)
         self._lock = threading.Lock()
 
     def get(self, store_id: str, partner_id: str, needed: tuple[str, ...]) -> dict[str, str]:
@@ -98,7 +99,7 @@ def _retry_after(value: str | None) -> float | None:
 
 class OAuthTokens:
     def __init__(self) -> None:
-        self._tokens: dict[tuple[str, str], tuple[float, str]] = {}
+        self._tokens: Lru[tuple[str, str], tuple[float, str]] = Lru(64)  # one per partner token endpoint
         self._lock = threading.Lock()
 
     def token(self, auth: Auth, client_secret: str, timeout: float) -> str | None:

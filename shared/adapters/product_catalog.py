@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from shared.platform.lru import Lru
+
 PREFIX = "catalog/"
 MAX_BYTES = 1024 * 1024
 log = logging.getLogger("boomerang")
@@ -29,7 +31,7 @@ class ProductCatalog:
         self._bucket = bucket
         self._ttl = ttl_seconds
         self._clock = clock
-        self._cache: dict[str, tuple[float, Any]] = {}
+        self._cache: Lru[str, tuple[float, Any]] = Lru(512)  # a few files per store
         self._lock = threading.Lock()
 
     def collection(self, store_id: str, name: str) -> list[dict[str, Any]]:

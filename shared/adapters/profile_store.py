@@ -43,6 +43,7 @@ from shared.domain.segments import restate
 from shared.domain.stores import Store
 from shared.platform import clock, indexes, keys
 from shared.platform.aws import from_item, key, to_item
+from shared.platform.lru import Lru
 
 # processed-event markers live DataRetention.event_marker_days (35 by default): longer than the bus
 # archive's replay window
@@ -109,7 +110,7 @@ class ProfileStore:
         self.table = table
         self.segments = segments
         self._stores: StoreDirectory | None = None
-        self._edges: dict[str, tuple[float, RfmEdges | None]] = {}
+        self._edges: Lru[str, tuple[float, RfmEdges | None]] = Lru(256)  # stores
 
     def _settings(self, store_id: str) -> Store | None:
         if self._stores is None:

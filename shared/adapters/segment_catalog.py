@@ -25,6 +25,7 @@ from shared.platform.data_files import (
     read_mapping,
     validation_problems,
 )
+from shared.platform.lru import Lru
 
 PREFIX = "segments/"
 __all__ = ["DEFAULT_STORE", "PREFIX", "SegmentCatalog", "SegmentFileError", "parse", "problems"]
@@ -79,7 +80,7 @@ class SegmentCatalog:
             ttl_seconds,
             clock=clock,
         )
-        self._lists: dict[str, tuple[dict[str, Any], list[Segment]]] = {}
+        self._lists: Lru[str, tuple[dict[str, Any], list[Segment]]] = Lru(256)  # stores
 
     def segments(self, store_id: str) -> list[Segment]:
         """Every enabled segment of a store (at most MAX_SEGMENTS, by id)."""

@@ -8,7 +8,6 @@ so it cannot reach a template or a log line).
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from shared.adapters.form_keys import FORM_KEY_SK, form_key_pk
 from shared.domain.stores import Store, new_api_key
 from shared.platform import indexes, keys
 from shared.platform.aws import from_item, key, to_item
+from shared.platform.lru import Lru
 
 KEY_REF_PREFIX = "KEY#"
 WEBHOOK_SECRET_PREFIX = "WEBHOOK#"
@@ -59,6 +59,12 @@ def _cancelled(exc: Exception) -> list[str]:
     return reasons
 
 
+# A warm ingest λ's memory for lookups: write keys, stores and webhook secrets found (a few per
+# store), and misses (wrong keys, unknown stores in webhook URLs), each an LRU of this many entries.
+CACHE_ENTRIES = 1024
+MISS_ENTRIES = 256
+
+
 class StoreDirectory:
     """Looks stores up by id or by write key, caching briefly (keys are checked on every request)."""
 
@@ -66,23 +72,25 @@ class StoreDirectory:
         self.ddb = ddb
         self.table = table
         self.ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
+        # Found entries (live keys, stores, secrets) apart from misses: a flood of distinct wrong
+        # keys cycles through the small miss cache and never evicts a real store's key.
+        self._cache: Lru[str, tuple[float, Any]] = Lru(CACHE_ENTRIES)
+        self._misses: Lru[str, tuple[float, Any]] = Lru(MISS_ENTRIES)
 
     def _cached(self, cache_key: str, load: Any) -> Any:
         now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(cache_key)
+        hit = self._cache.get(cache_key) or self._misses.get(cache_key)
         if hit and now - hit[0] < self.ttl:
             return hit[1]
         value = load()
-        with self._lock:
-            self._cache[cache_key] = (now, value)
+        (self._cache if value is not None else self._misses)[cache_key] = (now, value)
+        if value is not None:
+            self._misses.pop(cache_key)
         return value
 
     def store_id_for_key(self, api_key: str) -> str | None:
-        if not api_key or len(api_key) > 200:
-            return None
+        if not api_key or len(api_key) > 200 or not api_key.isprintable():
+            return None  # (a lone surrogate is not printable, and could not be hashed)
         key_hash = keys.hash_api_key(api_key)
 
         def load() -> tuple[str, float | None] | None:
@@ -134,8 +142,8 @@ class StoreDirectory:
             args["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def _forget(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        self._cache.clear()
+        self._misses.clear()
 
     def _store_item(self, store: Store) -> dict[str, Any]:
         return {

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from shared.domain import limits
 from shared.domain.api_properties import CLEARABLE_TRAITS, TRACK_PROPERTIES, OpenModel, Traits
 from shared.domain.events import RESERVED_EVENTS, CanonicalEvent, canonical_event_name
 
@@ -159,6 +160,11 @@ def normalise(
     for i, raw in enumerate(calls):
         if not isinstance(raw, dict):
             errors.append(ApiError(index=i, field="(call)", message="each call must be a JSON object"))
+            continue
+        # before any model reads it: text, nesting and numbers that can be stored, traits bounded
+        problems = limits.first_problems(raw) or limits.trait_problems(raw.get("traits"))
+        if problems:
+            errors += [ApiError(index=i, field=f, message=m) for f, m in problems]
             continue
         size = len(json.dumps(raw, default=str).encode())
         if size > MAX_CALL_BYTES:

@@ -33,6 +33,7 @@ from shared.domain.events import (
     WEB_PUSH_SUBSCRIBED,
     WEB_PUSH_UNSUBSCRIBED,
 )
+from shared.domain.limits import MAX_ORDER_TOTAL, MAX_PRICE, MAX_QUANTITY
 from shared.domain.webpush import WebPushSubscribedProperties, WebPushUnsubscribedProperties
 
 
@@ -48,8 +49,8 @@ class Product(OpenModel):
     product_id: str | None = Field(default=None, max_length=200)
     sku: str | None = Field(default=None, max_length=200)
     name: str | None = Field(default=None, max_length=500)
-    price: Money | None = Field(default=None, ge=0, le=Decimal("10000000"))
-    quantity: int = Field(default=1, ge=0, le=100000)
+    price: Money | None = Field(default=None, ge=0, le=MAX_PRICE)
+    quantity: int = Field(default=1, ge=0, le=MAX_QUANTITY)
     currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
     image_url: str | None = Field(default=None, max_length=2048)
     url: str | None = Field(default=None, max_length=2048)
@@ -81,8 +82,8 @@ class CartProperties(OpenModel):
     product_id: str | None = Field(default=None, max_length=200)
     sku: str | None = Field(default=None, max_length=200)
     name: str | None = Field(default=None, max_length=500)
-    price: Money | None = Field(default=None, ge=0, le=Decimal("10000000"))
-    quantity: int | None = Field(default=None, ge=1, le=100000)  # absent on a removal: the whole line
+    price: Money | None = Field(default=None, ge=0, le=MAX_PRICE)
+    quantity: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)  # absent on a removal: the whole line
     currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
     image_url: str | None = Field(default=None, max_length=2048)
     url: str | None = Field(default=None, max_length=2048)
@@ -107,7 +108,7 @@ class ProductProperties(OpenModel):
     product_id: str | None = Field(default=None, max_length=200)
     sku: str | None = Field(default=None, max_length=200)
     name: str | None = Field(default=None, max_length=500)
-    price: Money | None = Field(default=None, ge=0, le=Decimal("10000000"))
+    price: Money | None = Field(default=None, ge=0, le=MAX_PRICE)
     currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
     image_url: str | None = Field(default=None, max_length=2048)
     url: str | None = Field(default=None, max_length=2048)
@@ -143,7 +144,7 @@ class CartSnapshotProperties(OpenModel):
     cart_id: str | None = Field(default=None, max_length=200)
     checkout_id: str | None = Field(default=None, max_length=200)
     currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
-    value: Money | None = Field(default=None, ge=0)
+    value: Money | None = Field(default=None, ge=0, le=MAX_ORDER_TOTAL)
     products: list[Product] | None = Field(default=None, max_length=500)
     # the platform's own way back to this checkout (Shopify's abandoned_checkout_url): reminders link it
     recovery_url: str | None = Field(default=None, max_length=2048)
@@ -155,8 +156,8 @@ class OrderProperties(OpenModel):
     order_id: str = Field(min_length=1, max_length=200)
     cart_id: str | None = Field(default=None, max_length=200)
     checkout_id: str | None = Field(default=None, max_length=200)
-    total: Money | None = Field(default=None, ge=0)
-    revenue: Money | None = Field(default=None, ge=0)
+    total: Money | None = Field(default=None, ge=0, le=MAX_ORDER_TOTAL)
+    revenue: Money | None = Field(default=None, ge=0, le=MAX_ORDER_TOTAL)
     currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
     products: list[Product] | None = Field(default=None, max_length=500)
 

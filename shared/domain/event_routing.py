@@ -82,7 +82,11 @@ def fold_profile_rules(profile: Profile, event: CanonicalEvent, double_opt_in_em
     at, p = event.received_at, event.properties
     changes: list[str] = []
     if event.type == "identify":
-        apply_traits(profile, event.traits, at)
+        refused = apply_traits(profile, event.traits, at)
+        if refused:  # names only, never values (they may be personal data)
+            changes.append(
+                f"traits over the profile's budget, not kept: {', '.join(n[:40] for n in refused[:10])}"
+            )
         apply_consent(profile, event.traits, at, event.message_id, double_opt_in_email)
         changes.append("traits")
         if event.traits.get("consent"):

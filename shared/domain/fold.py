@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.domain import limits
 from shared.domain.events import DOUBLE_OPT_IN_SOURCE, CanonicalEvent
 from shared.domain.profiles import (
     MAX_CONSENT_HISTORY,
@@ -66,19 +67,56 @@ def _newer(profile: Profile, field: str, at: float) -> bool:
     return True
 
 
-def apply_traits(profile: Profile, traits: dict[str, Any], at: float) -> None:
+def _trait_size(name: str, value: Any) -> int:
+    return limits.json_size(name) + limits.json_size(value) + 2  # `"name":value,` in compact JSON
+
+
+class TraitBudget:
+    """The profile's custom traits within MAX_PROFILE_TRAITS names and MAX_PROFILE_TRAITS_BYTES:
+    a trait that would pass either is not kept (its name is reported), the rest of the event and
+    of the profile are, so a profile never grows towards DynamoDB's 400 KB item limit."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.traits = profile.traits
+        self.size = 2 + sum(_trait_size(k, v) for k, v in self.traits.items())
+        self.refused: list[str] = []
+
+    def admits(self, name: str, value: Any) -> bool:
+        held = self.traits.get(name)
+        size = self.size + _trait_size(name, value) - (_trait_size(name, held) if name in self.traits else 0)
+        count = len(self.traits) + (name not in self.traits)
+        if size > limits.MAX_PROFILE_TRAITS_BYTES or count > limits.MAX_PROFILE_TRAITS:
+            self.refused.append(name)
+            return False
+        self.size = size
+        return True
+
+    def removed(self, name: str) -> None:
+        if name in self.traits:
+            self.size -= _trait_size(name, self.traits[name])
+
+
+def apply_traits(profile: Profile, traits: dict[str, Any], at: float) -> list[str]:
+    """Fold identify traits; returns the names not kept because the profile's trait budget is full."""
+    budget = TraitBudget(profile)
     for name, value in traits.items():
         if name in _CONSENT_META:
             continue
         if name in _IDENTITY_TRAITS:
             if _newer(profile, name, at):
                 setattr(profile, name, value)
-        elif _newer(profile, f"traits.{name}", at):
+            continue
+        if value is not None and at >= profile.updated.get(f"traits.{name}", float("-inf")):
+            if not budget.admits(name, value):
+                continue  # its time is not recorded either: a later, smaller value may still come in
+        if _newer(profile, f"traits.{name}", at):
             # cleared (api_properties.CLEARABLE_TRAITS): the time stays, so a late value cannot return
             if value is None:
+                budget.removed(name)
                 profile.traits.pop(name, None)
             else:
                 profile.traits[name] = value
+    return budget.refused
 
 
 def consent_time(consent_at: Any, received_at: float) -> float:
@@ -172,7 +210,9 @@ def unregister_device(profile: Profile, token: str, at: float) -> None:
 def apply_context(profile: Profile, context: dict[str, Any], at: float) -> None:
     # Segment puts the device's time zone and locale in context; traits sent explicitly win.
     for name in ("timezone", "locale"):
-        if name in context and f"traits.{name}" not in profile.updated:
+        # (text at most 100 characters: a time zone or locale name, never a growing blob)
+        value = context.get(name)
+        if isinstance(value, str) and len(value) <= 100 and f"traits.{name}" not in profile.updated:
             profile.traits[name] = context[name]
 
 
@@ -224,9 +264,10 @@ def merge_profiles(target: Profile, source: Profile) -> None:
         if value is not None and source.updated.get(name, 0) >= target.updated.get(name, float("-inf")):
             setattr(target, name, value)
             target.updated[name] = source.updated.get(name, 0)
+    budget = TraitBudget(target)
     for name, value in source.traits.items():
         at = source.updated.get(f"traits.{name}", 0)
-        if at >= target.updated.get(f"traits.{name}", float("-inf")):
+        if at >= target.updated.get(f"traits.{name}", float("-inf")) and budget.admits(name, value):
             target.traits[name] = value
             target.updated[f"traits.{name}"] = at
     for field, at in source.updated.items():

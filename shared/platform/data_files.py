@@ -21,6 +21,8 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from shared.platform.lru import Lru
+
 DEFAULT_STORE = "_default"
 MAX_FILE_BYTES = 256 * 1024
 MAX_VERSIONS_TRIED = 20
@@ -175,9 +177,9 @@ class VersionedFiles(Generic[T]):
         self._kind = kind
         self._ttl = ttl_seconds
         self._clock = clock
-        self._cache: dict[str, tuple[float, dict[str, Loaded[T]]]] = {}
+        self._cache: Lru[str, tuple[float, dict[str, Loaded[T]]]] = Lru(256)  # stores
         # key -> (ETag, what it held): a reload whose listing shows the same ETag reads nothing more
-        self._files: dict[str, tuple[str, Loaded[T] | None]] = {}
+        self._files: Lru[str, tuple[str, Loaded[T] | None]] = Lru(4096)  # files by key, across stores
         self._reported: set[tuple[str, str | None]] = set()
         self._lock = threading.Lock()
 

@@ -133,10 +133,40 @@ def read_body(
 
 
 def parse_json(body: bytes) -> Any:
+    """The body's JSON; integers too long to store and NaN/Infinity come back as markers that
+    limits.check() names with their field (a 400 with the call's index, not a crash)."""
+    from shared.domain import limits
+
     try:
-        return json.loads(body or b"null")
+        return limits.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiProblem(400, "malformed_json", f"body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # past the parser's own stack: far beyond MAX_DEPTH anyway
+        raise ApiProblem(
+            400,
+            "malformed_json",
+            f"body is nested too deeply; at most {limits.MAX_DEPTH} levels are allowed in a call",
+        ) from exc
+
+
+def check_envelope(payload: Any, route: str) -> None:
+    """400 for a value outside the calls that could not be read or stored (a writeKey or sentAt with
+    a lone surrogate, a huge number): the calls themselves are checked one by one by normalise()."""
+    from shared.domain import limits
+    from shared.domain.api_calls import ApiError
+
+    if not isinstance(payload, dict):
+        return
+    calls_part = (
+        ("batch",) if route == "batch" else tuple(k for k in payload if k not in ("writeKey", "sentAt"))
+    )
+    envelope = {k: v for k, v in payload.items() if k not in calls_part}
+    problems = limits.first_problems(envelope)
+    if problems:
+        errors = [ApiError(index=-1, field=f, message=m) for f, m in problems]
+        raise ApiProblem(
+            400, "invalid_body", f"{len(errors)} problem(s) outside the calls; nothing was accepted", errors
+        )
 
 
 def write_key_from_body(payload: Any) -> str | None:
@@ -172,7 +202,9 @@ def parse_calls(payload: Any, route: str) -> list[Any]:
         shared_context = payload.get("context")
         if isinstance(shared_context, dict):  # Segment's batch-level context applies to every call
             calls = [
-                {**c, "context": {**shared_context, **(c.get("context") or {})}} if isinstance(c, dict) else c
+                {**c, "context": {**shared_context, **(c.get("context") or {})}}
+                if isinstance(c, dict) and isinstance(c.get("context", {}), dict)
+                else c  # a call's context that is not an object (even []) is its own validation error
                 for c in calls
             ]
         return calls

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shared.domain import limits
 from shared.domain.webhooks import PLATFORMS, Mapped, number, signature_ok
 from shared.services.ingest import ApiProblem, parse_json, read_body
 
@@ -126,6 +127,14 @@ class WebhookReceiver:
         if len(delivery_id) > 150 or len(topic) > 100:
             raise ApiProblem(400, "invalid_webhook", f"{names.delivery_id} or {names.topic} is too long")
         payload = parse_json(body)
+        # a lone surrogate or an unstorable number would crash the publish, not be mapped: refused whole
+        problems = limits.first_problems(payload)
+        if problems:
+            raise ApiProblem(
+                400,
+                "invalid_webhook",
+                "; ".join(f"{field}: {message}" for field, message in problems) + "; nothing was stored",
+            )
         mapped = _mapper(platform)(topic, payload, delivery_id)
         result = WebhookResult(platform, topic, known_topic=mapped.known_topic, reason=mapped.reason)
         events: list[CanonicalEvent] = []

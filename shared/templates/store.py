@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from shared.platform.lru import Lru
 from shared.templates.model import (
     CHANNEL_FILES,
     DEFAULT_STORE,
@@ -87,8 +88,9 @@ class TemplateStore:
         self._ttl = ttl_seconds
         self._clock = clock
         self.active_only = active_only
-        self._manifests: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
-        self._latest: dict[str, tuple[float, str | None]] = {}
+        # per (store, template): a few hundred templates across stores stay warm
+        self._manifests: Lru[tuple[str, str], tuple[float, dict[str, Any] | None]] = Lru(1024)
+        self._latest: Lru[str, tuple[float, str | None]] = Lru(1024)
         self._versions: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._lock = threading.Lock()  # the local emulator calls handlers from several threads
 

@@ -12,7 +12,6 @@ attacker replaying a captured one inside the window) notifies nobody twice.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pydantic import ValidationError
 from shared.adapters.fulfilment_store import FulfilmentStore
 from shared.adapters.partner_catalog import PartnerCatalog
 from shared.adapters.partner_http import PartnerSecretMissing, PartnerSecrets
+from shared.domain import limits
 from shared.domain.api_calls import ApiError
 from shared.domain.events import ORDER_DELIVERED, ORDER_SHIPPED, CanonicalEvent
 from shared.domain.partners import SIGNATURE_HEADER, TIMESTAMP_HEADER, Shipment, verify_signature
@@ -65,8 +65,12 @@ def shipment_event(
     if problem:
         raise ApiProblem(401, "unauthorized", f"{problem}; {FORGED}")
     try:
-        data = json.loads(body)
+        data = limits.loads(body)
+        for field, message in limits.first_problems(data, limit=1):  # unstorable text or numbers
+            raise ApiProblem(400, "invalid", f"{field}: {message}")
         shipment = Shipment.model_validate(data)
+    except RecursionError as exc:  # nesting past the parser's stack
+        raise ApiProblem(400, "malformed", "the body is nested too deeply") from exc
     except ValueError as exc:
         if isinstance(exc, ValidationError):
             errors = [

@@ -32,10 +32,14 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # (a 4,300+ digit integer, nesting past the parser's stack)
         raise BadRequest("body", "not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("body", 'expected a JSON object such as {"customer": "u:123"}')
+    from shared.domain import limits
+
+    for field, message in limits.first_problems(data, limit=1):  # e.g. a lone surrogate: never hashable
+        raise BadRequest(field, message)
     return data
 
 
