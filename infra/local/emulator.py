@@ -231,6 +231,10 @@ class Emulator:
 
     def _patch_moto(self) -> None:
         from moto.awslambda_simple.models import LambdaSimpleBackend
+
+        from infra.local import moto_dynamodb
+
+        moto_dynamodb.install()  # transactions that never undo other writes (see the module)
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
             WaitFunction,
         )
