@@ -44,7 +44,7 @@ class GuardedHandler(BaseHTTPRequestHandler):
     default_request_version = "HTTP/1.0"  # never answer in HTTP/0.9 (no status line, no headers)
 
     def setup(self) -> None:
-        self.timeout = self.request_timeout_s  # each read blocks at most this long (StreamRequestHandler)
+        self.timeout = self.request_timeout_s  # type: ignore[misc]  # each read blocks at most this long (StreamRequestHandler)
         super().setup()
         self._reading = threading.Lock()
         self._watchdog = threading.Timer(self.request_timeout_s, self._expire)

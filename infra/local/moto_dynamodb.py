@@ -57,7 +57,7 @@ def install() -> None:
     for name in _SERIALISED:
         setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
     DynamoDBBackend.update_item = _copy_on_write(DynamoDBBackend.update_item)  # type: ignore[method-assign]
-    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign, assignment]
     DynamoDBBackend._boomerang_atomic = True  # type: ignore[attr-defined]
 
 
