@@ -713,6 +713,10 @@ if __name__ == "__main__":
         from tests.bench_fulfilment import print_fulfilment
 
         print_fulfilment()
+    elif sys.argv[1:] == ["emulator"]:
+        from tests.bench_emulator import print_emulator
+
+        print_emulator()
     elif sys.argv[1:] == ["imports"]:
         for mod, (ms, ratio) in cold_imports().items():
             print(f"{mod:<40} {ms:7.0f} ms  {ratio:4.2f}x boto3")

@@ -16,12 +16,15 @@ Boomerang's clock, the retention AWS itself has, and caps what AWS keeps longer 
 - the bus archive: events older than its RetentionDays, and beyond `ARCHIVE_CAP`, oldest first;
 - the outbox (SES mail, SMS, push, report notifications): the newest `OUTBOX_CAP` of each;
 - SQS: receipt handles of deleted messages (moto keeps them to accept a repeated delete): the
-  newest `HANDLES_CAP` per queue.
+  newest `HANDLES_CAP` per queue;
+- moto's own registry of every model instance it ever created (`instances_tracked`, emptied only
+  by a reset): instances nothing else holds are dropped from it.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -112,6 +115,7 @@ class Sweeper:
             "outbox": self._trim_outbox(),
         }
         self._bound_receipt_handles()
+        counts["untracked"] = _untrack_dead_models()
         _clear_disabled_metrics()
         for kind, n in counts.items():
             self.forgotten[kind] = self.forgotten.get(kind, 0) + n
@@ -252,6 +256,31 @@ def _event_age(event: Any, now: float) -> float:
         return now - clock.parse_iso(str(at))
     except (AttributeError, ValueError):
         return 0.0  # unknown age: only the cap removes it
+
+
+def _untrack_dead_models() -> int:
+    """moto appends every model it creates (each SQS message, sent email, SMS...) to a class-level
+    `instances_tracked` list that only a full reset empties: the biggest leak of all. Drop those no
+    one else holds (S3's keys stay: moto closes their files from that list)."""
+    from moto.core.model_instances import model_data
+
+    dropped = 0
+    for service, models in list(model_data.items()):
+        if service == "s3":
+            continue
+        for model in list(models.values()):
+            tracked = getattr(model, "instances_tracked", None)
+            if not tracked:
+                continue
+            n = len(tracked)
+            snapshot = tracked[:n]
+            # held by `tracked`, `snapshot`, the loop variable and getrefcount's argument: nothing else
+            alive = [o for o in snapshot if sys.getrefcount(o) > 4]
+            if len(alive) < n:
+                tracked[:n] = alive  # one atomic slice assignment: appends made meanwhile stay after it
+                dropped += n - len(alive)
+            del snapshot, alive
+    return dropped
 
 
 def _clear_disabled_metrics() -> None:
