@@ -17,14 +17,14 @@ Boomerang's clock, the retention AWS itself has, and caps what AWS keeps longer 
 - the outbox (SES mail, SMS, push, report notifications): the newest `OUTBOX_CAP` of each;
 - SQS: receipt handles of deleted messages (moto keeps them to accept a repeated delete): the
   newest `HANDLES_CAP` per queue;
+- moto's Step Functions threads (kept in a module-level list for ever): finished ones dropped;
 - moto's own registry of every model instance it ever created (`instances_tracked`, emptied only
-  by a reset): instances nothing else holds are dropped from it.
+  by a reset, read only by its debug dashboard): emptied at every sweep.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -116,6 +116,7 @@ class Sweeper:
         }
         self._bound_receipt_handles()
         counts["untracked"] = _untrack_dead_models()
+        counts["threads"] = _forget_finished_threads()
         _clear_disabled_metrics()
         for kind, n in counts.items():
             self.forgotten[kind] = self.forgotten.get(kind, 0) + n
@@ -213,6 +214,9 @@ class Sweeper:
         while len(sns.sms_messages) > OUTBOX_CAP:
             sns.sms_messages.popitem(last=False)  # type: ignore[call-arg]
             trimmed += 1
+        objects = getattr(sns, "sms_message_objects", None)  # the same SMS again, as models
+        while objects is not None and len(objects) > OUTBOX_CAP:
+            del objects[next(iter(objects))]
         for topic in list(sns.topics.values()):
             cut = len(topic.sent_notifications) - OUTBOX_CAP
             if cut > 0:
@@ -259,9 +263,10 @@ def _event_age(event: Any, now: float) -> float:
 
 
 def _untrack_dead_models() -> int:
-    """moto appends every model it creates (each SQS message, sent email, SMS...) to a class-level
-    `instances_tracked` list that only a full reset empties: the biggest leak of all. Drop those no
-    one else holds (S3's keys stay: moto closes their files from that list)."""
+    """moto appends every model it creates (each SQS message, sent email, SMS, execution...) to a
+    class-level `instances_tracked` list that only a full reset empties: the biggest leak of all.
+    Only moto's debug dashboard (/moto-api/data.json) reads it, and reset replaces it, so the
+    emulator empties it (S3's stays: moto closes its keys' files from that list)."""
     from moto.core.model_instances import model_data
 
     dropped = 0
@@ -270,17 +275,22 @@ def _untrack_dead_models() -> int:
             continue
         for model in list(models.values()):
             tracked = getattr(model, "instances_tracked", None)
-            if not tracked:
-                continue
-            n = len(tracked)
-            snapshot = tracked[:n]
-            # held by `tracked`, `snapshot`, the loop variable and getrefcount's argument: nothing else
-            alive = [o for o in snapshot if sys.getrefcount(o) > 4]
-            if len(alive) < n:
-                tracked[:n] = alive  # one atomic slice assignment: appends made meanwhile stay after it
-                dropped += n - len(alive)
-            del snapshot, alive
+            if tracked:
+                n = len(tracked)
+                del tracked[:n]  # atomic; instances created meanwhile stay after it
+                dropped += n
     return dropped
+
+
+def _forget_finished_threads() -> int:
+    """moto's Step Functions interpreter appends every thread it starts (two per execution, each
+    holding the execution's whole environment) to a module-level list and never removes them."""
+    from moto.stepfunctions.parser.utils import TMP_THREADS
+
+    n = len(TMP_THREADS)
+    alive = [t for t in TMP_THREADS[:n] if getattr(t, "is_alive", lambda: True)()]
+    TMP_THREADS[:n] = alive  # one slice assignment: threads started meanwhile stay after it
+    return n - len(alive)
 
 
 def _clear_disabled_metrics() -> None:
