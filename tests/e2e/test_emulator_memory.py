@@ -6,7 +6,8 @@ Here each simulated event leaves what a real one leaves in moto (an execution wi
 archived event, an expired idempotency item, a sent email, an SMS, a deleted SQS message); the
 sweeper runs as in `make local`, with caps made small so a short run reaches them, and each kind
 must stay within its bound. tracemalloc measures the growth per event in-process; it is reported,
-not asserted: about 15 KB per event is still kept somewhere the sweeper does not reach yet.
+not asserted: about 11 KB per event is still kept (not in gc-tracked objects: strings or bytes
+somewhere) that the sweeper does not reach yet.
 """
 
 from __future__ import annotations
@@ -143,6 +144,6 @@ def test_the_sweeper_bounds_what_moto_keeps_per_event(aws: dict[str, Any]) -> No
     assert len(executions) <= retention.EXECUTION_CAP
     assert len(ses_backends[ACCOUNT][REGION].sent_messages) <= retention.OUTBOX_CAP
     assert sweeper.forgotten["archived_events"] > 0 and sweeper.forgotten["untracked"] > 0
-    # Known gap: ~15 KB per event still stays in this harness (without the sweeper ~21-26 KB), so
+    # Known gap: ~11 KB per event still stays in this harness (without the sweeper ~21-26 KB), so
     # memory is bounded per kind above but not yet flat overall; the figure is printed for the notes.
     print(f"bytes per event, blocks 2-4: {growth}")
