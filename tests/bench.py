@@ -29,6 +29,8 @@
    (encrypt + VAPID sign + POST to the local push service) and the size of the site's scripts.
 13. faults (`python -m tests.bench faults`, tests/bench_faults.py): the claim's hand-off write per
    send, and the sender-reputation count and window read.
+14. the emulator's memory (`python -m tests.bench emulator`, tests/bench_emulator.py): resident
+   memory per 1,000 events with and without its retention sweeper.
 """
 
 from __future__ import annotations
@@ -836,6 +838,10 @@ if __name__ == "__main__":
         from tests.bench_faults import print_faults
 
         print_faults()
+    elif sys.argv[1:] == ["emulator"]:
+        from tests.bench_emulator import print_emulator
+
+        print_emulator()
     elif sys.argv[1:] == ["imports"]:
         for mod, (ms, ratio) in cold_imports().items():
             print(f"{mod:<40} {ms:7.0f} ms  {ratio:4.2f}x boto3")

@@ -7,7 +7,10 @@ Everything is created from infra/description.py, the same description the CDK st
   Docker-free Lambda only echoes);
 - pollers read each SQS queue and call its consumer with a real SQS batch event, as an event source
   mapping does (delete on success, leave failures to be retried and then moved to the DLQ);
-- one compressed clock: handlers see Boomerang time, and every Wait state sleeps 1/speed as long.
+- one compressed clock: handlers see Boomerang time, and every Wait state sleeps 1/speed as long;
+  so do SQS redeliveries (the queue's visibility timeout) and back-offs;
+- moto's DynamoDB made atomic (infra/local/moto_dynamodb.py) and its memory bounded with AWS's own
+  retention (infra/local/retention.py).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
 import os
 import secrets
 import threading
@@ -127,6 +131,7 @@ class Emulator:
         self.push: Any = None  # wire-level fake of Pinpoint SendMessages (moto has none)
         self.webpush: Any = None  # a local push service with fake browsers (infra/local/webpush_fake.py)
         self._vapid_root = secrets.token_urlsafe(48).encode()  # this run's VAPID root: keys per store
+        self.retention: Any = None  # infra/local/retention.py: bounded memory
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Emulator:
@@ -152,6 +157,10 @@ class Emulator:
             t = threading.Thread(target=self._poll, args=(queue,), name=f"poller-{queue.id}", daemon=True)
             t.start()
             self._threads.append(t)
+        from infra.local.retention import Sweeper
+
+        # what AWS forgets (TTL, closed executions, archive retention) the emulator forgets too
+        self.retention = Sweeper(ACCOUNT, REGION, self.table, d.TABLE.ttl_attribute, self.push).start()
         for rule in d.RULES:
             if rule.schedule:
                 t = threading.Thread(
@@ -193,6 +202,8 @@ class Emulator:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.retention is not None:
+            self.retention.stop()
         for t in self._threads:
             t.join(timeout=5)
         if self.moto is not None:
@@ -242,6 +253,10 @@ class Emulator:
 
     def _patch_moto(self) -> None:
         from moto.awslambda_simple.models import LambdaSimpleBackend
+
+        from infra.local import moto_dynamodb
+
+        moto_dynamodb.install()  # transactions that never undo other writes (see the module)
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
             WaitFunction,
         )
@@ -545,6 +560,10 @@ class Emulator:
                         "sent_ts": happened.get("sent_at"),
                         "instance": result.get("instance"),
                     }
+                    from infra.local.retention import OUTBOX_CAP
+
+                    while len(self._sent_meta) > 3 * OUTBOX_CAP:  # all channels' outboxes, then the oldest go
+                        del self._sent_meta[next(iter(self._sent_meta))]
 
     # -- SQS event source mappings ----------------------------------------------------------------
     def _poll(self, queue: d.QueueSpec) -> None:
@@ -592,9 +611,11 @@ class Emulator:
                 failed = {r["messageId"] for r in records}
             for m in msgs:
                 if m["MessageId"] in failed:
-                    # retry soon (the real visibility timeout is minutes; time runs fast here)
+                    # retried after the queue's visibility timeout, on Boomerang's clock
                     sqs.change_message_visibility(
-                        QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=1
+                        QueueUrl=url,
+                        ReceiptHandle=m["ReceiptHandle"],
+                        VisibilityTimeout=math.ceil(self.clock.real_seconds(queue.visibility_timeout_s)),
                     )
                 else:
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])

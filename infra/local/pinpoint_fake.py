@@ -101,6 +101,13 @@ class PinpointFake:
         with self._lock:
             return [dict(m) for m in self._messages]
 
+    def keep_newest(self, cap: int) -> int:
+        """Forget all but the newest `cap` notifications (bounded memory); how many were forgotten."""
+        with self._lock:
+            cut = max(0, len(self._messages) - cap)
+            del self._messages[:cut]
+            return cut
+
     def clear(self) -> None:
         with self._lock:
             self._messages.clear()

@@ -8,12 +8,13 @@ import json
 import re
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from infra import description as d
 from infra.local.emulator import ACCOUNT, Emulator, resource_name
+from infra.local.http_guard import BodyError, GuardedHandler, error_body
 from shared.platform import clock
 from shared.services.consent.guard import csp_hash, security_headers
 
@@ -244,7 +245,7 @@ def _outbox_headers() -> dict[str, str]:
 OUTBOX_HEADERS = _outbox_headers()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(GuardedHandler):
     emulator: Emulator
     server_version = "boomerang-local"
 
@@ -305,9 +306,11 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and url.path == "/_local/outbox":
             return self._json(200, {"messages": self.emulator.outbox()})
         if method == "POST" and url.path == "/_local/faults":
-            length = int(self.headers.get("Content-Length") or 0)
             try:
-                faults = json.loads(self.rfile.read(length) or b"{}")
+                faults = json.loads(self.read_body(MAX_REQUEST_BYTES) or b"{}")
+            except BodyError as exc:
+                return self._json(exc.status, error_body(exc))
+            try:
                 return self._json(200, {"faults": self.emulator.inject_faults(faults)})
             except (ValueError, AttributeError) as exc:
                 return self._json(400, {"error": "invalid_faults", "message": str(exc)})
@@ -336,12 +339,11 @@ class _Handler(BaseHTTPRequestHandler):
         if match_route(method, url.path) is None:
             allowed = ", ".join(f"{m} {p}" for m, p in sorted(ROUTES))
             return self._json(404, {"success": False, "error": "not_found", "message": f"routes: {allowed}"})
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_REQUEST_BYTES:
-            return self._json(
-                413, {"success": False, "error": "payload_too_large", "message": "request too large"}
-            )
-        body = self.rfile.read(length) if length else b""
+        try:
+            body = self.read_body(MAX_REQUEST_BYTES)
+        except BodyError as exc:  # answered as API Gateway would, before the λ runs
+            self.close_connection = True
+            return self._json(exc.status, error_body(exc))
         event = proxy_event(method, url.path, url.query, dict(self.headers.items()), body)
         try:
             result = self.emulator.invoke(resource_name("fn", d.API.function), event)

@@ -217,6 +217,7 @@ def decide(journey: Journey, step_index: int, s: Situation) -> Decision:
 
 
 CONFIRMATION_SETTLE_S = 15 * 60  # how long to wait for the profile to record the consent request
+CONFIRMATION_SETTLE_REAL_FLOOR_S = 60  # and at least this long on the wall clock (clock.settle_window)
 CONFIRMATION_POLL_S = 300
 
 
@@ -227,11 +228,15 @@ def decide_confirmation(
     started_at: float,
     trigger: str | None,
     now: float,
+    settle_s: float = CONFIRMATION_SETTLE_S,
 ) -> Decision:
-    """The double opt-in journey: one email for the consent request that started it, while pending."""
+    """The double opt-in journey: one email for the consent request that started it, while pending.
+
+    `settle_s`: how long to wait for the profile to record that request (the caller stretches it
+    when the emulator compresses time)."""
     consent = profile.consent.get("email") if profile else None
     ours = consent is not None and consent.message_id == trigger
-    if not ours and (consent is None or consent.at < started_at) and now < started_at + CONFIRMATION_SETTLE_S:
+    if not ours and (consent is None or consent.at < started_at) and now < started_at + settle_s:
         # the profile λ reads the same event from its own queue and may not have folded it yet
         return Decision("wait", "waiting for the consent request to reach the profile", CONFIRMATION_POLL_S)
     if consent is None or profile is None:

@@ -30,6 +30,27 @@ def real_seconds(boomerang_seconds: float) -> float:
     return boomerang_seconds / float(getattr(_now, "speed", 1.0))
 
 
+def speed() -> float:
+    """How many times faster than the wall clock Boomerang's clock runs (1 on AWS)."""
+    return float(getattr(_now, "speed", 1.0))
+
+
+def settle_window(boomerang_seconds: float, real_floor_seconds: float) -> float:
+    """How long, in Boomerang seconds, to wait for another part of Boomerang to catch up (a queue
+    backlog, the profile λ folding the same event, a retried write).
+
+    `boomerang_seconds` on Boomerang's clock, but never less than `real_floor_seconds` on the wall
+    clock: work does not go faster when the emulator compresses time, so a 6 h window at x3600
+    would give up after 6 real seconds. On AWS (speed 1) the floor is far below the window and
+    this is `boomerang_seconds`."""
+    return max(boomerang_seconds, real_floor_seconds * speed())
+
+
+def poll_interval(boomerang_seconds: float, real_floor_seconds: float = 0.25) -> float:
+    """A polling interval that never spins faster than `real_floor_seconds` on the wall clock."""
+    return max(boomerang_seconds, real_floor_seconds * speed())
+
+
 def set_clock(fn: Callable[[], float]) -> None:
     global _now
     with _lock:

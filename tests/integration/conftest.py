@@ -8,6 +8,7 @@ import pytest
 import pytest_socket
 from moto import mock_aws
 
+from infra.local import moto_dynamodb
 from shared.platform import clock
 from shared.platform.aws import reset_clients
 from shared.platform.settings import settings
@@ -20,6 +21,9 @@ from tests.aws_fixtures import (
     create_world,
     use_shared_boto3_session,
 )
+
+# the emulator's DynamoDB semantics here too: a cancelled transaction undoes only its own writes
+moto_dynamodb.install()
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,8 @@ from shared.domain.carts import Cart
 from shared.domain.delivery import customer_timezone
 from shared.domain.fold import CONFIRM_LINK_LIFETIME_S
 from shared.domain.journey_decisions import (
+    CONFIRMATION_SETTLE_REAL_FLOOR_S,
+    CONFIRMATION_SETTLE_S,
     Decision,
     Situation,
     awaiting_confirmation,
@@ -41,9 +43,12 @@ from shared.services.journeys.deliver import deliver
 from shared.services.journeys.effects import best_effort
 
 # The profile λ folds the triggering event from its own queue, usually within a second; a backlog
-# (or the emulator's compressed clock) can make that much longer. Poll, backing off, for up to 6 h.
+# can make that much longer. Poll, backing off, for up to 6 h (and at least 2 real minutes: under
+# the emulator's compressed clock 6 h can be 6 s, less than a backlog takes; clock.settle_window).
 SETTLE_S = 6 * 3600
+SETTLE_REAL_FLOOR_S = 120
 ENTRY_RECHECK_S = 3600  # a customer who fails the entry conditions is looked at once more, an hour on
+ENTRY_RECHECK_REAL_FLOOR_S = 10  # ... and never before the rest of their batch could be folded
 
 
 def _segment_check(deps: Deps, run: Run, profile: Profile | None, now: float) -> Callable[[str], str | None]:
@@ -61,8 +66,9 @@ def _segment_check(deps: Deps, run: Run, profile: Profile | None, now: float) ->
 
 
 def _settle_poll(started_at: float, now: float) -> int:
-    """Seconds until the next look for the trigger: 2 s at first, backing off to 15 min."""
-    return int(min(900, max(2, (now - started_at) / 4)))
+    """Seconds until the next look for the trigger: 2 s at first, backing off to 15 min (never a
+    busy loop of state transitions when the emulator compresses time)."""
+    return math.ceil(clock.poll_interval(min(900, max(2, (now - started_at) / 4))))
 
 
 def _confirmation_poll(pending_since: float, now: float) -> int:
@@ -124,7 +130,13 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
         if journey.id == EMAIL_CONFIRMATION.id:
             profile = _load_customer(deps.profiles, state.store_id, state.instance)
             decision = decide_confirmation(
-                journey, index, profile, state.started_at or now, state.trigger, now
+                journey,
+                index,
+                profile,
+                state.started_at or now,
+                state.trigger,
+                now,
+                settle_s=clock.settle_window(CONFIRMATION_SETTLE_S, CONFIRMATION_SETTLE_REAL_FLOOR_S),
             )
             run = Run(journey, store, profile.customer_id if profile else None, False, 0.0)
         else:
@@ -226,12 +238,16 @@ def _decide(
     trigger_event = journey.trigger.event
     if index == 0 and trigger_event and journey.per in ("customer", "order") and not journey.trigger.fan_out:
         seen = _last_event_at(profile).get(trigger_event, float("-inf"))
-        if seen < started_at and now < started_at + SETTLE_S:
+        if seen < started_at and now < started_at + clock.settle_window(SETTLE_S, SETTLE_REAL_FLOOR_S):
             # the profile λ folds the same event from its own queue: decide on the profile that has it
             return Decision(
                 "wait", "waiting for the profile to record the trigger", _settle_poll(started_at, now)
             )
-    if journey.per == "cart" and cart is None and now < started_at + SETTLE_S:
+    if (
+        journey.per == "cart"
+        and cart is None
+        and now < started_at + clock.settle_window(SETTLE_S, SETTLE_REAL_FLOOR_S)
+    ):
         return Decision("wait", "waiting for the profile to record the cart", _settle_poll(started_at, now))
     if index == 0:
         in_segment = _segment_check(deps, run, profile, now)
@@ -251,13 +267,14 @@ def _decide(
                 "waiting for the email confirmation (double opt-in)",
                 _confirmation_poll(pending_since, now),
             )
-        if problem and now < started_at + ENTRY_RECHECK_S:
+        recheck_at = started_at + clock.settle_window(ENTRY_RECHECK_S, ENTRY_RECHECK_REAL_FLOOR_S)
+        if problem and now < recheck_at:
             # events of one batch can be folded out of order (the consent in an identify sent with the
             # sign-up): look once more before turning the customer away
             return Decision(
                 "wait",
                 f"not eligible yet ({problem}); checking once more",
-                math.ceil(started_at + ENTRY_RECHECK_S - now),
+                math.ceil(recheck_at - now),
             )
         if problem:
             return Decision("exit", f"not eligible: {problem}")
@@ -315,7 +332,11 @@ def _taken_over(state: StepInput, other: str, started_at: float, deps: Deps, now
     since = float(held.get("started_at", 0))
     if held.get("status") == "active":
         # an execution that failed never marks itself ended: past its longest step, it holds nothing
-        span = max(s.after for s in definition.steps) + SETTLE_S + 86400
+        span = (
+            max(s.after for s in definition.steps)
+            + clock.settle_window(SETTLE_S, SETTLE_REAL_FLOOR_S)
+            + 86400
+        )
         return bool(now < since + span)
     return bool(held.get("sent_any")) and since >= started_at
 
