@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from shared.platform.lru import Lru
+
 # the order of P-256's base point
 _N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _SALT = b"boomerang/vapid/v1"
@@ -80,7 +82,8 @@ class VapidKeys:
         self._sm, self._arn, self._ttl, self._clock = secretsmanager, secret_arn, ttl_seconds, clock
         self._root: bytes | None = None
         self._fetched_at = 0.0
-        self._pairs: dict[str, VapidKeyPair] = {}
+        # one pair per store this container served; bounded like every cache (shared/platform/lru.py)
+        self._pairs: Lru[str, VapidKeyPair] = Lru(256)
         self._lock = threading.Lock()
 
     def for_store(self, store_id: str) -> VapidKeyPair:
@@ -93,7 +96,8 @@ class VapidKeys:
                 self._root, self._fetched_at = root, now
             pair = self._pairs.get(store_id)
             if pair is None:
-                pair = self._pairs[store_id] = derive(self._root, store_id)
+                pair = derive(self._root, store_id)
+                self._pairs[store_id] = pair
             return pair
 
     def _fetch(self) -> bytes:
