@@ -225,11 +225,5 @@ def test_under_20_percent_throttling_replays_3x_send_every_due_message_once(loca
     _throttled_replays(local, "rep", throttle_first=False)
 
 
-@pytest.mark.xfail(
-    reason="needs branch emu (issue 16.8): under throttling the profile λ's SQS redelivery waits real "
-    "seconds while the cart journey's 6 h settle window is 6 real seconds at x3600, so some journeys "
-    "exit 'cart not found'; remove this marker once emu is merged",
-    strict=False,
-)
 def test_under_20_percent_throttling_from_the_first_delivery_everything_happens_once(local: Local) -> None:
     _throttled_replays(local, "thr", throttle_first=True)
