@@ -73,6 +73,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         yield c
     finally:
         requests.post(f"{url}/moto-api/reset", timeout=10)
+        # moto's config is process-wide: put back what the integration tests' mock_aws expects
+        requests.post(
+            f"{url}/moto-api/config", json={"stepfunctions": {"execute_state_machine": False}}, timeout=10
+        )
         server.stop()
 
 
