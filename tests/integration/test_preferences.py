@@ -219,7 +219,12 @@ def test_unticked_channels_are_withdrawn_only_where_there_is_something_to_withdr
 
 def test_when_the_profile_cannot_be_read_every_unticked_channel_is_withdrawn() -> None:
     props = changes(ticked={"push"}, shown_ticked=set(), subscribed_now=None, ticked_categories={"news"})
-    assert props["consent"] == {"email": "unsubscribed", "sms": "unsubscribed", "push": "subscribed"}
+    assert props["consent"] == {
+        "email": "unsubscribed",
+        "sms": "unsubscribed",
+        "push": "subscribed",
+        "webpush": "unsubscribed",
+    }
     assert props["categories"] == {
         "reminders": "unsubscribed",
         "offers": "unsubscribed",
