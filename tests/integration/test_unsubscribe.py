@@ -174,7 +174,10 @@ def test_the_link_in_a_sent_reminder_unsubscribes_and_stops_the_next_one(
     second = step_handler({**state, "step": first["step"]}, ctx)
     assert second["events"][0]["type"] == "skipped"
     # (the day-after reminder tries push, then SMS, then email: each says why not)
-    assert second["events"][0]["reason"] == "no sms consent; no registered device; email consent withdrawn"
+    # the cart reminder's order is app push, web push, SMS, then email (issue 13)
+    assert second["events"][0]["reason"] == (
+        "no registered device; no browser push subscription; no sms consent; email consent withdrawn"
+    )
     assert len(ses_backends[ACCOUNT][REGION].sent_messages) == 1
 
 
