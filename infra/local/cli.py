@@ -35,6 +35,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C stops it even when started in the background, where a shell leaves SIGINT ignored
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     print(
         f"boomerang local ready on {server.url} (store '{store.store_id}', api key '{args.api_key}', speed x{args.speed:g})\n"
         f"  events:  POST {server.url}/v1/batch   outbox: {server.url}/_local/outbox.html\n"
