@@ -31,6 +31,9 @@
    send, and the sender-reputation count and window read.
 14. the emulator's memory (`python -m tests.bench emulator`, tests/bench_emulator.py): resident
    memory per 1,000 events with and without its retention sweeper.
+15. what it costs on AWS (`python -m tests.bench cost`, tests/bench_cost.py): $ per 1M events of a
+   stated mix, per 1M cart journeys, per 1M broadcast emails and per 1,000 messages, by service,
+   measured from the handlers' real calls, beside the floor for the same work and issue 17's goals.
 """
 
 from __future__ import annotations
@@ -605,6 +608,9 @@ def main() -> None:
     from tests.bench_forms import print_forms
 
     print_forms()
+    from tests.bench_cost import print_cost
+
+    print_cost()
 
 
 def privacy(customers: int = 300) -> None:
@@ -842,6 +848,10 @@ if __name__ == "__main__":
         from tests.bench_emulator import print_emulator
 
         print_emulator()
+    elif sys.argv[1:] == ["cost"]:
+        from tests.bench_cost import print_cost
+
+        print_cost()
     elif sys.argv[1:] == ["imports"]:
         for mod, (ms, ratio) in cold_imports().items():
             print(f"{mod:<40} {ms:7.0f} ms  {ratio:4.2f}x boto3")
