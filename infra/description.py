@@ -475,6 +475,10 @@ SES_FEEDBACK_EVENT_TYPES: tuple[str, ...] = ("BOUNCE", "COMPLAINT", "DELIVERY", 
 class StateMachineSpec:
     id: str = "journey"
     step_function: str = "journey_step"
+    # Execution logging (CloudWatch Logs, never execution data): ERROR writes only failures. ALL
+    # writes ~15 records per execution (~3 KB a step), costing about what the step λ does; an
+    # operator debugging a journey deploys with `-c journeyLogLevel=ALL` (ALL, ERROR, FATAL, OFF).
+    log_level: str = "ERROR"
     # Lambda errors worth retrying inside the execution (throttles, cold-start hiccups).
     retry_errors: tuple[str, ...] = field(
         default=(

@@ -17,6 +17,7 @@ from infra.description import STATE_MACHINE
 # emulator's.
 STEP_FUNCTION_ARN_KEY = "StepFunctionArn"
 STEP_FUNCTION_ARN_PLACEHOLDER = "${" + STEP_FUNCTION_ARN_KEY + "}"
+LOG_LEVELS = {"ALL": sfn.LogLevel.ALL, "ERROR": sfn.LogLevel.ERROR, "FATAL": sfn.LogLevel.FATAL, "OFF": sfn.LogLevel.OFF}
 
 
 class Journeys(Construct):
@@ -27,8 +28,13 @@ class Journeys(Construct):
         *,
         step_function: lambda_.IFunction,
         log_retention: logs.RetentionDays,
+        log_level: str = STATE_MACHINE.log_level,
     ) -> None:
         super().__init__(scope, construct_id)
+        if log_level not in LOG_LEVELS:
+            raise ValueError(
+                f"journeyLogLevel {log_level!r} is not a Step Functions log level: {', '.join(LOG_LEVELS)}"
+            )
         # /aws/vendedlogs/ keeps Step Functions' log delivery off the account's 5 KB CloudWatch Logs
         # resource policy.
         self.log_group = logs.LogGroup(
@@ -57,9 +63,10 @@ class Journeys(Construct):
             ),
             definition_substitutions={STEP_FUNCTION_ARN_KEY: step_function.function_arn},
             role=self.role,
-            # ALL levels, but no execution data: journey payloads carry customer ids and emails.
+            # errors only by default (STATE_MACHINE.log_level: ALL cost as much as the step λ), and
+            # never execution data: journey payloads carry customer ids and emails.
             logs=sfn.LogOptions(
-                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False
+                destination=self.log_group, level=LOG_LEVELS[log_level], include_execution_data=False
             ),
             tracing_enabled=True,
         )
