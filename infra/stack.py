@@ -42,7 +42,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTEXT_SENDER = "senderDomain"  # SES identity: "shop.example" or "news@shop.example"; none by default
 CONTEXT_LOG_LEVEL = "logLevel"  # LOG_LEVEL of every function
 DEFAULT_LOG_LEVEL = "INFO"
-CONTEXT_JOURNEY_LOG_LEVEL = "journeyLogLevel"  # the state machine's execution logging (STATE_MACHINE.log_level)
+CONTEXT_JOURNEY_LOG_LEVEL = (
+    "journeyLogLevel"  # the state machine's execution logging (STATE_MACHINE.log_level)
+)
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
@@ -71,7 +73,9 @@ class BoomerangStack(Stack):
             "Journeys",
             step_function=functions.functions[STATE_MACHINE.step_function],
             log_retention=LOG_RETENTION,
-            log_level=str(self.node.try_get_context(CONTEXT_JOURNEY_LOG_LEVEL) or STATE_MACHINE.log_level).upper(),
+            log_level=str(
+                self.node.try_get_context(CONTEXT_JOURNEY_LOG_LEVEL) or STATE_MACHINE.log_level
+            ).upper(),
         )
 
         # Every environment variable a FunctionSpec may name, and the resource behind it.

@@ -17,7 +17,12 @@ from infra.description import STATE_MACHINE
 # emulator's.
 STEP_FUNCTION_ARN_KEY = "StepFunctionArn"
 STEP_FUNCTION_ARN_PLACEHOLDER = "${" + STEP_FUNCTION_ARN_KEY + "}"
-LOG_LEVELS = {"ALL": sfn.LogLevel.ALL, "ERROR": sfn.LogLevel.ERROR, "FATAL": sfn.LogLevel.FATAL, "OFF": sfn.LogLevel.OFF}
+LOG_LEVELS = {
+    "ALL": sfn.LogLevel.ALL,
+    "ERROR": sfn.LogLevel.ERROR,
+    "FATAL": sfn.LogLevel.FATAL,
+    "OFF": sfn.LogLevel.OFF,
+}
 
 
 class Journeys(Construct):
