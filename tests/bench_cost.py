@@ -757,7 +757,10 @@ def print_cost() -> None:
         "Lambda": cart["steps"] * (PRICES["lambda_request"] + 0.1 * 0.5 * PRICES["lambda_gb_s_arm64"]),
         "DynamoDB": cart["emails"] * 2 * PRICES["ddb_wru"],
     }
-    print(_row("floor (Wait+Task a step, start and end, 2 WRU/send)", cart_floor, m))
+    # the floor: a Wait and a Task a step plus start and end, 100 ms of a 512 MB λ a step, and per
+    # send the exactly-once record and the history entry (2 WRU)
+    print(_row("floor (Wait+Task a step, 2 WRU a send)", cart_floor, m))
+    print(f"  {'ratio to the floor':<44} {sum(cart_cost.values()) / sum(cart_floor.values()):9.1f}x")
     per_step = (cart["transitions"] - 2) / max(cart["steps"], 1)
     results.append(
         (
@@ -785,6 +788,15 @@ def print_cost() -> None:
     print(_row("Boomerang's overhead", b_cost, m))
     print(f"  {'SES for the emails':<44} ${PRICES['ses_email'] * m:>9,.2f}")
     print(_logs_line(b, journeys["log_level"], m))
+    # the floor: pages of the segment read by batched workers (100 recipients an invocation), per
+    # email 10 ms of a 512 MB λ (render, send), the exactly-once send record (1 WRU) and its share
+    # of the page read (0.5 RRU per 4 KB, eventually consistent)
+    b_floor = {
+        "Lambda": PRICES["lambda_request"] / 100 + 0.010 * 0.5 * PRICES["lambda_gb_s_arm64"],
+        "DynamoDB": PRICES["ddb_wru"] + PRICES["ddb_rru"] * 0.5 / 40,
+    }
+    print(_row("floor (batched workers, 1 WRU a send)", b_floor, m))
+    print(f"  {'ratio to the floor':<44} {overhead / sum(b_floor.values()):9.1f}x")
     share = overhead / PRICES["ses_email"]
     results.append(
         (
