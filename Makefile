@@ -14,7 +14,7 @@ help:
 	@echo "make local   run the local emulator on 127.0.0.1:8787"
 	@echo "make test    run every test offline (unit, integration, infrastructure, e2e)"
 	@echo "make lint    ruff + mypy"
-	@echo "make bench   throughput, cold imports, AWS calls per event, state transitions"
+	@echo "make bench   throughput, cold imports, AWS calls per event, state transitions, cost"
 	@echo "make bench-report   the report λ's collect phase on a synthetic 20,000-customer store"
 	@echo "make synth   CDK synth (no Docker)      make deploy   cdk deploy"
 
