@@ -174,6 +174,8 @@ class Meter:
                         usage.put_events_entries += len(params.get("Entries", []))
                     if service in ("sesv2", "ses") and operation in ("SendEmail", "SendRawEmail"):
                         usage.emails += 1
+                    if service == "sesv2" and operation == "SendBulkEmail":
+                        usage.emails += len(params.get("BulkEmailEntries", []))
                     if service == "sns" and operation == "Publish" and "PhoneNumber" in params:
                         usage.sms += 1
                     if service == "pinpoint" and operation == "SendMessages":
@@ -287,7 +289,8 @@ class Harness:
         usage = self.meter.current
         if usage is None and threading.current_thread() is not threading.main_thread():
             # a journey step on Step Functions' thread: metered when it is the measured journey's
-            if self.journey is None or payload.get("journey") == self.journey:
+            # (or when it names no journey: a broadcast's batched worker, say)
+            if self.journey is None or payload.get("journey", self.journey) == self.journey:
                 usage = self.background
         if usage is None:
             return self._invoke(name, payload)
@@ -364,7 +367,14 @@ class Harness:
                 return consumed
 
     def executions(self) -> list[dict[str, Any]]:
-        return self.emu.executions()
+        """Every state machine's executions (a broadcast may run on its own state machine)."""
+        sfn = self.emu.client("stepfunctions")
+        out = []
+        for machine in sfn.list_state_machines()["stateMachines"]:
+            pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=machine["stateMachineArn"])
+            journeys = machine["stateMachineArn"] == self.emu.arns["state_machine"]
+            out += [{**e, "journeys": journeys} for page in pages for e in page["executions"]]
+        return out
 
     def wait_for_executions(self, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
@@ -625,7 +635,13 @@ def measure_journeys(customers: int = 5, recipients: int = 10) -> dict[str, Any]
     h.drain(bcast)
     h.wait_for_executions()
     h.background = None
-    sent = [e for e in h.executions() if e["executionArn"] not in before and "cost-bench-sale" in e["name"]]
+    # the broadcast's executions: of the journey state machine when they are this journey's, and any
+    # other state machine's (the daily run also starts other journeys' executions: not counted)
+    sent = [
+        e
+        for e in h.executions()
+        if e["executionArn"] not in before and ("cost-bench-sale" in e["name"] or not e["journeys"])
+    ]
     h.histories(bcast, level, sent)
     bcast.subtract(baseline)
     out["broadcast"] = {
