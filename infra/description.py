@@ -114,6 +114,7 @@ class Grant:
     RATE_LIMIT = "table:ratelimit"
     # secretsmanager:GetSecretValue on the VAPID root secret only (each store's web push key pair)
     VAPID_SECRET_READ = "vapid:read"
+    SEND_QUOTA_READ = "email:quota"  # ses:GetSendQuota (the broadcast pacing's MaxSendRate)
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             env.SIGNING_SECRET_ARN,
             env.PUSH_APP_ID,
             env.VAPID_SECRET_ARN,
+            env.JOURNEY_QUEUE_URL,
         ),
+        # broadcast mode (shared/services/journeys/broadcast.py): SES's MaxSendRate paces the pages;
+        # a member who must wait is queued to the trigger λ, which starts their own execution
         grants=(
             Grant.TABLE_READ,
             Grant.TABLE_WRITE,
@@ -215,7 +219,11 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.SMS_SEND,
             Grant.PUSH_SEND,
             Grant.VAPID_SECRET_READ,
+            Grant.JOURNEY_TASKS,
+            Grant.SEND_QUOTA_READ,
         ),
+        # the broadcast worker sends pages for minutes and hands over before the limit
+        timeout_s=300,
     ),
     FunctionSpec(
         id="feedback",
