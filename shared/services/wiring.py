@@ -451,6 +451,7 @@ _CACHED = (
     trigger_deps,
     segment_store,
     step_deps,
+    broadcast_tools,
     suppression_list,
     report_deps,
     forward_deps,

@@ -116,8 +116,7 @@ def _start_instant(t: TriggerDeps, journey: Journey, task: dict[str, Any], run: 
         # the per-recipient path's trigger: the same send records (claims) and history keys
         "trigger": f"{task['audience']}:{day}",
         "started_at": float(task["started_at"]),
-        # Wait's SecondsPath; computed once per run so a replay's input is the same
-        "wait_seconds": max(0, math.ceil(instant - float(task["started_at"]))),
+        "wait_seconds": max(0, math.ceil(instant - clock.now_ts())),  # the Wait state's SecondsPath
         "after": None,
         "offset": 0,
         "counts": {},
