@@ -190,6 +190,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.TABLE_WRITE,
             Grant.TEMPLATES_READ,
             Grant.JOURNEY_TASKS,
+            Grant.SEND_QUOTA_READ,  # a broadcast instant's pages are spread over workers for SES's rate
         ),
         timeout_s=60,
     ),

@@ -174,7 +174,10 @@ def _templates_read(role: iam.Role, t: GrantTargets) -> None:
 
 
 def _journey_tasks(role: iam.Role, t: GrantTargets) -> None:
-    t.journey_queue.grant_send_messages(role)
+    # SendMessage alone (grant_send_messages adds GetQueueUrl/GetQueueAttributes, which no sender uses)
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[t.journey_queue.queue_arn])
+    )
 
 
 def _templates_validate(role: iam.Role, t: GrantTargets) -> None:

@@ -6,7 +6,7 @@ instant's execution reads them back in key order, one at a time, carrying the la
 cursor. A DONE item says the run has written every page, so an execution that has caught up with
 the writer waits for more instead of finishing early.
 
-  pk STORE#<store>#BCAST#<journey>#<day>#<run>   sk AT#<instant>#<source page>   customers, expires_at
+  pk STORE#<store>#BCAST#<journey>#<day>#<run>   sk AT#<instant>#<shard>#<source page>   customers, expires_at
   pk (same)                                        sk DONE                         expires_at
 """
 
@@ -21,8 +21,12 @@ def broadcast_pk(store: str, journey: str, day: str, run: str) -> str:
     return f"STORE#{store}#BCAST#{journey}#{day}#{run}"
 
 
-def page_sk(instant: int, page_id: str) -> str:
-    return f"AT#{instant:010d}#{page_id}"
+def shard_prefix(instant: int, shard: int) -> str:
+    return f"AT#{instant:010d}#{shard:03d}#"
+
+
+def page_sk(instant: int, shard: int, page_id: str) -> str:
+    return shard_prefix(instant, shard) + page_id
 
 
 class BroadcastPages:
@@ -30,13 +34,15 @@ class BroadcastPages:
         self.ddb = ddb
         self.table = table
 
-    def put_page(self, pk: str, instant: int, page_id: str, customers: list[str], expires_at: int) -> None:
+    def put_page(
+        self, pk: str, instant: int, shard: int, page_id: str, customers: list[str], expires_at: int
+    ) -> None:
         """Idempotent: the same source page always yields the same item."""
         self.ddb.put_item(
             TableName=self.table,
             Item={
                 "pk": {"S": pk},
-                "sk": {"S": page_sk(instant, page_id)},
+                "sk": {"S": page_sk(instant, shard, page_id)},
                 "customers": {"L": [{"S": c} for c in customers]},
                 "expires_at": {"N": str(expires_at)},
             },
@@ -57,12 +63,12 @@ class BroadcastPages:
         )
         return "Item" in resp
 
-    def next_page(self, pk: str, instant: int, after: str | None) -> tuple[str, list[str]] | None:
-        """The instant's first page after `after` (a page sk), or None when there is none (yet)."""
+    def next_page(self, pk: str, instant: int, shard: int, after: str | None) -> tuple[str, list[str]] | None:
+        """The shard's first page after `after` (a page sk), or None when there is none (yet)."""
         args: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :p AND begins_with(sk, :at)",
-            "ExpressionAttributeValues": {":p": {"S": pk}, ":at": {"S": f"AT#{instant:010d}#"}},
+            "ExpressionAttributeValues": {":p": {"S": pk}, ":at": {"S": shard_prefix(instant, shard)}},
             "Limit": 1,
             "ConsistentRead": True,
         }

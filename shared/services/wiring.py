@@ -196,6 +196,7 @@ def trigger_deps() -> TriggerDeps:
         profiles=_profiles_with_segments(s),
         audiences=IndexPages(ddb, s.table_name),
         tasks=_queue_sender(s.journey_queue_url),
+        send_rate=_send_rate(),
     )
 
 
@@ -209,17 +210,24 @@ def segment_store() -> SegmentStore:
 
 
 @functools.cache
+def _send_rate() -> Callable[[], int]:
+    from shared.adapters.send_pace import ses_max_send_rate
+
+    return ses_max_send_rate(client("ses"))
+
+
+@functools.cache
 def broadcast_tools() -> BroadcastTools:
     """The step λ's broadcast mode: send pages, the shared SES pacing, the queue for deferred members."""
     from shared.adapters.broadcast_pages import BroadcastPages
-    from shared.adapters.send_pace import SendPace, ses_max_send_rate
+    from shared.adapters.send_pace import SendPace
     from shared.services.journeys.broadcast import BroadcastTools
 
     s = settings_for("journey_step")
     ddb = client("dynamodb")
     return BroadcastTools(
         pages=BroadcastPages(ddb, s.table_name),
-        pace=SendPace(ddb, s.table_name, ses_max_send_rate(client("ses"))),
+        pace=SendPace(ddb, s.table_name, _send_rate()),
         defer=_queue_sender(s.journey_queue_url),
     )
 
@@ -452,6 +460,7 @@ _CACHED = (
     segment_store,
     step_deps,
     broadcast_tools,
+    _send_rate,
     suppression_list,
     report_deps,
     forward_deps,

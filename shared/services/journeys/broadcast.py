@@ -36,6 +36,7 @@ from shared.domain.broadcasts import (
     BROADCAST_MODE,
     instant_execution_name,
     send_instant,
+    shard_count,
     source_page_id,
 )
 from shared.domain.delivery import customer_timezone
@@ -91,10 +92,12 @@ def plan_page(
         by_instant[send_instant(journey, date.fromisoformat(day), tz)].append(customer)
     pages = BroadcastPages(t.profiles.ddb, t.profiles.table)
     page_id = source_page_id(int(task.get("part", 0)), task.get("cursor"))
+    # source pages go round the shards: a large segment is sent by as many workers as SES's rate needs
+    shard = int(task.get("page_no", 0)) % shard_count(t.send_rate() if t.send_rate else 1)
     started = 0
     for instant, members in sorted(by_instant.items()):
-        pages.put_page(pk, instant, page_id, members, expires)
-        started += _start_instant(t, journey, task, run, instant)
+        pages.put_page(pk, instant, shard, page_id, members, expires)
+        started += _start_instant(t, journey, task, run, instant, shard)
     if last_page:
         pages.mark_done(pk, expires)
     return started
@@ -104,7 +107,9 @@ def _day_ts(day: str) -> float:
     return datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=UTC).timestamp()
 
 
-def _start_instant(t: TriggerDeps, journey: Journey, task: dict[str, Any], run: str, instant: int) -> int:
+def _start_instant(
+    t: TriggerDeps, journey: Journey, task: dict[str, Any], run: str, instant: int, shard: int
+) -> int:
     store_id, day = task["store_id"], str(task["key"])
     state = {
         "mode": BROADCAST_MODE,
@@ -113,6 +118,7 @@ def _start_instant(t: TriggerDeps, journey: Journey, task: dict[str, Any], run: 
         "day": day,
         "run": run,
         "instant": instant,
+        "shard": shard,
         # the per-recipient path's trigger: the same send records (claims) and history keys
         "trigger": f"{task['audience']}:{day}",
         "started_at": float(task["started_at"]),
@@ -121,7 +127,7 @@ def _start_instant(t: TriggerDeps, journey: Journey, task: dict[str, Any], run: 
         "offset": 0,
         "counts": {},
     }
-    name = instant_execution_name(store_id, journey.id, day, run, instant)
+    name = instant_execution_name(store_id, journey.id, day, run, instant, shard)
     try:
         t.sfn.start_execution(stateMachineArn=t.state_machine_arn, name=name, input=json.dumps(state))
     except t.sfn.exceptions.ExecutionAlreadyExists:
@@ -160,8 +166,9 @@ def run_instant(
     pk = broadcast_pk(state["store_id"], state["journey"], state["day"], state["run"])
     after, offset = state.get("after"), int(state.get("offset") or 0)
     counts: Counter[str] = Counter(state.get("counts") or {})
+    tokens = 0  # sends paid for in the shared bucket and not yet made
     while True:
-        page = tools.pages.next_page(pk, int(state["instant"]), after)
+        page = tools.pages.next_page(pk, int(state["instant"]), int(state.get("shard", 0)), after)
         if page is None:
             if tools.pages.done(pk):
                 return _out(state, after, 0, counts, "exit", "broadcast instant sent", 0)
@@ -170,10 +177,11 @@ def run_instant(
         while offset < len(customers):
             if remaining_ms() < TIME_MARGIN_MS:
                 return _out(state, after, offset, counts, "wait", "continuing in the next invocation", 0)
-            chunk = customers[offset : offset + tools.pace.take(min(CHUNK, len(customers) - offset))]
-            for customer in chunk:
-                counts[_one(state, customer, deps, tools, observe)] += 1
-                offset += 1
+            if tokens == 0:
+                tokens = tools.pace.take(min(CHUNK, len(customers) - offset))
+            counts[_one(state, customers[offset], deps, tools, observe)] += 1
+            offset += 1
+            tokens -= 1
         after, offset = sk, 0
         counts["pages"] += 1
 

@@ -61,6 +61,7 @@ class TriggerDeps:
     profiles: ProfileStore
     audiences: IndexPages  # the sparse indexes an audience is read from, a page per task
     tasks: Callable[[dict[str, Any]], None]  # queues a follow-up task (on the journey queue)
+    send_rate: Callable[[], int] | None = None  # SES MaxSendRate: how many workers a broadcast instant gets
     started: list[str] = field(default_factory=list)
 
 
@@ -396,7 +397,7 @@ def run_task(task: dict[str, Any], t: TriggerDeps) -> TriggerOutcome:
         started += outcome.status == "started"
     follow: dict[str, Any] | None = None
     if last is not None:
-        follow = {**task, "cursor": last}
+        follow = {**task, "cursor": last, "page_no": int(task.get("page_no", 0)) + 1}
     elif part + 1 < len(partitions):
         follow = {**task, "part": part + 1, "cursor": None}
     if follow is not None:
