@@ -31,6 +31,9 @@
    send, and the sender-reputation count and window read.
 14. the emulator's memory (`python -m tests.bench emulator`, tests/bench_emulator.py): resident
    memory per 1,000 events with and without its retention sweeper.
+15. broadcasts (`python -m tests.bench broadcast`, tests/bench_broadcast.py): 1M recipients'
+   duration at SES MaxSendRate 14/s, 100/s, 1,000/s (simulated clock, real pacing) and the cost
+   by service, from a measured run on moto.
 """
 
 from __future__ import annotations
@@ -838,6 +841,10 @@ if __name__ == "__main__":
         from tests.bench_faults import print_faults
 
         print_faults()
+    elif sys.argv[1:] == ["broadcast"]:
+        from tests.bench_broadcast import print_broadcast
+
+        print_broadcast()
     elif sys.argv[1:] == ["emulator"]:
         from tests.bench_emulator import print_emulator
 
