@@ -223,8 +223,6 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.JOURNEY_TASKS,
             Grant.SEND_QUOTA_READ,
         ),
-        # the broadcast worker sends pages for minutes and hands over before the limit
-        timeout_s=300,
     ),
     FunctionSpec(
         id="feedback",

@@ -7,7 +7,7 @@
 2. A simulated clock: 1M recipients due at one instant (the worst case: a one-country store) sent
    at SES MaxSendRate 14/s, 100/s and 1,000/s by the shard workers, with the real pacing code
    (shared/adapters/send_pace.py over an in-memory bucket) and each member's λ time modelled from
-   the measured calls at AWS in-region latencies (below). The λ's 300 s limit hands over through
+   the measured calls at AWS in-region latencies (below). The λ's 30 s limit hands over through
    the execution's loop, 3 transitions per invocation.
 3. The cost per 1M recipients by service, beside SES's own $100 and the per-recipient executions
    the broadcast replaced (7 transitions, ~9.5 KB of execution logs, ~12 WRU each).
@@ -226,7 +226,7 @@ class _Bucket:
         self.taken[key] += n
 
 
-def simulate(recipients: int, rate: int, member_s: float, timeout_s: int = 300) -> dict[str, float]:
+def simulate(recipients: int, rate: int, member_s: float, timeout_s: int = 30) -> dict[str, float]:
     """The shard workers of one instant on a simulated clock, with the real SendPace."""
     from shared.adapters.send_pace import SendPace
     from shared.domain.broadcasts import shard_count
