@@ -731,6 +731,8 @@ def test_journey_trigger_role_allows_its_grants_on_exactly_their_resources(synth
         **dict.fromkeys(("s3:ListBucket", "s3:ListBucketVersions"), [bucket_arn]),
         # its own queue: consumed as the event source, and an audience's next page sent back to it
         **dict.fromkeys(SQS_CONSUMER_ACTIONS | {"sqs:SendMessage"}, [_arn(journey_queue)]),
+        # the account's SES rate: how many workers a broadcast's send instant gets (no resource to scope)
+        "ses:GetSendQuota": ["*"],
     }
     assert allowed == expected
 
@@ -891,7 +893,9 @@ def test_email_send_is_scoped_to_the_sender_identity_when_given(synth_with_sende
 def test_sms_send_is_exactly_publish_and_the_opt_out_check(synth: Synth) -> None:
     statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID["journey_step"]))
     sms = [s for s in statements if any(a.startswith("sns:") for a in _actions(s))]
-    assert [(_actions(s), _resources(s)) for s in sms] == [(GRANT_ACTIONS[Grant.SMS_SEND], ["*"])]
+    # CDK merges the statements on "*": SMS and the broadcast pacing's read of the SES send quota
+    wildcard = GRANT_ACTIONS[Grant.SMS_SEND] | GRANT_ACTIONS[Grant.SEND_QUOTA_READ]
+    assert [(_actions(s), _resources(s)) for s in sms] == [(wildcard, ["*"])]
     # and no other function may text anyone (the validator publishes to its own topic only)
     for spec in FUNCTIONS:
         if Grant.SMS_SEND not in spec.grants:

@@ -123,7 +123,7 @@ def test_a_replayed_daily_run_and_replayed_page_tasks_send_nothing_twice(
     once = step_handler({**first[one]}, ctx)
     assert once["action"] == "exit" and once["counts"]["sent"] == 6
     again = step_handler({**first[one]}, ctx)
-    assert again["counts"].get("sent", 0) == 0 and again["counts"]["not sent"] == 6
+    assert again["counts"].get("sent", 0) == 0 and again["counts"]["joined"] == 6
 
     # And a worker near its time limit hands over mid-page; the hand-over is replayed too
     two = sorted(first)[1]
@@ -136,7 +136,7 @@ def test_a_replayed_daily_run_and_replayed_page_tasks_send_nothing_twice(
     rest = step_handler({**handed}, ctx)
     assert rest["action"] == "exit" and rest["counts"]["sent"] == 6
     replayed = step_handler({**handed}, ctx)
-    assert (replayed["counts"]["sent"], replayed["counts"]["not sent"]) == (4, 2)  # nothing sent again
+    assert (replayed["counts"]["sent"], replayed["counts"]["joined"]) == (4, 2)  # nothing sent again
 
     # Then, with every instant run to its end (twice over), everyone has exactly one
     send_instants(world, ctx, fixed_clock)

@@ -207,6 +207,10 @@ def _one(
         trigger=state["trigger"],
         occasion=day,
     )
+    if deps.journeys.state(step_in.store_id, step_in.journey, step_in.instance) is not None:
+        # entered already: a replayed page, the day's catch-up run, or their own execution has them
+        # (the per-recipient path's name collision "joined" them the same way)
+        return "joined"
     try:
         out: StepOutput = run_step(step_in, deps)
     except TransientSendError:
