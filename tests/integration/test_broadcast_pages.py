@@ -239,3 +239,37 @@ def test_holdout_members_get_nothing_and_are_counted_as_control(
         assert len(entered) == 1
         groups[entered[0]["group"]["S"]] += 1
     assert groups == Counter({"control": len(control), "treatment": len(users) - len(control)})
+
+
+def test_a_member_the_provider_turns_away_is_sent_once_by_their_own_execution(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock, fast_ses: None, monkeypatch: Any
+) -> None:
+    from shared.adapters.channels.email import TransientSendError
+    from shared.services.journeys import broadcast
+
+    users = first_time_buyers(world, fixed_clock, 3, ("Europe/Warsaw",))
+    put_journey(world, "spring-sale", SALE)
+    fixed_clock.now = T0 + DAY
+    daily_run(world, ctx)
+    [instant] = broadcasts(world)
+
+    # Given SES throttles the first send of the second member (after it entered)
+    real, refused = broadcast.run_step, []
+
+    def flaky(state: Any, deps: Any) -> Any:
+        if state.customer_id == f"u:{users[1]}" and not refused:
+            refused.append(state.customer_id)
+            deps.journeys.mark_started(state.store_id, state.journey, state.instance, 0, clock.now_ts())
+            raise TransientSendError("Maximum sending rate exceeded.", code="Throttling")
+        return real(state, deps)
+
+    monkeypatch.setattr(broadcast, "run_step", flaky)
+    run({**instant}, ctx, fixed_clock)
+    assert sale_mails() == Counter({f"{users[0]}@example.com": 1, f"{users[2]}@example.com": 1})
+
+    # Then that member continues in their own execution, and gets it once
+    drain_tasks(world, ctx)
+    [own] = per_recipient(world)
+    run({**own}, ctx, fixed_clock)
+    run({**instant}, ctx, fixed_clock)  # a replayed instant joins them
+    assert sale_mails() == Counter({f"{u}@example.com": 1 for u in users})

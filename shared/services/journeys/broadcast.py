@@ -56,6 +56,8 @@ CHUNK = 50  # tokens asked for at a time: a worker never holds more than a momen
 TIME_MARGIN_MS = 10_000
 POLL_S = 60  # caught up with the audience task still writing pages: look again in a minute
 DEFER_TASK = "broadcast-defer"
+THROTTLED_IN_A_ROW = 3  # members turned away by the provider in a row before the page backs off
+BACKOFF_S = 30
 
 
 @dataclass
@@ -170,6 +172,7 @@ def run_instant(
     after, offset = state.get("after"), int(state.get("offset") or 0)
     counts: Counter[str] = Counter(state.get("counts") or {})
     tokens = 0  # sends paid for in the shared bucket and not yet made
+    throttled = 0  # members in a row the provider turned away for now
     while True:
         page = tools.pages.next_page(pk, int(state["instant"]), int(state.get("shard", 0)), after)
         if page is None:
@@ -182,9 +185,16 @@ def run_instant(
                 return _out(state, after, offset, counts, "wait", "continuing in the next invocation", 0)
             if tokens == 0:
                 tokens = tools.pace.take(min(CHUNK, len(customers) - offset))
-            counts[_one(state, customers[offset], deps, tools, observe)] += 1
+            outcome = _one(state, customers[offset], deps, tools, observe)
+            counts[outcome] += 1
             offset += 1
             tokens -= 1
+            throttled = throttled + 1 if outcome == "throttled" else 0
+            if throttled >= THROTTLED_IN_A_ROW:
+                # the provider pushes back despite the pacing: the execution's Wait backs the page off
+                return _out(
+                    state, after, offset, counts, "wait", "provider throttling: backing off", BACKOFF_S
+                )
         after, offset = sk, 0
         counts["pages"] += 1
 
@@ -214,7 +224,10 @@ def _one(
     try:
         out: StepOutput = run_step(step_in, deps)
     except TransientSendError:
-        raise  # the provider is throttling everyone: the execution's retry backs off the whole page
+        # the claim was given back; entered already, a replay would join them: their own execution
+        # retries the send with backoff
+        tools.defer({"task": DEFER_TASK, "state": step_in.model_dump(mode="json")})
+        return "throttled"
     except Exception:  # noqa: BLE001 - this member alone retries in an execution of their own
         tools.defer({"task": DEFER_TASK, "state": step_in.model_dump(mode="json")})
         return "failed"
