@@ -55,6 +55,7 @@ CHUNK = 50  # tokens asked for at a time: a worker never holds more than a momen
 # so an invocation sends for ~20 s, 3 transitions each: ~$0.03 of Step Functions per hour of sending.
 TIME_MARGIN_MS = 10_000
 POLL_S = 60  # caught up with the audience task still writing pages: look again in a minute
+GIVE_UP_S = 86400  # ... for at most a day past the instant (the day is over by then)
 DEFER_TASK = "broadcast-defer"
 THROTTLED_IN_A_ROW = 3  # members turned away by the provider in a row before the page backs off
 BACKOFF_S = 30
@@ -178,6 +179,9 @@ def run_instant(
         if page is None:
             if tools.pages.done(pk):
                 return _out(state, after, 0, counts, "exit", "broadcast instant sent", 0)
+            if clock.now_ts() > int(state["instant"]) + GIVE_UP_S:
+                # the audience task never finished (its message went to the DLQ): stop polling
+                return _out(state, after, 0, counts, "exit", "audience incomplete: gave up waiting", 0)
             return _out(state, after, 0, counts, "wait", "waiting for the audience's next pages", POLL_S)
         sk, customers = page
         while offset < len(customers):
