@@ -114,6 +114,7 @@ class Grant:
     RATE_LIMIT = "table:ratelimit"
     # secretsmanager:GetSecretValue on the VAPID root secret only (each store's web push key pair)
     VAPID_SECRET_READ = "vapid:read"
+    SEND_QUOTA_READ = "email:quota"  # ses:GetSendQuota (the broadcast pacing's MaxSendRate)
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.TABLE_WRITE,
             Grant.TEMPLATES_READ,
             Grant.JOURNEY_TASKS,
+            Grant.SEND_QUOTA_READ,  # a broadcast instant's pages are spread over workers for SES's rate
         ),
         timeout_s=60,
     ),
@@ -205,7 +207,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             env.SIGNING_SECRET_ARN,
             env.PUSH_APP_ID,
             env.VAPID_SECRET_ARN,
+            env.JOURNEY_QUEUE_URL,
         ),
+        # broadcast mode (shared/services/journeys/broadcast.py): SES's MaxSendRate paces the pages;
+        # a member who must wait is queued to the trigger λ, which starts their own execution
         grants=(
             Grant.TABLE_READ,
             Grant.TABLE_WRITE,
@@ -215,6 +220,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.SMS_SEND,
             Grant.PUSH_SEND,
             Grant.VAPID_SECRET_READ,
+            Grant.JOURNEY_TASKS,
+            Grant.SEND_QUOTA_READ,
         ),
     ),
     FunctionSpec(

@@ -92,6 +92,10 @@ class FixedClock:
         self.now += seconds
         return self.now
 
+    def sleep(self, seconds: float) -> None:
+        """What shared.platform.clock.sleep does on this clock: time passes, nobody waits."""
+        self.now += seconds
+
 
 @dataclass
 class World:

@@ -34,6 +34,9 @@
 15. what it costs on AWS (`python -m tests.bench cost`, tests/bench_cost.py): $ per 1M events of a
    stated mix, per 1M cart journeys, per 1M broadcast emails and per 1,000 messages, by service,
    measured from the handlers' real calls, beside the floor for the same work and issue 17's goals.
+16. broadcasts (`python -m tests.bench broadcast`, tests/bench_broadcast.py): 1M recipients'
+   duration at SES MaxSendRate 14/s, 100/s, 1,000/s (simulated clock, real pacing) and the cost
+   by service, from a measured run on moto.
 """
 
 from __future__ import annotations
@@ -611,6 +614,9 @@ def main() -> None:
     from tests.bench_cost import print_cost
 
     print_cost()
+    from tests.bench_broadcast import print_broadcast
+
+    print_broadcast()
 
 
 def privacy(customers: int = 300) -> None:
@@ -844,6 +850,10 @@ if __name__ == "__main__":
         from tests.bench_faults import print_faults
 
         print_faults()
+    elif sys.argv[1:] == ["broadcast"]:
+        from tests.bench_broadcast import print_broadcast
+
+        print_broadcast()
     elif sys.argv[1:] == ["emulator"]:
         from tests.bench_emulator import print_emulator
 

@@ -34,6 +34,12 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
         )
         outcomes = [TriggerOutcome("segments", reason=summary)]
         what = {"store": body["store_id"], "segments": body["phase"]}
+    elif body.get("task") == "broadcast-defer":  # a broadcast member who waits: their own execution
+        from shared.services.journeys.broadcast import start_deferred
+
+        status = start_deferred(body["state"], wiring.trigger_deps())
+        outcomes = [TriggerOutcome(status, body["state"]["journey"], reason="broadcast member deferred")]
+        what = {"store": body["state"]["store_id"], "journey": body["state"]["journey"]}
     elif body.get("task") == "audience":  # the next page of an audience (ours, from this queue)
         outcomes = [run_task(body, wiring.trigger_deps())]
         what = {"store": body["store_id"], "journey": body["journey"], "audience": body["audience"]}

@@ -174,7 +174,10 @@ def _templates_read(role: iam.Role, t: GrantTargets) -> None:
 
 
 def _journey_tasks(role: iam.Role, t: GrantTargets) -> None:
-    t.journey_queue.grant_send_messages(role)
+    # SendMessage alone (grant_send_messages adds GetQueueUrl/GetQueueAttributes, which no sender uses)
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[t.journey_queue.queue_arn])
+    )
 
 
 def _templates_validate(role: iam.Role, t: GrantTargets) -> None:
@@ -332,6 +335,21 @@ def _email_send(role: iam.Role, t: GrantTargets) -> None:
     t.messaging.grant_send(role)
 
 
+def _send_quota_read(role: iam.Role, t: GrantTargets) -> None:
+    # the broadcast worker paces at the account's MaxSendRate (shared/adapters/send_pace.py)
+    role.add_to_policy(iam.PolicyStatement(actions=["ses:GetSendQuota"], resources=["*"]))
+    suppress(
+        role,
+        Waiver(
+            "AwsSolutions-IAM5",
+            "ses:GetSendQuota reads the account's sending quota and supports no resource-level "
+            "permission (Resource '*' only); the statement allows that one read-only action.",
+            applies_to=["Resource::*"],
+        ),
+        apply_to_children=True,  # the finding is on the role's DefaultPolicy child
+    )
+
+
 def _table_scan(role: iam.Role, t: GrantTargets) -> None:
     role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:Scan"], resources=[t.table.table_arn]))
 
@@ -431,6 +449,7 @@ GRANTS: Mapping[str, Callable[[iam.Role, GrantTargets], None]] = {
     Grant.JOURNEY_STOP: _journey_stop,
     Grant.SIGNING_SECRET_ROTATE: _secret_rotate,
     Grant.RATE_LIMIT: _rate_limit,
+    Grant.SEND_QUOTA_READ: _send_quota_read,
 }
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from shared.services.consent.preferences import PreferenceCenter
     from shared.services.consent.unsubscribe import Confirmer, Unsubscriber
     from shared.services.forms.signup import FormService
+    from shared.services.journeys.broadcast import BroadcastTools
     from shared.services.journeys.context import Deps
     from shared.services.journeys.trigger import TriggerDeps
     from shared.services.partners.forwarding import ForwardDeps
@@ -50,7 +51,13 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "ingest": (env.TABLE_NAME, env.BUS_NAME, env.SIGNING_SECRET_ARN),
     "profile": (env.TABLE_NAME, env.BUS_NAME, env.TEMPLATES_BUCKET),
     "journey_trigger": (env.STATE_MACHINE_ARN, env.TABLE_NAME, env.TEMPLATES_BUCKET, env.JOURNEY_QUEUE_URL),
-    "journey_step": (env.TABLE_NAME, env.TEMPLATES_BUCKET, env.UNSUBSCRIBE_BASE_URL, env.SIGNING_SECRET_ARN),
+    "journey_step": (
+        env.TABLE_NAME,
+        env.TEMPLATES_BUCKET,
+        env.UNSUBSCRIBE_BASE_URL,
+        env.SIGNING_SECRET_ARN,
+        env.JOURNEY_QUEUE_URL,  # a broadcast member who must wait is handed to the trigger λ
+    ),
     "feedback": (env.TABLE_NAME,),
     "template_validator": (env.TEMPLATES_BUCKET,),
     "report": (env.TABLE_NAME, env.TABLE_ARN, env.ANALYTICS_BUCKET, env.REPORT_QUEUE_URL),
@@ -189,6 +196,7 @@ def trigger_deps() -> TriggerDeps:
         profiles=_profiles_with_segments(s),
         audiences=IndexPages(ddb, s.table_name),
         tasks=_queue_sender(s.journey_queue_url),
+        send_rate=_send_rate(),
     )
 
 
@@ -199,6 +207,29 @@ def segment_store() -> SegmentStore:
 
     table = settings_for("journey_trigger").table_name
     return SegmentStore(client("dynamodb"), table)
+
+
+@functools.cache
+def _send_rate() -> Callable[[], int]:
+    from shared.adapters.send_pace import ses_max_send_rate
+
+    return ses_max_send_rate(client("ses"))
+
+
+@functools.cache
+def broadcast_tools() -> BroadcastTools:
+    """The step λ's broadcast mode: send pages, the shared SES pacing, the queue for deferred members."""
+    from shared.adapters.broadcast_pages import BroadcastPages
+    from shared.adapters.send_pace import SendPace
+    from shared.services.journeys.broadcast import BroadcastTools
+
+    s = settings_for("journey_step")
+    ddb = client("dynamodb")
+    return BroadcastTools(
+        pages=BroadcastPages(ddb, s.table_name),
+        pace=SendPace(ddb, s.table_name, _send_rate()),
+        defer=_queue_sender(s.journey_queue_url),
+    )
 
 
 @functools.cache
@@ -428,6 +459,8 @@ _CACHED = (
     trigger_deps,
     segment_store,
     step_deps,
+    broadcast_tools,
+    _send_rate,
     suppression_list,
     report_deps,
     forward_deps,

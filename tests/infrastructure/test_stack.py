@@ -104,6 +104,7 @@ GRANT_ACTIONS: dict[str, set[str]] = {
         "secretsmanager:UpdateSecretVersionStage",
     },
     Grant.RATE_LIMIT: {"dynamodb:UpdateItem"},
+    Grant.SEND_QUOTA_READ: {"ses:GetSendQuota"},
 }
 # The signup form's rate counters: the only table write the ingest λ has, on RATE#* partitions only.
 RATE_LIMIT_CONDITION = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["RATE#*"]}}
@@ -111,8 +112,8 @@ RATE_LIMIT_CONDITION = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["RA
 ROTATION_EXTRA_ACTIONS = {"secretsmanager:GetRandomPassword"}
 # Where functions may read bucket objects: written out here too, so a broadened prefix fails.
 READ_PREFIXES = ("templates/", "journeys/", "segments/", "catalog/", "partners/")
-# The only actions allowed on Resource "*": a phone number has no ARN.
-WILDCARD_RESOURCE_ACTIONS = GRANT_ACTIONS[Grant.SMS_SEND]
+# The only actions allowed on Resource "*": a phone number has no ARN; the account's send quota is no resource.
+WILDCARD_RESOURCE_ACTIONS = GRANT_ACTIONS[Grant.SMS_SEND] | GRANT_ACTIONS[Grant.SEND_QUOTA_READ]
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 SQS_CONSUMER_ACTIONS = {
     "sqs:ReceiveMessage",
@@ -730,6 +731,8 @@ def test_journey_trigger_role_allows_its_grants_on_exactly_their_resources(synth
         **dict.fromkeys(("s3:ListBucket", "s3:ListBucketVersions"), [bucket_arn]),
         # its own queue: consumed as the event source, and an audience's next page sent back to it
         **dict.fromkeys(SQS_CONSUMER_ACTIONS | {"sqs:SendMessage"}, [_arn(journey_queue)]),
+        # the account's SES rate: how many workers a broadcast's send instant gets (no resource to scope)
+        "ses:GetSendQuota": ["*"],
     }
     assert allowed == expected
 
@@ -741,7 +744,7 @@ def test_journey_trigger_role_allows_its_grants_on_exactly_their_resources(synth
     assert {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": machine_id}]}]} in parts  # its name
 
 
-def test_only_the_journey_trigger_and_the_report_send_to_a_queue_their_own(synth: Synth) -> None:
+def test_only_the_journeys_and_the_report_send_to_a_queue_their_own(synth: Synth) -> None:
     report_queue = synth.queue_consumed_by(next(q for q in QUEUES if q.id == "report"))
     partners_queue = synth.queue_consumed_by(next(q for q in QUEUES if q.id == "partners"))
     for spec in FUNCTIONS:
@@ -756,7 +759,8 @@ def test_only_the_journey_trigger_and_the_report_send_to_a_queue_their_own(synth
             assert sorted(map(json.dumps, sends or [])) == sorted(map(json.dumps, expected)), spec.id
         else:
             assert sends is None, spec.id
-    assert [s.id for s in FUNCTIONS if Grant.JOURNEY_TASKS in s.grants] == ["journey_trigger"]
+    # the trigger: an audience's next page; the step: a broadcast member handed to their own execution
+    assert [s.id for s in FUNCTIONS if Grant.JOURNEY_TASKS in s.grants] == ["journey_trigger", "journey_step"]
     assert [s.id for s in FUNCTIONS if Grant.REPORT_TASKS in s.grants] == ["report"]
 
 
@@ -889,7 +893,9 @@ def test_email_send_is_scoped_to_the_sender_identity_when_given(synth_with_sende
 def test_sms_send_is_exactly_publish_and_the_opt_out_check(synth: Synth) -> None:
     statements = synth.statements(synth.role_id(FUNCTIONS_BY_ID["journey_step"]))
     sms = [s for s in statements if any(a.startswith("sns:") for a in _actions(s))]
-    assert [(_actions(s), _resources(s)) for s in sms] == [(GRANT_ACTIONS[Grant.SMS_SEND], ["*"])]
+    # CDK merges the statements on "*": SMS and the broadcast pacing's read of the SES send quota
+    wildcard = GRANT_ACTIONS[Grant.SMS_SEND] | GRANT_ACTIONS[Grant.SEND_QUOTA_READ]
+    assert [(_actions(s), _resources(s)) for s in sms] == [(wildcard, ["*"])]
     # and no other function may text anyone (the validator publishes to its own topic only)
     for spec in FUNCTIONS:
         if Grant.SMS_SEND not in spec.grants:

@@ -1,7 +1,8 @@
 """Broadcasts on moto: a journey file whose trigger is a segment and a day. The daily run of the day
-before reads the segment's members from the by-segment index, a page at a time, and starts one run
-each; each customer gets the message at 10:00 on the day in their own time zone, once, and only if
-the segment's definition still holds for them when their run begins."""
+before reads the segment's members from the by-segment index, a page at a time, into send pages
+grouped by send instant, and starts one execution per instant (none per recipient); each customer
+gets the message at 10:00 on the day in their own time zone, once, and only if the segment's
+definition still holds for them when the instant's worker reaches them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from moto.ses.models import ses_backends
 
+from shared.platform.aws import client
 from shared.services.journeys import trigger as journey_trigger
 from tests.aws_fixtures import ACCOUNT, REGION, FixedClock, LambdaContext, World
 from tests.integration.test_journey_engine import (
@@ -37,6 +39,42 @@ steps:
 """
 
 
+def broadcasts(world: World) -> list[dict[str, Any]]:
+    """The executions of send instants (a broadcast's, one per instant and daily run)."""
+    return [s for s in executions(world) if s.get("mode") == "broadcast"]
+
+
+def per_recipient(world: World, journey: str = "spring-sale") -> list[dict[str, Any]]:
+    return [s for s in executions(world, journey) if s.get("mode") != "broadcast"]
+
+
+def members_by_instant(world: World) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
+    for item in client("dynamodb").scan(TableName=world.table)["Items"]:
+        if "#BCAST#" in item["pk"]["S"] and item["sk"]["S"].startswith("AT#"):
+            instant = int(item["sk"]["S"].split("#")[1])
+            found.setdefault(instant, []).extend(c["S"] for c in item["customers"]["L"])
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def history_reasons(world: World, customer: str) -> list[tuple[str, str]]:
+    """What the customer's history says happened in the broadcast (entered lines left out)."""
+    resp = client("dynamodb").query(
+        TableName=world.table,
+        KeyConditionExpression="pk = :p AND begins_with(sk, :h)",
+        ExpressionAttributeValues={":p": {"S": f"STORE#shop-1#CUST#{customer}"}, ":h": {"S": "HIST#"}},
+    )
+    return [
+        (i["type"]["S"], i.get("reason", {}).get("S", "").removeprefix("not eligible: ").split(":")[0])
+        for i in resp["Items"]
+        if i["type"]["S"] != "entered"
+    ]
+
+
+def _to(mail: Any) -> str:
+    return str(mail.destinations[0] if mail.destinations else "")
+
+
 def buyer(
     world: World, ctx: LambdaContext, clock: FixedClock, user: str, at: float, orders: int = 1, **traits: Any
 ) -> None:
@@ -52,7 +90,7 @@ def test_a_broadcast_reaches_the_segment_at_ten_local_on_its_day_once(
 ) -> None:
     # Given first-time buyers in Warsaw and Honolulu, one more in Warsaw, a repeat buyer and a subscriber
     # who never ordered; and pages of 2 members, so the audience takes more than one task
-    monkeypatch.setattr(journey_trigger, "PAGE", 2)
+    monkeypatch.setattr(journey_trigger, "BROADCAST_PAGE", 2)
     put_journey(world, "spring-sale", FLASH_SALE)
     ordered = T0 - 10 * DAY
     buyer(world, ctx, fixed_clock, "ala", ordered, timezone="Europe/Warsaw")
@@ -66,41 +104,50 @@ def test_a_broadcast_reaches_the_segment_at_ten_local_on_its_day_once(
     daily_run(world, ctx)
     assert executions(world, "spring-sale") == []
 
-    # The run of the day before starts the segment's members, and only them
+    # The run of the day before starts one execution per send instant, none per member: Warsaw's
+    # 10:00 on 3 March is 09:00 UTC, Honolulu's 20:00 UTC
     fixed_clock.now = T0 + DAY
     daily_run(world, ctx)
-    started = {s["customer_id"]: s for s in executions(world, "spring-sale")}
-    assert sorted(started) == ["u:ala", "u:bart", "u:hoku"]
-    assert {s["occasion"] for s in started.values()} == {"2026-03-03"}
+    assert per_recipient(world) == []
+    instants = {s["instant"]: s for s in broadcasts(world)}
+    warsaw, honolulu = int(T0 + 2 * DAY - 3 * 3600), int(T0 + 2 * DAY + 8 * 3600)
+    assert sorted(instants) == [warsaw, honolulu]
+    assert {s["day"] for s in instants.values()} == {"2026-03-03"}
+    # and its send pages hold the segment's members, and only them
+    assert members_by_instant(world) == {warsaw: ["u:ala", "u:bart"], honolulu: ["u:hoku"]}
 
-    # Bart orders again before his run looks at him: no longer a first-time buyer, he gets nothing
+    # Bart orders again before his instant comes: no longer a first-time buyer, he gets nothing
     post(
         world,
         ctx,
         track("bart", "Order Completed", "order-bart-9", order_id="o-bart-9", total=30),
         at=T0 + DAY + 60,
     )
-    happened = {}
-    for customer, state in started.items():
-        fixed_clock.now = T0 + DAY + 120
-        happened[customer] = run({**state}, ctx, fixed_clock)
-
-    sent = {c: [(e["step_id"], e["sent_at"]) for e in h if e["type"] == "sent"] for c, h in happened.items()}
-    # Then 10:00 on 3 March in each one's time zone: Warsaw (UTC+1) 09:00 UTC, Honolulu 20:00 UTC
-    assert sent["u:ala"] == [("announce", T0 + 2 * DAY - 3 * 3600)]
-    assert sent["u:hoku"] == [("announce", T0 + 2 * DAY + 8 * 3600)]
-    assert sent["u:bart"] == []
-    [exited] = [e for e in happened["u:bart"] if e["type"] == "exit"]
-    assert exited["reason"].startswith("not eligible: not in segment first-time-buyers")
     mails = ses_backends[ACCOUNT][REGION].sent_messages
+    sent_at = {}
+    for instant in sorted(instants):
+        fixed_clock.now = T0 + DAY  # when the daily run started the instant's execution
+        before = len(mails)
+        assert run({**instants[instant]}, ctx, fixed_clock) == []
+        sent_at.update({_to(m): fixed_clock.now for m in mails[before:]})
+
+    # Then 10:00 on 3 March in each one's time zone (within the pacing of SES's rate: moto's is 1/s)
+    assert sorted(sent_at) == ["ala@example.com", "hoku@example.com"]
+    assert warsaw <= sent_at["ala@example.com"] <= warsaw + 2
+    assert honolulu <= sent_at["hoku@example.com"] <= honolulu + 2
     flash = [m for m in mails if "SPRING25" in m.raw_data]
     assert len(flash) == 2
+    assert history_reasons(world, "u:bart") == [("exited", "not in segment first-time-buyers")]
+    assert per_recipient(world) == []
 
-    # And the run on the day (a catch-up) and the day after start nobody again
+    # And the run on the day (a catch-up) and the day after send nobody anything again
     for day in (2, 3):
         fixed_clock.now = T0 + day * DAY
         daily_run(world, ctx)
-    assert len(executions(world, "spring-sale")) == 3
+        for state in broadcasts(world):
+            run({**state}, ctx, fixed_clock)
+    assert len([m for m in mails if "SPRING25" in m.raw_data]) == 2
+    assert per_recipient(world) == []
 
 
 def test_broadcast_tasks_only_on_the_day_before_and_the_day(world: World, fixed_clock: FixedClock) -> None:

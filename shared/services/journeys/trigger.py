@@ -6,6 +6,7 @@ Three ways in, all ending in `_start` (a deterministically named execution, so a
 - the daily schedule, fanned out per store and journey to an index (birthdays, anniversaries, at risk);
   the same run queues each store's segments tasks (shared/adapters/segment_store.py).
 Audiences are read a page at a time; the next page is queued as a task, so no invocation runs long.
+A broadcast's segment pages start no execution per member: shared/services/journeys/broadcast.py.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
 PAGE = 100  # audience members started per task (StartExecution refills at 300/s in big regions)
+BROADCAST_PAGE = 500  # a broadcast's members per task: no StartExecution each, only a profile read
 SEGMENT_AUDIENCE = "segment:"  # audience of a broadcast: "segment:<id>", read from the by-segment index
 ORDER_CONTEXT_PRODUCTS = 10  # an execution's input stays small: items beyond these are not shown
 MAX_GENERATIONS = 50  # journeys per instance within Step Functions' 90-day name retention
@@ -59,6 +61,7 @@ class TriggerDeps:
     profiles: ProfileStore
     audiences: IndexPages  # the sparse indexes an audience is read from, a page per task
     tasks: Callable[[dict[str, Any]], None]  # queues a follow-up task (on the journey queue)
+    send_rate: Callable[[], int] | None = None  # SES MaxSendRate: how many workers a broadcast instant gets
     started: list[str] = field(default_factory=list)
 
 
@@ -355,8 +358,16 @@ def run_task(task: dict[str, Any], t: TriggerDeps) -> TriggerOutcome:
     if part >= len(partitions):
         return TriggerOutcome("ignored", journey_id, reason="audience done")
     index, value = partitions[part]
-    items, last = t.audiences.page(index, value, PAGE, task.get("cursor"))
+    broadcast = journey.trigger.broadcast is not None and audience.startswith(SEGMENT_AUDIENCE)
+    items, last = t.audiences.page(index, value, BROADCAST_PAGE if broadcast else PAGE, task.get("cursor"))
     started = 0
+    if broadcast:
+        # send pages and one execution per send instant, not one per recipient (broadcast.py)
+        from shared.services.journeys.broadcast import plan_page
+
+        final = last is None and part + 1 >= len(partitions)
+        started = plan_page(task, journey, [str(i["customer_id"]) for i in items], final, t)
+        items = []
     for item in items:
         customer = str(item["customer_id"])
         if audience == "back-in-stock":
@@ -386,7 +397,7 @@ def run_task(task: dict[str, Any], t: TriggerDeps) -> TriggerOutcome:
         started += outcome.status == "started"
     follow: dict[str, Any] | None = None
     if last is not None:
-        follow = {**task, "cursor": last}
+        follow = {**task, "cursor": last, "page_no": int(task.get("page_no", 0)) + 1}
     elif part + 1 < len(partitions):
         follow = {**task, "part": part + 1, "cursor": None}
     if follow is not None:
