@@ -30,7 +30,8 @@
 13. faults (`python -m tests.bench faults`, tests/bench_faults.py): the claim's hand-off write per
    send, and the sender-reputation count and window read.
 14. the emulator's memory (`python -m tests.bench emulator`, tests/bench_emulator.py): resident
-   memory per 1,000 events with and without its retention sweeper.
+   memory per 1,000 events of a 5,000-event `boomerang local` run through its front door, and in
+   process with and without its retention sweeper.
 15. what it costs on AWS (`python -m tests.bench cost`, tests/bench_cost.py): $ per 1M events of a
    stated mix, per 1M cart journeys, per 1M broadcast emails and per 1,000 messages, by service,
    measured from the handlers' real calls, beside the floor for the same work and issue 17's goals.

@@ -10,11 +10,14 @@ from typing import Any
 
 from moto.ses.models import ses_backends
 
+from functions.journey_step.handler import handler as step_handler
 from shared.platform.aws import client
+from shared.services.journeys import step
 from shared.services.journeys import trigger as journey_trigger
 from tests.aws_fixtures import ACCOUNT, REGION, FixedClock, LambdaContext, World
 from tests.integration.test_journey_engine import (
     daily_run,
+    drain_tasks,
     executions,
     identify,
     post,
@@ -170,3 +173,93 @@ def test_broadcast_tasks_only_on_the_day_before_and_the_day(world: World, fixed_
         2: [("segment:first-time-buyers", "2026-03-03")],
         3: [],
     }
+
+
+def _quota_used_up(monkeypatch: Any) -> dict[str, bool]:
+    """SES refuses every send with its daily-quota answer while `on` is True."""
+    from botocore.exceptions import ClientError
+
+    from shared.services import wiring
+
+    ses = wiring.step_deps().ses
+    real, used_up = ses.send_email, {"on": True}
+
+    def send_email(**kwargs: Any) -> Any:
+        if used_up["on"]:
+            error = {"Code": "ThrottlingException", "Message": "Daily message quota exceeded."}
+            raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}, "SendEmail")
+        return real(**kwargs)
+
+    monkeypatch.setattr(ses, "send_email", send_email)
+    return used_up
+
+
+def _steps(
+    state: dict[str, Any], ctx: LambdaContext, clock: FixedClock, until: float
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Step Functions' loop (as `run`), keeping the state to go on from: until `until` or the end."""
+    happened: list[dict[str, Any]] = []
+    while clock.now + state["wait_seconds"] <= until:
+        clock.advance(state["wait_seconds"])
+        state = step_handler({**state}, ctx)
+        happened += state["events"]
+        if state["action"] != "wait":
+            break
+    return state, happened
+
+
+def _parked_broadcast(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock, monkeypatch: Any
+) -> tuple[dict[str, Any], dict[str, bool]]:
+    """Ala's flash-sale run, parked at 10:00 Warsaw on 3 March by SES's used-up daily quota."""
+    put_journey(world, "spring-sale", FLASH_SALE)
+    buyer(world, ctx, fixed_clock, "ala", T0 - 10 * DAY, timezone="Europe/Warsaw")
+    fixed_clock.now = T0 + DAY
+    daily_run(world, ctx)
+    [instant] = broadcasts(world)
+    used_up = _quota_used_up(monkeypatch)
+    ten = T0 + 2 * DAY - 3 * 3600  # 10:00 on 3 March in Warsaw
+    # the send instant's worker finds SES's quota used up: Ala goes on in her own execution
+    run({**instant}, ctx, fixed_clock)
+    assert flash_mails() == [] and ten <= fixed_clock.now < ten + 60
+    drain_tasks(world, ctx)
+    [state] = per_recipient(world)
+    assert state["parked_at"] == ten and state["step"] == 0
+    return state, used_up
+
+
+def flash_mails() -> list[Any]:
+    return [m for m in ses_backends[ACCOUNT][REGION].sent_messages if "SPRING25" in m.raw_data]
+
+
+def test_a_broadcast_parked_by_the_ses_quota_on_its_day_goes_when_the_quota_has_room(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock, monkeypatch: Any
+) -> None:
+    # Given Ala's broadcast email parked on its day: SES's daily quota is used up
+    state, used_up = _parked_broadcast(world, ctx, fixed_clock, monkeypatch)
+
+    # When the rolling 24 h has room again, the next morning (past the broadcast day in Warsaw)
+    room = T0 + 3 * DAY - 2 * 3600
+    state, happened = _steps(state, ctx, fixed_clock, until=room)
+    assert flash_mails() == [] and state["action"] == "wait", happened[-1]
+    used_up["on"] = False
+    state, happened = _steps(state, ctx, fixed_clock, until=room + DAY)
+
+    # Then it goes then, once: the message was owed on its day, only SES held it back
+    [sent] = [e for e in happened if e["type"] == "sent"]
+    assert room <= sent["sent_at"] < room + 3600
+    assert len(flash_mails()) == 1
+    assert state["action"] == "exit" and state["reason"] == "all steps done"
+
+
+def test_a_broadcast_parked_for_days_is_dropped_as_stale(
+    world: World, ctx: LambdaContext, fixed_clock: FixedClock, monkeypatch: Any
+) -> None:
+    # Given Ala's broadcast email parked on its day, and SES still refusing days after it
+    state, _ = _parked_broadcast(world, ctx, fixed_clock, monkeypatch)
+    state, _ = _steps(state, ctx, fixed_clock, until=T0 + 10 * DAY)
+
+    # Then the journey ends, unsent, once the grace after the day is over
+    assert flash_mails() == []
+    assert state["action"] == "exit" and state["reason"] == "the day has passed"
+    assert fixed_clock.now >= T0 + 2 * DAY + 11 * 3600 + step.PARKED_GRACE_S  # 3 March ends 23:00 UTC

@@ -52,6 +52,7 @@ class StepInput(BaseModel):
     # the next step by id: a marketer's edit that inserts or removes steps keeps running journeys on track
     step_id: str | None = None
     context: dict[str, Any] = Field(default_factory=dict)  # the order or product the trigger named
+    parked_at: float | None = None  # when SES first parked this step's send (quota used up, paused)
 
 
 class StepOutput(StepInput):

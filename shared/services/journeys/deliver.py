@@ -194,7 +194,8 @@ def _first_that_sends(
             # unclaimed (never failed, never sent twice); the history shows why in the step's events
             claim.release(customer_id)
             until = m.now + exc.park_s + random.uniform(0, exc.park_s / 3)
-            return {**claim.base, "type": "deferred", "until": until, "reason": f"{channel}: parked, {exc}"}
+            reason = f"{channel}: parked, {exc}"
+            return {**claim.base, "type": "deferred", "until": until, "reason": reason, "parked": True}
         except (TemplateError, PermanentSendError) as exc:
             tried.append(f"{channel}: {str(exc)[:200]}")
             best_effort(after_permanent, channel, exc, m.profile, m.deps, m.now)

@@ -49,6 +49,10 @@ SETTLE_S = 6 * 3600
 SETTLE_REAL_FLOOR_S = 120
 ENTRY_RECHECK_S = 3600  # a customer who fails the entry conditions is looked at once more, an hour on
 ENTRY_RECHECK_REAL_FLOOR_S = 10  # ... and never before the rest of their batch could be folded
+# An occasion's message that SES parked on its day (daily quota used up) is owed, not stale: it still
+# goes when the rolling 24 h has room, which comes within a day of the day's sends; the margin covers
+# a park's jittered retry. Later (sending paused for days), the day has passed.
+PARKED_GRACE_S = 2 * 86400
 
 
 def _segment_check(deps: Deps, run: Run, profile: Profile | None, now: float) -> Callable[[str], str | None]:
@@ -172,8 +176,11 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
             if outcome["type"] == "deferred":
                 # quiet hours or a frequency cap: the same step again at the allowed time, never dropped
                 decision = Decision("wait", outcome["reason"], max(1, math.ceil(outcome["until"] - now)))
+                if outcome.get("parked") and state.parked_at is None:
+                    state = state.model_copy(update={"parked_at": now})
             else:
                 index += 1
+                state = state.model_copy(update={"parked_at": None})  # the next step is on its own time
                 continue
         if decision.action != "wait":
             deps.journeys.record(
@@ -318,7 +325,9 @@ def _decide(
     )
     decision = decide(journey, index, situation)
     if decision.action == "send" and occasion_end is not None and now >= occasion_end:
-        return Decision("exit", "the day has passed")
+        parked_on_the_day = state.parked_at is not None and state.parked_at < occasion_end
+        if not parked_on_the_day or now >= occasion_end + PARKED_GRACE_S:
+            return Decision("exit", "the day has passed")
     return decision
 
 
