@@ -31,6 +31,8 @@
    send, and the sender-reputation count and window read.
 14. the emulator's memory (`python -m tests.bench emulator`, tests/bench_emulator.py): resident
    memory per 1,000 events with and without its retention sweeper.
+15. DynamoDB at the floor (`python -m tests.bench dynamodb`, tests/bench_dynamodb.py): WRU per event
+   type as billed, and the profile item's size distribution after many varied events.
 """
 
 from __future__ import annotations
@@ -605,6 +607,9 @@ def main() -> None:
     from tests.bench_forms import print_forms
 
     print_forms()
+    from tests.bench_dynamodb import print_dynamodb
+
+    print_dynamodb()
 
 
 def privacy(customers: int = 300) -> None:
@@ -842,6 +847,10 @@ if __name__ == "__main__":
         from tests.bench_emulator import print_emulator
 
         print_emulator()
+    elif sys.argv[1:] == ["dynamodb"]:
+        from tests.bench_dynamodb import print_dynamodb
+
+        print_dynamodb()
     elif sys.argv[1:] == ["imports"]:
         for mod, (ms, ratio) in cold_imports().items():
             print(f"{mod:<40} {ms:7.0f} ms  {ratio:4.2f}x boto3")
