@@ -3,7 +3,9 @@
 Read the items the event touches, let the domain decide what changes (shared/domain/event_routing.py),
 then write everything in one transaction together with a marker for the event's messageId. The
 marker makes a replay a no-op; the version conditions make concurrent writers retry instead of
-overwriting each other.
+overwriting each other. An event that changes the profile item alone (a view, an identify without a
+new alias, a consent choice) skips both: its rules are idempotent, so it is one conditional write,
+or none when nothing changed (ProfileStore._apply_profile_only).
 
 The profile item carries the sparse lifecycle index attributes (bday, anniv, risk; see
 retention.index_attributes) in that same write, so an index never disagrees with its profile; a
@@ -79,7 +81,8 @@ class ConcurrentUpdate(Exception):
 
 @dataclass
 class Outcome:
-    # applied | duplicate | ignored (a store-level event: no customer to fold into) | erased |
+    # applied | duplicate | unchanged (changes nothing held: not written) | ignored (a store-level event:
+    # no customer to fold into) | erased |
     # resolved (a Back In Stock naming only an inventory item, announced again with its sku)
     status: str
     customer_id: str
@@ -312,9 +315,17 @@ class ProfileStore:
             return Outcome("erased", "", ["customer erased"])
         for attempt in range(MAX_ATTEMPTS):
             loaded = self._load(event)
+            held = loaded.profile.model_dump(exclude={"version"}) if loaded.profile_exists else None
             writes, changes, reached = self._plan(event, loaded)
             if reached is not None and announce is not None:
                 announce(tier_reached_event(event.store_id, loaded.profile.customer_id, reached))
+            if len(writes) == 2 and reached is None:
+                # only the profile changes (writes are [marker, profile]): one conditional write
+                outcome = self._apply_profile_only(loaded, held, writes[1]["Put"], changes)
+                if outcome is not None:
+                    return outcome
+                time.sleep(min(0.05 * 2**attempt, 1.0))  # lost a race: re-read and re-apply
+                continue
             try:
                 self.ddb.transact_write_items(TransactItems=writes)
                 return Outcome("applied", loaded.profile.customer_id, changes, reached)
@@ -324,6 +335,23 @@ class ProfileStore:
                     return Outcome("duplicate", loaded.profile.customer_id)
                 time.sleep(min(0.05 * 2**attempt, 1.0))  # lost a race: re-read and re-apply
         raise ConcurrentUpdate(f"gave up after {MAX_ATTEMPTS} attempts on message {event.message_id}")
+
+    def _apply_profile_only(
+        self, loaded: _Loaded, held: dict[str, Any] | None, put: dict[str, Any], changes: list[str]
+    ) -> Outcome | None:
+        """An event that changes the profile item alone needs no transaction and no marker: every
+        profile-only rule is latest-wins by receive time (shared/domain/fold.py), so folding the same
+        event again gives the same profile, and an unchanged profile is not written at all (a replay,
+        a concurrent duplicate that lost the race and re-read, a repeat that changes nothing read).
+        The version condition keeps concurrent writers from overwriting each other. None: lost a race."""
+        customer_id = loaded.profile.customer_id
+        if held is not None and loaded.profile.model_dump(exclude={"version"}) == held:
+            return Outcome("unchanged", customer_id, ["nothing a journey, segment or report reads changed"])
+        try:
+            self.ddb.put_item(**put)
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return None
+        return Outcome("applied", customer_id, changes)
 
     def _plan(
         self, event: CanonicalEvent, s: _Loaded
