@@ -72,7 +72,12 @@ def calls(user: str, n: int) -> dict[str, dict[str, Any]]:
             "userId": user,
             "traits": {"email": f"{user}@example.com", "firstName": "Ada", "timezone": "Europe/London"},
         },
-        "Product Viewed (a new product)": {"type": "track", "event": "Product Viewed", "userId": user, "properties": p},
+        "Product Viewed (a new product)": {
+            "type": "track",
+            "event": "Product Viewed",
+            "userId": user,
+            "properties": p,
+        },
         "Product Viewed (same product again)": {
             "type": "track",
             "event": "Product Viewed",
@@ -89,7 +94,12 @@ def calls(user: str, n: int) -> dict[str, dict[str, Any]]:
             "type": "track",
             "event": "Checkout Started",
             "userId": user,
-            "properties": {"cart_id": cart, "checkout_id": f"chk-{cart}", "value": p["price"], "products": [line]},
+            "properties": {
+                "cart_id": cart,
+                "checkout_id": f"chk-{cart}",
+                "value": p["price"],
+                "products": [line],
+            },
         },
         "Order Completed": {
             "type": "track",
@@ -133,7 +143,8 @@ def _history(user: str, views: int = 12) -> list[dict[str, Any]]:
         }
     ]
     out += [
-        {"type": "track", "event": "Product Viewed", "userId": user, "properties": _product(i)} for i in range(views)
+        {"type": "track", "event": "Product Viewed", "userId": user, "properties": _product(i)}
+        for i in range(views)
     ]
     return out
 

@@ -27,7 +27,7 @@ INDEX_ENTRY_OVERHEAD = 100  # bytes DynamoDB adds to every index entry
 
 
 def value_size(v: dict[str, Any]) -> int:
-    (kind, x), = v.items()
+    ((kind, x),) = v.items()
     if kind == "S":
         return len(x.encode())
     if kind == "N":
@@ -91,7 +91,9 @@ class WruMeter:
             self._indexes[table] = (keys, found)
         return self._indexes[table]
 
-    def _bill(self, table_keys: tuple[str, ...], indexes: list[_Index], before: Any, after: Any, tx: bool) -> float:
+    def _bill(
+        self, table_keys: tuple[str, ...], indexes: list[_Index], before: Any, after: Any, tx: bool
+    ) -> float:
         size = max(item_size(before), item_size(after))
         self.largest_item = max(self.largest_item, item_size(after))
         total = units(size) * (2 if tx else 1)
@@ -116,7 +118,9 @@ def _entry(index: _Index, table_keys: tuple[str, ...], item: dict[str, Any] | No
     return {k: item[k] for k in index.projected if k in item}
 
 
-def _targets(operation: str, params: dict[str, Any], keys: tuple[str, ...] | None = None) -> list[tuple[str, dict[str, Any], bool]]:
+def _targets(
+    operation: str, params: dict[str, Any], keys: tuple[str, ...] | None = None
+) -> list[tuple[str, dict[str, Any], bool]]:
     """(table, key, in a transaction) for every item the write names."""
 
     def key_of(table_keys: tuple[str, ...], item: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +134,7 @@ def _targets(operation: str, params: dict[str, Any], keys: tuple[str, ...] | Non
         out.append((params["TableName"], params["Key"], False))
     elif operation == "TransactWriteItems":
         for entry in params["TransactItems"]:
-            (kind, body), = entry.items()
+            ((kind, body),) = entry.items()
             if kind == "ConditionCheck":
                 continue  # billed as a read
             k = key_of(keys, body["Item"]) if kind == "Put" else body["Key"]

@@ -24,6 +24,8 @@ deleted in the fold's one transaction, next to the profile that lists them (Prof
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,12 +57,19 @@ MAX_ATTEMPTS = 6
 MAX_MOVED_SUBSCRIPTIONS = 20
 BIS_SK_PREFIX = "BIS#"
 SEGMENT_SK_PREFIX = "SEG#"
+CONSENT_SK_PREFIX = "CONSENT#"  # consent proof: one item per change (ProfileStore._consent_proof_writes)
 RFM_SK = "RFM"  # under the store's pk: the store's RFM quintile edges
 EDGES_TTL_S = 60.0
 
 
 def segment_sk(segment_id: str) -> str:
     return f"{SEGMENT_SK_PREFIX}{segment_id}"
+
+
+def consent_sk(at: float, proof: dict[str, Any]) -> str:
+    """A consent change's item: ordered by time, keyed by its content (one item per distinct change)."""
+    digest = hashlib.sha256(json.dumps(proof, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"{CONSENT_SK_PREFIX}{at:017.6f}#{digest}"
 
 
 def subscription_sk(sku: str) -> str:
@@ -435,6 +444,7 @@ class ProfileStore:
         # scores, stage and memberships, and the lifecycle index attributes, go in the same write as
         # the profile they describe
         changes += self._plan_segments(profile, clock.now_ts(), writes)
+        writes += self._consent_proof_writes(profile)
         writes.append(
             self._put_versioned(
                 keys.customer_pk(store, profile.customer_id), keys.PROFILE_SK, profile, s.profile_exists
@@ -598,6 +608,28 @@ class ProfileStore:
             except self.ddb.exceptions.TransactionCanceledException:
                 time.sleep(min(0.05 * 2**attempt, 1.0))  # a fold won the race: re-read and re-apply
         raise ConcurrentUpdate(f"gave up refreshing segments of {customer_id} after {MAX_ATTEMPTS} attempts")
+
+    # -- consent proof ---------------------------------------------------------------------------
+    def _consent_proof_writes(self, profile: Profile) -> list[dict[str, Any]]:
+        """The consent changes the fold noted (fold.note_consent_change), each put as its own item
+        under the customer (sk CONSENT#<at>#<hash>), and taken off the profile item: the proof grows
+        with every choice, the profile item every event rewrites does not. The key is the change's own
+        content, so a replayed or resent choice puts the same item again. A profile written before
+        this still holds a list: it moves out on its next write (and the export reads both)."""
+        out = []
+        pk = keys.customer_pk(profile.store_id, profile.customer_id)
+        for change in profile.consent_history:
+            proof = change.model_dump(mode="python")
+            item = {
+                "pk": pk,
+                "sk": consent_sk(change.at, proof),
+                "store_id": profile.store_id,
+                "customer_id": profile.customer_id,
+                **proof,
+            }
+            out.append({"Put": {"TableName": self.table, "Item": to_item(item)}})
+        profile.consent_history = []
+        return out
 
     # -- write helpers ---------------------------------------------------------------------------
     def _put_versioned(self, pk: str, sk: str, model: Any, exists: bool) -> dict[str, Any]:
