@@ -156,7 +156,7 @@ WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWri
 def metering() -> Iterator[WruMeter]:
     """Meter every DynamoDB write made by any client while the block runs."""
     meter = WruMeter()
-    original = BaseClient._make_api_call
+    original: Any = getattr(BaseClient, "_make_api_call")  # noqa: B009 (private: no stub)
 
     def call(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
         if client.meta.service_model.service_name != "dynamodb" or operation not in WRITES:
@@ -165,7 +165,7 @@ def metering() -> Iterator[WruMeter]:
         for entry in params.get("TransactItems", []):
             tables |= {b["TableName"] for b in entry.values()}
         tables.discard(None)
-        [table] = tables  # one table (the design's single table)
+        [table] = [str(t) for t in tables]  # one table (the design's single table)
         table_keys, indexes = meter._schema(client, original, table)
         targets = _targets(operation, params, table_keys)
 
@@ -180,8 +180,8 @@ def metering() -> Iterator[WruMeter]:
             for (t, k, tx), old in zip(targets, before, strict=True):
                 meter.wru += meter._bill(table_keys, indexes, old, read(t, k), tx)
 
-    BaseClient._make_api_call = call  # type: ignore[method-assign]
+    setattr(BaseClient, "_make_api_call", call)  # noqa: B010
     try:
         yield meter
     finally:
-        BaseClient._make_api_call = original  # type: ignore[method-assign]
+        setattr(BaseClient, "_make_api_call", original)  # noqa: B010
