@@ -66,10 +66,11 @@ def segment_sk(segment_id: str) -> str:
     return f"{SEGMENT_SK_PREFIX}{segment_id}"
 
 
-def consent_sk(at: float, proof: dict[str, Any]) -> str:
-    """A consent change's item: ordered by time, keyed by its content (one item per distinct change)."""
+def consent_sk(at: float, n: int, proof: dict[str, Any]) -> str:
+    """A consent change's item: ordered by time, then as the call listed its choices (`n`, its place
+    among the changes one fold noted), keyed by its content (a replay puts the same item again)."""
     digest = hashlib.sha256(json.dumps(proof, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return f"{CONSENT_SK_PREFIX}{at:017.6f}#{digest}"
+    return f"{CONSENT_SK_PREFIX}{at:017.6f}#{n:03d}#{digest}"
 
 
 def subscription_sk(sku: str) -> str:
@@ -618,11 +619,11 @@ class ProfileStore:
         this still holds a list: it moves out on its next write (and the export reads both)."""
         out = []
         pk = keys.customer_pk(profile.store_id, profile.customer_id)
-        for change in profile.consent_history:
+        for n, change in enumerate(profile.consent_history):
             proof = change.model_dump(mode="python")
             item = {
                 "pk": pk,
-                "sk": consent_sk(change.at, proof),
+                "sk": consent_sk(change.at, n, proof),
                 "store_id": profile.store_id,
                 "customer_id": profile.customer_id,
                 **proof,

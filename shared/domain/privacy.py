@@ -359,7 +359,7 @@ def export_document(
     # consent proof items (one per change); profiles written before they moved out hold a list
     consent_history += [
         {**dict.fromkeys(_CONSENT_FIELDS), **{k: c.get(k) for k in (*_CONSENT_FIELDS, "url", "customer_id")}}
-        for c in items.get("consent", [])
+        for c in sorted(items.get("consent", []), key=lambda c: str(c.get("sk", "")))
     ]
     history = items.get("history", [])
     messages = [
