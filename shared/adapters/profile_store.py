@@ -24,8 +24,6 @@ deleted in the fold's one transaction, next to the profile that lists them (Prof
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,11 +64,12 @@ def segment_sk(segment_id: str) -> str:
     return f"{SEGMENT_SK_PREFIX}{segment_id}"
 
 
-def consent_sk(at: float, n: int, proof: dict[str, Any]) -> str:
-    """A consent change's item: ordered by time, then as the call listed its choices (`n`, its place
-    among the changes one fold noted), keyed by its content (a replay puts the same item again)."""
-    digest = hashlib.sha256(json.dumps(proof, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return f"{CONSENT_SK_PREFIX}{at:017.6f}#{n:03d}#{digest}"
+def consent_sk(at: float, version: int, n: int) -> str:
+    """A consent change's item: ordered by time, then by the profile write that noted it (its
+    version) and its place among that write's changes, so choices received at the same time keep
+    the order they were folded in. (Consent events keep their exactly-once marker: a replay writes
+    nothing.)"""
+    return f"{CONSENT_SK_PREFIX}{at:017.6f}#{version:010d}#{n:03d}"
 
 
 def subscription_sk(sku: str) -> str:
@@ -613,17 +612,16 @@ class ProfileStore:
     # -- consent proof ---------------------------------------------------------------------------
     def _consent_proof_writes(self, profile: Profile) -> list[dict[str, Any]]:
         """The consent changes the fold noted (fold.note_consent_change), each put as its own item
-        under the customer (sk CONSENT#<at>#<hash>), and taken off the profile item: the proof grows
-        with every choice, the profile item every event rewrites does not. The key is the change's own
-        content, so a replayed or resent choice puts the same item again. A profile written before
-        this still holds a list: it moves out on its next write (and the export reads both)."""
+        under the customer (sk CONSENT#<at>#<version>#<n>), and taken off the profile item: the proof
+        grows with every choice, the profile item every event rewrites does not. A profile written
+        before this still holds a list: it moves out on its next write (and the export reads both)."""
         out = []
         pk = keys.customer_pk(profile.store_id, profile.customer_id)
         for n, change in enumerate(profile.consent_history):
             proof = change.model_dump(mode="python")
             item = {
                 "pk": pk,
-                "sk": consent_sk(change.at, n, proof),
+                "sk": consent_sk(change.at, profile.version + 1, n),
                 "store_id": profile.store_id,
                 "customer_id": profile.customer_id,
                 **proof,
