@@ -96,7 +96,7 @@ def test_the_profile_item_stays_small_whatever_the_customer_does() -> None:
     sizes = []
     store, proofs = ProfileStore(None, "table"), 0
     at = 1_790_000_000.0
-    for n in range(4000):
+    for n in range(2500):
         at += rnd.randint(1, 4000)
         roll = rnd.random()
         anon = {"anonymousId": f"anon-device-{rnd.randint(0, 400)}"}
