@@ -26,6 +26,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
+from infra import aws_calls
 from infra import description as d
 from shared.adapters.store_directory import StoreDirectory
 from shared.domain.stores import PostalAddress, Store
@@ -122,11 +123,14 @@ class Emulator:
         self._meta_lock = threading.Lock()
         self.invocations: dict[str, int] = {}
         self.push: Any = None  # wire-level fake of Pinpoint SendMessages (moto has none)
+        self.aws_calls: Any = None  # infra/aws_calls.py's recorder, when a test run asks for one
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Emulator:
         from moto.server import ThreadedMotoServer
 
+        if os.environ.get(aws_calls.RECORD_DIR_ENV):  # e2e runs: what each function calls, for the IAM check
+            self.aws_calls = aws_calls.Recorder().install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto.start()
@@ -195,6 +199,9 @@ class Emulator:
             self.moto.stop()
         if self.push is not None:
             self.push.stop()
+        if self.aws_calls is not None:
+            self.aws_calls.uninstall()
+            self.aws_calls.write(aws_calls.record_dir(), "emulator")
         clock.reset_clock()
 
     def _configure_process(self, port: int) -> None:

@@ -8,6 +8,7 @@ import pytest
 import pytest_socket
 from moto import mock_aws
 
+from infra.aws_calls import Recorder, recording_session
 from shared.platform import clock
 from shared.platform.aws import reset_clients
 from shared.platform.settings import settings
@@ -20,6 +21,12 @@ from tests.aws_fixtures import (
     create_world,
     use_shared_boto3_session,
 )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _aws_calls() -> Iterator[Recorder]:
+    # every AWS call a handler makes, for the IAM check (infra/aws_calls.py, python -m infra.iam_check)
+    yield from recording_session("integration")
 
 
 @pytest.fixture(autouse=True)
