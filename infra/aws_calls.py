@@ -336,10 +336,13 @@ def authorised(service: str, operation: str, params: dict[str, Any], symbols: Sy
 class Recorder:
     """Wraps botocore's request path while installed; `calls` is what attributed callers asked for."""
 
-    def __init__(self) -> None:
+    def __init__(self, flush_to: Path | None = None) -> None:
         self.calls: set[Call] = set()
         self._lock = threading.Lock()
         self._original: Any = None
+        # Rewritten whenever a new call is seen (a few hundred distinct ones in a run), so a process
+        # that is killed rather than stopped (an emulator past its shutdown timeout) still leaves it.
+        self.flush_to = flush_to
 
     def install(self) -> Recorder:
         from botocore.client import BaseClient
@@ -370,17 +373,30 @@ class Recorder:
         model = client.meta.service_model
         service = model.signing_name or model.endpoint_prefix
         rows = authorised(service, operation, params, Symbols())
+        seen = {(who, action, resource) for action, resource in rows}
         with self._lock:
-            self.calls.update((who, action, resource) for action, resource in rows)
+            if seen <= self.calls:
+                return
+            self.calls |= seen
+            if self.flush_to is not None:
+                self._write(self.flush_to)
 
     def write(self, directory: Path | str, label: str) -> Path:
         """This process's record as JSON lines, `<label>-<pid>.jsonl` in `directory`."""
-        path = Path(directory) / f"{label}-{os.getpid()}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = record_file(directory, label)
         with self._lock:
-            rows = sorted(self.calls)
-        path.write_text("".join(json.dumps(list(c)) + "\n" for c in rows), encoding="utf-8")
+            self._write(path)
         return path
+
+    def _write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(list(c)) + "\n" for c in sorted(self.calls)), encoding="utf-8")
+        tmp.replace(path)  # whole or not at all: a reader never sees half a file
+
+
+def record_file(directory: Path | str, label: str) -> Path:
+    return Path(directory) / f"{label}-{os.getpid()}.jsonl"
 
 
 def read_records(directory: Path | str) -> set[Call]:

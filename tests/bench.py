@@ -703,6 +703,10 @@ if __name__ == "__main__":
         inventory_items()
     elif sys.argv[1:] == ["templates"]:
         print_template_renders()
+    elif sys.argv[1:] == ["iam"]:
+        from tests.bench_iam import print_iam
+
+        print_iam()
     elif sys.argv[1:] == ["ingest"]:
         print_compressed_and_webhooks()
     elif sys.argv[1:] == ["partners"]:

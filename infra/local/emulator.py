@@ -130,7 +130,9 @@ class Emulator:
         from moto.server import ThreadedMotoServer
 
         if os.environ.get(aws_calls.RECORD_DIR_ENV):  # e2e runs: what each function calls, for the IAM check
-            self.aws_calls = aws_calls.Recorder().install()
+            self.aws_calls = aws_calls.Recorder(
+                aws_calls.record_file(aws_calls.record_dir(), "emulator")
+            ).install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto.start()
