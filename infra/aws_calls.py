@@ -421,7 +421,13 @@ def load_snapshot(path: Path = SNAPSHOT) -> set[Call]:
     }
 
 
-def dump_snapshot(calls: Iterable[Call], path: Path = SNAPSHOT) -> None:
+def snapshot_complete(path: Path = SNAPSHOT) -> bool:
+    """Whether the snapshot is a whole run's record (`--update`), not folded from partial runs (`--add`):
+    only then does a grant missing from it mean the grant is unused."""
+    return path.exists() and bool(json.loads(path.read_text(encoding="utf-8")).get("complete"))
+
+
+def dump_snapshot(calls: Iterable[Call], path: Path = SNAPSHOT, *, complete: bool) -> None:
     """One line per call, grouped by principal and sorted, so a change reads as a small diff."""
     by_principal: dict[str, list[str]] = {}
     for who, action, resource in sorted(set(calls)):
@@ -429,6 +435,8 @@ def dump_snapshot(calls: Iterable[Call], path: Path = SNAPSHOT) -> None:
     data = {
         "about": "Every AWS call each function made in the integration and e2e tests, as IAM authorises "
         f"it (infra/aws_calls.py). Regenerate: {UPDATE_COMMAND}. Checked by python -m infra.iam_check.",
+        # true only when written from one whole run of tests/integration and tests/e2e
+        "complete": complete,
         "calls": by_principal,
     }
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")

@@ -243,6 +243,7 @@ def localise(resource: str, symbols: Mapping[str, str]) -> str:
 
 @dataclass
 class Report:
+    complete: bool = True  # the record is a whole run's: unused grants and unreached functions are findings
     ungranted: list[tuple[str, str, str]] = field(default_factory=list)  # principal, action, resource
     unused: list[tuple[str, str, str]] = field(default_factory=list)  # principal, action, resource pattern
     # an action used on some of its granted resources and not on these (a narrower grant could do)
@@ -254,13 +255,9 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not (
-            self.ungranted
-            or self.unknown_principals
-            or self.unexplained
-            or self.stale_reasons
-            or self.unrecorded_functions
-        )
+        if self.ungranted or self.unknown_principals:
+            return False
+        return not self.complete or not (self.unexplained or self.stale_reasons or self.unrecorded_functions)
 
     def text(self) -> str:
         lines: list[str] = []
@@ -268,36 +265,54 @@ class Report:
             lines.append(f"UNGRANTED: {who} calls {action} on {resource}, which its role does not allow")
         for who in self.unknown_principals:
             lines.append(f"UNKNOWN: calls recorded for {who!r}, which has no role in the template")
-        for who in self.unrecorded_functions:
-            lines.append(f"UNRECORDED: no test reached function {who!r} through its handler")
-        for who, action, resource in self.unexplained:
+        if not self.complete:
             lines.append(
-                f"UNUSED: {who} is granted {action} on {resource} but no test used it: remove the grant "
+                "The record is partial (folded with --add): unused grants are listed, not enforced; "
+                f"`{aws_calls.UPDATE_COMMAND}` makes it complete."
+            )
+        tag = "" if self.complete else "(partial record) "
+        for who in self.unrecorded_functions:
+            lines.append(f"{tag}UNRECORDED: no test reached function {who!r} through its handler")
+        for (who, action), resources in _grouped(self.unexplained):
+            lines.append(
+                f"{tag}UNUSED: {who} is granted {action} on {resources} but no test used it: remove the grant "
                 "from infra/description.py, or say why it stays in UNEXERCISED_GRANTS there"
             )
         for who, action in self.stale_reasons:
             lines.append(
-                f"STALE: UNEXERCISED_GRANTS explains {who} {action}, but it is used now: drop the entry"
+                f"{tag}STALE: UNEXERCISED_GRANTS explains {who} {action}, but it is used: drop the entry"
             )
-        unused_ok = [u for u in self.unused if u not in self.unexplained]
-        if unused_ok:
+        explained = [u for u in self.unused if u not in self.unexplained]
+        if explained:
             lines.append("Granted, unused in the tests, with the reason in UNEXERCISED_GRANTS:")
-            lines += [f"  {who}: {action} on {resource}" for who, action, resource in unused_ok]
+            lines += [f"  {who}: {action} on {res}" for (who, action), res in _grouped(explained)]
         if self.partly_used:
-            lines.append("Used on other resources of the same grant, never on these:")
-            lines += [f"  {who}: {action} on {resource}" for who, action, resource in self.partly_used]
-        return "\n".join(lines) or "every recorded call is granted; no unexplained unused grant"
+            lines.append(
+                "Used on other resources of the same grant, never on these (a narrower grant could do):"
+            )
+            lines += [f"  {who}: {action} on {res}" for (who, action), res in _grouped(self.partly_used)]
+        return "\n".join(lines) or "every recorded call is granted; every grant is used or explained"
+
+
+def _grouped(rows: Iterable[tuple[str, str, str]]) -> list[tuple[tuple[str, str], str]]:
+    by: dict[tuple[str, str], list[str]] = {}
+    for who, action, resource in rows:
+        by.setdefault((who, action), []).append(resource)
+    return [(k, ", ".join(sorted(v))) for k, v in sorted(by.items())]
 
 
 def check(
     template: Mapping[str, Any],
     calls: Iterable[tuple[str, str, str]],
     unexercised: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    complete: bool = True,
 ) -> Report:
+    """`complete`: the calls are a whole run's, so an unused grant is a finding (else only listed)."""
     unexercised = d.UNEXERCISED_GRANTS if unexercised is None else unexercised
     roles = principals(template)
     symbols = symbol_map(template)
-    report = Report()
+    report = Report(complete=complete)
     used: dict[str, set[tuple[str, str]]] = {name: set() for name in roles}
     recorded: set[str] = set()
     for who, action, resource in sorted(set(calls)):
@@ -363,8 +378,10 @@ def update(add: Path | None = None) -> int:
         if not calls:
             print(f"no records in {add}", file=sys.stderr)
             return 1
-        aws_calls.dump_snapshot(aws_calls.load_snapshot() | calls)
-        print(f"added {len(calls - aws_calls.load_snapshot())} call(s) from {add}")
+        before = aws_calls.load_snapshot()
+        # a partial run cannot show that a grant is unused: the snapshot is no longer complete
+        aws_calls.dump_snapshot(before | calls, complete=False)
+        print(f"added {len(calls - before)} call(s) from {add}; run --update for a complete record")
         return 0
     directory = aws_calls.DEFAULT_RECORD_DIR / f"update-{int(time.time())}"
     env = {**os.environ, aws_calls.RECORD_DIR_ENV: str(directory), aws_calls.UPDATING_ENV: "1"}
@@ -376,7 +393,7 @@ def update(add: Path | None = None) -> int:
         return result.returncode
     calls = aws_calls.read_records(directory)
     before = aws_calls.load_snapshot()
-    aws_calls.dump_snapshot(calls)
+    aws_calls.dump_snapshot(calls, complete=True)
     print(f"infra/aws_calls.json: {len(calls)} calls ({len(calls - before)} new, {len(before - calls)} gone)")
     return 0
 
@@ -390,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.update or args.add:
         return update(args.add)
-    report = check(synthesise(), aws_calls.load_snapshot())
+    report = check(synthesise(), aws_calls.load_snapshot(), complete=aws_calls.snapshot_complete())
     print(report.text())
     return 0 if report.ok else 1
 
