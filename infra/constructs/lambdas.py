@@ -323,6 +323,12 @@ def _table_scan(role: iam.Role, t: GrantTargets) -> None:
     role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:Scan"], resources=[t.table.table_arn]))
 
 
+def _table_batch_delete(role: iam.Role, t: GrantTargets) -> None:
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["dynamodb:BatchWriteItem"], resources=[t.table.table_arn])
+    )
+
+
 def _journey_stop(role: iam.Role, t: GrantTargets) -> None:
     # an erased customer's running journeys (execution names are derived, not known at deploy time)
     t.state_machine.grant_execution(role, "states:StopExecution", "states:DescribeExecution")
@@ -402,6 +408,7 @@ GRANTS: Mapping[str, Callable[[iam.Role, GrantTargets], None]] = {
     Grant.PARTNER_TASKS: _partner_tasks,
     Grant.PARTNER_SECRETS_READ: _partner_secrets,
     Grant.TABLE_SCAN: _table_scan,
+    Grant.TABLE_BATCH_DELETE: _table_batch_delete,
     Grant.JOURNEY_STOP: _journey_stop,
     Grant.SIGNING_SECRET_ROTATE: _secret_rotate,
 }

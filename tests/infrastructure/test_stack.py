@@ -94,6 +94,7 @@ GRANT_ACTIONS: dict[str, set[str]] = {
     Grant.PARTNER_SECRETS_READ: {"secretsmanager:GetSecretValue"},
     Grant.PARTNER_TASKS: {"sqs:SendMessage"},
     Grant.TABLE_SCAN: {"dynamodb:Scan"},
+    Grant.TABLE_BATCH_DELETE: {"dynamodb:BatchWriteItem"},
     Grant.JOURNEY_STOP: {"states:StopExecution", "states:DescribeExecution"},
     Grant.SIGNING_SECRET_ROTATE: {
         "secretsmanager:GetSecretValue",
