@@ -401,7 +401,7 @@ def record_file(directory: Path | str, label: str) -> Path:
 
 def read_records(directory: Path | str) -> set[Call]:
     out: set[Call] = set()
-    for path in sorted(Path(directory).glob("*.jsonl")):
+    for path in sorted(Path(directory).rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 who, action, resource = json.loads(line)
