@@ -138,3 +138,42 @@ def test_deny_wins_and_a_conditional_allow_proves_nothing() -> None:
     assert not p.allows("dynamodb:DeleteItem", "<T>")
     assert not p.allows("s3:GetObject", "<B>/x")
     assert not p.allows("dynamodb:GetItem", "<T>/index/x")
+
+
+def test_the_recorder_sees_a_handlers_calls_only_and_keeps_them_on_disk(
+    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    monkeypatch.setenv("TABLE_NAME", "boomerang-table")
+    ddb = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    # a function defined with a handler module's globals: what the recorder looks for on the stack
+    handler_globals: dict[str, object] = {"__name__": "functions.feedback.handler"}
+    exec("def handler(ddb):\n    ddb.get_item(TableName='boomerang-table', Key={})\n", handler_globals)
+    path = tmp_path / "rec.jsonl"  # type: ignore[operator]
+    recorder = aws_calls.Recorder(flush_to=path).install()
+    try:
+        with Stubber(ddb) as stub:
+            stub.add_response("get_item", {})
+            stub.add_response("get_item", {})
+            handler_globals["handler"](ddb)  # type: ignore[operator]
+            ddb.get_item(TableName="boomerang-table", Key={})  # the test's own call: nobody's
+    finally:
+        recorder.uninstall()
+    assert recorder.calls == {("feedback", "dynamodb:GetItem", "<TABLE_NAME>")}
+    assert aws_calls.read_records(path.parent) == recorder.calls
+    # uninstalled: nothing more is recorded
+    with Stubber(ddb) as stub:
+        stub.add_response("get_item", {})
+        handler_globals["handler"](ddb)  # type: ignore[operator]
+    assert len(recorder.calls) == 1
+
+
+def test_a_run_missing_from_the_snapshot_names_each_call_and_the_command() -> None:
+    snapshot = {("ingest", "events:PutEvents", "<BUS_NAME>")}
+    seen = snapshot | {("profile", "sqs:SendMessage", "<JOURNEY_QUEUE_URL>")}
+    missing = aws_calls.unrecorded(seen, snapshot)
+    assert missing == [("profile", "sqs:SendMessage", "<JOURNEY_QUEUE_URL>")]
+    text = aws_calls.describe_unrecorded(missing)
+    assert "profile: sqs:SendMessage on <JOURNEY_QUEUE_URL>" in text and aws_calls.UPDATE_COMMAND in text
