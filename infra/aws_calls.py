@@ -343,6 +343,9 @@ class Recorder:
         # Rewritten whenever a new call is seen (a few hundred distinct ones in a run), so a process
         # that is killed rather than stopped (an emulator past its shutdown timeout) still leaves it.
         self.flush_to = flush_to
+        # A test session switches this on only around its own tier's tests (a combined `pytest` run
+        # also runs unit tests, whose stubbed clients are not a deployment's calls).
+        self.active = True
 
     def install(self) -> Recorder:
         from botocore.client import BaseClient
@@ -367,6 +370,8 @@ class Recorder:
             self._original = None
 
     def observe(self, client: Any, operation: str, params: dict[str, Any], frame: Any) -> None:
+        if not self.active:
+            return
         who = principal(frame)
         if who is None:
             return
@@ -463,7 +468,8 @@ def record_dir() -> Path:
 
 def recording_session(label: str) -> Iterator[Recorder]:
     """For a test session's fixture: record, write the record, then fail on calls the snapshot lacks."""
-    recorder = Recorder().install()
+    recorder = Recorder(flush_to=record_file(record_dir(), label)).install()
+    recorder.active = False  # the tier's per-test fixture turns it on around each of its tests
     try:
         yield recorder
     finally:

@@ -85,6 +85,6 @@ def print_iam() -> None:
     print(f"  synthesis (no cdk-nag, no asset dependencies): {synth:.1f} s")
     print(
         f"  {len(calls)} recorded calls against {len({w for w, _, _ in calls})} roles: {took * 1000:.0f} ms; "
-        f"{len(report.ungranted)} ungranted, {len(report.unused)} unused (explained), "
+        f"{len(report.ungranted)} ungranted; {len(report.unused)} granted (action, resource) pairs unused, "
         f"{len(report.partly_used)} used on only part of their resources"
     )

@@ -30,6 +30,13 @@ def _aws_calls() -> Iterator[Recorder]:
 
 
 @pytest.fixture(autouse=True)
+def _record_this_test(_aws_calls: Recorder) -> Iterator[None]:
+    _aws_calls.active = True
+    yield
+    _aws_calls.active = False
+
+
+@pytest.fixture(autouse=True)
 def _offline() -> Iterator[None]:
     # moto answers in-process; a socket opened here would mean a call escaped to a real endpoint.
     pytest_socket.disable_socket(allow_unix_socket=True)
