@@ -352,21 +352,22 @@ class Recorder:
 
         if self._original is not None:
             return self
-        original = self._original = BaseClient._make_api_call
+        # setattr/getattr: botocore's stubs do not declare the private method this wraps
+        original = self._original = getattr(BaseClient, "_make_api_call")  # noqa: B009
         recorder = self
 
         def make_api_call(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
             recorder.observe(client, operation_name, api_params, sys._getframe(1))
             return original(client, operation_name, api_params)
 
-        BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
+        setattr(BaseClient, "_make_api_call", make_api_call)  # noqa: B010
         return self
 
     def uninstall(self) -> None:
         from botocore.client import BaseClient
 
         if self._original is not None:
-            BaseClient._make_api_call = self._original  # type: ignore[method-assign]
+            setattr(BaseClient, "_make_api_call", self._original)  # noqa: B010
             self._original = None
 
     def observe(self, client: Any, operation: str, params: dict[str, Any], frame: Any) -> None:
@@ -419,11 +420,12 @@ def load_snapshot(path: Path = SNAPSHOT) -> set[Call]:
     if not path.exists():
         return set()
     data = json.loads(path.read_text(encoding="utf-8"))
-    return {
-        (who, *line.split(" ", 1))  # type: ignore[misc]
-        for who, lines in data["calls"].items()
-        for line in lines
-    }
+    out: set[Call] = set()
+    for who, lines in data["calls"].items():
+        for line in lines:
+            action, resource = line.split(" ", 1)
+            out.add((who, action, resource))
+    return out
 
 
 def snapshot_complete(path: Path = SNAPSHOT) -> bool:

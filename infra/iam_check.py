@@ -193,10 +193,10 @@ def principals(template: Mapping[str, Any]) -> dict[str, Principal]:
     for logical, res in resources.items():
         props = res.get("Properties", {})
         if res["Type"] == "AWS::Lambda::EventSourceMapping":
-            fid = functions.get(props["FunctionName"].get("Ref", ""))
-            if fid:
+            target = functions.get(props["FunctionName"].get("Ref", ""))
+            if target:
                 queue = resolve(props["EventSourceArn"])
-                out[fid].platform.update((a, queue) for a in EVENT_SOURCE_ACTIONS)
+                out[target].platform.update((a, queue) for a in EVENT_SOURCE_ACTIONS)
         if res["Type"] == "AWS::Lambda::Function" and logical in functions:
             p = out[functions[logical]]
             p.platform.update(

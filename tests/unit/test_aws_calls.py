@@ -19,7 +19,7 @@ ENV = {
 }
 
 
-def rows(service: str, op: str, params: dict) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+def rows(service: str, op: str, params: dict) -> list[tuple[str, str]]:
     return authorised(service, op, params, Symbols(ENV))
 
 
