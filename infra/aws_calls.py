@@ -165,8 +165,9 @@ def _dynamodb(op: str, p: dict[str, Any], s: Symbols) -> Rows:
     if op == "ExportTableToPointInTime":
         return [(f"dynamodb:{op}", table(p["TableArn"]))]
     if op == "DescribeExport":
-        table_arn = p["ExportArn"].split("/export/")[0]
-        return [(f"dynamodb:{op}", f"{table(table_arn)}/export/_")]
+        # AWS: table/<name>/export/<id>; moto 5.2.5 writes table/<table ARN>/import/<id>
+        m = re.search(r"table/(?:arn:[^/]*:table/)?([^/]+)/(?:export|import)/", p["ExportArn"])
+        return [(f"dynamodb:{op}", f"{table(m.group(1)) if m else '*'}/export/_")]
     if "TableName" in p:
         res = table(p["TableName"])
         if p.get("IndexName"):

@@ -39,6 +39,15 @@ def test_a_transaction_is_authorised_item_by_item() -> None:
     ]
 
 
+def test_an_export_is_described_on_its_tables_export_path() -> None:
+    aws = "arn:aws:dynamodb:us-east-1:123456789012:table/boomerang-table/export/01695353076000-a2b3c4d5"
+    moto = "arn:aws:dynamodb:us-east-1:1:table/arn:aws:dynamodb:us-east-1:1:table/boomerang-table/import/ab12"
+    for arn in (aws, moto):
+        assert rows("dynamodb", "DescribeExport", {"ExportArn": arn}) == [
+            ("dynamodb:DescribeExport", "<TABLE_NAME>/export/_")
+        ]
+
+
 def test_s3_actions_follow_iam_not_the_api_names() -> None:
     assert rows("s3", "GetObject", {"Bucket": "tpl", "Key": "journeys/shop/cart.yaml", "VersionId": "v"}) == [
         ("s3:GetObjectVersion", "<TEMPLATES_BUCKET>/journeys/_")
