@@ -31,7 +31,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -148,20 +148,87 @@ _TRANSACT = {
 }
 
 
+# The condition key a recorded resource may carry after a space: `<TABLE_NAME> dynamodb:LeadingKeys=RATE#_`.
+LEADING_KEYS = "dynamodb:LeadingKeys"
+_TAG = re.compile(r"[A-Z][A-Z0-9_]*")
+_KEY_EQUALS = re.compile(r"(#?[A-Za-z0-9_]+)\s*=\s*(:[A-Za-z0-9_]+)")
+
+
+def leading_key_form(value: Any) -> str:
+    """A partition key value without its data: the key's leading tag (`RATE#_` for `RATE#<scope>#<window>`,
+    `STORE#_` for every store's items), `_` when it starts with data. What a LeadingKeys condition names."""
+    if isinstance(value, Mapping):  # the low-level client's typed form: {"S": "..."}
+        value = value.get("S")
+    if not isinstance(value, str):
+        return "_"
+    head, sep, _ = value.partition("#")
+    if not _TAG.fullmatch(head):
+        return "_"
+    return f"{head}#_" if sep else head
+
+
+def split_conditions(resource: str) -> tuple[str, dict[str, str]]:
+    """A recorded resource and the condition keys noted with it (`key=value` after spaces)."""
+    resource, *notes = resource.split(" ")
+    return resource, dict(n.split("=", 1) for n in notes if "=" in n)
+
+
+def _with_leading(resource: str, key: Mapping[str, Any] | None, attribute: str) -> str:
+    if not key or attribute not in key:
+        return resource  # unknown leading key: only an unconditional grant proves the call
+    return f"{resource} {LEADING_KEYS}={leading_key_form(key[attribute])}"
+
+
+def _query_key(p: Mapping[str, Any], attribute: str) -> dict[str, Any] | None:
+    """The partition key value a Query's key condition binds (`pk = :pk` or `#p = :p`)."""
+    expression = p.get("KeyConditionExpression")
+    if not isinstance(expression, str):
+        return None
+    names = p.get("ExpressionAttributeNames") or {}
+    values = p.get("ExpressionAttributeValues") or {}
+    for name, placeholder in _KEY_EQUALS.findall(expression):
+        if names.get(name, name) == attribute and placeholder in values:
+            return {attribute: values[placeholder]}
+    return None
+
+
 def _dynamodb(op: str, p: dict[str, Any], s: Symbols) -> Rows:
     def table(name: str) -> str:
         return _named(s, name, "dynamodb", "table/")
 
+    pk = d.TABLE.partition_key
+
+    def item(name: str, key: Mapping[str, Any] | None) -> str:
+        return _with_leading(table(name), key, pk)
+
     if op == "TransactWriteItems":
         return [
-            (f"dynamodb:{_TRANSACT[kind]}", table(body["TableName"]))
-            for item in p.get("TransactItems", [])
-            for kind, body in item.items()
+            (f"dynamodb:{_TRANSACT[kind]}", item(body["TableName"], body.get("Key") or body.get("Item")))
+            for entry in p.get("TransactItems", [])
+            for kind, body in entry.items()
         ]
     if op == "TransactGetItems":
-        return [("dynamodb:GetItem", table(i["Get"]["TableName"])) for i in p.get("TransactItems", [])]
-    if op in ("BatchGetItem", "BatchWriteItem"):
-        return [(f"dynamodb:{op}", table(name)) for name in p.get("RequestItems", {})]
+        return [
+            ("dynamodb:GetItem", item(i["Get"]["TableName"], i["Get"].get("Key")))
+            for i in p.get("TransactItems", [])
+        ]
+    if op == "BatchGetItem":
+        return [
+            (f"dynamodb:{op}", item(name, key))
+            for name, request in p.get("RequestItems", {}).items()
+            for key in request.get("Keys", []) or [None]
+        ]
+    if op == "BatchWriteItem":
+        return [
+            (
+                f"dynamodb:{op}",
+                item(
+                    name, (w.get("PutRequest") or {}).get("Item") or (w.get("DeleteRequest") or {}).get("Key")
+                ),
+            )
+            for name, writes in p.get("RequestItems", {}).items()
+            for w in writes or [{}]
+        ]
     if op == "ExportTableToPointInTime":
         return [(f"dynamodb:{op}", table(p["TableArn"]))]
     if op == "DescribeExport":
@@ -170,8 +237,14 @@ def _dynamodb(op: str, p: dict[str, Any], s: Symbols) -> Rows:
         return [(f"dynamodb:{op}", f"{table(m.group(1)) if m else '*'}/export/_")]
     if "TableName" in p:
         res = table(p["TableName"])
+        attribute = pk
         if p.get("IndexName"):
             res = f"{res}/index/{p['IndexName']}"
+            attribute = next((i.partition for i in d.INDEXES if i.name == p["IndexName"]), "")
+        if op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
+            return [(f"dynamodb:{op}", _with_leading(res, p.get("Key") or p.get("Item"), attribute))]
+        if op == "Query":
+            return [(f"dynamodb:{op}", _with_leading(res, _query_key(p, attribute), attribute))]
         return [(f"dynamodb:{op}", res)]
     return [(f"dynamodb:{op}", "*")]
 
