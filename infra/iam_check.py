@@ -5,9 +5,10 @@ integration and e2e tests, in symbolic form (infra/aws_calls.py). This module re
 template the CDK stack synthesises, finds each principal's role and the policies attached to it,
 resolves their resources (Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select of Fn::Split, the pseudo
 parameters) to the same symbolic form, and evaluates IAM's rules: an explicit Deny wins, an Allow
-needs both the action (wildcards, case-insensitive) and the resource (wildcards) to match; a statement
-with a Condition is not counted as allowing (the recorder does not capture condition keys, so only an
-unconditional grant proves a call). Then:
+needs both the action (wildcards, case-insensitive) and the resource (wildcards) to match. A statement
+with a Condition allows only when every condition is one this check evaluates and the recorded call
+satisfies it: `ForAllValues:StringLike` on `dynamodb:LeadingKeys`, against the data-free leading key the
+recorder notes (`RATE#_` is "RATE# then data"); any other condition proves nothing. Then:
 
 - an ungranted call is an error naming the function, the action and the resource;
 - a grant no recorded call used is listed; it must be removed from infra/description.py or named in
@@ -109,6 +110,20 @@ def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+# Condition operator -> condition keys this check can evaluate against what the recorder notes.
+EVALUATED_CONDITIONS = {"ForAllValues:StringLike": (aws_calls.LEADING_KEYS,)}
+
+
+def like_covers(pattern: str, recorded: str) -> bool:
+    """Whether StringLike `pattern` matches every key the recorded form stands for. `TAG#_` is "TAG#
+    followed by any data": only a pattern that is a literal prefix of `TAG#` then `*` covers all of it
+    (`RATE#*` does, `RATE#?` or `RATE#form*` do not); a recorded form without `_` is one value."""
+    if not recorded.endswith("_"):
+        return matches(pattern, recorded)
+    literal = pattern[:-1]
+    return pattern.endswith("*") and not any(c in literal for c in "*?") and recorded[:-1].startswith(literal)
+
+
 @dataclass(frozen=True)
 class Statement:
     effect: str
@@ -116,11 +131,24 @@ class Statement:
     resources: tuple[str, ...]
     conditional: bool
     policy: str  # the logical id of the policy it is in
+    condition: Mapping[str, Any] = field(default_factory=dict)
 
     def covers(self, action: str, resource: str) -> bool:
         return any(matches(a, action, case_sensitive=False) for a in self.actions) and any(
             matches(r, resource) for r in self.resources
         )
+
+    def satisfied(self, noted: Mapping[str, str]) -> bool:
+        """Whether the recorded call provably meets every condition (an unevaluated one: no)."""
+        if not self.condition:
+            return False  # conditional, but the condition was not read: nothing is proven
+        for operator, keys in self.condition.items():
+            for key, patterns in keys.items():
+                if key not in EVALUATED_CONDITIONS.get(operator, ()) or key not in noted:
+                    return False
+                if not any(like_covers(p, noted[key]) for p in _listed(patterns)):
+                    return False
+        return True
 
 
 @dataclass
@@ -130,12 +158,15 @@ class Principal:
     statements: list[Statement] = field(default_factory=list)
     platform: set[tuple[str, str]] = field(default_factory=set)  # (action, resource) AWS uses itself
 
-    def allows(self, action: str, resource: str) -> bool:
+    def allows(self, action: str, resource: str, noted: Mapping[str, str] | None = None) -> bool:
+        # a Deny counts whatever its condition (conservative); an Allow only when its condition is met
         if any(s.effect == "Deny" and s.covers(action, resource) for s in self.statements):
             return False
-        return any(
-            s.effect == "Allow" and not s.conditional and s.covers(action, resource) for s in self.statements
-        )
+        return any(s.effect == "Allow" and self.proves(s, action, resource, noted) for s in self.statements)
+
+    @staticmethod
+    def proves(s: Statement, action: str, resource: str, noted: Mapping[str, str] | None) -> bool:
+        return s.covers(action, resource) and (not s.conditional or s.satisfied(noted or {}))
 
 
 def _statements(resources: Mapping[str, Any], role: str) -> list[Statement]:
@@ -162,6 +193,7 @@ def _statements(resources: Mapping[str, Any], role: str) -> list[Statement]:
                     resources=tuple(resolve(r) for r in _listed(s["Resource"])),
                     conditional="Condition" in s,
                     policy=logical,
+                    condition=s.get("Condition", {}),
                 )
             )
     return out
@@ -321,15 +353,16 @@ def check(
             if who not in report.unknown_principals:
                 report.unknown_principals.append(who)
             continue
-        concrete = localise(resource, symbols)
+        base, noted = aws_calls.split_conditions(resource)
+        concrete = localise(base, symbols)
         p = roles[who]
-        if not p.allows(action, concrete):
+        if not p.allows(action, concrete, noted):
             report.ungranted.append((who, action, resource))
             continue
         used[who].update(
             (a, r)
             for s in p.statements
-            if s.effect == "Allow" and s.covers(action, concrete)
+            if s.effect == "Allow" and p.proves(s, action, concrete, noted)
             for a in s.actions
             if matches(a, action, case_sensitive=False)
             for r in s.resources

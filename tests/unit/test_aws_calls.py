@@ -186,3 +186,56 @@ def test_a_run_missing_from_the_snapshot_names_each_call_and_the_command() -> No
     assert missing == [("profile", "sqs:SendMessage", "<JOURNEY_QUEUE_URL>")]
     text = aws_calls.describe_unrecorded(missing)
     assert "profile: sqs:SendMessage on <JOURNEY_QUEUE_URL>" in text and aws_calls.UPDATE_COMMAND in text
+
+
+def test_each_item_call_notes_its_leading_key_without_its_data() -> None:
+    key = {"pk": "RATE#form-ip#shop-1#9f2c#1700000000", "sk": "RATE"}
+    assert rows("dynamodb", "UpdateItem", {"TableName": "boomerang-table", "Key": key}) == [
+        ("dynamodb:UpdateItem", "<TABLE_NAME> dynamodb:LeadingKeys=RATE#_")
+    ]
+    # the low-level client's typed values; each item of a batch or a transaction on its own
+    writes = [
+        {"PutRequest": {"Item": {"pk": {"S": "STORE#shop-1#CUST#u:42"}}}},
+        {"DeleteRequest": {"Key": {"pk": {"S": "a:anonymous"}}}},
+    ]
+    assert rows("dynamodb", "BatchWriteItem", {"RequestItems": {"boomerang-table": writes}}) == [
+        ("dynamodb:BatchWriteItem", "<TABLE_NAME> dynamodb:LeadingKeys=STORE#_"),
+        ("dynamodb:BatchWriteItem", "<TABLE_NAME> dynamodb:LeadingKeys=_"),
+    ]
+    query = {
+        "TableName": "boomerang-table",
+        "KeyConditionExpression": "#p = :p AND begins_with(sk, :s)",
+        "ExpressionAttributeNames": {"#p": "pk"},
+        "ExpressionAttributeValues": {":p": {"S": "APIKEY#abc"}, ":s": {"S": "X"}},
+    }
+    assert rows("dynamodb", "Query", query) == [
+        ("dynamodb:Query", "<TABLE_NAME> dynamodb:LeadingKeys=APIKEY#_")
+    ]
+    # no data reaches the record: a customer id, an email, a store are all `_`
+    assert aws_calls.leading_key_form("STORE#shop-1#ALIAS#email#ann@example.com") == "STORE#_"
+    assert aws_calls.leading_key_form("ann@example.com") == "_"
+    assert aws_calls.split_conditions("<T> dynamodb:LeadingKeys=RATE#_") == (
+        "<T>",
+        {"dynamodb:LeadingKeys": "RATE#_"},
+    )
+
+
+def test_a_leading_keys_condition_proves_only_the_partitions_it_names() -> None:
+    condition = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["RATE#*"]}}
+    rate = iam_check.Statement("Allow", ("dynamodb:UpdateItem",), ("<T>",), True, "p", condition)
+    p = iam_check.Principal("ingest", "role", [rate])
+    assert p.allows("dynamodb:UpdateItem", "<T>", {"dynamodb:LeadingKeys": "RATE#_"})
+    assert not p.allows("dynamodb:UpdateItem", "<T>", {"dynamodb:LeadingKeys": "STORE#_"})
+    assert not p.allows("dynamodb:UpdateItem", "<T>", {"dynamodb:LeadingKeys": "_"})
+    assert not p.allows("dynamodb:UpdateItem", "<T>")  # leading key unknown: unproven
+    # `RATE#_` is "RATE# and any data": only a pattern covering all of it proves the call
+    assert iam_check.like_covers("RAT*", "RATE#_")
+    assert not iam_check.like_covers("RATE#form*", "RATE#_")
+    assert not iam_check.like_covers("RATE#?", "RATE#_")
+    assert iam_check.like_covers("RATE", "RATE") and not iam_check.like_covers("RATE", "RATE#_")
+    # any other condition proves nothing
+    other = {"StringEquals": {"dynamodb:LeadingKeys": ["RATE#_"]}}
+    q = iam_check.Principal(
+        "f", "role", [iam_check.Statement("Allow", ("dynamodb:*",), ("<T>",), True, "p", other)]
+    )
+    assert not q.allows("dynamodb:UpdateItem", "<T>", {"dynamodb:LeadingKeys": "RATE#_"})
