@@ -653,9 +653,15 @@ API = ApiSpec()
 # grant missing here, and on an entry here that the tests do use (so this list stays true).
 # A journey, segment or partner file whose latest version is broken falls back to its last valid
 # version (shared/platform/data_files.py: ListObjectVersions, then GetObjectVersion): only a broken
-# upload takes that path, which the unit tests cover (tests/unit/test_data_files.py), not a deployment's.
-_DATA_FILE_FALLBACK = "a broken data file falls back to its last valid version (shared/platform/data_files.py)"
-_DATA_FILE_VERSIONS = {"s3:GetObjectVersion": _DATA_FILE_FALLBACK, "s3:ListBucketVersions": _DATA_FILE_FALLBACK}
+# upload takes that path; tests/integration/test_journey_catalog.py drives it through the catalog, not
+# a handler, so no function's call is recorded there.
+_DATA_FILE_FALLBACK = (
+    "a broken data file falls back to its last valid version (shared/platform/data_files.py)"
+)
+_DATA_FILE_VERSIONS = {
+    "s3:GetObjectVersion": _DATA_FILE_FALLBACK,
+    "s3:ListBucketVersions": _DATA_FILE_FALLBACK,
+}
 
 UNEXERCISED_GRANTS: dict[str, dict[str, str]] = {
     "report": {
