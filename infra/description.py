@@ -106,7 +106,7 @@ class Grant:
     # dynamodb:BatchWriteItem on the table: erasure and the retention sweep delete 25 items a request
     # (found by the IAM check: TABLE_WRITE's per-item actions do not authorise a batch)
     TABLE_BATCH_DELETE = "table:batch-delete"
-    # states:StopExecution + DescribeExecution on the journey state machine's executions (erasure)
+    # states:StopExecution on the journey state machine's executions (erasure)
     JOURNEY_STOP = "journey:stop"
     # secretsmanager Get/Put/UpdateSecretVersionStage/DescribeSecret on the signing secret only
     SIGNING_SECRET_ROTATE = "secret:rotate"
@@ -128,6 +128,9 @@ class FunctionSpec:
     memory_mb: int = 512
     timeout_s: int = 30
     reserved_concurrency: int | None = None
+    # The DynamoDB actions its TABLE_READ/TABLE_WRITE grants are narrowed to: the ones it calls
+    # (python -m infra.iam_check proves each is used). Empty: the whole read/write sets.
+    table_actions: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -164,6 +167,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.RATE_LIMIT,
             Grant.VAPID_SECRET_READ,
         ),
+        table_actions=("dynamodb:GetItem",),
         timeout_s=15,
     ),
     FunctionSpec(
@@ -175,6 +179,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         # bus: what the fold concludes (a loyalty tier reached) goes back out as an event for journeys;
         # templates bucket: the segment files the fold evaluates
         grants=(Grant.TABLE_READ, Grant.TABLE_WRITE, Grant.BUS_PUT, Grant.TEMPLATES_READ),
+        table_actions=(
+            "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:Query",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        ),
     ),
     FunctionSpec(
         id="journey_trigger",
@@ -191,6 +203,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.TEMPLATES_READ,
             Grant.JOURNEY_TASKS,
             Grant.SEND_QUOTA_READ,  # a broadcast instant's pages are spread over workers for SES's rate
+        ),
+        table_actions=(
+            "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:Query",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
         ),
         timeout_s=60,
     ),
@@ -223,6 +243,15 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.JOURNEY_TASKS,
             Grant.SEND_QUOTA_READ,
         ),
+        table_actions=(
+            "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:Query",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:ConditionCheckItem",
+        ),
     ),
     FunctionSpec(
         id="feedback",
@@ -231,6 +260,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         description="SES bounces and complaints -> suppression; deliveries, opens, clicks -> report",
         env=(env.TABLE_NAME,),
         grants=(Grant.TABLE_READ, Grant.TABLE_WRITE),
+        table_actions=("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
     ),
     FunctionSpec(
         id="template_validator",
@@ -250,6 +280,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         env=(env.TABLE_NAME, env.TABLE_ARN, env.ANALYTICS_BUCKET, env.REPORT_QUEUE_URL),
         # table: the store list (the sparse stores index, a Query); the export itself reads nothing
         grants=(Grant.TABLE_READ, Grant.TABLE_EXPORT, Grant.ANALYTICS_WRITE, Grant.REPORT_TASKS),
+        table_actions=("dynamodb:Query",),
         # the whole export is held in memory (README "Reports at scale": the ceiling, and Athena past it)
         memory_mb=3008,
         timeout_s=900,
@@ -272,6 +303,7 @@ FUNCTIONS += (
             Grant.PARTNER_SECRETS_READ,
             Grant.PARTNER_TASKS,
         ),
+        table_actions=("dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"),
         # a batch of 5 messages, each a few partners at most 25 s each
         timeout_s=300,
     ),
@@ -293,6 +325,13 @@ FUNCTIONS += (
             Grant.TABLE_WRITE,
             Grant.TABLE_BATCH_DELETE,
             Grant.JOURNEY_STOP,
+        ),
+        table_actions=(
+            "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:Query",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
         ),
         timeout_s=900,  # reads the whole table (twice at most): a rare, offline job
         memory_mb=1024,
@@ -619,3 +658,40 @@ class ApiSpec:
 
 
 API = ApiSpec()
+
+# Least privilege, proven (python -m infra.iam_check, README "DevOps"): granted IAM actions that no
+# integration or e2e test exercises, each with the reason it stays. The check fails on an unused
+# grant missing here, and on an entry here that the tests do use (so this list stays true).
+# A journey, segment or partner file whose latest version is broken falls back to its last valid
+# version (shared/platform/data_files.py: ListObjectVersions, then GetObjectVersion): only a broken
+# upload takes that path; tests/integration/test_journey_catalog.py drives it through the catalog, not
+# a handler, so no function's call is recorded there.
+_DATA_FILE_FALLBACK = (
+    "a broken data file falls back to its last valid version (shared/platform/data_files.py)"
+)
+_DATA_FILE_VERSIONS = {
+    "s3:GetObjectVersion": _DATA_FILE_FALLBACK,
+    "s3:ListBucketVersions": _DATA_FILE_FALLBACK,
+}
+
+UNEXERCISED_GRANTS: dict[str, dict[str, str]] = {
+    "report": {
+        # ExportTableToPointInTime writes the export into the bucket with the caller's permissions:
+        # DynamoDB makes these calls, not the function (moto writes the export itself)
+        "s3:AbortMultipartUpload": "DynamoDB's export writes exports/ as the caller",
+        "s3:PutObjectAcl": "DynamoDB's export writes exports/ as the caller",
+    },
+    # added by CDK's RotationSchedule to every rotation function's role; Boomerang makes its keys itself
+    "key_rotation": {"secretsmanager:GetRandomPassword": "added by CDK's Secret.addRotationSchedule"},
+    # partners/ (the forwarders' configuration), journeys/ and segments/ are data files
+    "ingest": dict(_DATA_FILE_VERSIONS),
+    "profile": dict(_DATA_FILE_VERSIONS),
+    "journey_trigger": dict(_DATA_FILE_VERSIONS),
+    "partner_forwarder": dict(_DATA_FILE_VERSIONS),
+    # it reads templates by version (GetObjectVersion is used), a broken journey file's history only on AWS
+    "journey_step": {
+        "s3:ListBucketVersions": _DATA_FILE_FALLBACK,
+        # an offer pool's unique code is drawn in a transaction that checks the pool (offer_store.py)
+        "dynamodb:ConditionCheckItem": "drawing a unique offer code checks its pool in the transaction",
+    },
+}

@@ -831,6 +831,10 @@ if __name__ == "__main__":
         from tests.bench_pages import print_pages
 
         print_pages()
+    elif sys.argv[1:] == ["iam"]:
+        from tests.bench_iam import print_iam
+
+        print_iam()
     elif sys.argv[1:] == ["ingest"]:
         print_validation_cost()
         print_compressed_and_webhooks()

@@ -83,11 +83,30 @@ class GrantTargets:
     partners_dlq: sqs.IQueue | None = None  # forwards given up or refused
 
 
-def _table_read(role: iam.Role, t: GrantTargets) -> None:
+def narrowed(actions: tuple[str, ...], only: tuple[str, ...], spec_id: str, grant: str) -> list[str]:
+    """A table grant's actions cut down to the function's `table_actions` (all of them if it names none)."""
+    if not only:
+        return list(actions)
+    unknown = set(only) - set(TABLE_READ_ACTIONS) - set(TABLE_WRITE_ACTIONS)
+    if unknown:
+        raise ValueError(
+            f"function {spec_id}: table_actions {sorted(unknown)} are not table read/write actions; "
+            f"allowed: {sorted({*TABLE_READ_ACTIONS, *TABLE_WRITE_ACTIONS})}"
+        )
+    kept = [a for a in actions if a in only]
+    if not kept:
+        raise ValueError(
+            f"function {spec_id}: {grant} is granted but table_actions keeps none of {list(actions)}"
+        )
+    return kept
+
+
+def _table_read(role: iam.Role, t: GrantTargets, actions: list[str] | None = None) -> None:
     # the sparse indexes (birthdays, at risk, back-in-stock subscribers, stores) are queried too
     role.add_to_policy(
         iam.PolicyStatement(
-            actions=list(TABLE_READ_ACTIONS), resources=[t.table.table_arn, f"{t.table.table_arn}/index/*"]
+            actions=actions or list(TABLE_READ_ACTIONS),
+            resources=[t.table.table_arn, f"{t.table.table_arn}/index/*"],
         )
     )
     suppress(
@@ -101,8 +120,10 @@ def _table_read(role: iam.Role, t: GrantTargets) -> None:
     )
 
 
-def _table_write(role: iam.Role, t: GrantTargets) -> None:
-    role.add_to_policy(iam.PolicyStatement(actions=list(TABLE_WRITE_ACTIONS), resources=[t.table.table_arn]))
+def _table_write(role: iam.Role, t: GrantTargets, actions: list[str] | None = None) -> None:
+    role.add_to_policy(
+        iam.PolicyStatement(actions=actions or list(TABLE_WRITE_ACTIONS), resources=[t.table.table_arn])
+    )
 
 
 def _rate_limit(role: iam.Role, t: GrantTargets) -> None:
@@ -362,7 +383,8 @@ def _table_batch_delete(role: iam.Role, t: GrantTargets) -> None:
 
 def _journey_stop(role: iam.Role, t: GrantTargets) -> None:
     # an erased customer's running journeys (execution names are derived, not known at deploy time)
-    t.state_machine.grant_execution(role, "states:StopExecution", "states:DescribeExecution")
+    # StopExecution only: a journey already ended answers ExecutionDoesNotExist (no describe first)
+    t.state_machine.grant_execution(role, "states:StopExecution")
     suppress(
         role,
         Waiver(
@@ -550,4 +572,13 @@ class LambdaFunctions(Construct):
             for grant in spec.grants:
                 if grant not in GRANTS:
                     raise KeyError(f"function {spec.id} needs grant {grant!r}, which has no IAM mapping")
-                GRANTS[grant](role, targets)
+                if grant == Grant.TABLE_READ:
+                    _table_read(
+                        role, targets, narrowed(TABLE_READ_ACTIONS, spec.table_actions, spec.id, grant)
+                    )
+                elif grant == Grant.TABLE_WRITE:
+                    _table_write(
+                        role, targets, narrowed(TABLE_WRITE_ACTIONS, spec.table_actions, spec.id, grant)
+                    )
+                else:
+                    GRANTS[grant](role, targets)

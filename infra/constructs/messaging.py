@@ -72,10 +72,11 @@ class Messaging(Construct):
         )
 
     def grant_send(self, role: iam.Role) -> None:
-        """SES authorises a send on both the sender identity and the configuration set used."""
+        """SES authorises a send on both the sender identity and the configuration set used. SESv2's
+        SendEmail is authorised as ses:SendEmail whatever its content (raw MIME included)."""
         role.add_to_policy(
             iam.PolicyStatement(
-                actions=["ses:SendEmail", "ses:SendRawEmail"],
+                actions=["ses:SendEmail"],
                 resources=[self.identity_arn, self.configuration_set_arn],
             )
         )

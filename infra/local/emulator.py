@@ -30,6 +30,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
+from infra import aws_calls
 from infra import description as d
 from infra.local.faults import Faults, StepKilled
 from shared.adapters.store_directory import StoreDirectory
@@ -132,11 +133,16 @@ class Emulator:
         self.webpush: Any = None  # a local push service with fake browsers (infra/local/webpush_fake.py)
         self._vapid_root = secrets.token_urlsafe(48).encode()  # this run's VAPID root: keys per store
         self.retention: Any = None  # infra/local/retention.py: bounded memory
+        self.aws_calls: Any = None  # infra/aws_calls.py's recorder, when a test run asks for one
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Emulator:
         from moto.server import ThreadedMotoServer
 
+        if os.environ.get(aws_calls.RECORD_DIR_ENV):  # e2e runs: what each function calls, for the IAM check
+            self.aws_calls = aws_calls.Recorder(
+                aws_calls.record_file(aws_calls.record_dir(), "emulator")
+            ).install()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto.start()
@@ -216,6 +222,9 @@ class Emulator:
             self.push.stop()
         if self.webpush is not None:
             self.webpush.stop()
+        if self.aws_calls is not None:
+            self.aws_calls.uninstall()
+            self.aws_calls.write(aws_calls.record_dir(), "emulator")
         clock.reset_clock()
 
     def _configure_process(self, port: int) -> None:

@@ -150,6 +150,27 @@ def stop_local(proc: subprocess.Popen[str]) -> None:
             proc.kill()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _aws_calls() -> Iterator[None]:
+    """Every emulator this session starts records its functions' AWS calls (infra/aws_calls.py) into
+    one folder; once they have all stopped, calls missing from infra/aws_calls.json fail the run."""
+    from infra import aws_calls
+
+    directory = os.environ.get(aws_calls.RECORD_DIR_ENV) or str(
+        aws_calls.DEFAULT_RECORD_DIR / f"e2e-{os.getpid()}"
+    )
+    previous = os.environ.get(aws_calls.RECORD_DIR_ENV)
+    os.environ[aws_calls.RECORD_DIR_ENV] = directory  # inherited by `boomerang local` subprocesses
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(aws_calls.RECORD_DIR_ENV, None)
+    if not os.environ.get(aws_calls.UPDATING_ENV) and Path(directory).is_dir():
+        missing = aws_calls.unrecorded(aws_calls.read_records(directory))
+        assert not missing, aws_calls.describe_unrecorded(missing)
+
+
 @pytest.fixture(scope="session")
 def local() -> Iterator[Local]:
     proc, server = start_local()

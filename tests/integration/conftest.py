@@ -8,6 +8,7 @@ import pytest
 import pytest_socket
 from moto import mock_aws
 
+from infra.aws_calls import Recorder, recording_session
 from infra.local import moto_dynamodb
 from shared.platform import clock
 from shared.platform.aws import reset_clients
@@ -24,6 +25,19 @@ from tests.aws_fixtures import (
 
 # the emulator's DynamoDB semantics here too: a cancelled transaction undoes only its own writes
 moto_dynamodb.install()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _aws_calls() -> Iterator[Recorder]:
+    # every AWS call a handler makes, for the IAM check (infra/aws_calls.py, python -m infra.iam_check)
+    yield from recording_session("integration")
+
+
+@pytest.fixture(autouse=True)
+def _record_this_test(_aws_calls: Recorder) -> Iterator[None]:
+    _aws_calls.active = True
+    yield
+    _aws_calls.active = False
 
 
 @pytest.fixture(autouse=True)
