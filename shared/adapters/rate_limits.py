@@ -8,8 +8,10 @@ table's TTL attribute and vanish a day later. Scopes are hashed by the caller (a
 personal data and is never stored). Instances also remember, in bounded memory, which scopes are
 already over their limit in the current window, so a flood costs no writes after the first refusal.
 
-Time is wall-clock time, not Boomerang's clock: floods arrive in real seconds even when the
-emulator runs journeys faster.
+Windows are on wall-clock time, not Boomerang's clock: floods arrive in real seconds even when the
+emulator runs journeys faster. The TTL is the one thing read on Boomerang's clock (the emulator's
+sweeper expires items by it), so it is written there: the same value on AWS, and under a compressed
+or shifted emulator clock an item is never swept while its window is still open.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shared.platform import clock
 from shared.platform.aws import key
 
 RATE_SK = "RATE"
@@ -67,7 +70,7 @@ class RateLimiter:
                     ExpressionAttributeValues={
                         ":one": {"N": "1"},
                         ":limit": {"N": str(limit.limit)},
-                        ":e": {"N": str(start + limit.window_s + KEEP_S)},
+                        ":e": {"N": str(_expiry(start + limit.window_s + KEEP_S - now))},
                     },
                 )
             except Exception as exc:
@@ -82,3 +85,8 @@ class RateLimiter:
                         self._over.popitem(last=False)
                 return limit
         return None
+
+
+def _expiry(wall_seconds_left: float) -> int:
+    """The TTL value for an item that must live `wall_seconds_left` more real seconds."""
+    return int(clock.now_ts() + wall_seconds_left * clock.speed()) + 1
