@@ -245,8 +245,8 @@ def _start(
             resp = t.sfn.start_execution(
                 stateMachineArn=t.state_machine_arn,
                 name=name,
-                # step_id is the step's own bookkeeping: a new execution starts at `step`
-                input=json.dumps(state.model_dump(exclude={"step_id"})),
+                # step_id and parked_at are the step's own bookkeeping: a new execution starts at `step`
+                input=json.dumps(state.model_dump(exclude={"step_id", "parked_at"})),
             )
         except t.sfn.exceptions.ExecutionAlreadyExists:
             if not generations or _saw(t.sfn, execution_arn(t.state_machine_arn, name), started_at):
