@@ -693,5 +693,8 @@ UNEXERCISED_GRANTS: dict[str, dict[str, str]] = {
         "s3:ListBucketVersions": _DATA_FILE_FALLBACK,
         # an offer pool's unique code is drawn in a transaction that checks the pool (offer_store.py)
         "dynamodb:ConditionCheckItem": "drawing a unique offer code checks its pool in the transaction",
+        # on AWS the step λ is its own process and reads SES's MaxSendRate itself; in one test
+        # process the trigger λ's cached read (shared/services/wiring.py `_send_rate`) serves both
+        "ses:GetSendQuota": "a broadcast worker's pacing reads SES's MaxSendRate (cached per process)",
     },
 }
