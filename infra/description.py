@@ -117,6 +117,17 @@ class Grant:
     SEND_QUOTA_READ = "email:quota"  # ses:GetSendQuota (the broadcast pacing's MaxSendRate)
 
 
+# What the functions that read and write customers' items call (profile fold, journey trigger and step)
+CUSTOMER_ITEM_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+)
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     id: str  # logical id, also the local function name
@@ -179,14 +190,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         # bus: what the fold concludes (a loyalty tier reached) goes back out as an event for journeys;
         # templates bucket: the segment files the fold evaluates
         grants=(Grant.TABLE_READ, Grant.TABLE_WRITE, Grant.BUS_PUT, Grant.TEMPLATES_READ),
-        table_actions=(
-            "dynamodb:GetItem",
-            "dynamodb:BatchGetItem",
-            "dynamodb:Query",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:DeleteItem",
-        ),
+        table_actions=CUSTOMER_ITEM_ACTIONS,
     ),
     FunctionSpec(
         id="journey_trigger",
@@ -204,14 +208,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.JOURNEY_TASKS,
             Grant.SEND_QUOTA_READ,  # a broadcast instant's pages are spread over workers for SES's rate
         ),
-        table_actions=(
-            "dynamodb:GetItem",
-            "dynamodb:BatchGetItem",
-            "dynamodb:Query",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:DeleteItem",
-        ),
+        table_actions=CUSTOMER_ITEM_ACTIONS,
         timeout_s=60,
     ),
     FunctionSpec(
@@ -243,15 +240,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             Grant.JOURNEY_TASKS,
             Grant.SEND_QUOTA_READ,
         ),
-        table_actions=(
-            "dynamodb:GetItem",
-            "dynamodb:BatchGetItem",
-            "dynamodb:Query",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:DeleteItem",
-            "dynamodb:ConditionCheckItem",
-        ),
+        # a unique offer code is drawn in a transaction that checks its pool
+        table_actions=(*CUSTOMER_ITEM_ACTIONS, "dynamodb:ConditionCheckItem"),
     ),
     FunctionSpec(
         id="feedback",
