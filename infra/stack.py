@@ -42,6 +42,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTEXT_SENDER = "senderDomain"  # SES identity: "shop.example" or "news@shop.example"; none by default
 CONTEXT_LOG_LEVEL = "logLevel"  # LOG_LEVEL of every function
 DEFAULT_LOG_LEVEL = "INFO"
+# Lambda's own START/END/REPORT lines (~330 B an invocation, about a third of an event's log bytes)
+# are INFO-level system logs: written only when an operator asks (`-c lambdaSystemLogLevel=INFO`).
+# Duration, errors and throttles are CloudWatch metrics already; REPORT adds max memory used.
+CONTEXT_SYSTEM_LOG_LEVEL = "lambdaSystemLogLevel"
+DEFAULT_SYSTEM_LOG_LEVEL = "WARN"
 CONTEXT_JOURNEY_LOG_LEVEL = (
     "journeyLogLevel"  # the state machine's execution logging (STATE_MACHINE.log_level)
 )
@@ -55,6 +60,9 @@ class BoomerangStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         sender = self.node.try_get_context(CONTEXT_SENDER) or None
         log_level = str(self.node.try_get_context(CONTEXT_LOG_LEVEL) or DEFAULT_LOG_LEVEL).upper()
+        system_log_level = str(
+            self.node.try_get_context(CONTEXT_SYSTEM_LOG_LEVEL) or DEFAULT_SYSTEM_LOG_LEVEL
+        ).upper()
 
         storage = Storage(self, "Storage")
         secrets = Secrets(self, "Secrets")
@@ -65,7 +73,12 @@ class BoomerangStack(Stack):
         reports = Reports(self, "TemplateReports")  # validator -> marketers: rejected uploads
         analytics = Analytics(self, "Analytics", access_logs=storage.access_logs_bucket)
         functions = LambdaFunctions(
-            self, "Functions", assets=assets, log_level=log_level, log_retention=LOG_RETENTION
+            self,
+            "Functions",
+            assets=assets,
+            log_level=log_level,
+            system_log_level=system_log_level,
+            log_retention=LOG_RETENTION,
         )
         api = Api(self, "Api", handler=functions.functions[API.function], log_retention=LOG_RETENTION)
         journeys = Journeys(

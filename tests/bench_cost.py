@@ -258,6 +258,7 @@ class Harness:
         # as deployed: metrics on (EMF lines are log bytes too)
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"
         self.meter = Meter(self.emu.table, ACCOUNT, REGION)
+        self.platform_log_bytes = _platform_log_bytes()
         self.uninstall = self.meter.install()
         for f in d.FUNCTIONS:  # import every handler now, so their loggers exist for _quiet_streams
             self.emu.handler(f.id)
@@ -304,7 +305,7 @@ class Harness:
                 billed_ms = max(1, int(took * 1000 + 0.999))
                 usage.invocations[spec.id] += 1
                 usage.gb_s += billed_ms / 1000 * spec.memory_mb / 1024
-                usage.log_bytes += LAMBDA_PLATFORM_LOG_BYTES
+                usage.log_bytes += self.platform_log_bytes
 
     def print(self, *args: Any) -> None:
         print(*args, file=self.stdout, flush=True)
@@ -412,18 +413,26 @@ class Harness:
         self.emu.stop()
 
 
-def _deployed_log_level() -> str:
-    """The functions' LOG_LEVEL as deployed: infra/stack.py's DEFAULT_LOG_LEVEL (cdk.json's logLevel
-    overrides it), read without importing the CDK."""
+def _stack_default(name: str) -> str:
+    """A deployed default from infra/stack.py (cdk.json's context overrides it), read without
+    importing the CDK."""
     import ast
 
     tree = ast.parse(open(os.path.join(ROOT, "infra", "stack.py"), encoding="utf-8").read())
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            getattr(t, "id", "") == "DEFAULT_LOG_LEVEL" for t in node.targets
-        ):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == name for t in node.targets):
             return str(ast.literal_eval(node.value))
-    raise LookupError("DEFAULT_LOG_LEVEL not found in infra/stack.py")
+    raise LookupError(f"{name} not found in infra/stack.py")
+
+
+def _deployed_log_level() -> str:
+    """The functions' LOG_LEVEL as deployed (infra/stack.py's DEFAULT_LOG_LEVEL)."""
+    return _stack_default("DEFAULT_LOG_LEVEL")
+
+
+def _platform_log_bytes() -> int:
+    """Lambda's own START/END/REPORT bytes an invocation: INFO system logs, so none at WARN."""
+    return LAMBDA_PLATFORM_LOG_BYTES if _stack_default("DEFAULT_SYSTEM_LOG_LEVEL") in ("DEBUG", "INFO") else 0
 
 
 def _journey_log_level() -> str:
@@ -679,7 +688,7 @@ def event_floor(per_request: int, api_price: float) -> dict[str, float]:
         "API Gateway": api_price / per_request,
         "Lambda": (PRICES["lambda_request"] + 0.010 * 0.125 * PRICES["lambda_gb_s_arm64"]) / per_request,
         "DynamoDB": PRICES["ddb_wru"],
-        "CloudWatch Logs": LAMBDA_PLATFORM_LOG_BYTES / per_request / 1e9 * PRICES["logs_gb"],
+        "CloudWatch Logs": _platform_log_bytes() / per_request / 1e9 * PRICES["logs_gb"],
     }
 
 
@@ -724,7 +733,8 @@ def print_cost() -> None:
     print(
         f"  memory: ingest {FUNCTIONS_BY_ID['ingest'].memory_mb} MB, profile "
         f"{FUNCTIONS_BY_ID['profile'].memory_mb} MB, step {FUNCTIONS_BY_ID['journey_step'].memory_mb} MB; "
-        f"function log level {_deployed_log_level()}; journey execution logs {journeys['log_level']}"
+        f"function log level {_deployed_log_level()}, Lambda's own lines at "
+        f"{_stack_default('DEFAULT_SYSTEM_LOG_LEVEL')}; journey execution logs {journeys['log_level']}"
     )
     sizes = events["_profile_bytes"]
     if sizes:

@@ -47,6 +47,40 @@ from shared.templates.store import ACTIVE_PREFIX
 # Set on every function, on top of the names each FunctionSpec lists.
 POWERTOOLS_ENV = {"POWERTOOLS_SERVICE_NAME": APP_NAME, "POWERTOOLS_METRICS_NAMESPACE": "Boomerang"}
 LOG_LEVEL = "LOG_LEVEL"
+# Python's level names (LOG_LEVEL, `-c logLevel`) as Lambda's application log levels. The two stay
+# equal: Powertools takes Lambda's AWS_LAMBDA_LOG_LEVEL over LOG_LEVEL, and Lambda files a line
+# without a level (an EMF metric) as INFO, so the application level never goes above the functions'.
+APPLICATION_LOG_LEVELS = {
+    "DEBUG": lambda_.ApplicationLogLevel.DEBUG,
+    "INFO": lambda_.ApplicationLogLevel.INFO,
+    "WARNING": lambda_.ApplicationLogLevel.WARN,
+    "WARN": lambda_.ApplicationLogLevel.WARN,  # (Python's logging takes both spellings)
+    "ERROR": lambda_.ApplicationLogLevel.ERROR,
+    "CRITICAL": lambda_.ApplicationLogLevel.FATAL,
+    "FATAL": lambda_.ApplicationLogLevel.FATAL,
+}
+SYSTEM_LOG_LEVELS = {
+    "DEBUG": lambda_.SystemLogLevel.DEBUG,
+    "INFO": lambda_.SystemLogLevel.INFO,
+    "WARN": lambda_.SystemLogLevel.WARN,
+}
+
+
+def logging_levels(
+    log_level: str, system_log_level: str
+) -> tuple[lambda_.ApplicationLogLevel, lambda_.SystemLogLevel]:
+    """The functions' Lambda log levels, or a clear error naming the context key and what it allows."""
+    if log_level not in APPLICATION_LOG_LEVELS:
+        raise ValueError(
+            f"logLevel {log_level!r} is not a Python log level: {', '.join(APPLICATION_LOG_LEVELS)}"
+        )
+    if system_log_level not in SYSTEM_LOG_LEVELS:
+        raise ValueError(
+            f"lambdaSystemLogLevel {system_log_level!r} is not a Lambda system log level: "
+            f"{', '.join(SYSTEM_LOG_LEVELS)}"
+        )
+    return APPLICATION_LOG_LEVELS[log_level], SYSTEM_LOG_LEVELS[system_log_level]
+
 
 # Abstract grant -> the exact IAM actions it allows. DynamoDB transactions are authorised per item
 # action (TransactWriteItems needs PutItem/UpdateItem/DeleteItem/ConditionCheckItem), so they need
@@ -506,8 +540,10 @@ class LambdaFunctions(Construct):
         assets: Mapping[str, Path],
         log_level: str,
         log_retention: logs.RetentionDays,
+        system_log_level: str = "WARN",
     ) -> None:
         super().__init__(scope, construct_id)
+        self._levels = logging_levels(log_level, system_log_level)
         self.functions: dict[str, lambda_.Function] = {}
         self.roles: dict[str, iam.Role] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
@@ -545,6 +581,10 @@ class LambdaFunctions(Construct):
             role=role,
             log_group=log_group,
             environment={**POWERTOOLS_ENV, LOG_LEVEL: log_level},
+            # JSON is what lets Lambda filter by level (Powertools' lines are JSON already)
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=self._levels[0],
+            system_log_level_v2=self._levels[1],
         )
         suppress(
             function,

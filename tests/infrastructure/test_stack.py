@@ -283,7 +283,8 @@ def synth_with_sender(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synt
     # Also pinned to an account and region, as `cdk deploy` synthesises it: ARNs then render with
     # literal regions, which per-finding suppressions must still match.
     yield Synth(
-        {**_context(), "senderDomain": "shop.example"},
+        # (and an operator's log levels: every function's debug lines and Lambda's REPORT lines)
+        {**_context(), "senderDomain": "shop.example", "logLevel": "debug", "lambdaSystemLogLevel": "info"},
         tmp_path_factory.mktemp("build"),
         account="123456789012",
         region="eu-west-1",
@@ -617,6 +618,25 @@ def test_function_environment_is_exactly_the_description(spec: FunctionSpec, syn
     assert variables["POWERTOOLS_SERVICE_NAME"] == "boomerang"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Boomerang"
     assert variables["LOG_LEVEL"] == "INFO"
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.id)
+def test_function_logs_json_at_its_level_without_lambdas_own_lines(spec: FunctionSpec, synth: Synth) -> None:
+    # Lambda filters by level only in JSON; its START/END/REPORT lines are INFO system logs: dropped
+    config = synth.function(spec)["LoggingConfig"]
+    assert (config["LogFormat"], config["ApplicationLogLevel"], config["SystemLogLevel"]) == (
+        "JSON",
+        "INFO",
+        "WARN",
+    )
+
+
+def test_an_operator_asks_for_debug_lines_and_lambdas_report_lines(synth_with_sender: Synth) -> None:
+    for spec in FUNCTIONS:
+        props = synth_with_sender.function(spec)
+        assert props["Environment"]["Variables"]["LOG_LEVEL"] == "DEBUG"
+        config = props["LoggingConfig"]
+        assert (config["ApplicationLogLevel"], config["SystemLogLevel"]) == ("DEBUG", "INFO")
 
 
 def test_environment_values_point_at_the_right_resources(synth: Synth) -> None:
