@@ -83,7 +83,7 @@ synth: $(STAMP) node_modules/.installed
 	npx cdk synth --quiet
 
 deploy: $(STAMP) node_modules/.installed
-	npx cdk deploy --require-approval broadening $(if $(SENDER),-c senderDomain=$(SENDER))
+	npx cdk deploy --require-approval broadening $(if $(SENDER),-c senderDomain=$(SENDER)) $(if $(API),-c api=$(API))
 
 clean:
 	rm -rf build cdk.out .boomerang node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -604,6 +604,10 @@ BUCKET_READ_PREFIXES = ("templates/", "journeys/", "segments/", "catalog/", "par
 @dataclass(frozen=True)
 class ApiSpec:
     function: str = "ingest"
+    # Which API Gateway serves the routes (`cdk deploy -c api=http|rest`; README "HTTP API or REST
+    # API"): HTTP API ($1.00 per million requests) unless a store must put AWS WAF on the endpoint.
+    kinds: tuple[str, ...] = ("http", "rest")
+    default_kind: str = "http"
     # (method, path) pairs served by the ingest function; CDK creates exactly these resources,
     # the emulator routes exactly these paths.
     routes: tuple[tuple[str, str], ...] = (
@@ -632,17 +636,27 @@ class ApiSpec:
         # web push for the store's site: boomerang-sw.js, boomerang-webpush.js, config (public key)
         ("GET", "/v1/webpush/{store}/{name}"),
     )
-    # Every body reaches the λ base64-encoded and byte for byte: a gzip'd batch (Content-Encoding)
+    # REST: every body reaches the λ base64-encoded and byte for byte: a gzip'd batch (Content-Encoding)
     # would otherwise be mangled as text, and a webhook's HMAC is over the exact bytes sent.
     binary_media_types: tuple[str, ...] = ("*/*",)
-    # Answered by API Gateway itself when stage throttling rejects a request; SDKs back off by it
+    # HTTP API has no binaryMediaTypes: it hands the λ these content types as UTF-8 text and every
+    # other one (or none) base64-encoded; the λ reads both the same way (ingest.read_body).
+    http_text_media_types: tuple[str, ...] = (
+        "text/*",
+        "application/json",
+        "application/xml",
+        "application/javascript",
+    )
+    # REST only: its gateway response on a throttled request; an HTTP API's own 429 has no header
     throttled_retry_after_s: int = 5
-    stage: str = "prod"  # URL is https://<api>/prod/v1/batch; a custom domain can drop "prod"
-    # API Gateway stage throttling (per account/region share); per-store limits come later.
+    # REST only: URL https://<api>/prod/v1/batch. An HTTP API serves its $default stage at the root:
+    # https://<api>/v1/batch. Either way the ApiUrl output ends in "/" and routes append to it.
+    stage: str = "prod"
+    # API Gateway stage throttling (per account/region share; REST stage and HTTP API stage alike)
     throttle_rate_limit: int = 500
     throttle_burst_limit: int = 1000
-    # The public signup form's own stage limits (method throttling): a flood of form posts cannot use
-    # up the event API's share; per IP and per store the λ counts in the table too.
+    # The public signup form's own limits (REST method or HTTP API route throttling): a flood of form
+    # posts cannot use up the event API's share; per IP and per store the λ counts in the table too.
     form_submit_rate_limit: int = 20
     form_submit_burst_limit: int = 40
 

@@ -13,6 +13,7 @@ from constructs import Construct
 from infra.constructs.alarms import Alarms
 from infra.constructs.analytics import Analytics
 from infra.constructs.api import Api
+from infra.constructs.api_http import HttpStorefrontApi
 from infra.constructs.bus import Bus
 from infra.constructs.dashboard import Dashboard
 from infra.constructs.journeys import Journeys
@@ -50,7 +51,19 @@ DEFAULT_SYSTEM_LOG_LEVEL = "WARN"
 CONTEXT_JOURNEY_LOG_LEVEL = (
     "journeyLogLevel"  # the state machine's execution logging (STATE_MACHINE.log_level)
 )
+CONTEXT_API = "api"  # which API Gateway serves the storefront routes: http (default) or rest (API.kinds)
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+def api_kind(value: object) -> str:
+    """The `-c api=...` choice, checked: API.default_kind when unset, a clear error when unknown."""
+    kind = str(value or API.default_kind).strip().lower()
+    if kind not in API.kinds:
+        raise ValueError(
+            f"api {value!r} is not an API Gateway kind Boomerang deploys: {', '.join(API.kinds)} "
+            "(http: HTTP API, the default; rest: REST API, for AWS WAF on the endpoint)"
+        )
+    return kind
 
 
 class BoomerangStack(Stack):
@@ -63,6 +76,7 @@ class BoomerangStack(Stack):
         system_log_level = str(
             self.node.try_get_context(CONTEXT_SYSTEM_LOG_LEVEL) or DEFAULT_SYSTEM_LOG_LEVEL
         ).upper()
+        storefront = HttpStorefrontApi if api_kind(self.node.try_get_context(CONTEXT_API)) == "http" else Api
 
         storage = Storage(self, "Storage")
         secrets = Secrets(self, "Secrets")
@@ -80,7 +94,7 @@ class BoomerangStack(Stack):
             system_log_level=system_log_level,
             log_retention=LOG_RETENTION,
         )
-        api = Api(self, "Api", handler=functions.functions[API.function], log_retention=LOG_RETENTION)
+        api = storefront(self, "Api", handler=functions.functions[API.function], log_retention=LOG_RETENTION)
         journeys = Journeys(
             self,
             "Journeys",
@@ -99,7 +113,7 @@ class BoomerangStack(Stack):
                 env.TEMPLATES_BUCKET: storage.templates_bucket.bucket_name,
                 env.STATE_MACHINE_ARN: journeys.state_machine.state_machine_arn,
                 env.EMAIL_CONFIGURATION_SET: messaging.configuration_set.configuration_set_name,
-                env.UNSUBSCRIBE_BASE_URL: api.url,  # https://<id>.execute-api.<region>.amazonaws.com/<stage>/
+                env.UNSUBSCRIBE_BASE_URL: api.url,  # https://<id>.execute-api.<region>.amazonaws.com/ (REST: .../prod/)
                 env.SIGNING_SECRET_ARN: secrets.signing_key.secret_arn,
                 env.PUSH_APP_ID: push.app_id,
                 env.VAPID_SECRET_ARN: webpush.vapid_root.secret_arn,

@@ -34,7 +34,8 @@
    process with and without its retention sweeper.
 15. what it costs on AWS (`python -m tests.bench cost`, tests/bench_cost.py): $ per 1M events of a
    stated mix, per 1M cart journeys, per 1M broadcast emails and per 1,000 messages, by service,
-   measured from the handlers' real calls, beside the floor for the same work and issue 17's goals.
+   measured from the handlers' real calls, beside the floor for the same work and issue 17's goals;
+   events priced on the deployed API (HTTP API by default) with the REST API's line beside it.
 16. broadcasts (`python -m tests.bench broadcast`, tests/bench_broadcast.py): 1M recipients'
    duration at SES MaxSendRate 14/s, 100/s, 1,000/s (simulated clock, real pacing) and the cost
    by service, from a measured run on moto.

@@ -413,6 +413,18 @@ class Harness:
         self.emu.stop()
 
 
+def _deployed_api() -> str:
+    """The API Gateway kind as deployed, read where the stack reads it: cdk.json's `api` context, else
+    infra/description.py's API.default_kind (`cdk deploy -c api=rest` picks the other)."""
+    from infra.app import cdk_json_context
+    from infra.description import API
+
+    return str(cdk_json_context().get("api") or API.default_kind).lower()
+
+
+API_NAMES = {"http": "HTTP API", "rest": "REST API"}
+
+
 def _stack_default(name: str) -> str:
     """A deployed default from infra/stack.py (cdk.json's context overrides it), read without
     importing the CDK."""
@@ -755,14 +767,25 @@ def print_cost() -> None:
         "\n  $ per 1M events of the mix (50% Product Viewed, 25% Product Added, 10% identify, "
         "10% Checkout Started, 5% Order Completed):"
     )
+    deployed = _deployed_api()
+    print(
+        f"  storefront API as deployed: {API_NAMES[deployed]} (-c api={deployed}); the other for comparison"
+    )
     for mode, per_request, label in (
-        ("browser", 1, "browser (REST API, 1 call/request)"),
-        ("backend", BACKEND_BATCH, f"backend (REST API, {BACKEND_BATCH} calls/request)"),
+        ("browser", 1, "browser ({api}, 1 call/request)"),
+        ("backend", BACKEND_BATCH, f"backend ({{api}}, {BACKEND_BATCH} calls/request)"),
     ):
-        cost = dollars(_mix(events, mode), PRICES["apigw_rest"])
+        usage = _mix(events, mode)
+        costs = {
+            kind: dollars(usage, PRICES[f"apigw_{kind}"])
+            for kind in (deployed, *API_NAMES.keys() - {deployed})
+        }
+        cost = costs[deployed]
         floor = event_floor(per_request, PRICES["apigw_http"])
         ratio = sum(cost.values()) / sum(floor.values())
-        print(_row(label, cost, m))
+        for kind, priced in costs.items():
+            mark = "" if kind == deployed else "   (not deployed)"
+            print(_row(label.format(api=API_NAMES[kind]), priced, m) + mark)
         print(_row("  floor (HTTP API, 1 Lambda, 1 WRU, its logs)", floor, m))
         results.append(
             (f"events, {mode}", f"{ratio:.1f}x floor", f"<= {GOALS['events']}x", ratio <= GOALS["events"])

@@ -1,8 +1,9 @@
-"""The storefront-facing REST API: exactly the routes in description.API, all proxied to ingest.
+"""The storefront-facing REST API (`-c api=rest`): exactly the routes in description.API, all proxied
+to ingest.
 
-REST rather than HTTP API: per-store usage plans (throttling one noisy store) and WAF are REST
-features, and the extra $2.50 per million requests is small next to the Lambda and DynamoDB cost
-of each event.
+The HTTP API (infra/constructs/api_http.py) is the default, $2.50 less per million requests; REST
+stays for a store that must attach AWS WAF to the endpoint itself, and it answers its own throttling
+429 with Retry-After (README "HTTP API or REST API for storefront traffic").
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The emulator's HTTP front door: API Gateway's REST proxy, plus /_local/* for people and tests."""
+"""The emulator's HTTP front door: API Gateway's Lambda proxy (the HTTP API Boomerang deploys by
+default, payload format 1.0), plus /_local/* for people and tests."""
 
 from __future__ import annotations
 
@@ -37,11 +38,14 @@ def match_route(method: str, path: str) -> tuple[str, dict[str, str] | None] | N
     return None
 
 
-def _binary(headers: dict[str, str]) -> bool:
-    """API Gateway hands the λ a base64 body when Content-Type matches a binary media type."""
+def _binary(headers: dict[str, str], api: str = d.API.default_kind) -> bool:
+    """Whether API Gateway hands the λ this body base64-encoded: REST when Content-Type matches a
+    binary media type ("*/*": always); HTTP API unless it is one of its text types (none: base64)."""
     ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "") or ""
     ctype = ctype.split(";")[0].strip().lower()
-    return any(fnmatch.fnmatch(ctype, t.lower()) for t in d.API.binary_media_types)
+    if api == "rest":
+        return any(fnmatch.fnmatch(ctype, t.lower()) for t in d.API.binary_media_types)
+    return not ctype or not any(fnmatch.fnmatch(ctype, t) for t in d.API.http_text_media_types)
 
 
 def proxy_event(
@@ -50,44 +54,52 @@ def proxy_event(
     query: str,
     headers: dict[str, str],
     body: bytes,
+    api: str = d.API.default_kind,
 ) -> dict[str, Any]:
-    """The REST API (v1) proxy event API Gateway would hand the ingest λ."""
+    """The v1 proxy event API Gateway would hand the ingest λ: the deployed default's (an HTTP API's
+    payload format 1.0: no stage in any path, text bodies as text), or a REST API's (api="rest")."""
     params = dict(parse_qsl(query, keep_blank_values=True)) or None
     if not any(k.lower() == "x-forwarded-proto" for k in headers):
         # API Gateway adds X-Forwarded-Proto; the front door speaks plain http on loopback
         headers = {**headers, "X-Forwarded-Proto": "http"}
     route = match_route(method, path)
     resource, path_params = route if route else (path, None)
-    if _binary(headers):
+    if _binary(headers, api):
         text, is_b64 = base64.b64encode(body).decode(), True
     else:
         try:
             text, is_b64 = body.decode("utf-8"), False
         except UnicodeDecodeError:
             text, is_b64 = base64.b64encode(body).decode(), True
-    return {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": params,
-        "multiValueQueryStringParameters": {k: [v] for k, v in params.items()} if params else None,
-        "pathParameters": path_params,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": resource,
+    # REST's requestContext.path carries its stage; an HTTP API's $default stage is the root
+    stage, stage_path = (d.API.stage, f"/{d.API.stage}{path}") if api == "rest" else ("$default", path)
+    event: dict[str, Any] = {"version": "1.0"} if api != "rest" else {}
+    event.update(
+        {
+            "resource": resource,
+            "path": path,
             "httpMethod": method,
-            "path": f"/{d.API.stage}{path}",
-            "stage": d.API.stage,
-            "requestId": str(uuid.uuid4()),
-            "accountId": ACCOUNT,
-            "apiId": "local",
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-        "body": text if body else None,
-        "isBase64Encoded": is_b64,
-    }
+            "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": params,
+            "multiValueQueryStringParameters": {k: [v] for k, v in params.items()} if params else None,
+            "pathParameters": path_params,
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": resource,
+                "httpMethod": method,
+                "path": stage_path,
+                "stage": stage,
+                "requestId": str(uuid.uuid4()),
+                "accountId": ACCOUNT,
+                "apiId": "local",
+                "identity": {"sourceIp": "127.0.0.1"},
+            },
+            "body": text if body else None,
+            "isBase64Encoded": is_b64 if body else False,
+        }
+    )
+    return event
 
 
 _OUTBOX_PAGE = """<!doctype html>

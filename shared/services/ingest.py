@@ -121,6 +121,14 @@ def read_body(
 
     limit = limit or MAX_BODY_BYTES
     encodings = content_encodings(headers)
+    if encodings and not is_base64 and "\ufffd" in (raw or ""):
+        # compressed bytes handed over as text: what was not UTF-8 is lost, so say how to send it
+        raise ApiProblem(
+            400,
+            "malformed_body",
+            "the compressed body arrived as text and was altered on the way; send it with a binary "
+            "Content-Type such as application/octet-stream",
+        )
     try:
         data = (raw or "").encode("utf-8") if not is_base64 else base64.b64decode(raw or "")
     except (binascii.Error, ValueError) as exc:

@@ -17,6 +17,7 @@ from aws_cdk.assertions import Annotations, Match, Template
 from cdk_nag import AwsSolutionsChecks
 
 from infra.app import build_app, cdk_json_context
+from infra.constructs.api_http import route_key
 from infra.constructs.journeys import STEP_FUNCTION_ARN_PLACEHOLDER
 from infra.constructs.storage import TEMPLATES_PREFIX
 from infra.description import (
@@ -45,6 +46,7 @@ from infra.description import (
     Grant,
     QueueSpec,
 )
+from infra.stack import CONTEXT_API, api_kind
 from shared.platform import settings as env
 from shared.services.consent.feedback import (
     EMAIL_BOUNCED,
@@ -292,8 +294,14 @@ def synth_with_sender(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synt
 
 
 @pytest.fixture(scope="module")
-def synth_in_region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
-    yield Synth(_context(), tmp_path_factory.mktemp("build"), account="123456789012", region="us-east-1")
+def synth_rest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+    # The REST API choice (`-c api=rest`), also pinned to an account and region like a deploy
+    yield Synth(
+        {**_context(), CONTEXT_API: "rest"},
+        tmp_path_factory.mktemp("build"),
+        account="123456789012",
+        region="us-east-1",
+    )
 
 
 # --- cdk-nag -------------------------------------------------------------------------------------
@@ -303,7 +311,7 @@ def test_cdk_nag_aws_solutions_runs_on_the_app(synth: Synth) -> None:
     assert any(isinstance(aspect, AwsSolutionsChecks) for aspect in Aspects.of(synth.app).all)
 
 
-@pytest.mark.parametrize("which", ["synth", "synth_with_sender", "synth_in_region"])
+@pytest.mark.parametrize("which", ["synth", "synth_with_sender", "synth_rest"])
 def test_cdk_nag_finds_no_unsuppressed_errors_or_warnings(which: str, request: pytest.FixtureRequest) -> None:
     s: Synth = request.getfixturevalue(which)
     annotations = Annotations.from_stack(s.stack)
@@ -646,7 +654,7 @@ def test_environment_values_point_at_the_right_resources(synth: Synth) -> None:
     secret_id, _ = _secret(synth, "unsubscribe")
     vapid_id, _ = _secret(synth, "VAPID")
     config_set_id, _ = synth.only("AWS::SES::ConfigurationSet")
-    api_id, _ = synth.only("AWS::ApiGateway::RestApi")
+    api_id, _ = synth.only("AWS::ApiGatewayV2::Api")  # the default choice: an HTTP API
     push_app_id, _ = synth.only("AWS::Pinpoint::App")
     topic_id, _ = _reports_topic(synth)
     partners_queue = synth.queue_consumed_by(next(q for q in QUEUES if q.id == "partners"))
@@ -673,7 +681,7 @@ def test_environment_values_point_at_the_right_resources(synth: Synth) -> None:
         variables = synth.function(spec)["Environment"]["Variables"]
         for name in spec.env:
             if name == env.UNSUBSCRIBE_BASE_URL:
-                # https://<api id>.execute-api.<region>.<suffix>/<stage>/
+                # https://<api id>.execute-api.<region>.<suffix>/ (the HTTP API's $default stage)
                 url = json.dumps(variables[name])
                 assert f'{{"Ref": "{api_id}"}}' in url and "https://" in url
             else:
@@ -1156,6 +1164,86 @@ def test_state_machine_role_invokes_only_the_step_function(synth: Synth) -> None
 # --- API -----------------------------------------------------------------------------------------
 
 
+def test_the_api_choice_is_checked_with_a_clear_error() -> None:
+    assert api_kind(None) == api_kind("") == API.default_kind == "http"
+    assert api_kind("REST") == "rest"
+    with pytest.raises(ValueError, match=r"api 'graphql' is not .*: http, rest"):
+        api_kind("graphql")
+
+
+def test_an_http_api_by_default_a_rest_api_on_request(synth: Synth, synth_rest: Synth) -> None:
+    _, api = synth.only("AWS::ApiGatewayV2::Api")
+    assert api["Properties"]["ProtocolType"] == "HTTP"
+    assert "CorsConfiguration" not in api["Properties"]  # the λ answers the form's preflight itself
+    assert not synth.of_type("AWS::ApiGateway::RestApi")
+    synth_rest.only("AWS::ApiGateway::RestApi")
+    assert not synth_rest.of_type("AWS::ApiGatewayV2::Api")
+
+
+def test_api_url_output_keeps_its_name_and_ends_in_a_slash(synth: Synth, synth_rest: Synth) -> None:
+    http_url = json.dumps(synth.json["Outputs"]["ApiUrl"]["Value"])
+    rest_url = json.dumps(synth_rest.json["Outputs"]["ApiUrl"]["Value"])
+    # HTTP API: its $default stage at the root, https://<api>.execute-api.<region>.<suffix>/v1/batch
+    assert http_url.endswith('"/"]]}') and "prod" not in http_url
+    # REST: the stage in the path, https://<api>.execute-api.<region>.<suffix>/prod/v1/batch
+    stage_id, stage = synth_rest.only("AWS::ApiGateway::Stage")
+    assert stage["Properties"]["StageName"] == API.stage
+    assert rest_url.endswith(f'"/", {{"Ref": "{stage_id}"}}, "/"]]}}')
+
+
+def test_http_api_has_exactly_the_description_routes_proxied_to_ingest(synth: Synth) -> None:
+    ingest_id = synth.function_id(FUNCTIONS_BY_ID[API.function])
+    integrations = synth.of_type("AWS::ApiGatewayV2::Integration")
+    routes = set()
+    for route in synth.of_type("AWS::ApiGatewayV2::Route").values():
+        props = route["Properties"]
+        routes.add(props["RouteKey"])
+        # the λ authenticates: write key, webhook and link signatures, the form's publishable key
+        assert props["AuthorizationType"] == "NONE"
+        (integration_id,) = [i for i in integrations if i in json.dumps(props["Target"])]
+        integration = integrations[integration_id]["Properties"]
+        assert integration["IntegrationType"] == "AWS_PROXY"
+        # 1.0: the REST proxy event the λ and the emulator already speak
+        assert integration["PayloadFormatVersion"] == "1.0"
+        assert ingest_id in json.dumps(integration["IntegrationUri"])
+    assert routes == {route_key(m, p) for m, p in API.routes}
+    # API Gateway may invoke the λ for each route, and only through this API
+    permissions = [
+        p["Properties"]
+        for p in synth.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]
+    assert len(permissions) == len(API.routes)
+    api_id, _ = synth.only("AWS::ApiGatewayV2::Api")
+    assert all(f'{{"Ref": "{api_id}"}}' in json.dumps(p["SourceArn"]) for p in permissions)
+
+
+def test_http_api_stage_throttles_and_logs(synth: Synth) -> None:
+    _, stage = synth.only("AWS::ApiGatewayV2::Stage")
+    props = stage["Properties"]
+    assert props["StageName"] == "$default" and props["AutoDeploy"] is True
+    defaults = props["DefaultRouteSettings"]
+    assert (defaults["ThrottlingRateLimit"], defaults["ThrottlingBurstLimit"]) == (
+        API.throttle_rate_limit,
+        API.throttle_burst_limit,
+    )
+    # the public signup form has its own, lower limits: a flood of it cannot use up the event API's
+    assert props["RouteSettings"] == {
+        "POST /v1/forms/{key}/submit": {
+            "ThrottlingRateLimit": API.form_submit_rate_limit,
+            "ThrottlingBurstLimit": API.form_submit_burst_limit,
+        }
+    }
+    assert set(props["RouteSettings"]) <= {route_key(m, p) for m, p in API.routes}
+    log_group_id = props["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0]
+    assert synth.resources[log_group_id]["Type"] == "AWS::Logs::LogGroup"
+    assert synth.resources[log_group_id]["Properties"]["RetentionInDays"] == 30
+    # who called what and how it went: never a body or a header (emails, keys)
+    logged = json.loads(props["AccessLogSettings"]["Format"])
+    assert {"requestId", "status", "routeKey"} <= set(logged)
+    assert not any("body" in v.lower() or "header" in v.lower() for v in logged.values())
+
+
 def _resource_path(synth: Synth, resource_ref: Any, api_id: str) -> str:
     if resource_ref == {"Fn::GetAtt": [api_id, "RootResourceId"]}:
         return ""
@@ -1163,7 +1251,8 @@ def _resource_path(synth: Synth, resource_ref: Any, api_id: str) -> str:
     return f"{_resource_path(synth, resource['ParentId'], api_id)}/{resource['PathPart']}"
 
 
-def test_api_has_exactly_the_description_routes_proxied_to_ingest(synth: Synth) -> None:
+def test_rest_api_has_exactly_the_description_routes_proxied_to_ingest(synth_rest: Synth) -> None:
+    synth = synth_rest
     api_id, _ = synth.only("AWS::ApiGateway::RestApi")
     ingest_id = synth.function_id(FUNCTIONS_BY_ID[API.function])
     routes = set()
@@ -1173,10 +1262,11 @@ def test_api_has_exactly_the_description_routes_proxied_to_ingest(synth: Synth) 
         assert props["Integration"]["Type"] == "AWS_PROXY"
         assert ingest_id in json.dumps(props["Integration"]["Uri"])
     assert routes == set(API.routes)
+    assert {"/v1/webhooks/shopify/{store}", "/v1/webhooks/woocommerce/{store}"} <= {p for _, p in routes}
 
 
-def test_api_stage_throttles_and_logs(synth: Synth) -> None:
-    _, stage = synth.only("AWS::ApiGateway::Stage")
+def test_rest_api_stage_throttles_and_logs(synth_rest: Synth) -> None:
+    _, stage = synth_rest.only("AWS::ApiGateway::Stage")
     props = stage["Properties"]
     assert props["StageName"] == API.stage
     assert props["AccessLogSetting"]["DestinationArn"]
@@ -1194,27 +1284,20 @@ def test_api_stage_throttles_and_logs(synth: Synth) -> None:
     )
 
 
-def test_api_passes_bodies_as_bytes_and_tells_throttled_clients_when_to_retry(synth: Synth) -> None:
+def test_rest_api_passes_bodies_as_bytes_and_tells_throttled_clients_when_to_retry(
+    synth_rest: Synth,
+) -> None:
     # gzip'd batches and webhooks' signed raw bodies reach the λ base64-encoded, byte for byte
-    _, api = synth.only("AWS::ApiGateway::RestApi")
+    _, api = synth_rest.only("AWS::ApiGateway::RestApi")
     assert api["Properties"]["BinaryMediaTypes"] == list(API.binary_media_types) == ["*/*"]
-    # stage throttling answers 429 itself, with Retry-After
-    responses = [r["Properties"] for r in synth.of_type("AWS::ApiGateway::GatewayResponse").values()]
+    # stage throttling answers 429 itself, with Retry-After (an HTTP API cannot: a plain 429)
+    responses = [r["Properties"] for r in synth_rest.of_type("AWS::ApiGateway::GatewayResponse").values()]
     [throttled] = [r for r in responses if r["ResponseType"] == "THROTTLED"]
     assert throttled["StatusCode"] == "429"
     assert (
         throttled["ResponseParameters"]["gatewayresponse.header.Retry-After"]
         == f"'{API.throttled_retry_after_s}'"
     )
-
-
-def test_webhook_routes_take_the_store_as_a_path_parameter(synth: Synth) -> None:
-    api_id, _ = synth.only("AWS::ApiGateway::RestApi")
-    paths = {
-        _resource_path(synth, m["Properties"]["ResourceId"], api_id)
-        for m in synth.of_type("AWS::ApiGateway::Method").values()
-    }
-    assert {"/v1/webhooks/shopify/{store}", "/v1/webhooks/woocommerce/{store}"} <= paths
 
 
 # --- dashboard -------------------------------------------------------------------------------------
