@@ -3,7 +3,9 @@
 Read the items the event touches, let the domain decide what changes (shared/domain/event_routing.py),
 then write everything in one transaction together with a marker for the event's messageId. The
 marker makes a replay a no-op; the version conditions make concurrent writers retry instead of
-overwriting each other.
+overwriting each other. An event that changes the profile item alone (a view, an identify without a
+new alias, a consent choice) skips both: its rules are idempotent, so it is one conditional write,
+or none when nothing changed (ProfileStore._apply_profile_only).
 
 The profile item carries the sparse lifecycle index attributes (bday, anniv, risk; see
 retention.index_attributes) in that same write, so an index never disagrees with its profile; a
@@ -53,12 +55,21 @@ MAX_ATTEMPTS = 6
 MAX_MOVED_SUBSCRIPTIONS = 20
 BIS_SK_PREFIX = "BIS#"
 SEGMENT_SK_PREFIX = "SEG#"
+CONSENT_SK_PREFIX = "CONSENT#"  # consent proof: one item per change (ProfileStore._consent_proof_writes)
 RFM_SK = "RFM"  # under the store's pk: the store's RFM quintile edges
 EDGES_TTL_S = 60.0
 
 
 def segment_sk(segment_id: str) -> str:
     return f"{SEGMENT_SK_PREFIX}{segment_id}"
+
+
+def consent_sk(at: float, version: int, n: int) -> str:
+    """A consent change's item: ordered by time, then by the profile write that noted it (its
+    version) and its place among that write's changes, so choices received at the same time keep
+    the order they were folded in. (Consent events keep their exactly-once marker: a replay writes
+    nothing.)"""
+    return f"{CONSENT_SK_PREFIX}{at:017.6f}#{version:010d}#{n:03d}"
 
 
 def subscription_sk(sku: str) -> str:
@@ -79,7 +90,8 @@ class ConcurrentUpdate(Exception):
 
 @dataclass
 class Outcome:
-    # applied | duplicate | ignored (a store-level event: no customer to fold into) | erased |
+    # applied | duplicate | unchanged (changes nothing held: not written) | ignored (a store-level event:
+    # no customer to fold into) | erased |
     # resolved (a Back In Stock naming only an inventory item, announced again with its sku)
     status: str
     customer_id: str
@@ -312,9 +324,17 @@ class ProfileStore:
             return Outcome("erased", "", ["customer erased"])
         for attempt in range(MAX_ATTEMPTS):
             loaded = self._load(event)
+            held = loaded.profile.model_dump(exclude={"version"}) if loaded.profile_exists else None
             writes, changes, reached = self._plan(event, loaded)
             if reached is not None and announce is not None:
                 announce(tier_reached_event(event.store_id, loaded.profile.customer_id, reached))
+            if len(writes) == 2 and reached is None:
+                # only the profile changes (writes are [marker, profile]): one conditional write
+                outcome = self._apply_profile_only(loaded, held, writes[1]["Put"], changes)
+                if outcome is not None:
+                    return outcome
+                time.sleep(min(0.05 * 2**attempt, 1.0))  # lost a race: re-read and re-apply
+                continue
             try:
                 self.ddb.transact_write_items(TransactItems=writes)
                 return Outcome("applied", loaded.profile.customer_id, changes, reached)
@@ -324,6 +344,23 @@ class ProfileStore:
                     return Outcome("duplicate", loaded.profile.customer_id)
                 time.sleep(min(0.05 * 2**attempt, 1.0))  # lost a race: re-read and re-apply
         raise ConcurrentUpdate(f"gave up after {MAX_ATTEMPTS} attempts on message {event.message_id}")
+
+    def _apply_profile_only(
+        self, loaded: _Loaded, held: dict[str, Any] | None, put: dict[str, Any], changes: list[str]
+    ) -> Outcome | None:
+        """An event that changes the profile item alone needs no transaction and no marker: every
+        profile-only rule is latest-wins by receive time (shared/domain/fold.py), so folding the same
+        event again gives the same profile, and an unchanged profile is not written at all (a replay,
+        a concurrent duplicate that lost the race and re-read, a repeat that changes nothing read).
+        The version condition keeps concurrent writers from overwriting each other. None: lost a race."""
+        customer_id = loaded.profile.customer_id
+        if held is not None and loaded.profile.model_dump(exclude={"version"}) == held:
+            return Outcome("unchanged", customer_id, ["nothing a journey, segment or report reads changed"])
+        try:
+            self.ddb.put_item(**put)
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return None
+        return Outcome("applied", customer_id, changes)
 
     def _plan(
         self, event: CanonicalEvent, s: _Loaded
@@ -407,6 +444,7 @@ class ProfileStore:
         # scores, stage and memberships, and the lifecycle index attributes, go in the same write as
         # the profile they describe
         changes += self._plan_segments(profile, clock.now_ts(), writes)
+        writes += self._consent_proof_writes(profile)
         writes.append(
             self._put_versioned(
                 keys.customer_pk(store, profile.customer_id), keys.PROFILE_SK, profile, s.profile_exists
@@ -570,6 +608,27 @@ class ProfileStore:
             except self.ddb.exceptions.TransactionCanceledException:
                 time.sleep(min(0.05 * 2**attempt, 1.0))  # a fold won the race: re-read and re-apply
         raise ConcurrentUpdate(f"gave up refreshing segments of {customer_id} after {MAX_ATTEMPTS} attempts")
+
+    # -- consent proof ---------------------------------------------------------------------------
+    def _consent_proof_writes(self, profile: Profile) -> list[dict[str, Any]]:
+        """The consent changes the fold noted (fold.note_consent_change), each put as its own item
+        under the customer (sk CONSENT#<at>#<version>#<n>), and taken off the profile item: the proof
+        grows with every choice, the profile item every event rewrites does not. A profile written
+        before this still holds a list: it moves out on its next write (and the export reads both)."""
+        out = []
+        pk = keys.customer_pk(profile.store_id, profile.customer_id)
+        for n, change in enumerate(profile.consent_history):
+            proof = change.model_dump(mode="python")
+            item = {
+                "pk": pk,
+                "sk": consent_sk(change.at, profile.version + 1, n),
+                "store_id": profile.store_id,
+                "customer_id": profile.customer_id,
+                **proof,
+            }
+            out.append({"Put": {"TableName": self.table, "Item": to_item(item)}})
+        profile.consent_history = []
+        return out
 
     # -- write helpers ---------------------------------------------------------------------------
     def _put_versioned(self, pk: str, sk: str, model: Any, exists: bool) -> dict[str, Any]:
