@@ -8,6 +8,8 @@ DynamoDB's on-demand billing rules to the sizes before and after:
 - plus, per global secondary index the write touches, 1 WRU per started KB of the projected
   index entry (a key change is a delete and a put: both are billed; a write that changes no
   projected attribute costs the index nothing).
+Reads are metered too (`rru`, `reads`): a GetItem or Query is billed per started 4 KB of the items
+it reads (at least one unit, for a missing item as well), half that when eventually consistent.
 Item size follows AWS's published rules (attribute name bytes + value bytes; numbers about one
 byte per two significant digits plus one; 3 bytes per list or map plus 1 per element).
 """
@@ -71,10 +73,17 @@ class WruMeter:
     wru: float = 0.0
     calls: list[str] = field(default_factory=list)
     largest_item: int = 0  # bytes: the largest item a measured write left
+    rru: float = 0.0
+    reads: list[str] = field(default_factory=list)
     _indexes: dict[str, tuple[tuple[str, ...], list[_Index]]] = field(default_factory=dict)
 
     def reset(self) -> None:
         self.wru, self.calls, self.largest_item = 0.0, [], 0
+        self.rru, self.reads = 0.0, []
+
+    def _bill_read(self, operation: str, params: dict[str, Any], sizes: list[int]) -> None:
+        self.reads.append(operation)
+        self.rru += max(1, math.ceil(sum(sizes) / (4 * KB))) * (1.0 if params.get("ConsistentRead") else 0.5)
 
     def _schema(self, client: BaseClient, call: Any, table: str) -> tuple[tuple[str, ...], list[_Index]]:
         if table not in self._indexes:
@@ -150,16 +159,29 @@ def _targets(
 
 
 WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
+READS = ("GetItem", "Query")
 
 
 @contextmanager
 def metering() -> Iterator[WruMeter]:
-    """Meter every DynamoDB write made by any client while the block runs."""
+    """Meter every DynamoDB write and read made by any client while the block runs."""
     meter = WruMeter()
     original: Any = getattr(BaseClient, "_make_api_call")  # noqa: B009 (private: no stub)
 
     def call(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        if client.meta.service_model.service_name != "dynamodb" or operation not in WRITES:
+        if client.meta.service_model.service_name != "dynamodb":
+            return original(client, operation, params)
+        if operation in READS:
+            resp = original(client, operation, params)
+            if operation == "GetItem":
+                # billed by the whole item, whatever the projection
+                full = original(client, "GetItem", {"TableName": params["TableName"], "Key": params["Key"]})
+                sizes = [item_size(full.get("Item"))]
+            else:
+                sizes = [item_size(i) for i in resp.get("Items", [])]
+            meter._bill_read(operation, params, sizes)
+            return resp
+        if operation not in WRITES:
             return original(client, operation, params)
         tables = {params.get("TableName")} | set(params.get("RequestItems", {}))
         for entry in params.get("TransactItems", []):

@@ -58,6 +58,8 @@ SEGMENT_SK_PREFIX = "SEG#"
 CONSENT_SK_PREFIX = "CONSENT#"  # consent proof: one item per change (ProfileStore._consent_proof_writes)
 RFM_SK = "RFM"  # under the store's pk: the store's RFM quintile edges
 EDGES_TTL_S = 60.0
+# profile fields that record the write, not the customer: a fold that changes only these changes nothing
+_BOOKKEEPING = {"version", "last_message_id"}
 
 
 def segment_sk(segment_id: str) -> str:
@@ -324,13 +326,19 @@ class ProfileStore:
             return Outcome("erased", "", ["customer erased"])
         for attempt in range(MAX_ATTEMPTS):
             loaded = self._load(event)
-            held = loaded.profile.model_dump(exclude={"version"}) if loaded.profile_exists else None
+            customer_id = loaded.profile.customer_id
+            if loaded.profile_exists and loaded.profile.last_message_id == event.message_id:
+                # the profile's latest write was this very event: a redelivery, or the retry of a fold
+                # that stopped between its profile write and its marker (_apply_profile_only)
+                self._ensure_marker(self._marker_put(event, customer_id))
+                return Outcome("duplicate", customer_id)
+            held = loaded.profile.model_dump(exclude=_BOOKKEEPING) if loaded.profile_exists else None
             writes, changes, reached = self._plan(event, loaded)
             if reached is not None and announce is not None:
-                announce(tier_reached_event(event.store_id, loaded.profile.customer_id, reached))
+                announce(tier_reached_event(event.store_id, customer_id, reached))
             if len(writes) == 2 and reached is None:
-                # only the profile changes (writes are [marker, profile]): one conditional write
-                outcome = self._apply_profile_only(loaded, held, writes[1]["Put"], changes)
+                # only the profile changes (writes are [marker, profile]): no transaction
+                outcome = self._apply_profile_only(loaded, held, writes[0]["Put"], writes[1]["Put"], changes)
                 if outcome is not None:
                     return outcome
                 time.sleep(min(0.05 * 2**attempt, 1.0))  # lost a race: re-read and re-apply
@@ -346,21 +354,68 @@ class ProfileStore:
         raise ConcurrentUpdate(f"gave up after {MAX_ATTEMPTS} attempts on message {event.message_id}")
 
     def _apply_profile_only(
-        self, loaded: _Loaded, held: dict[str, Any] | None, put: dict[str, Any], changes: list[str]
+        self,
+        loaded: _Loaded,
+        held: dict[str, Any] | None,
+        marker: dict[str, Any],
+        put: dict[str, Any],
+        changes: list[str],
     ) -> Outcome | None:
-        """An event that changes the profile item alone needs no transaction and no marker: every
-        profile-only rule is latest-wins by receive time (shared/domain/fold.py), so folding the same
-        event again gives the same profile, and an unchanged profile is not written at all (a replay,
-        a concurrent duplicate that lost the race and re-read, a repeat that changes nothing read).
-        The version condition keeps concurrent writers from overwriting each other. None: lost a race."""
+        """An event that changes the profile item alone needs no transaction. Nothing is written when
+        the fold changes nothing held (a repeat view, a late event older than what is held). Otherwise:
+        a consistent read of the processed-event marker (a replay, even one received later whose
+        latest-wins fold would move the profile's times, is a duplicate), then the profile's
+        conditional write (version: a concurrent writer makes this one re-read), then the marker, the
+        same item the transactional path writes, so each path recognises the other's events. A crash
+        between the two writes is retried: the profile then names the event (last_message_id), so the
+        retry writes the marker and folds nothing twice. None: lost a race, re-read and re-apply."""
         customer_id = loaded.profile.customer_id
-        if held is not None and loaded.profile.model_dump(exclude={"version"}) == held:
+        if held is not None and loaded.profile.model_dump(exclude=_BOOKKEEPING) == held:
             return Outcome("unchanged", customer_id, ["nothing a journey, segment or report reads changed"])
+        if self._has_marker(marker):
+            return Outcome("duplicate", customer_id)
         try:
             self.ddb.put_item(**put)
         except self.ddb.exceptions.ConditionalCheckFailedException:
             return None
+        self._put_marker(marker)
         return Outcome("applied", customer_id, changes)
+
+    def _marker_put(self, event: CanonicalEvent, customer_id: str) -> dict[str, Any]:
+        """The processed-event marker's conditional Put: a replay of the messageId fails it."""
+        at = event.received_at
+        marker = {
+            "pk": keys.event_pk(event.store_id, event.message_id),
+            "sk": keys.EVENT_SK,
+            "customer_id": customer_id,
+            "received_at": at,
+            "expires_at": int(at) + self._data_retention(event.store_id).event_marker_days * 86400,
+        }
+        return {
+            "TableName": self.table,
+            "Item": to_item(marker),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+
+    def _has_marker(self, marker: dict[str, Any]) -> bool:
+        item = marker["Item"]
+        resp = self.ddb.get_item(
+            TableName=self.table,
+            Key={"pk": item["pk"], "sk": item["sk"]},
+            ConsistentRead=True,  # a replay right after the first fold must see its marker
+            ProjectionExpression="pk",
+        )
+        return "Item" in resp
+
+    def _put_marker(self, marker: dict[str, Any]) -> None:
+        try:
+            self.ddb.put_item(**marker)
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            pass  # a concurrent duplicate wrote it first
+
+    def _ensure_marker(self, marker: dict[str, Any]) -> None:
+        if not self._has_marker(marker):
+            self._put_marker(marker)
 
     def _plan(
         self, event: CanonicalEvent, s: _Loaded
@@ -371,23 +426,8 @@ class ProfileStore:
         profile = s.profile
         changes: list[str] = []
         loyalty, retention = self._policies(store)
-        marker = {
-            "pk": keys.event_pk(store, event.message_id),
-            "sk": keys.EVENT_SK,
-            "customer_id": profile.customer_id,
-            "received_at": at,
-            "expires_at": int(at) + self._data_retention(store).event_marker_days * 86400,
-        }
         # The marker goes first: a cancelled transaction's first reason tells a replay apart.
-        writes: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": to_item(marker),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            }
-        ]
+        writes: list[dict[str, Any]] = [{"Put": self._marker_put(event, profile.customer_id)}]
         touch(profile, event)
         if s.anon_profile is not None and s.anon_profile.merged_into is None:
             # the visitor's item leaves every index (index_attributes is empty once merged) and
@@ -445,6 +485,7 @@ class ProfileStore:
         # the profile they describe
         changes += self._plan_segments(profile, clock.now_ts(), writes)
         writes += self._consent_proof_writes(profile)
+        profile.last_message_id = event.message_id
         writes.append(
             self._put_versioned(
                 keys.customer_pk(store, profile.customer_id), keys.PROFILE_SK, profile, s.profile_exists

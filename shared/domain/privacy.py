@@ -327,6 +327,7 @@ _PROFILE_DROP = (
     "pk",
     "sk",
     "version",
+    "last_message_id",
     "updated",
     "removed_devices",
     "bday",
