@@ -4,8 +4,9 @@ Read the items the event touches, let the domain decide what changes (shared/dom
 then write everything in one transaction together with a marker for the event's messageId. The
 marker makes a replay a no-op; the version conditions make concurrent writers retry instead of
 overwriting each other. An event that changes the profile item alone (a view, an identify without a
-new alias, a consent choice) skips both: its rules are idempotent, so it is one conditional write,
-or none when nothing changed (ProfileStore._apply_profile_only).
+new alias, an order already counted) needs no transaction: a consistent read of its marker, the
+profile's conditional write, then the marker; nothing at all when it changes nothing held
+(ProfileStore._apply_profile_only).
 
 The profile item carries the sparse lifecycle index attributes (bday, anniv, risk; see
 retention.index_attributes) in that same write, so an index never disagrees with its profile; a
