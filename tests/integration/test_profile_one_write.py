@@ -75,7 +75,7 @@ def partition(world: World, customer: str = "u:ada") -> list[dict[str, Any]]:
     return [from_item(i) for i in resp["Items"]]
 
 
-def test_a_profile_only_event_is_one_write_and_a_replay_none(world: World) -> None:
+def test_a_profile_only_event_is_no_transaction_and_a_replay_writes_nothing(world: World) -> None:
     store = world.profiles()
     store.apply(viewed("A", T0, "m-1"))
 
