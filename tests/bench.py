@@ -39,6 +39,8 @@
 16. broadcasts (`python -m tests.bench broadcast`, tests/bench_broadcast.py): 1M recipients'
    duration at SES MaxSendRate 14/s, 100/s, 1,000/s (simulated clock, real pacing) and the cost
    by service, from a measured run on moto.
+17. DynamoDB at the floor (`python -m tests.bench dynamodb`, tests/bench_dynamodb.py): WRU per event
+   type as billed, and the profile item's size distribution after many varied events.
 """
 
 from __future__ import annotations
@@ -619,6 +621,9 @@ def main() -> None:
     from tests.bench_broadcast import print_broadcast
 
     print_broadcast()
+    from tests.bench_dynamodb import print_dynamodb
+
+    print_dynamodb()
 
 
 def privacy(customers: int = 300) -> None:
@@ -868,6 +873,10 @@ if __name__ == "__main__":
         from tests.bench_cost import print_cost
 
         print_cost()
+    elif sys.argv[1:] == ["dynamodb"]:
+        from tests.bench_dynamodb import print_dynamodb
+
+        print_dynamodb()
     elif sys.argv[1:] == ["imports"]:
         for mod, (ms, ratio) in cold_imports().items():
             print(f"{mod:<40} {ms:7.0f} ms  {ratio:4.2f}x boto3")

@@ -3,7 +3,10 @@
 Read the items the event touches, let the domain decide what changes (shared/domain/event_routing.py),
 then write everything in one transaction together with a marker for the event's messageId. The
 marker makes a replay a no-op; the version conditions make concurrent writers retry instead of
-overwriting each other.
+overwriting each other. An event that changes the profile item alone (a view, an identify without a
+new alias, an order already counted) needs no transaction: a consistent read of its marker, the
+profile's conditional write, then the marker; nothing at all when it changes nothing held
+(ProfileStore._apply_profile_only).
 
 The profile item carries the sparse lifecycle index attributes (bday, anniv, risk; see
 retention.index_attributes) in that same write, so an index never disagrees with its profile; a
@@ -53,12 +56,23 @@ MAX_ATTEMPTS = 6
 MAX_MOVED_SUBSCRIPTIONS = 20
 BIS_SK_PREFIX = "BIS#"
 SEGMENT_SK_PREFIX = "SEG#"
+CONSENT_SK_PREFIX = "CONSENT#"  # consent proof: one item per change (ProfileStore._consent_proof_writes)
 RFM_SK = "RFM"  # under the store's pk: the store's RFM quintile edges
 EDGES_TTL_S = 60.0
+# profile fields that record the write, not the customer: a fold that changes only these changes nothing
+_BOOKKEEPING = {"version", "last_message_id"}
 
 
 def segment_sk(segment_id: str) -> str:
     return f"{SEGMENT_SK_PREFIX}{segment_id}"
+
+
+def consent_sk(at: float, version: int, n: int) -> str:
+    """A consent change's item: ordered by time, then by the profile write that noted it (its
+    version) and its place among that write's changes, so choices received at the same time keep
+    the order they were folded in. (Consent events keep their exactly-once marker: a replay writes
+    nothing.)"""
+    return f"{CONSENT_SK_PREFIX}{at:017.6f}#{version:010d}#{n:03d}"
 
 
 def subscription_sk(sku: str) -> str:
@@ -79,7 +93,8 @@ class ConcurrentUpdate(Exception):
 
 @dataclass
 class Outcome:
-    # applied | duplicate | ignored (a store-level event: no customer to fold into) | erased |
+    # applied | duplicate | unchanged (changes nothing held: not written) | ignored (a store-level event:
+    # no customer to fold into) | erased |
     # resolved (a Back In Stock naming only an inventory item, announced again with its sku)
     status: str
     customer_id: str
@@ -312,9 +327,23 @@ class ProfileStore:
             return Outcome("erased", "", ["customer erased"])
         for attempt in range(MAX_ATTEMPTS):
             loaded = self._load(event)
+            customer_id = loaded.profile.customer_id
+            if loaded.profile_exists and loaded.profile.last_message_id == event.message_id:
+                # the profile's latest write was this very event: a redelivery, or the retry of a fold
+                # that stopped between its profile write and its marker (_apply_profile_only)
+                self._ensure_marker(self._marker_put(event, customer_id))
+                return Outcome("duplicate", customer_id)
+            held = loaded.profile.model_dump(exclude=_BOOKKEEPING) if loaded.profile_exists else None
             writes, changes, reached = self._plan(event, loaded)
             if reached is not None and announce is not None:
-                announce(tier_reached_event(event.store_id, loaded.profile.customer_id, reached))
+                announce(tier_reached_event(event.store_id, customer_id, reached))
+            if len(writes) == 2 and reached is None:
+                # only the profile changes (writes are [marker, profile]): no transaction
+                outcome = self._apply_profile_only(loaded, held, writes[0]["Put"], writes[1]["Put"], changes)
+                if outcome is not None:
+                    return outcome
+                time.sleep(min(0.05 * 2**attempt, 1.0))  # lost a race: re-read and re-apply
+                continue
             try:
                 self.ddb.transact_write_items(TransactItems=writes)
                 return Outcome("applied", loaded.profile.customer_id, changes, reached)
@@ -325,6 +354,70 @@ class ProfileStore:
                 time.sleep(min(0.05 * 2**attempt, 1.0))  # lost a race: re-read and re-apply
         raise ConcurrentUpdate(f"gave up after {MAX_ATTEMPTS} attempts on message {event.message_id}")
 
+    def _apply_profile_only(
+        self,
+        loaded: _Loaded,
+        held: dict[str, Any] | None,
+        marker: dict[str, Any],
+        put: dict[str, Any],
+        changes: list[str],
+    ) -> Outcome | None:
+        """An event that changes the profile item alone needs no transaction. Nothing is written when
+        the fold changes nothing held (a repeat view, a late event older than what is held). Otherwise:
+        a consistent read of the processed-event marker (a replay, even one received later whose
+        latest-wins fold would move the profile's times, is a duplicate), then the profile's
+        conditional write (version: a concurrent writer makes this one re-read), then the marker, the
+        same item the transactional path writes, so each path recognises the other's events. A crash
+        between the two writes is retried: the profile then names the event (last_message_id), so the
+        retry writes the marker and folds nothing twice. None: lost a race, re-read and re-apply."""
+        customer_id = loaded.profile.customer_id
+        if held is not None and loaded.profile.model_dump(exclude=_BOOKKEEPING) == held:
+            return Outcome("unchanged", customer_id, ["nothing a journey, segment or report reads changed"])
+        if self._has_marker(marker):
+            return Outcome("duplicate", customer_id)
+        try:
+            self.ddb.put_item(**put)
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            return None
+        self._put_marker(marker)
+        return Outcome("applied", customer_id, changes)
+
+    def _marker_put(self, event: CanonicalEvent, customer_id: str) -> dict[str, Any]:
+        """The processed-event marker's conditional Put: a replay of the messageId fails it."""
+        at = event.received_at
+        marker = {
+            "pk": keys.event_pk(event.store_id, event.message_id),
+            "sk": keys.EVENT_SK,
+            "customer_id": customer_id,
+            "received_at": at,
+            "expires_at": int(at) + self._data_retention(event.store_id).event_marker_days * 86400,
+        }
+        return {
+            "TableName": self.table,
+            "Item": to_item(marker),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+
+    def _has_marker(self, marker: dict[str, Any]) -> bool:
+        item = marker["Item"]
+        resp = self.ddb.get_item(
+            TableName=self.table,
+            Key={"pk": item["pk"], "sk": item["sk"]},
+            ConsistentRead=True,  # a replay right after the first fold must see its marker
+            ProjectionExpression="pk",
+        )
+        return "Item" in resp
+
+    def _put_marker(self, marker: dict[str, Any]) -> None:
+        try:
+            self.ddb.put_item(**marker)
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            pass  # a concurrent duplicate wrote it first
+
+    def _ensure_marker(self, marker: dict[str, Any]) -> None:
+        if not self._has_marker(marker):
+            self._put_marker(marker)
+
     def _plan(
         self, event: CanonicalEvent, s: _Loaded
     ) -> tuple[list[dict[str, Any]], list[str], TierReached | None]:
@@ -334,23 +427,8 @@ class ProfileStore:
         profile = s.profile
         changes: list[str] = []
         loyalty, retention = self._policies(store)
-        marker = {
-            "pk": keys.event_pk(store, event.message_id),
-            "sk": keys.EVENT_SK,
-            "customer_id": profile.customer_id,
-            "received_at": at,
-            "expires_at": int(at) + self._data_retention(store).event_marker_days * 86400,
-        }
         # The marker goes first: a cancelled transaction's first reason tells a replay apart.
-        writes: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": to_item(marker),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            }
-        ]
+        writes: list[dict[str, Any]] = [{"Put": self._marker_put(event, profile.customer_id)}]
         touch(profile, event)
         if s.anon_profile is not None and s.anon_profile.merged_into is None:
             # the visitor's item leaves every index (index_attributes is empty once merged) and
@@ -407,6 +485,8 @@ class ProfileStore:
         # scores, stage and memberships, and the lifecycle index attributes, go in the same write as
         # the profile they describe
         changes += self._plan_segments(profile, clock.now_ts(), writes)
+        writes += self._consent_proof_writes(profile)
+        profile.last_message_id = event.message_id
         writes.append(
             self._put_versioned(
                 keys.customer_pk(store, profile.customer_id), keys.PROFILE_SK, profile, s.profile_exists
@@ -570,6 +650,27 @@ class ProfileStore:
             except self.ddb.exceptions.TransactionCanceledException:
                 time.sleep(min(0.05 * 2**attempt, 1.0))  # a fold won the race: re-read and re-apply
         raise ConcurrentUpdate(f"gave up refreshing segments of {customer_id} after {MAX_ATTEMPTS} attempts")
+
+    # -- consent proof ---------------------------------------------------------------------------
+    def _consent_proof_writes(self, profile: Profile) -> list[dict[str, Any]]:
+        """The consent changes the fold noted (fold.note_consent_change), each put as its own item
+        under the customer (sk CONSENT#<at>#<version>#<n>), and taken off the profile item: the proof
+        grows with every choice, the profile item every event rewrites does not. A profile written
+        before this still holds a list: it moves out on its next write (and the export reads both)."""
+        out = []
+        pk = keys.customer_pk(profile.store_id, profile.customer_id)
+        for n, change in enumerate(profile.consent_history):
+            proof = change.model_dump(mode="python")
+            item = {
+                "pk": pk,
+                "sk": consent_sk(change.at, profile.version + 1, n),
+                "store_id": profile.store_id,
+                "customer_id": profile.customer_id,
+                **proof,
+            }
+            out.append({"Put": {"TableName": self.table, "Item": to_item(item)}})
+        profile.consent_history = []
+        return out
 
     # -- write helpers ---------------------------------------------------------------------------
     def _put_versioned(self, pk: str, sk: str, model: Any, exists: bool) -> dict[str, Any]:

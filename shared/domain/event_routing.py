@@ -20,6 +20,7 @@ from shared.domain.fold import (
     apply_consent,
     apply_context,
     apply_traits,
+    is_repeat_view,
     merge_profiles,
     register_device,
     unregister_device,
@@ -114,8 +115,11 @@ def fold_profile_rules(profile: Profile, event: CanonicalEvent, double_opt_in_em
         webpush.unsubscribe(profile.webpush, profile.removed_webpush, p["endpoint"], at)
         changes.append("web push unsubscribed")
     if event.type == "track" and event.event == ev.PRODUCT_VIEWED:
-        view_product(profile, p, at)
-        changes.append("product viewed")
+        if is_repeat_view(profile, event):
+            changes.append("repeat view: nothing changed")
+        else:
+            view_product(profile, p, at)
+            changes.append("product viewed")
     return changes
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.domain import limits
-from shared.domain.events import DOUBLE_OPT_IN_SOURCE, CanonicalEvent
+from shared.domain.events import DOUBLE_OPT_IN_SOURCE, PRODUCT_VIEWED, CanonicalEvent
 from shared.domain.profiles import (
     MAX_CONSENT_HISTORY,
     Consent,
@@ -21,7 +21,7 @@ from shared.domain.profiles import (
     as_decimal,
     device_key,
 )
-from shared.domain.webpush import MAX_BROWSERS
+from shared.domain.webpush import MAX_BROWSERS, MAX_REMOVED
 
 # Traits kept as first-class profile fields; every other identify trait lands in `traits`.
 _IDENTITY_TRAITS = ("email", "phone")
@@ -36,10 +36,40 @@ _CONSENT_META = (
     "device_platform",
 )
 MAX_EVENT_NAMES = 64  # last_event_at keeps this many event names (the oldest go first)
-MAX_VIEWED = 20  # recently viewed products kept per profile
+# recently viewed products kept per profile: templates show 3 (services/journeys/variables.py); the
+# rest keep a product seen again from coming back as new. Each entry is ~300 bytes of the profile item
+# every event rewrites, so the list stays short.
+MAX_VIEWED = 5
+MAX_REMOVED_DEVICES = 10  # removal times kept (the late-registration guard), oldest dropped first
+
+
+# A view of the product already at the front of the recently viewed list, with the same details,
+# this soon after it changes nothing anybody reads (a reload, a tracker firing twice): the fold
+# leaves the profile as it is, so nothing is written. Journeys started by such a view accept the
+# profile's earlier view as theirs (services/journeys/step.py).
+REPEAT_VIEW_S = 60.0
+_VIEW_DETAILS = ("product_id", "sku", "name", "currency", "image_url", "url")
+
+
+def is_repeat_view(profile: Profile, event: CanonicalEvent) -> bool:
+    """True for a Product Viewed that changes nothing held (see REPEAT_VIEW_S)."""
+    if event.type != "track" or event.event != PRODUCT_VIEWED or not profile.viewed:
+        return False
+    front, p, at = profile.viewed[0], event.properties or {}, event.received_at
+    if str(p.get("sku") or p.get("product_id")) != front.key or not 0 <= at - front.at < REPEAT_VIEW_S:
+        return False
+    if event.anonymous_id and event.anonymous_id not in profile.anonymous_ids:
+        return False
+    if event.user_id and profile.user_id != event.user_id:
+        return False
+    if any(p.get(f) != getattr(front, f) for f in _VIEW_DETAILS) or as_decimal(p.get("price")) != front.price:
+        return False
+    return profile.last_event_at.get(PRODUCT_VIEWED, float("-inf")) >= front.at
 
 
 def touch(profile: Profile, event: CanonicalEvent) -> None:
+    if is_repeat_view(profile, event):
+        return
     at = event.received_at
     profile.first_seen_at = at if profile.first_seen_at is None else min(profile.first_seen_at, at)
     profile.last_seen_at = at if profile.last_seen_at is None else max(profile.last_seen_at, at)
@@ -205,6 +235,12 @@ def unregister_device(profile: Profile, token: str, at: float) -> None:
     if held is not None and held.at <= at:
         del profile.devices[k]
     profile.removed_devices[k] = max(at, profile.removed_devices.get(k, at))
+    _keep_newest(profile.removed_devices, MAX_REMOVED_DEVICES)
+
+
+def _keep_newest(times: dict[str, float], n: int) -> None:
+    for stale in sorted(times, key=times.__getitem__)[:-n]:
+        del times[stale]
 
 
 def apply_context(profile: Profile, context: dict[str, Any], at: float) -> None:
@@ -296,6 +332,7 @@ def merge_profiles(target: Profile, source: Profile) -> None:
         browser = target.webpush.get(k)
         if browser is not None and browser.at <= at:
             del target.webpush[k]
+    _keep_newest(target.removed_webpush, MAX_REMOVED)
     if len(target.webpush) > MAX_BROWSERS:
         target.webpush = dict(sorted(target.webpush.items(), key=lambda kv: kv[1].at)[-MAX_BROWSERS:])
     for change in source.consent_history:

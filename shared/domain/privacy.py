@@ -185,6 +185,7 @@ def _customer_kind(sk: str) -> str:
         "BIS": "back_in_stock",
         "SEG": "segments",
         "CAP": "cap_ledger",
+        "CONSENT": "consent",
     }.get(head, "other")
 
 
@@ -326,6 +327,7 @@ _PROFILE_DROP = (
     "pk",
     "sk",
     "version",
+    "last_message_id",
     "updated",
     "removed_devices",
     "bday",
@@ -355,6 +357,11 @@ def export_document(
         profile = {k: v for k, v in p.items() if k not in _PROFILE_DROP and k != "consent_history"}
         profile["devices"] = devices
         profiles.append(profile)
+    # consent proof items (one per change); profiles written before they moved out hold a list
+    consent_history += [
+        {**dict.fromkeys(_CONSENT_FIELDS), **{k: c.get(k) for k in (*_CONSENT_FIELDS, "url", "customer_id")}}
+        for c in sorted(items.get("consent", []), key=lambda c: str(c.get("sk", "")))
+    ]
     history = items.get("history", [])
     messages = [
         {

@@ -143,6 +143,9 @@ class Profile(BaseModel):
     segments: list[str] = Field(default_factory=list)
     segments_at: float | None = None
     segments_due: float | None = None
+    # the messageId of the event the latest fold wrote: a redelivery that finds its own id here was
+    # folded already (its processed-event marker may not be written yet; ProfileStore._apply_profile_only)
+    last_message_id: str | None = None
     version: int = 0
 
     @property

@@ -215,6 +215,12 @@ def unsubscribe(
     if current is not None and current.at <= at:
         del held[key]
     removed[key] = max(at, removed.get(key, at))
+    for stale in sorted(removed, key=removed.__getitem__)[:-MAX_REMOVED]:
+        del removed[stale]  # bounded: a subscribe arriving later than the newest removals is not expected
+
+
+# Removal times kept per profile (the oldest dropped first): the late-event guard stays bounded.
+MAX_REMOVED = 10
 
 
 def live(held: dict[str, BrowserSubscription], now: float) -> list[BrowserSubscription]:

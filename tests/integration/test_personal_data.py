@@ -206,6 +206,7 @@ def test_export_holds_everything_and_every_consent_change_with_its_proof(
     assert doc["messages_sent"][0]["subject"]  # the subject line as sent
     assert [c["cart_id"] for c in doc["carts"]] == ["cart-ada"]
     assert [o["code"] for o in doc["offers"]] == [ada["code"]]
+    # the exactly-once markers held (a view too: its marker follows the profile's one conditional write)
     assert {e["message_id"] for e in doc["events"]} >= {"ada-identify", "ada-view", "ada-add"}
     assert doc["segments"], "segment memberships"
     assert "bob" not in json.dumps(doc).lower()

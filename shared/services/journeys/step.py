@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 from shared.adapters.profile_store import ProfileStore
 from shared.domain.carts import Cart
 from shared.domain.delivery import customer_timezone
-from shared.domain.fold import CONFIRM_LINK_LIFETIME_S
+from shared.domain.events import PRODUCT_VIEWED
+from shared.domain.fold import CONFIRM_LINK_LIFETIME_S, REPEAT_VIEW_S
 from shared.domain.journey_decisions import (
     CONFIRMATION_SETTLE_REAL_FLOOR_S,
     CONFIRMATION_SETTLE_S,
@@ -245,7 +246,11 @@ def _decide(
     trigger_event = journey.trigger.event
     if index == 0 and trigger_event and journey.per in ("customer", "order") and not journey.trigger.fan_out:
         seen = _last_event_at(profile).get(trigger_event, float("-inf"))
-        if seen < started_at and now < started_at + clock.settle_window(SETTLE_S, SETTLE_REAL_FLOOR_S):
+        # a repeat view is not recorded (fold.REPEAT_VIEW_S): the view just before it stands for it
+        slack = REPEAT_VIEW_S if trigger_event == PRODUCT_VIEWED else 0.0
+        if seen < started_at - slack and now < started_at + clock.settle_window(
+            SETTLE_S, SETTLE_REAL_FLOOR_S
+        ):
             # the profile λ folds the same event from its own queue: decide on the profile that has it
             return Decision(
                 "wait", "waiting for the profile to record the trigger", _settle_poll(started_at, now)
