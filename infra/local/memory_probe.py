@@ -82,7 +82,9 @@ class MemoryProbe:
                 f"[memory] {label}: traced {current / 1e6:.1f} MB (peak {peak / 1e6:.1f}), "
                 f"VmRSS {rss_mb():.1f} MB; grown most since the previous report:"
             ]
-            lines += [f"[memory] {size / 1024:+10.1f} KiB {count:+8d} blocks  {where}" for where, size, count in top]
+            lines += [
+                f"[memory] {size / 1024:+10.1f} KiB {count:+8d} blocks  {where}" for where, size, count in top
+            ]
             print("\n".join(lines), file=self.out, flush=True)
             return top
 

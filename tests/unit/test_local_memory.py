@@ -21,7 +21,9 @@ def caps(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_run_overrides_the_caps_the_sweeper_reads(caps: None) -> None:
     default_outbox = retention.OUTBOX_CAP
-    chosen = retention.configure_caps({"BOOMERANG_LOCAL_EXECUTION_CAP": "400", "BOOMERANG_LOCAL_ARCHIVE_CAP": " 50 "})
+    chosen = retention.configure_caps(
+        {"BOOMERANG_LOCAL_EXECUTION_CAP": "400", "BOOMERANG_LOCAL_ARCHIVE_CAP": " 50 "}
+    )
     assert retention.EXECUTION_CAP == 400 and retention.ARCHIVE_CAP == 50
     assert chosen["OUTBOX_CAP"] == default_outbox  # unset: the default stays
 
