@@ -254,11 +254,14 @@ def long_run(
     url, auth = f"http://127.0.0.1:{port}", "Basic " + base64.b64encode(b"bench:").decode()
     run, started = uuid.uuid4().hex[:6], time.monotonic()
     try:
-        for _ in range(240):
+        deadline = time.monotonic() + 600  # tracing makes start-up slow on a loaded machine
+        while True:
             try:
                 with urllib.request.urlopen(url + "/_local/health", timeout=5):
                     break
             except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("boomerang local did not start") from None
                 time.sleep(0.5)
         rss, accepted, refused, sent = [_rss_mb(proc.pid)], 0, 0, 0
         batches = _batches(run, blocks * block_events)
