@@ -323,11 +323,13 @@ def print_emulator(batches: int = 100) -> None:
         ("MALLOC_ARENA_MAX=2, as `boomerang local` sets it", "2"),
         ("glibc's default arenas", ""),
     ):
-        r = long_run(arena_max=arena)
-        print(f"  {label} ({r['events_per_s']:.0f} events/s, {r['refused']} refused):")
-        print("    VmRSS before, then after each block (MB): " + ", ".join(f"{m:.0f}" for m in r["rss_mb"]))
+        long = long_run(arena_max=arena)
+        print(f"  {label} ({long['events_per_s']:.0f} events/s, {long['refused']} refused):")
         print(
-            f"    second half: {r['second_half_per_1000_mb']:+,.1f} MB per 1,000 events"
+            "    VmRSS before, then after each block (MB): " + ", ".join(f"{m:.0f}" for m in long["rss_mb"])
+        )
+        print(
+            f"    second half: {long['second_half_per_1000_mb']:+,.1f} MB per 1,000 events"
             f" (the plateau's bound: under {PLATEAU_MB} MB)"
         )
 
