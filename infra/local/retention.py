@@ -20,11 +20,16 @@ Boomerang's clock, the retention AWS itself has, and caps what AWS keeps longer 
 - moto's Step Functions threads (kept in a module-level list for ever): finished ones dropped;
 - moto's own registry of every model instance it ever created (`instances_tracked`, emptied only
   by a reset, read only by its debug dashboard): emptied at every sweep.
+
+Each cap can be lowered (or raised) for one `boomerang local` run with an environment variable
+BOOMERANG_LOCAL_<CAP> (e.g. BOOMERANG_LOCAL_EXECUTION_CAP=500): `make bench` passes them in a few
+minutes that way, and a laptop short of memory can keep less.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -42,8 +47,33 @@ ARCHIVE_CAP = 10_000
 OUTBOX_CAP = 1_000
 HANDLES_CAP = 5_000
 TTL_MAX_AGE_S = 5 * 365 * 86400  # AWS ignores TTL values more than five years in the past
+CAPS = ("EXECUTION_CAP", "HISTORY_CAP", "ARCHIVE_CAP", "OUTBOX_CAP", "HANDLES_CAP")
+CAP_ENV_PREFIX = "BOOMERANG_LOCAL_"
+CAP_MAX = 10_000_000
 
 log = logging.getLogger("boomerang.local")
+
+
+def configure_caps(environ: dict[str, str] | os._Environ[str]) -> dict[str, int]:
+    """Apply the BOOMERANG_LOCAL_<CAP> overrides found in `environ` to this module's caps (read by
+    the sweeper at every sweep) and return the caps now in force. Raises ValueError naming the
+    variable, what it held and what is allowed; then no cap changes."""
+    chosen: dict[str, int] = {}
+    for cap in CAPS:
+        raw = environ.get(CAP_ENV_PREFIX + cap)
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            value = -1
+        if not 1 <= value <= CAP_MAX:
+            raise ValueError(
+                f"{CAP_ENV_PREFIX}{cap}={raw[:40]!r}: a whole number from 1 to {CAP_MAX:,} is allowed"
+            )
+        chosen[cap] = value
+    globals().update(chosen)
+    return {cap: int(globals()[cap]) for cap in CAPS}
 
 
 class _RecentSet:
