@@ -75,6 +75,8 @@ class Usage:
     pushes: int = 0
     sqs_shares: float = 0.0  # consumers' receive + delete requests, shared by a batch
     batched_invocations: float = 0.0  # consumers' invocations, shared by a batch
+    # API kind -> bytes of the access-log lines its stage would write for the requests made
+    access_log_bytes: Counter[str] = field(default_factory=Counter)
 
     def subtract(self, other: Usage) -> None:
         """Take out `other`'s work (a baseline measured apart)."""
@@ -316,10 +318,16 @@ class Harness:
         from infra.local.server import proxy_event
 
         auth = {"Authorization": "Basic " + base64.b64encode(f"{self.emu.api_key}:".encode()).decode()}
+        t0 = time.perf_counter()
         result: dict[str, Any] = self.emu.invoke(
             resource_name("fn", "ingest"), proxy_event(method, path, "", auth, json.dumps(body).encode())
         )
         assert result["statusCode"] == 200, result
+        usage = self.meter.current
+        if usage is not None:
+            took_ms = int((time.perf_counter() - t0) * 1000)
+            for kind in API_NAMES:
+                usage.access_log_bytes[kind] += _access_log_bytes(kind, method, path, result, took_ms)
         return result
 
     def drain(self, usage: Usage | None, skip: tuple[str, ...] = ()) -> int:
@@ -423,6 +431,31 @@ def _deployed_api() -> str:
 
 
 API_NAMES = {"http": "HTTP API", "rest": "REST API"}
+
+
+def _access_log_bytes(kind: str, method: str, path: str, response: dict[str, Any], took_ms: int) -> int:
+    """The bytes of the access-log line `kind`'s stage writes for this request: the deployed format
+    (infra/access_logs.py) rendered with the request's own method, route, status and response length,
+    and the values API Gateway fills in (its request id's shape, a client address, the time)."""
+    from infra.access_logs import render
+
+    request_id = uuid.uuid4().hex[:16] if kind == "http" else str(uuid.uuid4())  # HTTP API's is shorter
+    line = render(
+        kind,
+        {
+            "requestId": request_id,
+            "identity.sourceIp": "203.0.113.195",
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+            "httpMethod": method,
+            "routeKey": f"{method} {path}",
+            "resourcePath": path,
+            "status": str(response["statusCode"]),
+            "protocol": "HTTP/1.1",
+            "responseLength": str(len(str(response.get("body") or "").encode("utf-8"))),
+            "integrationLatency": str(took_ms),
+        },
+    )
+    return len(line.encode("utf-8")) + 1  # and its newline
 
 
 def _stack_default(name: str) -> str:
@@ -593,6 +626,7 @@ def _per(u: Usage, n: int) -> dict[str, float]:
         "sms": u.sms / n,
         "pushes": u.pushes / n,
         "ddb_calls": sum(v for k, v in u.calls.items() if k.startswith("dynamodb.")) / n,
+        **{f"access_log_bytes_{kind}": u.access_log_bytes[kind] / n for kind in API_NAMES},
     }
 
 
@@ -678,8 +712,12 @@ def measure_journeys(customers: int = 5, recipients: int = 10) -> dict[str, Any]
 # --- pricing and the table -----------------------------------------------------------------------
 
 
-def dollars(u: dict[str, float], api_price: float, memory_arch: str = "arm64") -> dict[str, float]:
-    """$ of one unit of work (an event, a journey, a recipient) by service."""
+def dollars(
+    u: dict[str, float], api_price: float, memory_arch: str = "arm64", api: str | None = None
+) -> dict[str, float]:
+    """$ of one unit of work (an event, a journey, a recipient) by service; `api`: the API kind whose
+    access-log lines count (work that comes through the storefront API)."""
+    access_log_bytes = u.get(f"access_log_bytes_{api}", 0.0) if api else 0.0
     return {
         "API Gateway": u["api_requests"] * api_price,
         "Lambda": u["invocations"] * PRICES["lambda_request"]
@@ -687,7 +725,7 @@ def dollars(u: dict[str, float], api_price: float, memory_arch: str = "arm64") -
         "EventBridge": u["put_events"] * PRICES["eventbridge_entry"],
         "SQS": u["sqs_requests"] * PRICES["sqs_request"],
         "DynamoDB": u["wru"] * PRICES["ddb_wru"] + u["rru"] * PRICES["ddb_rru"],
-        "CloudWatch Logs": (u["log_bytes"] + u["sfn_log_bytes"]) / 1e9 * PRICES["logs_gb"],
+        "CloudWatch Logs": (u["log_bytes"] + u["sfn_log_bytes"] + access_log_bytes) / 1e9 * PRICES["logs_gb"],
         "Step Functions": u["transitions"] * PRICES["sfn_transition"],
     }
 
@@ -762,6 +800,15 @@ def print_cost() -> None:
             f"PutEvents {u['put_events']:4.2f}  SQS {u['sqs_requests']:4.2f}  λ GB-s {u['gb_s']:.4f}  "
             f"logs {u['log_bytes']:6,.0f} B"
         )
+    print("\n  Log bytes per event type (the functions' lines at the deployed level; the API's access log):")
+    for kind in MIX:
+        u, b = events[kind]["browser"], events[kind]["backend"]
+        print(
+            f"    {kind:<18} browser: functions {u['log_bytes']:5,.0f} B, access log HTTP "
+            f"{u['access_log_bytes_http']:4,.0f} B / REST {u['access_log_bytes_rest']:4,.0f} B;  "
+            f"backend: functions {b['log_bytes']:5,.0f} B, access log HTTP {b['access_log_bytes_http']:4,.0f} B / "
+            f"REST {b['access_log_bytes_rest']:4,.0f} B"
+        )
     results = []
     print(
         "\n  $ per 1M events of the mix (50% Product Viewed, 25% Product Added, 10% identify, "
@@ -777,7 +824,7 @@ def print_cost() -> None:
     ):
         usage = _mix(events, mode)
         costs = {
-            kind: dollars(usage, PRICES[f"apigw_{kind}"])
+            kind: dollars(usage, PRICES[f"apigw_{kind}"], api=kind)
             for kind in (deployed, *API_NAMES.keys() - {deployed})
         }
         cost = costs[deployed]

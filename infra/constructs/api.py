@@ -13,6 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.access_logs import REST_ACCESS_LOG_FORMAT, template
 from infra.constructs.nag import Waiver, suppress
 from infra.description import API, APP_NAME
 
@@ -42,17 +43,7 @@ class Api(Construct):
             deploy_options=apigw.StageOptions(
                 stage_name=API.stage,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
-                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=False,
-                    http_method=True,
-                    ip=True,
-                    protocol=True,
-                    request_time=True,
-                    resource_path=True,
-                    response_length=True,
-                    status=True,
-                    user=False,
-                ),
+                access_log_format=apigw.AccessLogFormat.custom(template(REST_ACCESS_LOG_FORMAT)),
                 logging_level=apigw.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,  # request bodies carry customer emails: keep them out of logs
                 metrics_enabled=True,

@@ -10,32 +10,18 @@ needs those deploys `-c api=rest` (infra/constructs/api.py).
 
 from __future__ import annotations
 
-import json
-
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk.aws_apigatewayv2_integrations import HttpLambdaIntegration
 from constructs import Construct
 
+from infra.access_logs import HTTP_ACCESS_LOG_FORMAT, template
 from infra.constructs.nag import Waiver, suppress
 from infra.description import API, APP_NAME
 
 # The $default stage serves the API at its root: https://<api>.execute-api.<region>.amazonaws.com/
 DEFAULT_STAGE = "$default"
-# One JSON line per request: who called what, how it went; never a body or a header value
-ACCESS_LOG_FORMAT = {
-    "requestId": "$context.requestId",
-    "ip": "$context.identity.sourceIp",
-    "requestTime": "$context.requestTime",
-    "httpMethod": "$context.httpMethod",
-    "routeKey": "$context.routeKey",
-    "status": "$context.status",
-    "protocol": "$context.protocol",
-    "responseLength": "$context.responseLength",
-    "integrationLatency": "$context.integrationLatency",
-    "integrationError": "$context.integrationErrorMessage",
-}
 
 
 def route_key(method: str, path: str) -> str:
@@ -89,7 +75,7 @@ class HttpStorefrontApi(Construct):
         cfn_stage = self.stage.node.default_child
         assert isinstance(cfn_stage, apigwv2.CfnStage)
         cfn_stage.access_log_settings = apigwv2.CfnStage.AccessLogSettingsProperty(
-            destination_arn=self.access_logs.log_group_arn, format=json.dumps(ACCESS_LOG_FORMAT)
+            destination_arn=self.access_logs.log_group_arn, format=template(HTTP_ACCESS_LOG_FORMAT)
         )
         # the public signup form gets its own, lower limits (route throttling; no API key needed)
         cfn_stage.route_settings = {

@@ -16,6 +16,7 @@ from aws_cdk import Aspects
 from aws_cdk.assertions import Annotations, Match, Template
 from cdk_nag import AwsSolutionsChecks
 
+from infra.access_logs import HTTP_ACCESS_LOG_FORMAT, REST_ACCESS_LOG_FORMAT, template
 from infra.app import build_app, cdk_json_context
 from infra.constructs.api_http import route_key
 from infra.constructs.journeys import STEP_FUNCTION_ARN_PLACEHOLDER
@@ -1239,6 +1240,8 @@ def test_http_api_stage_throttles_and_logs(synth: Synth) -> None:
     assert synth.resources[log_group_id]["Type"] == "AWS::Logs::LogGroup"
     assert synth.resources[log_group_id]["Properties"]["RetentionInDays"] == 30
     # who called what and how it went: never a body or a header (emails, keys)
+    # the format the bench renders to count access-log bytes (tests/bench_cost.py) is the deployed one
+    assert props["AccessLogSettings"]["Format"] == template(HTTP_ACCESS_LOG_FORMAT)
     logged = json.loads(props["AccessLogSettings"]["Format"])
     assert {"requestId", "status", "routeKey"} <= set(logged)
     assert not any("body" in v.lower() or "header" in v.lower() for v in logged.values())
@@ -1270,6 +1273,8 @@ def test_rest_api_stage_throttles_and_logs(synth_rest: Synth) -> None:
     props = stage["Properties"]
     assert props["StageName"] == API.stage
     assert props["AccessLogSetting"]["DestinationArn"]
+    assert props["AccessLogSetting"]["Format"] == template(REST_ACCESS_LOG_FORMAT)
+    assert not any("body" in v.lower() or "header" in v.lower() for v in REST_ACCESS_LOG_FORMAT.values())
     settings, form = sorted(props["MethodSettings"], key=lambda m: m["ResourcePath"])
     assert settings["ResourcePath"] == "/*"
     assert settings["ThrottlingRateLimit"] == API.throttle_rate_limit
