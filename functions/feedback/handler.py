@@ -7,11 +7,12 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from shared.platform import clock
 from shared.platform.aws import client
+from shared.platform.function_log import function_logger, log_context
 from shared.services import wiring
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
     from shared.adapters.store_directory import StoreDirectory
 
-logger = Logger(service="boomerang")
+logger = function_logger()
 metrics = Metrics(namespace="Boomerang", service="boomerang")
 wiring.check_at_cold_start("feedback")
 
@@ -65,7 +66,7 @@ def record_handler(record: SQSRecord, stores: StoreDirectory | None = None) -> d
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context
+@log_context(logger)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # One store lookup per store per batch (wiring.feedback_directory builds a fresh directory).
     stores = wiring.feedback_directory()

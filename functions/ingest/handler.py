@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from shared.platform import clock
 from shared.platform.aws import client
+from shared.platform.function_log import function_logger, log_context
 from shared.platform.log_safe import scrub_errors
 from shared.services import wiring
 from shared.services.ingest import (
@@ -31,7 +33,7 @@ from shared.services.ingest import (
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger(service="boomerang")
+logger = function_logger()
 metrics = Metrics(namespace="Boomerang", service="boomerang")
 app = APIGatewayRestResolver()
 wiring.check_at_cold_start("ingest")
@@ -390,7 +392,7 @@ def _not_found(_: Exception) -> Response:
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context
+@log_context(logger, correlation_paths.API_GATEWAY_REST)
 @scrub_errors  # the runtime logs an unhandled error's message: never a customer value
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from shared.platform.function_log import function_logger, log_context
 from shared.platform.log_safe import scrub_errors
 from shared.services import wiring
 
@@ -16,13 +17,13 @@ if TYPE_CHECKING:
 
     from shared.services.journeys.context import StepOutput
 
-logger = Logger(service="boomerang")
+logger = function_logger()
 metrics = Metrics(namespace="Boomerang", service="boomerang")
 wiring.check_at_cold_start("journey_step")
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context
+@log_context(logger)
 @scrub_errors  # the runtime logs an unhandled error's message: never a customer value
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Imported on the first invocation: the step's engine and its adapters are the bulk of this λ.

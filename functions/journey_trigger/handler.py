@@ -6,22 +6,28 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from shared.platform import clock
+from shared.platform.function_log import BatchLog, function_logger, log_context
 from shared.services import wiring
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger(service="boomerang")
+logger = function_logger()
 metrics = Metrics(namespace="Boomerang", service="boomerang")
 wiring.check_at_cold_start("journey_trigger")
 
 
-def record_handler(record: SQSRecord) -> dict[str, Any]:
+# A journey started or joined goes in the batch's one line (its execution is in Step Functions); an
+# event that starts nothing keeps a line with the reason (the question "why no email?" starts there).
+ROUTINE = ("started", "joined")
+
+
+def record_handler(record: SQSRecord, batch: BatchLog | None = None) -> dict[str, Any]:
     from shared.adapters.bus import event_from_sqs_body
     from shared.adapters.segment_store import run_segments_task
     from shared.domain.events import EVENT_SOURCE
@@ -58,7 +64,10 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
         outcomes = start_for(event, wiring.trigger_deps())
         what = {"store": event.store_id, "message_id": event.message_id, "event": event.event}
     for outcome in outcomes:
-        logger.info(
+        routine = outcome.status in ROUTINE
+        if batch is not None and routine:
+            batch.routine(outcome.status, what.get("message_id"))
+        (logger.debug if routine else logger.info)(
             "journey trigger",
             extra={
                 **what,
@@ -73,6 +82,9 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context
+@log_context(logger)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return wiring.process_sqs_batch(event, context, record_handler)
+    batch = BatchLog(logger, "journey trigger batch")
+    response = wiring.process_sqs_batch(event, context, lambda record: record_handler(record, batch))
+    batch.write(len(event.get("Records") or []), response)
+    return response

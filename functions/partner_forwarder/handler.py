@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from shared.platform.function_log import function_logger, log_context
 from shared.services import wiring
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger(service="boomerang")
+logger = function_logger()
 metrics = Metrics(namespace="Boomerang", service="boomerang")
 wiring.check_at_cold_start("partner_forwarder")
 
@@ -39,6 +40,6 @@ def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context
+@log_context(logger)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return wiring.process_sqs_batch(event, context, record_handler)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from shared.adapters.bus import event_from_sqs_body, publish
 from shared.platform.aws import client
+from shared.platform.function_log import BatchLog, function_logger, log_context
 from shared.services import wiring
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
     from shared.domain.events import CanonicalEvent
 
-logger = Logger(service="boomerang")
+logger = function_logger()
 metrics = Metrics(namespace="Boomerang", service="boomerang")
 wiring.check_at_cold_start("profile")
 
@@ -32,11 +33,19 @@ def _announce(event: CanonicalEvent) -> None:
     metrics.add_metric(name="EventsAnnounced", unit=MetricUnit.Count, value=1)
 
 
-def record_handler(record: SQSRecord) -> dict[str, Any]:
+# Routine outcomes (the event applied, or nothing it changes is read) go in the batch's one line;
+# the rest (a duplicate, an erased customer, a store-level event) keep a line each with their reason.
+ROUTINE = ("applied", "unchanged")
+
+
+def record_handler(record: SQSRecord, batch: BatchLog | None = None) -> dict[str, Any]:
     event = event_from_sqs_body(record.body)
     outcome = wiring.profile_store().apply(event, announce=_announce)
+    routine = outcome.status in ROUTINE
+    if batch is not None and routine:
+        batch.routine(outcome.status, event.message_id)
     # ids and event names only: never emails, phones or names
-    logger.info(
+    (logger.debug if routine else logger.info)(
         "profile event",
         extra={
             "store": event.store_id,
@@ -56,6 +65,9 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context
+@log_context(logger)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return wiring.process_sqs_batch(event, context, record_handler)
+    batch = BatchLog(logger, "profile batch")
+    response = wiring.process_sqs_batch(event, context, lambda record: record_handler(record, batch))
+    batch.write(len(event.get("Records") or []), response)
+    return response

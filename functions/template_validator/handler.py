@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from shared.platform.aws import client
+from shared.platform.function_log import function_logger, log_context
 from shared.platform.log_safe import error_summary
 from shared.services import wiring
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from shared.templates.bucket_events import S3Change
     from shared.templates.reports import Outcome
 
-logger = Logger(service="boomerang")
+logger = function_logger()
 metrics = Metrics(namespace="Boomerang", service="boomerang")
 wiring.check_at_cold_start("template_validator")
 
@@ -69,7 +70,7 @@ def check_batch(records: list[dict[str, Any]]) -> dict[str, Outcome | Exception]
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context
+@log_context(logger)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     results = check_batch(event.get("Records", []))
 
