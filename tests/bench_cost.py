@@ -62,7 +62,7 @@ class Usage:
 
     invocations: Counter[str] = field(default_factory=Counter)  # function id -> invocations
     gb_s: float = 0.0
-    log_bytes: int = 0
+    log_bytes: float = 0
     calls: Counter[str] = field(default_factory=Counter)  # "service.Operation" -> count
     wru: float = 0.0
     rru: float = 0.0
@@ -231,19 +231,37 @@ class Meter:
 
 
 class _LogCounter:
-    """A stream standing in for stdout/stderr: bytes a metered handler writes count as log bytes."""
+    """A stream standing in for stdout/stderr: bytes a metered handler writes count as log bytes.
+    `per_invocation` sums the lines written once an invocation whatever its batch (the EMF metrics
+    blob, a batch's one line), so a queue consumer's share of them can follow its batch."""
 
     def __init__(self, meter: Meter, real: Any) -> None:
         self.meter, self.real = meter, real
+        self.per_invocation = 0
 
     def write(self, text: str) -> int:
         usage = self.meter.current
         if usage is not None:
-            usage.log_bytes += len(text.encode("utf-8"))
+            size = len(text.encode("utf-8"))
+            usage.log_bytes += size
+            if _once_an_invocation(text):
+                self.per_invocation += size
         return len(text)
 
     def flush(self) -> None:
         pass
+
+
+def _once_an_invocation(text: str) -> bool:
+    from shared.platform.function_log import BATCH_KEYS
+
+    if not text.startswith("{"):
+        return False
+    try:
+        line = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(line, dict) and ("_aws" in line or all(k in line for k in BATCH_KEYS))
 
 
 class Harness:
@@ -274,7 +292,7 @@ class Harness:
         import logging
 
         self.stdout = sys.stdout
-        counter = _LogCounter(self.meter, sys.stdout)
+        counter = self.log_counter = _LogCounter(self.meter, sys.stdout)
         level = getattr(logging, _deployed_log_level())
         for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
             if not isinstance(logger, logging.Logger):
@@ -361,6 +379,7 @@ class Harness:
                         "eventSourceARN": self.emu.arns[f"queue:{queue.id}"],
                         "awsRegion": REGION,
                     }
+                    self.log_counter.per_invocation = 0
                     with self.meter.into(usage):
                         self.emu.invoke(resource_name("fn", queue.consumer), {"Records": [record]})
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
@@ -368,6 +387,8 @@ class Harness:
                         # one invocation serves a full batch under load: count its share only
                         usage.invocations[queue.consumer] -= 1
                         usage.batched_invocations += 1 / queue.batch_size
+                        # ... and of its once-an-invocation log lines (metrics, the batch's line)
+                        usage.log_bytes -= self.log_counter.per_invocation * (1 - 1 / queue.batch_size)
                         # the rule's SendMessage, and the batch's share of one receive and one delete
                         usage.sqs_shares += 1 + 2 / queue.batch_size
                     moved += 1
