@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit
-
 from shared.platform import clock
 from shared.platform.function_log import BatchLog, function_logger, log_context
 from shared.services import wiring
@@ -18,12 +15,12 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = function_logger()
-metrics = Metrics(namespace="Boomerang", service="boomerang")
 wiring.check_at_cold_start("journey_trigger")
 
 
 # A journey started or joined goes in the batch's one line (its execution is in Step Functions); an
 # event that starts nothing keeps a line with the reason (the question "why no email?" starts there).
+# Outcomes are counted in those lines, not as metrics: no alarm or dashboard widget reads them.
 ROUTINE = ("started", "joined")
 
 
@@ -77,11 +74,9 @@ def record_handler(record: SQSRecord, batch: BatchLog | None = None) -> dict[str
                 "reason": outcome.reason,
             },
         )
-        metrics.add_metric(name=f"JourneyTrigger_{outcome.status}", unit=MetricUnit.Count, value=1)
     return {"outcomes": [o.__dict__ for o in outcomes]}
 
 
-@metrics.log_metrics
 @log_context(logger)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     batch = BatchLog(logger, "journey trigger batch")

@@ -61,12 +61,13 @@ def view(user: str, mid: str) -> dict[str, Any]:
 
 
 def test_each_function_writes_one_lean_line_per_invocation(
-    world: World, ctx: LambdaContext, lines: io.StringIO
+    world: World, ctx: LambdaContext, lines: io.StringIO, capsys: pytest.CaptureFixture[str]
 ) -> None:
     identify = {"type": "identify", "userId": "ada-l", "messageId": "ada-l-id", "traits": {"email": EMAIL}}
     request = api_request("POST", "/v1/identify", identify, basic_auth(world.api_key))
     assert ingest_handler(request, ctx)["statusCode"] == 200
     [accepted] = read(lines)
+    assert '"EventsAccepted":[1.0]' in capsys.readouterr().out  # the metrics blob the dashboard reads
     assert set(accepted) == COMMON | {"correlation_id", "store", "route", "accepted"}
     assert accepted["message"] == "accepted" and accepted["accepted"] == 1
     # the API's request id: the access-log line's requestId (infra/access_logs.py)
@@ -81,6 +82,7 @@ def test_each_function_writes_one_lean_line_per_invocation(
     assert batch["message"] == "profile batch" and batch["records"] == 2 and batch["failed"] == 0
     assert sum(batch["outcomes"].values()) == 2 and set(batch["outcomes"]) <= {"applied", "unchanged"}
     assert batch["message_ids"] == ["ada-l-id", "ada-l-v1"]
+    assert "_aws" not in capsys.readouterr().out  # outcomes are counted in the line, not as metrics
 
     # a redelivery changes nothing: routine too, still followable by its id
     assert profile_handler(sqs_batch(bodies[:1]), ctx) == {"batchItemFailures": []}
@@ -92,6 +94,7 @@ def test_each_function_writes_one_lean_line_per_invocation(
     [started] = read(lines)
     assert set(started) == COMMON | {"records", "failed", "outcomes", "message_ids"}
     assert started["outcomes"] == {"started": 1} and started["message_ids"] == ["ada-l-v1"]
+    assert "_aws" not in capsys.readouterr().out
     later = [bus_envelope(e) for e in canonical([view("ada-l", "ada-l-v2")])]
     assert trigger_handler(sqs_batch(later), ctx) == {"batchItemFailures": []}
     [skipped] = read(lines)
