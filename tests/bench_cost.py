@@ -12,8 +12,9 @@ What is measured and what is a stated assumption:
 - assumed: SQS consumers run full batches (the queue's batch size) under load, so one invocation,
   its once-an-invocation log lines (metrics blob, the batch's line) and one receive + one delete
   request are shared by that many messages; the API's access-log line is its deployed format
-  (infra/access_logs.py) rendered with the request's own method, route, status and response length; an EventBridge rule's delivery
-  is one SQS SendMessage per message; Lambda platform log lines per invocation (cost_rules).
+  (infra/access_logs.py) rendered with the request's own method, route, status and response
+  length; an EventBridge rule's delivery is one SQS SendMessage per message; Lambda platform log
+  lines per invocation (cost_rules).
 A report, never an assertion: each goal of issue 17 gets PASS or MISS.
 """
 
