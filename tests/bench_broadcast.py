@@ -9,8 +9,9 @@
    (shared/adapters/send_pace.py over an in-memory bucket) and each member's λ time modelled from
    the measured calls at AWS in-region latencies (below). The λ's 30 s limit hands over through
    the execution's loop, 3 transitions per invocation.
-3. The cost per 1M recipients by service, beside SES's own $100 and the per-recipient executions
-   the broadcast replaced (7 transitions, ~9.5 KB of execution logs, ~12 WRU each).
+3. The cost per 1M recipients by service at tests/cost_rules.py's prices (the one price table, the
+   deployed arm64 Lambda), beside SES's own $100 and the per-recipient executions the broadcast
+   replaced (7 transitions, ~9.5 KB of execution logs, ~12 WRU each).
 A benchmark: it asserts nothing.
 """
 
