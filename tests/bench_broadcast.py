@@ -9,8 +9,9 @@
    (shared/adapters/send_pace.py over an in-memory bucket) and each member's λ time modelled from
    the measured calls at AWS in-region latencies (below). The λ's 30 s limit hands over through
    the execution's loop, 3 transitions per invocation.
-3. The cost per 1M recipients by service, beside SES's own $100 and the per-recipient executions
-   the broadcast replaced (7 transitions, ~9.5 KB of execution logs, ~12 WRU each).
+3. The cost per 1M recipients by service at tests/cost_rules.py's prices (the one price table, the
+   deployed arm64 Lambda), beside SES's own $100 and the per-recipient executions the broadcast
+   replaced (7 transitions, ~9.5 KB of execution logs, ~12 WRU each).
 A benchmark: it asserts nothing.
 """
 
@@ -25,19 +26,22 @@ import time
 from collections import Counter
 from typing import Any
 
-# us-east-1 list prices
-TRANSITION = 0.025 / 1000
-LAMBDA_GB_S = 0.0000166667
-LAMBDA_REQUEST = 0.20 / 1e6
-WRU = 1.25 / 1e6
-RRU = 0.25 / 1e6  # eventually consistent reads bill half of this per 4 KB
-LOG_GB = 0.50
-SQS_REQUEST = 0.40 / 1e6
-SES_EMAIL = 0.10 / 1000
+from infra.description import FUNCTIONS_BY_ID, LAMBDA_ARCHITECTURE
+from tests.cost_rules import PRICES
+
+# the one price table (tests/cost_rules.py, what `bench cost` uses), at the deployed architecture
+TRANSITION = PRICES["sfn_transition"]
+LAMBDA_GB_S = PRICES[f"lambda_gb_s_{LAMBDA_ARCHITECTURE}"]
+LAMBDA_REQUEST = PRICES["lambda_request"]
+WRU = PRICES["ddb_wru"]
+RRU = PRICES["ddb_rru"]  # a strongly consistent read per 4 KB; the counters below halve eventual ones
+LOG_GB = PRICES["logs_gb"]
+SQS_REQUEST = PRICES["sqs_request"]
+SES_EMAIL = PRICES["ses_email"]
 # AWS in-region round trips a worker waits for, per call (the model's assumption, not measured here)
 LATENCY_S = {"dynamodb": 0.006, "sesv2": 0.040, "ses": 0.040, "sqs": 0.010, "s3": 0.015}
-STEP_MEMORY_GB = 0.5
-TRIGGER_MEMORY_GB = 0.5
+STEP_MEMORY_GB = FUNCTIONS_BY_ID["journey_step"].memory_mb / 1024
+TRIGGER_MEMORY_GB = FUNCTIONS_BY_ID["journey_trigger"].memory_mb / 1024
 PER_EXECUTION_BEFORE = {"transitions": 7, "log_kb": 9.5, "wru": 12}
 
 
@@ -271,6 +275,18 @@ def simulate(recipients: int, rate: int, member_s: float, timeout_s: int = 30) -
     }
 
 
+OTHER_INSTANTS = 40  # a worldwide audience's other send instants (10:00 local): a short run each
+
+
+def execution_work(recipients: int, rate: int, member_s: float) -> dict[str, float]:
+    """The per-execution work of a broadcast of `recipients` due at one instant (the worst case):
+    the instant's executions' transitions (3 an invocation of the loop, start and end a shard, 4 for
+    each other instant's short run) and the step λ's invocations, on the simulated clock."""
+    s = simulate(recipients, rate, member_s)
+    transitions = 3 * s["invocations"] + 2 * s["shards"] + OTHER_INSTANTS * 4
+    return {**s, "transitions": transitions}
+
+
 def print_broadcast() -> None:
     m = measured()
     n = m["n"]
@@ -294,8 +310,8 @@ def print_broadcast() -> None:
     print(f"{'MaxSendRate':>12} {'shards':>7} {'duration':>10} {'transitions':>12} {'λ GB-s':>9} "
           f"{'$ SFN':>7} {'$ λ':>7} {'$ DDB':>7} {'$ logs':>7} {'$ total':>8} {'vs SES $100':>11}")  # fmt: skip
     for rate in (14, 100, 1000):
-        s = simulate(million, rate, member_s)
-        transitions = 3 * s["invocations"] + 2 * s["shards"] + 40 * 4  # + other instants' short runs
+        s = execution_work(million, rate, member_s)
+        transitions = s["transitions"]
         gb_s = s["lambda_s"] * STEP_MEMORY_GB + million * plan_s * TRIGGER_MEMORY_GB
         sfn = transitions * TRANSITION
         lam = gb_s * LAMBDA_GB_S + (s["invocations"] + million / 500) * LAMBDA_REQUEST

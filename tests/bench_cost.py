@@ -728,9 +728,33 @@ def measure_journeys(customers: int = 5, recipients: int = 10) -> dict[str, Any]
         "emails": bcast.emails,
         "recipients": recipients,
         "executions": len(sent),
+        "step_invocations": bcast.invocations["journey_step"],
     }
     h.stop()
     return out
+
+
+def broadcast_at_scale(b: dict[str, Any], recipients: int) -> tuple[dict[str, Any], int]:
+    """One email's share of a `recipients` broadcast: what each recipient costs (λ time, DynamoDB, SES
+    calls), measured, plus the instants' executions (transitions, their logs, the loop's λ
+    invocations) counted for that many recipients by bench_broadcast's simulated clock with the
+    measured λ time per member, at the MaxSendRate (14, 100 or 1,000/s) that needs the most."""
+    from infra.description import FUNCTIONS_BY_ID
+    from tests.bench_broadcast import execution_work
+
+    emails = max(1, b["emails"])
+    member_s = b["gb_s"] / (FUNCTIONS_BY_ID["journey_step"].memory_mb / 1024)
+    work = {rate: execution_work(recipients, rate, member_s) for rate in (14, 100, 1000)}
+    rate = max(work, key=lambda r: work[r]["transitions"])
+    fixed = work[rate]
+    out = dict(b)
+    out["transitions"] = fixed["transitions"] / recipients
+    for logs in ("sfn_log_bytes", "sfn_log_bytes_all"):  # history events, so bytes, go with transitions
+        out[logs] = b[logs] / b["transitions"] * out["transitions"] if b["transitions"] else 0.0
+    measured_steps = b.get("step_invocations", 0) / emails
+    out["invocations"] = b["invocations"] - measured_steps + fixed["invocations"] / recipients
+    out["step_invocations_1m"] = fixed["invocations"]
+    return out, rate
 
 
 # --- pricing and the table -----------------------------------------------------------------------
@@ -899,11 +923,16 @@ def print_cost() -> None:
         )
     )
     b = journeys["broadcast"]
+    b, rate = broadcast_at_scale(b, int(m))
     b_cost = dollars(b, 0)
     overhead = sum(b_cost.values())
     print(
-        f"\n  $ per 1M broadcast emails ({b['emails']} of {b['recipients']} recipients sent; "
-        f"{b['transitions']:.1f} transitions, {b['wru']:.1f} WRU, {b['sfn_log_bytes']:,.0f} B execution logs each):"
+        f"\n  $ per 1M broadcast emails: per recipient as measured ({b['emails']} of {b['recipients']} "
+        f"recipients sent: {b['wru']:.1f} WRU, {b['rru']:.1f} RRU, {b['gb_s'] * 1000:.1f} mGB-s each); the "
+        f"executions' fixed work ({b['transitions'] * m:,.0f} transitions, {b['step_invocations_1m']:,.0f} "
+        f"step λ invocations) as a 1M broadcast at one instant needs it at {rate}/s (tests/bench_broadcast.py "
+        f"execution_work, the most of 14, 100, 1,000/s), not the {b['executions']} measured executions' "
+        f"spread over {b['emails']}:"
     )
     print(_row("Boomerang's overhead", b_cost, m))
     print(f"  {'SES for the emails':<44} ${PRICES['ses_email'] * m:>9,.2f}")

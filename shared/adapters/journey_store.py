@@ -16,6 +16,7 @@ LOG_TTL_S = 400 * 24 * 3600  # message history without store settings (DataReten
 
 
 CAP_SK = "CAP"
+UNSENT = ("skipped", "failed")  # a send record's outcomes that hold no cap place
 
 
 class CapConflict(Exception):
@@ -45,12 +46,17 @@ class JourneyStore:
         cap: tuple[str, list[dict[str, Any]], int] | None = None,
         token: str | None = None,
         replaces: str | None = None,
+        send_id: str | None = None,
     ) -> str | None:
         """Write the send record before calling a provider. Returns a claim token, or None if the step
         was already handled (sent, skipped or in flight): the caller then never sends again.
 
         With `cap` = (customer id, new ledger entries, version read), the customer's frequency-cap
-        ledger is updated in the same transaction, so two journeys cannot both take the last place.
+        ledger is written first, conditional on the version read, so two journeys cannot both take
+        the last place (the later one gets CapConflict, re-reads and decides again); then the record.
+        Two conditional puts of one item each are that guarantee at half a transaction's WRU. A λ
+        that dies between them leaves a place under this step's `send_id` and no record: its retry
+        finds no record, and takes the same place again (claim.py filters it by send id).
         With `replaces` (the token of a claim whose lease ran out before it reached a provider), that
         claim is taken over instead, only if it is still that claim and still unsent.
         """
@@ -71,19 +77,21 @@ class JourneyStore:
             put["ConditionExpression"] = "#claim = :old AND #status = :claimed"
             put["ExpressionAttributeNames"] = {"#claim": "claim", "#status": "status"}
             put["ExpressionAttributeValues"] = {":old": {"S": replaces}, ":claimed": {"S": "claimed"}}
-        if cap is None:
+        if cap is not None:
             try:
-                self.ddb.put_item(**put)
-            except self.ddb.exceptions.ConditionalCheckFailedException:
-                return None
-            return token
+                self.ddb.put_item(**self._cap_put(store, *cap)["Put"])
+            except self.ddb.exceptions.ConditionalCheckFailedException as exc:
+                raise CapConflict() from exc
         try:
-            self.ddb.transact_write_items(TransactItems=[{"Put": put}, self._cap_put(store, *cap)])
-        except self.ddb.exceptions.TransactionCanceledException as exc:
-            reasons = exc.response.get("CancellationReasons", [])
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                return None
-            raise CapConflict() from exc
+            self.ddb.put_item(**put)
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            if cap is not None and send_id is not None:
+                # another attempt of this step holds the record; the place just written is its place
+                # (same send id), unless that attempt ended without a send and gave it back meanwhile
+                found = self.get_send(store, journey, instance, step_id)
+                if found is not None and found.get("status") in UNSENT:
+                    self.release_cap(store, cap[0], send_id)
+            return None
         return token
 
     def cap_ledger(self, store: str, customer_id: str) -> tuple[list[dict[str, Any]], int]:
@@ -111,15 +119,25 @@ class JourneyStore:
             put["ExpressionAttributeValues"] = {":v": {"N": str(version)}}
         return {"Put": put}
 
-    def confirm_cap(self, store: str, customer_id: str, send_id: str, sent_at: float, channel: str) -> None:
+    def confirm_cap(
+        self,
+        store: str,
+        customer_id: str,
+        send_id: str,
+        sent_at: float,
+        channel: str,
+        known: tuple[list[dict[str, Any]], int] | None = None,
+    ) -> None:
         """Date the cap place by when, and mark it with the channel on which, the message actually
-        left (the claim may be a moment older, and a fallback channel may have sent it)."""
+        left (the claim may be a moment older, and a fallback channel may have sent it). `known`: the
+        ledger as this attempt's claim wrote it (entries, version), so it is not read again."""
         self._edit_cap(
             store,
             customer_id,
             lambda es: [
                 {**e, "at": sent_at, "channel": channel} if e.get("send_id") == send_id else e for e in es
             ],
+            known,
         )
 
     def release_cap(self, store: str, customer_id: str, send_id: str) -> None:
@@ -127,19 +145,23 @@ class JourneyStore:
         self._edit_cap(store, customer_id, lambda es: [e for e in es if e.get("send_id") != send_id])
 
     def _edit_cap(
-        self, store: str, customer_id: str, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+        self,
+        store: str,
+        customer_id: str,
+        edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+        known: tuple[list[dict[str, Any]], int] | None = None,
     ) -> None:
         for _ in range(5):  # optimistic: re-read when another send changed the ledger meanwhile
-            entries, version = self.cap_ledger(store, customer_id)
+            entries, version = known if known is not None else self.cap_ledger(store, customer_id)
+            known = None
             updated = edit(entries)
             if updated == entries:
                 return
+            # one item: a conditional put on its version is the transaction's guarantee at half the WRU
             try:
-                self.ddb.transact_write_items(
-                    TransactItems=[self._cap_put(store, customer_id, updated, version)]
-                )
+                self.ddb.put_item(**self._cap_put(store, customer_id, updated, version)["Put"])
                 return
-            except self.ddb.exceptions.TransactionCanceledException:
+            except self.ddb.exceptions.ConditionalCheckFailedException:
                 time.sleep(random.uniform(0, 0.05))
                 continue
         raise CapConflict(f"cap ledger of {customer_id} kept changing")
@@ -250,19 +272,31 @@ class JourneyStore:
             ExpressionAttributeValues={":t": {"BOOL": True}},
         )
 
-    def mark_ended(self, store: str, journey: str, instance: str, generation: int, reason: str) -> None:
-        self.ddb.update_item(
-            TableName=self.table,
-            Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
-            UpdateExpression="SET #s = :s, ended_reason = :r",
-            ConditionExpression="#g = :g",
-            ExpressionAttributeNames={"#s": "status", "#g": "generation"},
-            ExpressionAttributeValues={
-                ":s": {"S": "ended"},
-                ":r": {"S": reason[:300]},
-                ":g": {"N": str(generation)},
-            },
-        )
+    def mark_ended(
+        self, store: str, journey: str, instance: str, generation: int, reason: str, sent: bool = False
+    ) -> None:
+        """The run ended; `sent`: it messaged the customer in its last invocation, noted in the same
+        write (note_sent's flag), or on its own when a later generation holds the state record."""
+        values: dict[str, Any] = {
+            ":s": {"S": "ended"},
+            ":r": {"S": reason[:300]},
+            ":g": {"N": str(generation)},
+        }
+        if sent:
+            values[":t"] = {"BOOL": True}
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
+                UpdateExpression="SET #s = :s, ended_reason = :r" + (", sent_any = :t" if sent else ""),
+                ConditionExpression="#g = :g",
+                ExpressionAttributeNames={"#s": "status", "#g": "generation"},
+                ExpressionAttributeValues=values,
+            )
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            if sent:
+                self.note_sent(store, journey, instance)
+            raise
 
     def state(self, store: str, journey: str, instance: str) -> dict[str, Any] | None:
         resp = self.ddb.get_item(

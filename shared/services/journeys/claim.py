@@ -1,8 +1,9 @@
 """A journey step's exactly-once send record, and its place in the customer's frequency-cap ledger.
 
-The record is claimed before any provider is called, in the same conditional write as the cap place
-(two journeys cannot both take a customer's last place); it is finished with the outcome, or released
-when nothing went out so Step Functions' retry may send. shared/services/journeys/deliver.py uses it.
+The record is claimed before any provider is called, just after the cap place (a conditional write
+on the ledger's version: two journeys cannot both take a customer's last place); it is finished with
+the outcome, or released when nothing went out so Step Functions' retry may send.
+shared/services/journeys/deliver.py uses it.
 
 A step λ can die holding a claim (timeout, out of memory). Every claim therefore has a lease, longer
 than the λ can live, and passes through two states before its outcome:
@@ -50,6 +51,8 @@ class Claim:
     token: str | None = None
     ledger: list[CapEntry] = field(default_factory=list)  # the customer's recent sends, as last read
     replaces: str | None = None  # an expired, unsent claim this attempt takes over
+    # the cap ledger as this attempt's claim wrote it (entries, version): confirm_cap needs no re-read
+    written: tuple[list[dict[str, Any]], int] | None = None
 
     @property
     def send_id(self) -> str:
@@ -134,7 +137,7 @@ class Claim:
         policy: DeliveryPolicy,
         on_cap: str,
     ) -> dict[str, Any] | None:
-        """Claim the send record and, for marketing, a place within the cap, in one conditional write.
+        """Claim the send record and, for marketing, a place within the cap (a conditional write each).
         None once claimed; else what the step does instead (skipped, deferred, already handled)."""
         for _ in range(5):
             cap = None
@@ -170,7 +173,10 @@ class Claim:
                     {**record, "lease_until": self.now + LEASE_S},
                     cap=cap,
                     replaces=self.replaces,
+                    send_id=self.send_id,
                 )
+                if self.token is not None and cap is not None:
+                    self.written = (cap[1], cap[2] + 1)
                 break
             except CapConflict:
                 # another journey just messaged this customer: read the ledger again, a moment later

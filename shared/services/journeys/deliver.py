@@ -226,16 +226,13 @@ def _sent(
     m: Message, claim: Claim, channel: str, provider_id: str, tried: list[str], kind: str
 ) -> dict[str, Any]:
     """The provider took it: the send record, the cap place and the history say so."""
-    store_id, journey_id, customer_id, given = (
-        m.state.store_id,
-        claim.journey_id,
-        m.profile.customer_id,
-        m.offer,
-    )
+    store_id, customer_id, given = m.state.store_id, m.profile.customer_id, m.offer
     sent_at = clock.now_ts()
-    best_effort(m.deps.journeys.note_sent, store_id, journey_id, m.state.instance)
+    # (the instance's "sent_any" flag is noted by run_step, with its end when the run ends now)
     if kind == "marketing":
-        best_effort(m.deps.journeys.confirm_cap, store_id, customer_id, claim.send_id, sent_at, channel)
+        best_effort(
+            m.deps.journeys.confirm_cap, store_id, customer_id, claim.send_id, sent_at, channel, claim.written
+        )
     claim.finish(
         {
             "status": "sent",

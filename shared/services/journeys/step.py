@@ -129,10 +129,16 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
             state, None, index, Decision("exit", "journey removed or turned off"), happened, clock.now_ts()
         )
     store = deps.stores.get(state.store_id)
+    loaded: tuple[Cart | None, Profile | None, Run] | None = None  # what this invocation read last
     while True:
         now = clock.now_ts()
         cart: Cart | None = None
-        if journey.id == EMAIL_CONFIRMATION.id:
+        if loaded is not None and index >= len(journey.steps) and journey.id != EMAIL_CONFIRMATION.id:
+            # every step done, just now: the exit is decided on what this invocation read a moment
+            # ago, not read again (the profile, the cart: a GetItem each per send)
+            cart, profile, run = loaded
+            decision = _decide(state, run, index, cart, profile, deps, now)
+        elif journey.id == EMAIL_CONFIRMATION.id:
             profile = _load_customer(deps.profiles, state.store_id, state.instance)
             decision = decide_confirmation(
                 journey,
@@ -159,6 +165,7 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
                 bucket(journey.id, customer_id or state.instance),
             )
             decision = _decide(state, run, index, cart, profile, deps, now)
+        loaded = (cart, profile, run)
         if index == 0 and decision.action != "wait" and not happened:
             if deps.journeys.mark_started(state.store_id, journey.id, state.instance, state.generation, now):
                 entered: dict[str, Any] = {"type": "entered", "trigger": state.trigger}
@@ -198,6 +205,7 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
                 state.instance,
                 state.generation,
                 decision.reason,
+                _sent_now(happened),
             )
             if journey.per == "product" and state.customer_id:
                 # the customer asked to be told once: the subscription leaves the by-SKU index, so
@@ -206,7 +214,14 @@ def run_step(state: StepInput, deps: Deps) -> StepOutput:
                     (state.context.get("product") or {}).get("sku") or state.instance.rsplit("|", 1)[-1]
                 )
                 best_effort(deps.profiles.end_back_in_stock, state.store_id, state.customer_id, sku)
+        elif _sent_now(happened):
+            # this run has messaged the customer (a journey yielding to it then stays out of the way)
+            best_effort(deps.journeys.note_sent, state.store_id, journey.id, state.instance)
         return _finish(state, journey, index, decision, happened, now)
+
+
+def _sent_now(happened: list[dict[str, Any]]) -> bool:
+    return any(o.get("type") == "sent" for o in happened)
 
 
 def _finish(
