@@ -61,6 +61,9 @@ class JourneyStore:
             "status": "claimed",
             "claim": token,
             **record,
+            # message history (Store.data_retention): a step never runs again that late (its execution
+            # moved on, and its name stays taken 90 days after it closed), so the guard can go too
+            "expires_at": int(clock.now_ts()) + self._history_ttl_s(store),
         }
         put: dict[str, Any] = {
             "TableName": self.table,
@@ -210,7 +213,7 @@ class JourneyStore:
             self.ddb.update_item(
                 TableName=self.table,
                 Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
-                UpdateExpression="SET #s = :s, #g = :g, started_at = :at",
+                UpdateExpression="SET #s = :s, #g = :g, started_at = :at REMOVE expires_at",
                 ConditionExpression="attribute_not_exists(#g) OR #g < :g",
                 ExpressionAttributeNames={"#s": "status", "#g": "generation"},
                 ExpressionAttributeValues={
@@ -228,7 +231,8 @@ class JourneyStore:
             self.ddb.update_item(
                 TableName=self.table,
                 Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
-                UpdateExpression="SET #s = :s, #g = :g, started_at = if_not_exists(started_at, :at), entered = :g",
+                UpdateExpression="SET #s = :s, #g = :g, started_at = if_not_exists(started_at, :at), entered = :g"
+                " REMOVE expires_at",
                 ConditionExpression="(attribute_not_exists(#g) OR #g <= :g) AND (attribute_not_exists(entered) OR entered < :g)",
                 ExpressionAttributeNames={"#s": "status", "#g": "generation"},
                 ExpressionAttributeValues={
@@ -251,16 +255,19 @@ class JourneyStore:
         )
 
     def mark_ended(self, store: str, journey: str, instance: str, generation: int, reason: str) -> None:
+        """The run is over: its state is kept as message history from now (a later generation that
+        starts again removes the expiry: a running journey's state never expires)."""
         self.ddb.update_item(
             TableName=self.table,
             Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
-            UpdateExpression="SET #s = :s, ended_reason = :r",
+            UpdateExpression="SET #s = :s, ended_reason = :r, expires_at = :exp",
             ConditionExpression="#g = :g",
             ExpressionAttributeNames={"#s": "status", "#g": "generation"},
             ExpressionAttributeValues={
                 ":s": {"S": "ended"},
                 ":r": {"S": reason[:300]},
                 ":g": {"N": str(generation)},
+                ":exp": {"N": str(int(clock.now_ts()) + self._history_ttl_s(store))},
             },
         )
 
