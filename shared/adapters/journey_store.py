@@ -67,6 +67,9 @@ class JourneyStore:
             "status": "claimed",
             "claim": token,
             **record,
+            # message history (Store.data_retention): a step never runs again that late (its execution
+            # moved on, and its name stays taken 90 days after it closed), so the guard can go too
+            "expires_at": int(clock.now_ts()) + self._history_ttl_s(store),
         }
         put: dict[str, Any] = {
             "TableName": self.table,
@@ -232,7 +235,7 @@ class JourneyStore:
             self.ddb.update_item(
                 TableName=self.table,
                 Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
-                UpdateExpression="SET #s = :s, #g = :g, started_at = :at",
+                UpdateExpression="SET #s = :s, #g = :g, started_at = :at REMOVE expires_at",
                 ConditionExpression="attribute_not_exists(#g) OR #g < :g",
                 ExpressionAttributeNames={"#s": "status", "#g": "generation"},
                 ExpressionAttributeValues={
@@ -250,7 +253,8 @@ class JourneyStore:
             self.ddb.update_item(
                 TableName=self.table,
                 Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
-                UpdateExpression="SET #s = :s, #g = :g, started_at = if_not_exists(started_at, :at), entered = :g",
+                UpdateExpression="SET #s = :s, #g = :g, started_at = if_not_exists(started_at, :at), entered = :g"
+                " REMOVE expires_at",
                 ConditionExpression="(attribute_not_exists(#g) OR #g <= :g) AND (attribute_not_exists(entered) OR entered < :g)",
                 ExpressionAttributeNames={"#s": "status", "#g": "generation"},
                 ExpressionAttributeValues={
@@ -276,11 +280,14 @@ class JourneyStore:
         self, store: str, journey: str, instance: str, generation: int, reason: str, sent: bool = False
     ) -> None:
         """The run ended; `sent`: it messaged the customer in its last invocation, noted in the same
-        write (note_sent's flag), or on its own when a later generation holds the state record."""
+        write (note_sent's flag), or on its own when a later generation holds the state record. Its
+        state is kept as message history from now (a later generation that starts again removes the
+        expiry: a running journey's state never expires)."""
         values: dict[str, Any] = {
             ":s": {"S": "ended"},
             ":r": {"S": reason[:300]},
             ":g": {"N": str(generation)},
+            ":exp": {"N": str(int(clock.now_ts()) + self._history_ttl_s(store))},
         }
         if sent:
             values[":t"] = {"BOOL": True}
@@ -288,7 +295,8 @@ class JourneyStore:
             self.ddb.update_item(
                 TableName=self.table,
                 Key=key(keys.journey_pk(store, journey, instance), STATE_SK),
-                UpdateExpression="SET #s = :s, ended_reason = :r" + (", sent_any = :t" if sent else ""),
+                UpdateExpression="SET #s = :s, ended_reason = :r, expires_at = :exp"
+                + (", sent_any = :t" if sent else ""),
                 ConditionExpression="#g = :g",
                 ExpressionAttributeNames={"#s": "status", "#g": "generation"},
                 ExpressionAttributeValues=values,

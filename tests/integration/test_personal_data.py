@@ -176,7 +176,13 @@ def ada(world: World, ctx: LambdaContext, fixed_clock: FixedClock) -> dict[str, 
     pools.upload("shop-1", "vip", ["VIP-1", "VIP-2"])
     code = pools.draw("shop-1", "vip", "cart-abandonment|cart-ada|reminder-2")
     assert code in ("VIP-1", "VIP-2")
-    return {"execution": run["executionArn"], "state": after_first, "at": t0 + 60, "code": code}
+    return {
+        "execution": run["executionArn"],
+        "state": after_first,
+        "at": t0 + 60,
+        "sent_at": fixed_clock.now,
+        "code": code,
+    }
 
 
 def eraser(world: World) -> Eraser:
@@ -417,6 +423,39 @@ def test_retention_ttls_follow_the_store_policy(
     assert history and all(
         h["expires_at"] == int(h["at"]) + policy.message_history_days * DAY for h in history
     )
+    # the journey's send records are message history too; its state expires only once it has ended
+    journey = {
+        sk: i for (pk, sk), i in items.items() if pk.startswith("STORE#shop-1#JOURNEY#cart-abandonment#")
+    }
+    sends = [i for sk, i in journey.items() if sk.startswith("SEND#")]
+    assert sends and all(
+        s["expires_at"] == int(ada["sent_at"]) + policy.message_history_days * DAY for s in sends
+    )
+    assert journey["STATE"]["status"] == "active" and "expires_at" not in journey["STATE"]
+
+
+def test_a_journey_state_expires_from_its_end_and_never_while_running(
+    world: World, fixed_clock: FixedClock
+) -> None:
+    from shared.adapters.journey_store import JourneyStore
+    from shared.domain.privacy import DataRetention
+
+    journeys, history = JourneyStore(client("dynamodb"), world.table), DataRetention().message_history_days
+    journeys.note_started("shop-1", "cart-abandonment", "cart-1", 1, fixed_clock.now)
+    assert "expires_at" not in (journeys.state("shop-1", "cart-abandonment", "cart-1") or {})
+    fixed_clock.advance(3 * DAY)
+    journeys.mark_ended("shop-1", "cart-abandonment", "cart-1", 1, "ordered")
+    ended = journeys.state("shop-1", "cart-abandonment", "cart-1") or {}
+    assert ended["status"] == "ended" and ended["expires_at"] == int(fixed_clock.now) + history * DAY
+    # the same cart's journey entered again: running, so its state must not expire under it
+    fixed_clock.advance(DAY)
+    journeys.note_started("shop-1", "cart-abandonment", "cart-1", 2, fixed_clock.now)
+    again = journeys.state("shop-1", "cart-abandonment", "cart-1") or {}
+    assert again["status"] == "active" and "expires_at" not in again
+    assert journeys.mark_started("shop-1", "cart-abandonment", "cart-1", 3, fixed_clock.now)
+    journeys.mark_ended("shop-1", "cart-abandonment", "cart-1", 3, "done")
+    assert journeys.mark_started("shop-1", "cart-abandonment", "cart-1", 4, fixed_clock.now)
+    assert "expires_at" not in (journeys.state("shop-1", "cart-abandonment", "cart-1") or {})
 
 
 def test_the_monthly_sweep_lets_an_inactive_customer_go_without_a_tombstone(
