@@ -122,6 +122,8 @@ def test_ledger_edits_are_one_conditional_put_and_re_read_when_another_send_got_
 def test_the_end_of_a_run_that_sent_notes_it_in_the_same_write(world: World, calls: Counter[str]) -> None:
     store = journeys()
     store.mark_started(STORE, "cart-abandonment", "cart-1", 0, 1.0)
+    store.mark_started(STORE, "other", "cart-0", 0, 1.0)
+    store.mark_ended(STORE, "other", "cart-0", 0, "warm")  # reads the store's retention (cached after)
     calls.clear()
     store.mark_ended(STORE, "cart-abandonment", "cart-1", 0, "all steps done", sent=True)
     assert calls == Counter({"UpdateItem": 1})
