@@ -36,6 +36,11 @@ class JourneyStore:
         settings = self._stores.get(store)
         return settings.data_retention.message_history_days * 86400 if settings else LOG_TTL_S
 
+    def _history_expiry(self, store: str, at: float) -> int:
+        """The TTL (`expires_at`) of message history written at `at`: history lines, send records and
+        an ended journey's state all go after the store's message_history_days."""
+        return int(at) + self._history_ttl_s(store)
+
     def claim_send(
         self,
         store: str,
@@ -69,7 +74,7 @@ class JourneyStore:
             **record,
             # message history (Store.data_retention): a step never runs again that late (its execution
             # moved on, and its name stays taken 90 days after it closed), so the guard can go too
-            "expires_at": int(clock.now_ts()) + self._history_ttl_s(store),
+            "expires_at": self._history_expiry(store, clock.now_ts()),
         }
         put: dict[str, Any] = {
             "TableName": self.table,
@@ -209,7 +214,7 @@ class JourneyStore:
             "pk": keys.journey_pk(store, journey, instance),
             "sk": keys.log_sk(clock.iso(now), uuid.uuid4().hex[:8]),
             "at": now,
-            "expires_at": int(now) + self._history_ttl_s(store),
+            "expires_at": self._history_expiry(store, now),
             **entry,
         }
         self.ddb.put_item(TableName=self.table, Item=to_item(item))
@@ -287,7 +292,7 @@ class JourneyStore:
             ":s": {"S": "ended"},
             ":r": {"S": reason[:300]},
             ":g": {"N": str(generation)},
-            ":exp": {"N": str(int(clock.now_ts()) + self._history_ttl_s(store))},
+            ":exp": {"N": str(self._history_expiry(store, clock.now_ts()))},
         }
         if sent:
             values[":t"] = {"BOOL": True}
@@ -366,7 +371,7 @@ class JourneyStore:
         seq = f"{time.time_ns():016x}{uuid.uuid4().hex[:4]}"
         base = {
             "at": now,
-            "expires_at": int(now) + self._history_ttl_s(store),
+            "expires_at": self._history_expiry(store, now),
             "journey": journey,
             "instance": instance,
             **entry,
