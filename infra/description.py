@@ -21,8 +21,10 @@ from shared.domain.events import (
     ORDER_REFUNDED,
     ORDER_SHIPPED,
 )
+from shared.domain.privacy import EXPORT_RETENTION_DAYS
 from shared.platform import settings as env
 from shared.platform.indexes import INDEXES
+from shared.services.analytics.report_job import EXPORTS_PREFIX
 from shared.services.consent.feedback import FEEDBACK_DETAIL_TYPES, SES_SOURCE
 
 APP_NAME = "boomerang"
@@ -599,6 +601,42 @@ SEGMENTS_DIR = "infra/segments"
 DEFAULT_SEGMENT_PREFIX = "segments/_default/"
 # What the functions read from the bucket: templates, journey and segment files, product collections.
 BUCKET_READ_PREFIXES = ("templates/", "journeys/", "segments/", "catalog/", "partners/")
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """One S3 lifecycle rule. CDK states it on the bucket; the emulator sets it on moto's bucket,
+    which stores lifecycle rules but never runs them, and its sweeper (infra/local/retention.py)
+    deletes what the rule says, on Boomerang's clock."""
+
+    prefix: str = ""  # "" = the whole bucket
+    days: int | None = None  # current objects, counted from their creation
+    noncurrent_days: int | None = None  # replaced versions, counted from their replacement
+    abort_multipart_days: int | None = None
+    id: str | None = None
+
+    def s3_rule(self) -> dict[str, Any]:
+        """The rule as PutBucketLifecycleConfiguration takes it."""
+        rule: dict[str, Any] = {"Filter": {"Prefix": self.prefix}, "Status": "Enabled"}
+        if self.id:
+            rule["ID"] = self.id
+        if self.days is not None:
+            rule["Expiration"] = {"Days": self.days}
+        if self.noncurrent_days is not None:
+            rule["NoncurrentVersionExpiration"] = {"NoncurrentDays": self.noncurrent_days}
+        if self.abort_multipart_days is not None:
+            rule["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": self.abort_multipart_days}
+        return rule
+
+
+# Exports are full copies of the customer data, kept only while a report might be recomputed (and
+# an erased customer is gone from them within a month); reports (metrics/) are kept.
+ANALYTICS_LIFECYCLE = (
+    Expiry(EXPORTS_PREFIX, days=EXPORT_RETENTION_DAYS, abort_multipart_days=1, id="expire-exports"),
+)
+# Every edit of a template stays recoverable for a year after a newer one replaced it.
+TEMPLATES_LIFECYCLE = (Expiry(noncurrent_days=365),)
+ACCESS_LOGS_LIFECYCLE = (Expiry(days=365),)  # AWS only: the emulator keeps no access logs
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from shared.services.analytics.report_job import EXPORTS_PREFIX
-
-# An export is a full copy of the customer data: kept only as long as a report might be recomputed.
-EXPORT_RETENTION_DAYS = 30
+from infra.constructs.storage import lifecycle_rules
+from infra.description import ANALYTICS_LIFECYCLE
 
 
 class Analytics(Construct):
@@ -27,13 +25,6 @@ class Analytics(Construct):
             enforce_ssl=True,
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="analytics-bucket/",
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-exports",
-                    prefix=EXPORTS_PREFIX,
-                    expiration=Duration.days(EXPORT_RETENTION_DAYS),
-                    abort_incomplete_multipart_upload_after=Duration.days(1),
-                )
-            ],
+            lifecycle_rules=lifecycle_rules(ANALYTICS_LIFECYCLE),  # exports/ expire; reports stay
             removal_policy=RemovalPolicy.RETAIN,
         )

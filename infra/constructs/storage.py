@@ -8,7 +8,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.constructs.nag import Waiver, suppress
-from infra.description import TABLE
+from infra.description import ACCESS_LOGS_LIFECYCLE, TABLE, TEMPLATES_LIFECYCLE, Expiry
 from shared.platform.indexes import INDEXES
 
 # Everything the functions read lives under this prefix (DEFAULT_TEMPLATE_PREFIX is inside it).
@@ -51,7 +51,7 @@ class Storage(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             enforce_ssl=True,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
+            lifecycle_rules=lifecycle_rules(ACCESS_LOGS_LIFECYCLE),
             removal_policy=RemovalPolicy.RETAIN,
         )
         suppress(
@@ -70,7 +70,7 @@ class Storage(Construct):
             enforce_ssl=True,
             server_access_logs_bucket=self.access_logs_bucket,
             server_access_logs_prefix="templates-bucket/",
-            lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(365))],
+            lifecycle_rules=lifecycle_rules(TEMPLATES_LIFECYCLE),
             removal_policy=RemovalPolicy.RETAIN,
             # every upload goes to the default bus as "Object Created": the validator checks it
             event_bridge_enabled=True,
@@ -101,3 +101,21 @@ class Storage(Construct):
                 ),
                 apply_to_children=True,
             )
+
+
+def lifecycle_rules(expiries: tuple[Expiry, ...]) -> list[s3.LifecycleRule]:
+    """The description's lifecycle rules as CDK states them (the emulator applies the same ones)."""
+
+    def days(n: int | None) -> Duration | None:
+        return None if n is None else Duration.days(n)
+
+    return [
+        s3.LifecycleRule(
+            id=e.id,
+            prefix=e.prefix or None,
+            expiration=days(e.days),
+            noncurrent_version_expiration=days(e.noncurrent_days),
+            abort_incomplete_multipart_upload_after=days(e.abort_multipart_days),
+        )
+        for e in expiries
+    ]

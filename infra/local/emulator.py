@@ -81,6 +81,13 @@ def load_store_settings(path: str) -> Store:
         raise ValueError(f"{path}: {problems}") from exc
 
 
+def _set_lifecycle(s3: Any, bucket: str, expiries: tuple[d.Expiry, ...]) -> None:
+    """The bucket's lifecycle rules as the stack states them; the sweeper runs them (moto does not)."""
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": [e.s3_rule() for e in expiries]}
+    )
+
+
 def resource_name(kind: str, ident: str) -> str:
     return f"{d.APP_NAME}-{kind}-{ident}".replace("_", "-")
 
@@ -433,6 +440,7 @@ class Emulator:
         self._create_templates_bucket(s3, bucket)
         self.analytics_bucket = resource_name("analytics", "bucket")
         s3.create_bucket(Bucket=self.analytics_bucket)
+        _set_lifecycle(s3, self.analytics_bucket, d.ANALYTICS_LIFECYCLE)
         secret_arn = self.client("secretsmanager").create_secret(
             Name=resource_name("secret", "signing"), SecretString=secrets.token_urlsafe(48)
         )["ARN"]
@@ -496,6 +504,7 @@ class Emulator:
 
         s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        _set_lifecycle(s3, bucket, d.TEMPLATES_LIFECYCLE)
         for path in sorted((REPO_ROOT / d.JOURNEYS_DIR).glob("*.yaml")):
             s3.put_object(Bucket=bucket, Key=f"{d.DEFAULT_JOURNEY_PREFIX}{path.name}", Body=path.read_bytes())
         for path in sorted((REPO_ROOT / d.SEGMENTS_DIR).glob("*.yaml")):

@@ -14,12 +14,15 @@ Boomerang's clock, the retention AWS itself has, and caps what AWS keeps longer 
   event history (the bulk) is kept only for the newest `HISTORY_CAP` closed ones
   (older ones still describe: name, status, input, output; their history reads empty);
 - the bus archive: events older than its RetentionDays, and beyond `ARCHIVE_CAP`, oldest first;
+- S3: each bucket's lifecycle rules (the stack's, from infra/description.py; moto stores them and
+  never runs them): expiration, replaced versions' expiration, unfinished uploads;
 - the outbox (SES mail, SMS, push, report notifications): the newest `OUTBOX_CAP` of each;
 - SQS: receipt handles of deleted messages (moto keeps them to accept a repeated delete): the
   newest `HANDLES_CAP` per queue;
 - moto's Step Functions threads (kept in a module-level list for ever): finished ones dropped;
 - moto's own registry of every model instance it ever created (`instances_tracked`, emptied only
-  by a reset, read only by its debug dashboard): emptied at every sweep.
+  by a reset, read only by its debug dashboard): emptied at every sweep; S3 keys, which a reset
+  closes from it, leave it once nothing holds them (and ListObjectVersions' copies are closed).
 
 Each cap can be lowered (or raised) for one `boomerang local` run with an environment variable
 BOOMERANG_LOCAL_<CAP> (e.g. BOOMERANG_LOCAL_EXECUTION_CAP=500): `make bench` passes them in a few
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -115,6 +119,7 @@ class Sweeper:
         self.account, self.region, self.table, self.ttl_attribute = account, region, table, ttl_attribute
         self.push = push
         self.forgotten: dict[str, int] = {}  # what was evicted, by kind (for `make bench` and tests)
+        self._uploads_seen: dict[str, float] = {}  # multipart upload id -> when first seen
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -144,8 +149,10 @@ class Sweeper:
             "archived_events": self._trim_archives(now),
             "outbox": self._trim_outbox(),
         }
+        counts["objects"] = self._apply_lifecycles(now)
         self._bound_receipt_handles()
         counts["untracked"] = _untrack_dead_models()
+        counts["s3_keys_closed"] = _close_dead_s3_keys(self._s3())
         counts["threads"] = _forget_finished_threads()
         _clear_disabled_metrics()
         for kind, n in counts.items():
@@ -256,6 +263,66 @@ class Sweeper:
             trimmed += self.push.keep_newest(OUTBOX_CAP)
         return trimmed
 
+    # -- S3 lifecycle ------------------------------------------------------------------------------
+    def _s3(self) -> Any:
+        from moto.s3.models import s3_backends
+
+        return s3_backends[self.account]["aws"]
+
+    def _apply_lifecycles(self, now: float) -> int:
+        """Run each bucket's enabled lifecycle rules (moto stores them but never runs them), as S3
+        does: a current object goes at the first midnight UTC after its creation plus `Expiration`
+        days (in a versioned bucket it becomes a replaced version under a delete marker); a replaced
+        version that long after its replacement (`NoncurrentVersionExpiration`); an unfinished
+        multipart upload that long after the sweeper first saw it (moto records no start time)."""
+        from moto.s3.models import FakeKey
+
+        backend, removed = self._s3(), 0
+        wall_now = datetime.now(tz=UTC).replace(tzinfo=None)  # moto's timestamps: naive UTC
+
+        def at(moment: datetime) -> float:  # a moto timestamp on Boomerang's clock
+            return now - (wall_now - moment).total_seconds() * clock.speed()
+
+        uploads = set()
+        for bucket in list(backend.buckets.values()):
+            for rule in [r for r in list(bucket.rules) if r.status == "Enabled"]:
+                prefix = _rule_prefix(rule)
+                for name, versions in list(bucket.keys.iterlists()):
+                    if not name.startswith(prefix) or not versions:
+                        continue
+                    current = versions[-1]
+                    if (
+                        rule.expiration_days
+                        and isinstance(current, FakeKey)
+                        and _lifecycle_due(at(current.last_modified), int(rule.expiration_days), now)
+                    ):
+                        # (unversioned: only if not replaced since we looked; versioned: a delete
+                        # marker goes on top, whatever came meanwhile stays a version)
+                        if bucket.is_versioned or bucket.keys.get(name) is current:
+                            backend.delete_object(bucket.name, name)
+                            removed += 1
+                    if rule.nve_noncurrent_days and bucket.is_versioned:
+                        for old, newer in zip(versions, versions[1:], strict=False):
+                            if _lifecycle_due(at(newer.last_modified), int(rule.nve_noncurrent_days), now):
+                                backend.delete_object(
+                                    bucket.name, name, version_id=old.version_id, bypass=True
+                                )
+                                removed += 1
+                if rule.aimu_days:
+                    for upload_id, upload in list(bucket.multiparts.items()):
+                        began = self._uploads_seen.setdefault(upload_id, now)
+                        if upload.key_name.startswith(prefix) and _lifecycle_due(
+                            began, int(rule.aimu_days), now
+                        ):
+                            bucket.multiparts.pop(upload_id, None)
+                            upload.dispose()
+                            removed += 1
+                        else:
+                            uploads.add(upload_id)
+        for upload_id in set(self._uploads_seen) - uploads:
+            del self._uploads_seen[upload_id]  # completed or aborted
+        return removed
+
     # -- SQS ---------------------------------------------------------------------------------------
     def _bound_receipt_handles(self) -> None:
         from moto.sqs.models import sqs_backends
@@ -292,18 +359,72 @@ def _event_age(event: Any, now: float) -> float:
         return 0.0  # unknown age: only the cap removes it
 
 
+def _rule_prefix(rule: Any) -> str:
+    """A lifecycle rule's key prefix ("" for the whole bucket; a tag filter is not supported and
+    matches nothing, rather than everything)."""
+    lc_filter = getattr(rule, "filter", None)
+    if lc_filter is not None:
+        if lc_filter.prefix is not None:
+            return str(lc_filter.prefix)
+        and_filter = getattr(lc_filter, "and_filter", None)
+        if lc_filter.tag_key or and_filter is not None:
+            return "\0"  # no key starts with NUL
+        return ""
+    return str(rule.prefix or "")
+
+
+def _lifecycle_due(since: float, days: int, now: float) -> bool:
+    """S3 counts lifecycle days from `since` and rounds up to the next midnight UTC."""
+    return now >= (int(since + days * 86400) // 86400 + 1) * 86400
+
+
+def _close_dead_s3_keys(backend: Any) -> int:
+    """moto tracks every S3 key it ever made (FakeKey.instances_tracked) to close their files at a
+    reset. It closes a deleted or replaced object's file itself but keeps the key; and each
+    ListObjectVersions call copies every version in the bucket (a body each) and closes none. A key
+    that no bucket or unfinished upload holds and nothing else references (not even a response
+    still being written) is closed and dropped: what a reset would do to it, earlier."""
+    from moto.s3.models import FakeKey
+
+    live: set[int] = set()
+    for bucket in list(backend.buckets.values()):
+        for _, versions in list(bucket.keys.iterlists()):
+            for version in versions:
+                while version is not None:  # a delete marker holds the key it hides
+                    live.add(id(version))
+                    version = getattr(version, "key", None)
+        for upload in list(bucket.multiparts.values()):
+            live.update(id(part) for part in list(upload.parts.values()))
+    tracked = FakeKey.instances_tracked  # type: ignore[attr-defined]
+    n = len(tracked)
+    snapshot, keep, closed = tracked[:n], [], 0
+    for key in snapshot:
+        # referenced by `tracked`, `snapshot`, `key` and getrefcount's argument: by nothing else
+        if id(key) in live or sys.getrefcount(key) > _UNREFERENCED:
+            keep.append(key)
+        else:
+            key.dispose()
+            closed += 1
+    tracked[:n] = keep  # one slice assignment: keys made meanwhile stay after it
+    return closed
+
+
+_UNREFERENCED = 4
+
+
 def _untrack_dead_models() -> int:
     """moto appends every model it creates (each SQS message, sent email, SMS, execution...) to a
     class-level `instances_tracked` list that only a full reset empties: the biggest leak of all.
     Only moto's debug dashboard (/moto-api/data.json) reads it, and reset replaces it, so the
-    emulator empties it (S3's stays: moto closes its keys' files from that list)."""
+    emulator empties it (but for S3's keys and uploads, whose files a reset closes from that list:
+    _close_dead_s3_keys)."""
     from moto.core.model_instances import model_data
 
     dropped = 0
     for service, models in list(model_data.items()):
-        if service == "s3":
-            continue
-        for model in list(models.values()):
+        for name, model in list(models.items()):
+            if service == "s3" and name in ("FakeKey", "FakeMultipart"):
+                continue
             tracked = getattr(model, "instances_tracked", None)
             if tracked:
                 n = len(tracked)

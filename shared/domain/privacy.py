@@ -31,6 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.platform import keys
 
 DAY_S = 86400
+# A table export (the monthly report's input) is a full copy of the customer data: the analytics
+# bucket's lifecycle rule deletes it this many days after it was written (infra/description.py).
+EXPORT_RETENTION_DAYS = 30
 
 
 class DataRetention(BaseModel):

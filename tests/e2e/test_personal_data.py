@@ -19,6 +19,7 @@ import boto3
 import pytest
 
 from infra import description as d
+from infra.local.emulator import resource_name
 from shared.adapters.offer_store import OfferStore
 from shared.domain.journey_decisions import execution_name
 from tests.e2e.conftest import Local
@@ -183,3 +184,16 @@ def test_an_erased_customer_leaves_nothing_and_is_not_brought_back(local: Local)
     assert len(_sent_to(local, ADA)) == emails_before
     # And Bob's export is as it was (his messages go on, his data is untouched)
     assert _export(local, f"u:{BOB}") == bob_before
+
+
+def test_the_emulators_buckets_carry_the_stacks_lifecycle_rules(local: Local) -> None:
+    """Erasure leans on exports/ expiring within 30 days (shared/services/privacy/erase.py): the
+    emulator's buckets carry the rules the stack states, and its sweeper runs them (moto does not;
+    tests/integration/test_local_s3_lifecycle.py)."""
+    kwargs, health = _aws(local)
+    s3 = boto3.client("s3", **kwargs)
+    for bucket, rules in (
+        (resource_name("analytics", "bucket"), d.ANALYTICS_LIFECYCLE),
+        (health["templates_bucket"], d.TEMPLATES_LIFECYCLE),
+    ):
+        assert s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"] == [e.s3_rule() for e in rules]

@@ -27,12 +27,11 @@ from typing import Any
 
 from shared.adapters.privacy_store import PrivacyStore
 from shared.domain.journey_decisions import execution_name
-from shared.domain.privacy import Subject, journey_instance, scrub_forward
+from shared.domain.privacy import EXPORT_RETENTION_DAYS, Subject, journey_instance, scrub_forward
 from shared.platform import clock, keys
 from shared.services.privacy.collect import Collected, Who, collect, resolve
 
 logger = logging.getLogger("boomerang")
-EXPORT_EXPIRY_DAYS = 30  # infra/constructs/analytics.py: exports/ expire after 30 days
 
 
 @dataclass
@@ -45,7 +44,7 @@ class Erasure:
     partners_to_notify: list[str] = field(default_factory=list)
     executions_stopped: int = 0
     tombstones: int = 0
-    exports_expire_within_days: int = EXPORT_EXPIRY_DAYS
+    exports_expire_within_days: int = EXPORT_RETENTION_DAYS
 
     def as_dict(self) -> dict[str, Any]:
         return {
