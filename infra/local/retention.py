@@ -389,7 +389,7 @@ def _close_dead_s3_keys(backend: Any) -> int:
     live: set[int] = set()
     for bucket in list(backend.buckets.values()):
         for _, versions in list(bucket.keys.iterlists()):
-            for version in versions:
+            for version in versions or ():  # (None: a key deleted while we listed)
                 while version is not None:  # a delete marker holds the key it hides
                     live.add(id(version))
                     version = getattr(version, "key", None)
