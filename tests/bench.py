@@ -29,8 +29,9 @@
    (encrypt + VAPID sign + POST to the local push service) and the size of the site's scripts.
 13. faults (`python -m tests.bench faults`, tests/bench_faults.py): the claim's hand-off write per
    send, and the sender-reputation count and window read.
-14. the emulator's memory (`python -m tests.bench emulator`, tests/bench_emulator.py): resident
-   memory per 1,000 events of a 5,000-event `boomerang local` run through its front door, and in
+14. the emulator's memory (`python -m tests.bench emulator`, tests/bench_emulator.py): VmRSS block
+   by block of a `boomerang local` run fed a fixed population's sessions through its front door
+   (~100 Boomerang days), its growth per 1,000 events after a 45-day warm-up (bound: 5 MB), and in
    process with and without its retention sweeper.
 15. what it costs on AWS (`python -m tests.bench cost`, tests/bench_cost.py): $ per 1M events of a
    stated mix, per 1M cart journeys, per 1M broadcast emails and per 1,000 messages, by service,
