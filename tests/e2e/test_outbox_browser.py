@@ -17,6 +17,7 @@ SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 
 
 def test_outbox_page_shows_a_message_as_it_arrives(local: Local) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     user = f"page-{uuid.uuid4().hex[:8]}"
@@ -59,16 +60,22 @@ def test_outbox_page_shows_a_message_as_it_arrives(local: Local) -> None:
         )
         assert status == 200
 
-        # Then, without reloading, the page shows the email
+        # Then, without reloading, the page shows the email, and its journey once recorded (just
+        # after the send: the page redraws the card, so it may first read "? / ?")
         deadline = time.monotonic() + 60
         card = None
-        while card is None and time.monotonic() < deadline:
-            cards = [
-                c
-                for c in browser.find_elements(By.CSS_SELECTOR, "article.msg.email")
-                if f"{user}@example.com" in c.find_element(By.CSS_SELECTOR, ".to").text
-            ]
-            card = cards[0] if cards else None
+        while time.monotonic() < deadline:
+            try:
+                cards = [
+                    c
+                    for c in browser.find_elements(By.CSS_SELECTOR, "article.msg.email")
+                    if f"{user}@example.com" in c.find_element(By.CSS_SELECTOR, ".to").text
+                ]
+                card = cards[0] if cards else None
+                if card is not None and "?" not in card.find_element(By.CSS_SELECTOR, ".journey").text:
+                    break
+            except StaleElementReferenceException:
+                card = None  # redrawn while we read it
             time.sleep(0.3)
         assert card is not None, "the email never appeared on the page"
         assert "Grace" in card.find_element(By.CSS_SELECTOR, ".subject").text
